@@ -1,0 +1,1 @@
+//! Examples of hype live in this package's examples.

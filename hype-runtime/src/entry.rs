@@ -1,0 +1,433 @@
+//! `hype-run`: the entrypoint that executes one call inside a container or
+//! child process.
+//!
+//! `hype-run <call>` where `<call>` is `inline:<base64>` or a staging URI of
+//! a call envelope. It decodes the call, checks the function's ID and
+//! signature against this binary's registry, fetches staged arguments, runs
+//! the function (on a tokio runtime if it is `async`), catches a panic,
+//! writes the outcome envelope to `HYPE_TERMINATION_MESSAGE_PATH` (default
+//! `/dev/termination-log`) inline or as a staged outcome object, and exits:
+//!
+//! | exit | meaning |
+//! |---|---|
+//! | 0 | the function returned (the outcome holds the value) |
+//! | 101 | the function panicked (the outcome holds message and location) |
+//! | 64–74 | the call could not be run; see [`Failure::exit_code`] (a failure outcome is written when possible) |
+//! | 72 | the outcome itself could not be written |
+//!
+//! Every failure also prints one line starting `hype-run:` on stderr.
+//! `hype-run --list` prints the registered functions and their signatures.
+
+use std::cell::RefCell;
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use crate::error::Error;
+use crate::registry::Registry;
+use crate::remote::{Invoke, RemoteFn};
+use crate::staging::{self, Staging};
+use crate::wire::{
+    self, CallEnvelope, EXIT_OUTCOME_UNWRITABLE, EXIT_PANICKED, Failure, Outcome, OutcomeEnvelope,
+    Payload, Reference, TERMINATION_MESSAGE_LIMIT,
+};
+
+/// The name the entrypoint answers to, as argv[0] basename or first argument.
+pub const HYPE_RUN: &str = "hype-run";
+/// Where the termination message goes unless `HYPE_TERMINATION_MESSAGE_PATH` says.
+pub const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
+
+/// How a registered function is executed: decode arguments, run, encode.
+pub(crate) type ExecuteFn = fn(&[u8]) -> Executed;
+
+/// What executing a function's body gave.
+#[derive(Debug)]
+pub(crate) enum Executed {
+    Returned(Vec<u8>),
+    Panicked {
+        message: String,
+        location: Option<String>,
+    },
+    Failed(Failure),
+}
+
+/// If this process was started as `hype-run` (argv[0] basename `hype-run`,
+/// or first argument `hype-run`), executes the call and exits with its code;
+/// otherwise returns and the program goes on. `#[hype::main]` calls this
+/// first; call it yourself at the top of `main` if you do not use the
+/// attribute.
+pub fn dispatch_if_hype_run() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if let Some(rest) = hype_run_arguments(&args) {
+        let code = run(rest);
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        std::process::exit(code);
+    }
+}
+
+/// The arguments after `hype-run`, if the command line invokes it.
+pub fn hype_run_arguments(args: &[OsString]) -> Option<&[OsString]> {
+    let first = args.first()?;
+    let basename = std::path::Path::new(first).file_name()?;
+    if basename == HYPE_RUN {
+        return Some(&args[1..]);
+    }
+    if args.get(1).is_some_and(|a| a == HYPE_RUN) {
+        return Some(&args[2..]);
+    }
+    None
+}
+
+thread_local! {
+    static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let location = info.location().map(|l| l.to_string());
+            PANIC_LOCATION.with(|cell| *cell.borrow_mut() = location);
+            previous(info);
+        }));
+    });
+}
+
+fn runtime() -> Result<&'static tokio::runtime::Runtime, Error> {
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|err| err.to_string())
+        })
+        .as_ref()
+        .map_err(|err| Error::Config {
+            message: format!("cannot start a tokio runtime: {err}"),
+        })
+}
+
+/// Runs a registered function: the monomorphised body of
+/// [`crate::registry::Registration::execute`].
+pub(crate) fn execute<F: RemoteFn>(payload: &[u8]) -> Executed {
+    let args: F = match wire::decode_value(F::ID, "arguments", payload) {
+        Ok(args) => args,
+        Err(err) => return Executed::Failed(Failure::from_error(&err)),
+    };
+    PANIC_LOCATION.with(|cell| cell.borrow_mut().take());
+    let caught = panic::catch_unwind(AssertUnwindSafe(|| match args.invoke() {
+        Invoke::Ready(value) => Ok(value),
+        Invoke::Pending(future) => runtime().map(|rt| rt.block_on(future)),
+    }));
+    match caught {
+        Ok(Ok(value)) => match wire::encode_value(F::ID, "result", &value) {
+            Ok(bytes) => Executed::Returned(bytes),
+            Err(err) => Executed::Failed(Failure::from_error(&err)),
+        },
+        Ok(Err(err)) => Executed::Failed(Failure::Staging {
+            message: err.to_string(),
+        }),
+        Err(payload) => Executed::Panicked {
+            message: panic_message(payload.as_ref()),
+            location: PANIC_LOCATION.with(|cell| cell.borrow_mut().take()),
+        },
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any> (a panic payload that is not a string)".to_owned()
+    }
+}
+
+/// Executes `hype-run` with the arguments after `hype-run` and returns the
+/// exit code.
+pub fn run(args: &[OsString]) -> i32 {
+    install_panic_hook();
+    let execution_id = std::env::var("HYPE_EXECUTION_ID")
+        .unwrap_or_else(|_| format!("hype-run-{}", std::process::id()));
+    let termination_path = std::env::var_os("HYPE_TERMINATION_MESSAGE_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_TERMINATION_MESSAGE_PATH));
+    let mut ctx = Context {
+        execution_id,
+        termination_path,
+        function: String::new(),
+        staging: None,
+    };
+
+    let call_text = match parse_args(args) {
+        Ok(Command::List) => return list(),
+        Ok(Command::Run(text)) => text,
+        Err(err) => return ctx.fail(&err),
+    };
+    let outcome = match ctx.prepare_and_execute(&call_text) {
+        Ok(outcome) => outcome,
+        Err(err) => return ctx.fail(&err),
+    };
+    ctx.finish(outcome)
+}
+
+enum Command {
+    List,
+    Run(String),
+}
+
+fn parse_args(args: &[OsString]) -> Result<Command, Error> {
+    let usage = "usage: hype-run inline:<base64> | hype-run <staging URI> | hype-run --list";
+    match args {
+        [one] if one == "--list" => Ok(Command::List),
+        [one] => one
+            .to_str()
+            .map(|s| Command::Run(s.to_owned()))
+            .ok_or_else(|| Error::BadInvocation {
+                message: format!("the call argument is not UTF-8; {usage}"),
+            }),
+        _ => Err(Error::BadInvocation {
+            message: format!("expected exactly one argument, got {}; {usage}", args.len()),
+        }),
+    }
+}
+
+fn list() -> i32 {
+    match Registry::global() {
+        Ok(registry) => {
+            let mut out = std::io::stdout().lock();
+            for id in registry.ids() {
+                if let Some(reg) = registry.get(id) {
+                    let _ = writeln!(out, "{id}\t{:016x}", reg.signature);
+                }
+            }
+            0
+        }
+        Err(err) => {
+            eprintln!("hype-run: {err}");
+            Failure::from_error(&err).exit_code()
+        }
+    }
+}
+
+struct Context {
+    execution_id: String,
+    termination_path: PathBuf,
+    function: String,
+    staging: Option<Arc<dyn Staging>>,
+}
+
+impl Context {
+    fn prepare_and_execute(&mut self, call_text: &str) -> Result<Outcome, Error> {
+        let envelope = self.load_call(call_text)?;
+        self.function.clone_from(&envelope.function);
+        if let Some(location) = &envelope.staging {
+            self.staging = Some(staging::open(location)?);
+        }
+        let registry = Registry::global()?;
+        let Some(registration) = registry.get(&envelope.function) else {
+            return Err(Error::UnknownFunction {
+                function: envelope.function.clone(),
+                execution_id: self.execution_id.clone(),
+                known: registry
+                    .ids()
+                    .into_iter()
+                    .take(20)
+                    .map(str::to_owned)
+                    .collect(),
+            });
+        };
+        if registration.signature != envelope.signature {
+            return Err(Error::SignatureMismatch {
+                function: envelope.function.clone(),
+                expected: envelope.signature,
+                found: registration.signature,
+                execution_id: self.execution_id.clone(),
+            });
+        }
+        let arguments = match envelope.payload {
+            Payload::Inline(bytes) => bytes.into_vec(),
+            Payload::Staged(blob) => {
+                let store = self.store_for(&blob.uri)?;
+                runtime()?.block_on(store.get_blob(&blob))?
+            }
+        };
+        tracing::debug!(function = %envelope.function, execution_id = %self.execution_id, "executing");
+        Ok(match (registration.execute)(&arguments) {
+            Executed::Returned(bytes) => Outcome::Returned(self.result_payload(bytes)?),
+            Executed::Panicked { message, location } => Outcome::Panicked { message, location },
+            Executed::Failed(failure) => Outcome::Failed(failure),
+        })
+    }
+
+    fn load_call(&self, call_text: &str) -> Result<CallEnvelope, Error> {
+        let bytes = match Reference::parse(call_text)
+            .map_err(|err| Error::malformed("call", err.to_string()))?
+        {
+            Reference::Inline(bytes) => bytes,
+            Reference::Object(uri) => {
+                let store = self.store_for(&uri)?;
+                let bytes = runtime()?.block_on(store.get_object(&uri))?;
+                if let Some(hex) = staging::digest_in_uri(&uri) {
+                    let blob = wire::BlobRef {
+                        uri: uri.clone(),
+                        len: bytes.len() as u64,
+                        sha256: hex.to_owned(),
+                    };
+                    staging::verify(&blob, &bytes)?;
+                }
+                bytes
+            }
+        };
+        wire::decode_call(&bytes)
+    }
+
+    /// The store an object URI lives in: the call's staging location when
+    /// the URI is under it, else the store its scheme names.
+    fn store_for(&self, uri: &str) -> Result<Arc<dyn Staging>, Error> {
+        if let Some(store) = &self.staging {
+            if uri.starts_with(store.location()) {
+                return Ok(store.clone());
+            }
+        }
+        match uri.rsplit_once("/blobs/sha256/") {
+            Some((location, _)) => staging::open(location),
+            None => staging::open(&parent_location(uri)),
+        }
+    }
+
+    fn result_payload(&self, bytes: Vec<u8>) -> Result<Payload, Error> {
+        let probe = OutcomeEnvelope {
+            function: self.function.clone(),
+            execution_id: self.execution_id.clone(),
+            outcome: Outcome::Returned(Payload::Inline(wire::Bytes::new())),
+        };
+        let overhead = wire::encode_outcome(&probe)?.len() + 5;
+        if wire::inline_text_len(overhead + bytes.len()) <= TERMINATION_MESSAGE_LIMIT {
+            return Ok(Payload::Inline(wire::Bytes::from(bytes)));
+        }
+        let Some(store) = &self.staging else {
+            return Err(Error::Staging {
+                operation: "write",
+                uri: String::new(),
+                message: format!(
+                    "the result ({} bytes) is too large for a termination message and the call names no staging location",
+                    bytes.len()
+                ),
+                source: None,
+            });
+        };
+        Ok(Payload::Staged(runtime()?.block_on(store.put_blob(bytes))?))
+    }
+
+    fn fail(&mut self, err: &Error) -> i32 {
+        let failure = Failure::from_error(err);
+        let code = failure.exit_code();
+        eprintln!("hype-run: {}", one_line(&err.to_string()));
+        if self.finish(Outcome::Failed(failure)) == EXIT_OUTCOME_UNWRITABLE {
+            return EXIT_OUTCOME_UNWRITABLE;
+        }
+        code
+    }
+
+    /// Writes the outcome and gives the exit code.
+    fn finish(&mut self, outcome: Outcome) -> i32 {
+        let code = match &outcome {
+            Outcome::Returned(_) => 0,
+            Outcome::Panicked { message, location } => {
+                eprintln!(
+                    "hype-run: remote function {} panicked{}: {}",
+                    self.function,
+                    location
+                        .as_deref()
+                        .map(|l| format!(" at {l}"))
+                        .unwrap_or_default(),
+                    one_line(message)
+                );
+                EXIT_PANICKED
+            }
+            Outcome::Failed(failure) => failure.exit_code(),
+        };
+        let envelope = OutcomeEnvelope {
+            function: self.function.clone(),
+            execution_id: self.execution_id.clone(),
+            outcome,
+        };
+        match self.write_outcome(&envelope) {
+            Ok(()) => code,
+            Err(err) => {
+                eprintln!(
+                    "hype-run: cannot write the outcome to {}: {}",
+                    self.termination_path.display(),
+                    one_line(&err.to_string())
+                );
+                EXIT_OUTCOME_UNWRITABLE
+            }
+        }
+    }
+
+    fn write_outcome(&self, envelope: &OutcomeEnvelope) -> Result<(), Error> {
+        let bytes = wire::encode_outcome(envelope)?;
+        let text = if wire::inline_text_len(bytes.len()) <= TERMINATION_MESSAGE_LIMIT {
+            Reference::Inline(bytes).to_string()
+        } else if let Some(store) = &self.staging {
+            runtime()?.block_on(store.put_outcome(&self.execution_id, bytes))?
+        } else {
+            // No store: keep the envelope inline by shortening what can be shortened.
+            let mut envelope = envelope.clone();
+            if let Outcome::Panicked { message, .. } = &mut envelope.outcome {
+                message.truncate(wire::FAILURE_MESSAGE_LIMIT);
+            }
+            Reference::Inline(wire::encode_outcome(&envelope)?).to_string()
+        };
+        std::fs::write(&self.termination_path, text).map_err(|err| {
+            Error::staging("write", self.termination_path.display().to_string(), err)
+        })
+    }
+}
+
+fn parent_location(uri: &str) -> String {
+    uri.rsplit_once('/')
+        .map(|(p, _)| p.to_owned())
+        .unwrap_or_default()
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn recognises_both_invocations() {
+        let a = os(&["/usr/local/bin/hype-run", "inline:AA=="]);
+        assert_eq!(hype_run_arguments(&a).unwrap(), &a[1..]);
+        let b = os(&["./my-binary", "hype-run", "inline:AA=="]);
+        assert_eq!(hype_run_arguments(&b).unwrap(), &b[2..]);
+        assert!(hype_run_arguments(&os(&["./my-binary", "--flag"])).is_none());
+        assert!(hype_run_arguments(&os(&["./hype-runner"])).is_none());
+        assert!(hype_run_arguments(&[]).is_none());
+    }
+
+    #[test]
+    fn argv_errors_are_bad_invocations() {
+        assert!(matches!(parse_args(&[]), Err(Error::BadInvocation { .. })));
+        assert!(matches!(
+            parse_args(&os(&["a", "b"])),
+            Err(Error::BadInvocation { .. })
+        ));
+        assert!(matches!(parse_args(&os(&["--list"])), Ok(Command::List)));
+    }
+}

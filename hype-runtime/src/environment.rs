@@ -1,0 +1,423 @@
+//! Where and with what a call runs: [`RunEnvironment`] (image, secrets,
+//! volumes, resources, env vars, timeout, base pod), [`Secret`],
+//! [`VolumeRequest`] and [`VolumeMount`].
+//!
+//! Environments are values: every builder returns a new one, and clones
+//! are cheap (one `Arc`), so one environment can be shared by many calls.
+//! Runners read what applies to them: the local runner maps secrets and
+//! volumes to local directories (see [`crate::mounts`]) and ignores the
+//! image and resource settings; the Kubernetes runner uses all of it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// The timeout of an environment that sets none: one hour. Every call has
+/// a bound; raise it with [`RunEnvironment::with_timeout`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// Where and with what a call runs.
+///
+/// ```
+/// use std::time::Duration;
+/// use hype_runtime::{RunEnvironment, Secret, VolumeRequest};
+///
+/// let ssd = VolumeRequest::new("gce-ssd-pd", "10Gi");
+/// let env = RunEnvironment::new("gcr.io/my-project/env-image:1")
+///     .with_secret(Secret::new("gcp-key", "/etc/gcloud"))
+///     .with_mount(ssd.mount_read_only("/data"))
+///     .with_request("cpu", "750m")
+///     .with_limit("memory", "2Gi")
+///     .with_env("RUST_LOG", "info")
+///     .with_timeout(Duration::from_secs(600));
+/// assert_eq!(env.image(), Some("gcr.io/my-project/env-image:1"));
+/// assert_eq!(env.requests().get("cpu").map(String::as_str), Some("750m"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RunEnvironment {
+    inner: Arc<Settings>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Settings {
+    image: Option<String>,
+    secrets: Vec<Secret>,
+    mounts: Vec<VolumeMount>,
+    requests: BTreeMap<String, String>,
+    limits: BTreeMap<String, String>,
+    env: Vec<(String, String)>,
+    timeout: Option<Duration>,
+    base_pod: Option<BasePod>,
+}
+
+/// A base pod read by [`RunEnvironment::from_yaml`]: the YAML text, kept as
+/// written; the Kubernetes runner parses and merges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BasePod {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The file's contents.
+    pub yaml: Arc<str>,
+}
+
+impl RunEnvironment {
+    /// An environment whose calls run in containers of `image` (Docker and
+    /// Kubernetes runners; the local runner ignores the image).
+    pub fn new(image: impl Into<String>) -> Self {
+        let mut env = RunEnvironment::default();
+        Arc::make_mut(&mut env.inner).image = Some(image.into());
+        env
+    }
+
+    /// An environment without an image: for the local runner, where calls
+    /// run as child processes of this binary.
+    pub fn local() -> Self {
+        RunEnvironment::default()
+    }
+
+    /// An environment from a base pod in a YAML file, as spotify/hype's
+    /// `RunEnvironment.fromYaml`: the pod must have a container named
+    /// `hype-run` without an image (checked by the Kubernetes runner, which
+    /// takes the image from [`RunEnvironment::with_image`]).
+    pub fn from_yaml(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let yaml = std::fs::read_to_string(path).map_err(|err| Error::Config {
+            message: format!("cannot read base pod YAML {}: {err}", path.display()),
+        })?;
+        let mut env = RunEnvironment::default();
+        Arc::make_mut(&mut env.inner).base_pod = Some(BasePod {
+            path: path.to_owned(),
+            yaml: yaml.into(),
+        });
+        Ok(env)
+    }
+
+    fn with(mut self, change: impl FnOnce(&mut Settings)) -> Self {
+        change(Arc::make_mut(&mut self.inner));
+        self
+    }
+
+    /// The same environment with another image.
+    pub fn with_image(self, image: impl Into<String>) -> Self {
+        let image = image.into();
+        self.with(|s| s.image = Some(image))
+    }
+
+    /// Mounts a secret read-only (Kubernetes: a secret volume; local: a
+    /// directory, see [`crate::mounts`]).
+    pub fn with_secret(self, secret: Secret) -> Self {
+        self.with(|s| s.secrets.push(secret))
+    }
+
+    /// Mounts a volume read-write or read-only.
+    pub fn with_mount(self, mount: VolumeMount) -> Self {
+        self.with(|s| s.mounts.push(mount))
+    }
+
+    /// Requests an amount of a resource (`"cpu"`, `"750m"`), as in a
+    /// container's `resources.requests`. A later request of the same
+    /// resource replaces the earlier one.
+    pub fn with_request(self, resource: impl Into<String>, amount: impl Into<String>) -> Self {
+        let (resource, amount) = (resource.into(), amount.into());
+        self.with(|s| {
+            s.requests.insert(resource, amount);
+        })
+    }
+
+    /// Limits a resource (`"memory"`, `"2Gi"`), as in `resources.limits`.
+    pub fn with_limit(self, resource: impl Into<String>, amount: impl Into<String>) -> Self {
+        let (resource, amount) = (resource.into(), amount.into());
+        self.with(|s| {
+            s.limits.insert(resource, amount);
+        })
+    }
+
+    /// Sets an environment variable for the call. A later value of the same
+    /// key replaces the earlier one.
+    pub fn with_env(self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let (key, value) = (key.into(), value.into());
+        self.with(|s| {
+            s.env.retain(|(k, _)| *k != key);
+            s.env.push((key, value));
+        })
+    }
+
+    /// Stops the call and fails it with [`Error::Timeout`] when it has not
+    /// finished after `timeout` ([`DEFAULT_TIMEOUT`] when not set).
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        self.with(|s| s.timeout = Some(timeout))
+    }
+
+    /// The image, if any.
+    pub fn image(&self) -> Option<&str> {
+        self.inner.image.as_deref()
+    }
+
+    /// The secrets to mount.
+    pub fn secrets(&self) -> &[Secret] {
+        &self.inner.secrets
+    }
+
+    /// The volumes to mount.
+    pub fn mounts(&self) -> &[VolumeMount] {
+        &self.inner.mounts
+    }
+
+    /// Resource requests by resource name.
+    pub fn requests(&self) -> &BTreeMap<String, String> {
+        &self.inner.requests
+    }
+
+    /// Resource limits by resource name.
+    pub fn limits(&self) -> &BTreeMap<String, String> {
+        &self.inner.limits
+    }
+
+    /// Environment variables, in the order they were set.
+    pub fn env_vars(&self) -> &[(String, String)] {
+        &self.inner.env
+    }
+
+    /// The timeout of each call.
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    /// The base pod, if the environment came from YAML.
+    pub fn base_pod(&self) -> Option<&BasePod> {
+        self.inner.base_pod.as_ref()
+    }
+
+    /// Checks what every runner needs: valid env var names, secret and
+    /// volume names, absolute and distinct mount paths, a non-zero timeout.
+    /// Reports every problem at once.
+    pub fn validate(&self) -> Result<(), Error> {
+        let mut problems = Vec::new();
+        for (key, value) in &self.inner.env {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                problems.push(format!(
+                    "env var name {key:?} is invalid: it must be non-empty without '=' or NUL"
+                ));
+            }
+            if value.contains('\0') {
+                problems.push(format!("env var {key} contains a NUL byte"));
+            }
+        }
+        let mut paths: Vec<&Path> = Vec::new();
+        for secret in &self.inner.secrets {
+            if let Err(why) = check_dns_subdomain(&secret.name) {
+                problems.push(format!("secret name {:?} {why}", secret.name));
+            }
+            paths.push(&secret.mount_path);
+        }
+        for mount in &self.inner.mounts {
+            if let Err(why) = check_dns_subdomain(&mount.volume.name) {
+                problems.push(format!("volume name {:?} {why}", mount.volume.name));
+            }
+            paths.push(&mount.mount_path);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for path in paths {
+            if !path.is_absolute() {
+                problems.push(format!("mount path {} is not absolute", path.display()));
+            }
+            if !seen.insert(path) {
+                problems.push(format!(
+                    "mount path {} is used more than once",
+                    path.display()
+                ));
+            }
+        }
+        if self.inner.timeout == Some(Duration::ZERO) {
+            problems.push("timeout is zero".to_owned());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidEnvironment { problems })
+        }
+    }
+}
+
+/// Checks a Kubernetes object name (DNS-1123 subdomain): what secrets and
+/// claims must be called on a cluster, so a name that works locally also
+/// works there.
+fn check_dns_subdomain(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 253 {
+        return Err("must be 1 to 253 characters");
+    }
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    let ok_ends = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !ok_chars || !ok_ends(name.as_bytes()[0]) || !ok_ends(name.as_bytes()[name.len() - 1]) {
+        return Err(
+            "is not a valid Kubernetes name: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",
+        );
+    }
+    Ok(())
+}
+
+/// A Kubernetes secret mounted read-only at a path in the container.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Secret {
+    /// The secret's name.
+    pub name: String,
+    /// Where its keys appear as files.
+    pub mount_path: PathBuf,
+}
+
+impl Secret {
+    /// The secret `name`, mounted at `mount_path`.
+    pub fn new(name: impl Into<String>, mount_path: impl Into<PathBuf>) -> Self {
+        Secret {
+            name: name.into(),
+            mount_path: mount_path.into(),
+        }
+    }
+}
+
+/// How long a requested volume lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VolumeLifetime {
+    /// Created for this submitter and deleted when it closes, unless
+    /// [`VolumeRequest::keep_on_exit`].
+    Transient,
+    /// Created if missing, reused if present, never deleted by hype.
+    Persistent,
+}
+
+/// A volume (a persistent volume claim on Kubernetes, a directory locally).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VolumeRequest {
+    /// The claim's name: `hype-request-<random8>` for transient requests.
+    pub name: String,
+    /// The storage class (`storageClassName`).
+    pub storage_class: String,
+    /// The requested size (`"10Gi"`).
+    pub size: String,
+    /// Transient or persistent.
+    pub lifetime: VolumeLifetime,
+    /// Keep a transient volume when the submitter closes.
+    pub keep_on_exit: bool,
+}
+
+impl VolumeRequest {
+    /// A transient volume, named `hype-request-<random8>`, deleted when the
+    /// submitter closes.
+    pub fn new(storage_class: impl Into<String>, size: impl Into<String>) -> Self {
+        VolumeRequest {
+            name: format!("hype-request-{}", crate::ids::random_suffix(8)),
+            storage_class: storage_class.into(),
+            size: size.into(),
+            lifetime: VolumeLifetime::Transient,
+            keep_on_exit: false,
+        }
+    }
+
+    /// A named volume: created if missing, reused when it exists, and kept.
+    pub fn persistent(
+        name: impl Into<String>,
+        storage_class: impl Into<String>,
+        size: impl Into<String>,
+    ) -> Self {
+        VolumeRequest {
+            name: name.into(),
+            storage_class: storage_class.into(),
+            size: size.into(),
+            lifetime: VolumeLifetime::Persistent,
+            keep_on_exit: true,
+        }
+    }
+
+    /// Keeps this volume when the submitter closes.
+    pub fn keep_on_exit(mut self) -> Self {
+        self.keep_on_exit = true;
+        self
+    }
+
+    /// Mounts the volume read-write at `path`.
+    pub fn mount_read_write(&self, path: impl Into<PathBuf>) -> VolumeMount {
+        VolumeMount {
+            volume: self.clone(),
+            mount_path: path.into(),
+            read_only: false,
+        }
+    }
+
+    /// Mounts the volume read-only at `path`.
+    pub fn mount_read_only(&self, path: impl Into<PathBuf>) -> VolumeMount {
+        VolumeMount {
+            volume: self.clone(),
+            mount_path: path.into(),
+            read_only: true,
+        }
+    }
+}
+
+/// A volume mounted at a path, read-write or read-only.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VolumeMount {
+    /// The volume.
+    pub volume: VolumeRequest,
+    /// Where it appears.
+    pub mount_path: PathBuf,
+    /// Whether writes are refused.
+    pub read_only: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builders_return_new_values_and_share_nothing_mutable() {
+        let base = RunEnvironment::new("img").with_env("A", "1");
+        let derived = base.clone().with_env("A", "2").with_request("cpu", "1");
+        assert_eq!(base.env_vars(), &[("A".to_owned(), "1".to_owned())]);
+        assert_eq!(derived.env_vars(), &[("A".to_owned(), "2".to_owned())]);
+        assert!(base.requests().is_empty());
+        assert_eq!(base.timeout(), DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn transient_names_are_random_and_valid() {
+        let a = VolumeRequest::new("standard", "1Gi");
+        let b = VolumeRequest::new("standard", "1Gi");
+        assert_ne!(a.name, b.name);
+        assert!(a.name.starts_with("hype-request-"), "{}", a.name);
+        assert_eq!(a.name.len(), "hype-request-".len() + 8);
+        assert!(check_dns_subdomain(&a.name).is_ok());
+        assert!(!a.keep_on_exit && a.clone().keep_on_exit().keep_on_exit);
+        assert!(VolumeRequest::persistent("data", "standard", "1Gi").keep_on_exit);
+    }
+
+    #[test]
+    fn validate_reports_every_problem() {
+        let env = RunEnvironment::local()
+            .with_env("A=B", "x")
+            .with_secret(Secret::new("Bad_Name", "relative/path"))
+            .with_mount(VolumeRequest::persistent("ok", "c", "1Gi").mount_read_only("/data"))
+            .with_mount(VolumeRequest::persistent("ok2", "c", "1Gi").mount_read_only("/data"))
+            .with_timeout(Duration::ZERO);
+        let Err(Error::InvalidEnvironment { problems }) = env.validate() else {
+            panic!("expected InvalidEnvironment");
+        };
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+        assert!(problems[0].contains("A=B"));
+        assert!(problems.iter().any(|p| p.contains("Bad_Name")));
+        assert!(problems.iter().any(|p| p.contains("not absolute")));
+        assert!(problems.iter().any(|p| p.contains("more than once")));
+        assert!(problems.iter().any(|p| p.contains("timeout")));
+        assert!(RunEnvironment::local().validate().is_ok());
+    }
+
+    #[test]
+    fn from_yaml_names_the_missing_file() {
+        let err = RunEnvironment::from_yaml("/nonexistent/pod.yaml").unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/pod.yaml"), "{err}");
+    }
+}

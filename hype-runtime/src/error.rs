@@ -1,0 +1,231 @@
+//! The one error type of hype: what went wrong with a remote call, to what,
+//! and what to do about it.
+//!
+//! Errors of the user's own code are not here: a function returning
+//! `Result<T, E>` gives `Ok(Err(e))` with `E` carried across the wire. A
+//! panic in the user's code is [`Error::RemotePanic`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything that can go wrong between calling a remote function and
+/// holding its result.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The function panicked where it ran.
+    #[error("remote function {function} panicked{}: {message}", location.as_deref().map(|l| format!(" at {l}")).unwrap_or_default())]
+    RemotePanic {
+        /// The function's ID.
+        function: String,
+        /// The panic message (`panic!` payload).
+        message: String,
+        /// `file:line:column` of the panic, when known.
+        location: Option<String>,
+        /// The execution (pod, container or process) that ran it.
+        execution_id: String,
+    },
+
+    /// The binary that received the call has no function with this ID.
+    #[error(
+        "the binary that ran {execution_id} has no remote function {function}: it was probably built from other source than this one (version skew); rebuild the image or worker binary from the same source{}",
+        if known.is_empty() { String::new() } else { format!(" (it knows {} function(s), e.g. {})", known.len(), known.iter().take(3).cloned().collect::<Vec<_>>().join(", ")) }
+    )]
+    UnknownFunction {
+        /// The requested ID.
+        function: String,
+        /// The execution that refused it.
+        execution_id: String,
+        /// Some IDs the remote binary does know.
+        known: Vec<String>,
+    },
+
+    /// The remote binary has the function, with other argument or return types.
+    #[error(
+        "remote function {function} has another signature in the binary that ran {execution_id} (caller {expected:016x}, remote {found:016x}): the image or worker binary was built from other source; rebuild it from the same source"
+    )]
+    SignatureMismatch {
+        /// The function's ID.
+        function: String,
+        /// The caller's signature hash.
+        expected: u64,
+        /// The remote binary's signature hash.
+        found: u64,
+        /// The execution that refused it.
+        execution_id: String,
+    },
+
+    /// Bytes that should be a hype envelope or payload are not one.
+    #[error("malformed {what}: {reason}")]
+    MalformedEnvelope {
+        /// What was being decoded (for example "call envelope").
+        what: String,
+        /// Why it is not valid.
+        reason: String,
+    },
+
+    /// `hype-run` was invoked with the wrong arguments.
+    #[error("bad hype-run invocation: {message}")]
+    BadInvocation {
+        /// What was wrong.
+        message: String,
+    },
+
+    /// A staged object is not where its reference says.
+    #[error(
+        "staged object {uri} does not exist: the staging area was cleaned or points elsewhere; check HYPE_STAGING"
+    )]
+    StagedObjectMissing {
+        /// The object's URI.
+        uri: String,
+    },
+
+    /// A staged blob's bytes do not hash to the digest that names it.
+    #[error(
+        "staged object {uri} is corrupt: expected sha256 {expected} ({expected_len} bytes), found {actual} ({actual_len} bytes); delete it and run again"
+    )]
+    DigestMismatch {
+        /// The object's URI.
+        uri: String,
+        /// The digest its reference names.
+        expected: String,
+        /// The digest of the bytes found.
+        actual: String,
+        /// The length its reference names.
+        expected_len: u64,
+        /// The length found.
+        actual_len: u64,
+    },
+
+    /// The staging store failed.
+    #[error("staging {operation} {uri} failed: {message}")]
+    Staging {
+        /// What was being done ("write", "read", …).
+        operation: &'static str,
+        /// The object or location.
+        uri: String,
+        /// What went wrong.
+        message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// Arguments or a result could not be encoded.
+    #[error("cannot encode the {what} of {function}: {message}")]
+    Encode {
+        /// The function's ID.
+        function: String,
+        /// "arguments" or "result".
+        what: &'static str,
+        /// The serializer's message.
+        message: String,
+    },
+
+    /// Arguments or a result could not be decoded into their Rust type.
+    #[error("cannot decode the {what} of {function}: {message}")]
+    Decode {
+        /// The function's ID.
+        function: String,
+        /// "arguments" or "result".
+        what: &'static str,
+        /// The deserializer's message.
+        message: String,
+    },
+
+    /// The call did not finish within the environment's timeout.
+    #[error(
+        "remote function {function} ({execution_id}) did not finish within {after:?}; it was stopped. Raise RunEnvironment::with_timeout if it needs longer"
+    )]
+    Timeout {
+        /// The function's ID.
+        function: String,
+        /// The execution that was stopped.
+        execution_id: String,
+        /// The timeout.
+        after: Duration,
+    },
+
+    /// The call was stopped before it finished by something other than its
+    /// caller: the submitter was closed, or the execution was killed from
+    /// outside.
+    #[error("remote function {function} ({execution_id}) was cancelled: {reason}")]
+    Cancelled {
+        /// The function's ID.
+        function: String,
+        /// The execution that was stopped.
+        execution_id: String,
+        /// Who or what stopped it.
+        reason: String,
+    },
+
+    /// The execution ended without a readable outcome.
+    #[error("remote function {function} ({execution_id}) failed: {status}{}", if stderr_tail.is_empty() { String::new() } else { format!("; its stderr ended with:\n{stderr_tail}") })]
+    RunnerFailed {
+        /// The function's ID.
+        function: String,
+        /// The execution.
+        execution_id: String,
+        /// How it ended (exit status, signal, or the runner's word).
+        status: String,
+        /// The last lines the execution wrote to stderr.
+        stderr_tail: String,
+    },
+
+    /// The execution could not be started.
+    #[error("cannot start {program}: {message}")]
+    Spawn {
+        /// What was started.
+        program: PathBuf,
+        /// Why it failed.
+        message: String,
+    },
+
+    /// Two remote functions in one binary share an ID.
+    #[error("duplicate remote function ID(s) {}: give one of each pair another name with #[hype::remote(name = \"...\")]", ids.join(", "))]
+    DuplicateFunction {
+        /// The IDs registered more than once.
+        ids: Vec<String>,
+    },
+
+    /// A `RunEnvironment` asks for something this runner cannot give.
+    #[error("invalid run environment: {}", problems.join("; "))]
+    InvalidEnvironment {
+        /// Every problem found, not only the first.
+        problems: Vec<String>,
+    },
+
+    /// hype's configuration (`HYPE_CLUSTER`, `HYPE_STAGING`, a submitter
+    /// setting) is invalid or names a backend that is not compiled in.
+    #[error("configuration: {message}")]
+    Config {
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn staging(
+        operation: &'static str,
+        uri: impl Into<String>,
+        err: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error::Staging {
+            operation,
+            uri: uri.into(),
+            message: err.to_string(),
+            source: Some(Arc::new(err)),
+        }
+    }
+
+    pub(crate) fn malformed(what: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::MalformedEnvelope {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

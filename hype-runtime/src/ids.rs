@@ -1,0 +1,89 @@
+//! Names hype makes up: execution IDs and random suffixes, valid as
+//! Kubernetes object names (DNS-1123 labels).
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+
+/// `len` random characters from `[0-9a-z]`. Not cryptographic: names only
+/// need to differ, and `RandomState` is seeded per process by the OS.
+pub fn random_suffix(len: usize) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+        );
+        let mut bits = hasher.finish();
+        for _ in 0..12 {
+            if out.len() == len {
+                break;
+            }
+            out.push(ALPHABET[(bits % 36) as usize] as char);
+            bits /= 36;
+        }
+    }
+    out
+}
+
+/// An execution ID for a call of `function_id`: `hype-<name>-<random8>`,
+/// where `<name>` is the function's last path segment made DNS-safe. At
+/// most 63 characters, a valid DNS-1123 label.
+pub fn execution_id(function_id: &str) -> String {
+    let name = function_id.rsplit("::").next().unwrap_or(function_id);
+    let mut safe: String = name
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' => c,
+            'A'..='Z' => c.to_ascii_lowercase(),
+            _ => '-',
+        })
+        .collect();
+    safe.truncate(40);
+    let safe = safe.trim_matches('-');
+    if safe.is_empty() {
+        format!("hype-{}", random_suffix(8))
+    } else {
+        format!("hype-{safe}-{}", random_suffix(8))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_dns_label(s: &str) -> bool {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    }
+
+    #[test]
+    fn execution_ids_are_dns_labels() {
+        for id in [
+            "my_crate::word_count",
+            "x::Ünïcode_Fn",
+            "a::___",
+            "weird-name::with::a_very_long_function_name_that_goes_on_and_on_and_on",
+        ] {
+            let exec = execution_id(id);
+            assert!(is_dns_label(&exec), "{exec} from {id}");
+        }
+        assert!(execution_id("m::word_count").starts_with("hype-word-count-"));
+    }
+
+    #[test]
+    fn suffixes_differ() {
+        let a: std::collections::HashSet<_> = (0..1000).map(|_| random_suffix(8)).collect();
+        assert_eq!(a.len(), 1000);
+    }
+}

@@ -1,0 +1,381 @@
+//! The local runner: each call is a fresh child process of this binary (or
+//! a configured worker binary) invoked as `hype-run`. The embedded default.
+//!
+//! - The child inherits this process's environment, plus the
+//!   environment's env vars, `HYPE_EXECUTION_ID`,
+//!   `HYPE_TERMINATION_MESSAGE_PATH` (a file in a per-call directory) and
+//!   `HYPE_MOUNTS`.
+//! - Secrets are directories: secret `NAME` is `<secrets dir>/NAME`
+//!   (default `$HYPE_LOCAL_SECRETS`, else `~/.config/hype/secrets`), one file
+//!   per key, as a Kubernetes secret volume would show it. A missing
+//!   directory fails the call before anything starts.
+//! - Volumes are directories under `<volumes dir>/NAME` (default
+//!   `$HYPE_LOCAL_VOLUMES`, else `~/.local/share/hype/volumes`), created on
+//!   first use; transient ones are removed when the submitter closes or is
+//!   dropped, unless `keep_on_exit`. Read-only is not enforced for child
+//!   processes (the Docker and Kubernetes runners enforce it).
+//! - Each mount's container path maps to its directory through
+//!   `HYPE_MOUNTS`; code reads it with [`crate::mount_path`].
+//! - The child runs in its own process group. Timeout and cancellation
+//!   (dropping the call's future) kill the whole group: no orphans.
+//! - Its stdout is inherited; its stderr is captured (the last lines are
+//!   attached to errors) and forwarded to `tracing` at debug level.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+use super::{Job, Runner};
+use crate::cleanup;
+use crate::environment::{RunEnvironment, VolumeLifetime};
+use crate::error::Error;
+use crate::mounts::{self, MappedMount};
+use crate::staging::BoxFuture;
+use crate::wire::{EXIT_PANICKED, Failure};
+
+/// How many stderr lines of a failed child an error keeps.
+const STDERR_TAIL_LINES: usize = 20;
+/// How long to wait for a child's stderr to close after it exited (a
+/// grandchild may hold it open).
+const STDERR_DRAIN_BOUND: Duration = Duration::from_secs(2);
+
+/// Settings of the local runner; `LocalCluster` in the cluster vocabulary.
+#[derive(Debug, Clone, Default)]
+pub struct LocalCluster {
+    program: Option<PathBuf>,
+    secrets_dir: Option<PathBuf>,
+    volumes_dir: Option<PathBuf>,
+}
+
+impl LocalCluster {
+    /// Child processes of this binary, secrets and volumes in their default
+    /// directories.
+    pub fn new() -> Self {
+        LocalCluster::default()
+    }
+
+    /// Runs calls with another binary (which must register the same remote
+    /// functions and dispatch `hype-run`), for instance a worker binary for
+    /// tests, since a libtest harness cannot dispatch `hype-run` itself.
+    pub fn program(mut self, program: impl Into<PathBuf>) -> Self {
+        self.program = Some(program.into());
+        self
+    }
+
+    /// Where secrets are: secret `NAME` is the directory `dir/NAME`.
+    pub fn secrets_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.secrets_dir = Some(dir.into());
+        self
+    }
+
+    /// Where volumes are: volume `NAME` is the directory `dir/NAME`.
+    pub fn volumes_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.volumes_dir = Some(dir.into());
+        self
+    }
+
+    /// Builds the runner.
+    pub fn into_runner(self) -> Result<LocalRunner, Error> {
+        let program = match self.program {
+            Some(program) => program,
+            None => std::env::current_exe().map_err(|err| Error::Config {
+                message: format!("cannot find this executable to run calls with: {err}"),
+            })?,
+        };
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let default_dir = |var: &str, under_home: &[&str]| -> PathBuf {
+            std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+                let mut dir = home.clone().unwrap_or_else(std::env::temp_dir);
+                dir.extend(under_home);
+                dir
+            })
+        };
+        let secrets_dir = self
+            .secrets_dir
+            .unwrap_or_else(|| default_dir("HYPE_LOCAL_SECRETS", &[".config", "hype", "secrets"]));
+        let volumes_dir = self.volumes_dir.unwrap_or_else(|| {
+            default_dir(
+                "HYPE_LOCAL_VOLUMES",
+                &[".local", "share", "hype", "volumes"],
+            )
+        });
+        let work_dir = cleanup::temp_dir("hype-local-").map_err(|err| Error::Config {
+            message: format!("cannot create a temporary directory for local calls: {err}"),
+        })?;
+        Ok(LocalRunner {
+            program,
+            secrets_dir,
+            volumes_dir,
+            work_dir,
+            transient: Mutex::new(BTreeSet::new()),
+        })
+    }
+}
+
+/// Runs each call as a child process. Built by [`LocalCluster::into_runner`].
+#[derive(Debug)]
+pub struct LocalRunner {
+    program: PathBuf,
+    secrets_dir: PathBuf,
+    volumes_dir: PathBuf,
+    work_dir: PathBuf,
+    transient: Mutex<BTreeSet<PathBuf>>,
+}
+
+impl LocalRunner {
+    /// The binary calls run in.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// Maps the environment's secrets and volumes to directories, creating
+    /// volume directories; reports every missing secret at once.
+    fn map_mounts(&self, env: &RunEnvironment) -> Result<Vec<MappedMount>, Error> {
+        let mut problems = Vec::new();
+        let mut mapped = Vec::new();
+        for secret in env.secrets() {
+            let dir = self.secrets_dir.join(&secret.name);
+            if dir.is_dir() {
+                mapped.push(MappedMount {
+                    container_path: secret.mount_path.clone(),
+                    local_path: dir,
+                    read_only: true,
+                });
+            } else {
+                problems.push(format!(
+                    "secret {} has no local directory {}: create it with one file per key, or point HYPE_LOCAL_SECRETS (or LocalCluster::secrets_dir) at a directory with one folder per secret",
+                    secret.name,
+                    dir.display()
+                ));
+            }
+        }
+        for mount in env.mounts() {
+            let dir = self.volumes_dir.join(&mount.volume.name);
+            if let Err(err) = std::fs::create_dir_all(&dir) {
+                problems.push(format!(
+                    "volume {}: cannot create {}: {err}",
+                    mount.volume.name,
+                    dir.display()
+                ));
+                continue;
+            }
+            if mount.volume.lifetime == VolumeLifetime::Transient && !mount.volume.keep_on_exit {
+                let mut transient = self.transient.lock().unwrap_or_else(|e| e.into_inner());
+                if transient.insert(dir.clone()) {
+                    cleanup::remove_at_exit(&dir);
+                }
+            }
+            mapped.push(MappedMount {
+                container_path: mount.mount_path.clone(),
+                local_path: dir,
+                read_only: mount.read_only,
+            });
+        }
+        if problems.is_empty() {
+            Ok(mapped)
+        } else {
+            Err(Error::InvalidEnvironment { problems })
+        }
+    }
+
+    async fn run_job(&self, job: Job, env: &RunEnvironment) -> Result<String, Error> {
+        let mounts = self.map_mounts(env)?;
+        let mounts = mounts::encode(&mounts).map_err(|problem| Error::InvalidEnvironment {
+            problems: vec![problem],
+        })?;
+        let call_dir = self.work_dir.join(&job.execution_id);
+        std::fs::create_dir_all(&call_dir).map_err(|err| Error::Spawn {
+            program: self.program.clone(),
+            message: format!("cannot create {}: {err}", call_dir.display()),
+        })?;
+        let _call_dir = RemoveOnDrop(call_dir.clone());
+        let termination_path = call_dir.join("termination-log");
+
+        let mut command = tokio::process::Command::new(&self.program);
+        command
+            .arg(crate::entry::HYPE_RUN)
+            .arg(&job.call)
+            .envs(env.env_vars().iter().map(|(k, v)| (k, v)))
+            .env("HYPE_EXECUTION_ID", &job.execution_id)
+            .env("HYPE_TERMINATION_MESSAGE_PATH", &termination_path)
+            .env(mounts::HYPE_MOUNTS, mounts)
+            .stdin(Stdio::null())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
+        let mut child = command.spawn().map_err(|err| Error::Spawn {
+            program: self.program.clone(),
+            message: err.to_string(),
+        })?;
+        let mut group = GroupGuard(child.id().map(|pid| pid as i32));
+        tracing::debug!(function = job.function, execution_id = %job.execution_id, pid = ?child.id(), "started");
+
+        let stderr = child.stderr.take().map(|stderr| {
+            let execution_id = job.execution_id.clone();
+            tokio::spawn(collect_stderr(stderr, execution_id))
+        });
+        let status = match tokio::time::timeout(env.timeout(), child.wait()).await {
+            Ok(Ok(status)) => status,
+            Ok(Err(err)) => {
+                return Err(Error::RunnerFailed {
+                    function: job.function.to_owned(),
+                    execution_id: job.execution_id,
+                    status: format!("cannot wait for the child process: {err}"),
+                    stderr_tail: String::new(),
+                });
+            }
+            Err(_) => {
+                group.kill();
+                let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+                return Err(Error::Timeout {
+                    function: job.function.to_owned(),
+                    execution_id: job.execution_id,
+                    after: env.timeout(),
+                });
+            }
+        };
+        group.0 = None; // the leader is reaped: its group ID may be reused
+        let stderr_tail = match stderr {
+            Some(task) => tokio::time::timeout(STDERR_DRAIN_BOUND, task)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        match tokio::fs::read_to_string(&termination_path).await {
+            Ok(message) if !message.is_empty() => Ok(message),
+            _ => Err(Error::RunnerFailed {
+                function: job.function.to_owned(),
+                execution_id: job.execution_id,
+                status: describe(status),
+                stderr_tail,
+            }),
+        }
+    }
+}
+
+impl Runner for LocalRunner {
+    fn run<'a>(
+        &'a self,
+        job: Job,
+        env: &'a RunEnvironment,
+    ) -> BoxFuture<'a, Result<String, Error>> {
+        Box::pin(self.run_job(job, env))
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            let dirs: Vec<PathBuf> =
+                std::mem::take(&mut *self.transient.lock().unwrap_or_else(|e| e.into_inner()))
+                    .into_iter()
+                    .collect();
+            let mut failures = Vec::new();
+            for dir in dirs {
+                if let Err(err) = cleanup::remove_now(&dir) {
+                    failures.push(format!("{}: {err}", dir.display()));
+                }
+            }
+            if let Err(err) = cleanup::remove_now(&self.work_dir) {
+                failures.push(format!("{}: {err}", self.work_dir.display()));
+            }
+            if failures.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::Config {
+                    message: format!(
+                        "cannot remove transient directories: {}",
+                        failures.join("; ")
+                    ),
+                })
+            }
+        })
+    }
+}
+
+impl Drop for LocalRunner {
+    fn drop(&mut self) {
+        let transient =
+            std::mem::take(&mut *self.transient.lock().unwrap_or_else(|e| e.into_inner()));
+        for dir in transient {
+            let _ = cleanup::remove_now(&dir);
+        }
+        let _ = cleanup::remove_now(&self.work_dir);
+    }
+}
+
+/// Kills a child's process group unless disarmed: on timeout, and when the
+/// call's future is dropped mid-run.
+struct GroupGuard(Option<i32>);
+
+impl GroupGuard {
+    fn kill(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            // SAFETY: kill(2) with a negative PID signals the process group
+            // this runner created for the child (process_group(0)); the
+            // child has not been reaped yet, so the group ID is still ours.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn collect_stderr(stderr: tokio::process::ChildStderr, execution_id: String) -> String {
+    let mut lines = BufReader::new(stderr).lines();
+    let mut tail = VecDeque::with_capacity(STDERR_TAIL_LINES);
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::debug!(target: "hype::remote", execution_id = %execution_id, "{line}");
+        if tail.len() == STDERR_TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+    Vec::from(tail).join("\n")
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    if let Some(code) = status.code() {
+        let meaning = match code {
+            EXIT_PANICKED => Some("panicked"),
+            _ => Failure::describe_exit_code(code),
+        };
+        match meaning {
+            Some(meaning) => {
+                format!("exited with code {code} ({meaning}) without writing an outcome")
+            }
+            None => format!("exited with code {code} without writing an outcome"),
+        }
+    } else if let Some(signal) = status.signal() {
+        let name = match signal {
+            libc::SIGKILL => " (SIGKILL: killed from outside, or out of memory)",
+            libc::SIGTERM => " (SIGTERM)",
+            libc::SIGSEGV => " (SIGSEGV)",
+            libc::SIGABRT => " (SIGABRT: aborted)",
+            _ => "",
+        };
+        format!("killed by signal {signal}{name}")
+    } else {
+        format!("ended with {status}")
+    }
+}

@@ -1,0 +1,134 @@
+//! Staging stores: where payloads too large to travel inline wait for the
+//! other side of a call.
+//!
+//! A store holds two kinds of object:
+//! - **blobs**, content-addressed at `<location>/blobs/sha256/<hex>`,
+//!   written once (a second write of the same bytes is skipped) and
+//!   verified against their digest on every read;
+//! - **outcome objects**, one per execution at
+//!   `<location>/outcomes/<execution-id>`, holding an outcome envelope too
+//!   large for a termination message.
+//!
+//! [`open`] picks the implementation from the location's scheme:
+//! `file:///dir` is [`LocalStaging`]; `gs://bucket/prefix` is Google Cloud
+//! Storage (the `gcs` feature).
+
+mod local;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use local::LocalStaging;
+
+use crate::error::Error;
+use crate::wire::BlobRef;
+
+/// A boxed future, as staging and runner traits return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A place to stage payloads and outcomes.
+pub trait Staging: Send + Sync + std::fmt::Debug {
+    /// The store's location as a URI (`file:///dir`, `gs://bucket/prefix`),
+    /// as written into call envelopes.
+    fn location(&self) -> &str;
+
+    /// Stores `bytes` as a content-addressed blob, unless a blob with their
+    /// digest is already there.
+    fn put_blob(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<BlobRef, Error>>;
+
+    /// Reads a blob and verifies its length and digest:
+    /// [`Error::StagedObjectMissing`] if it is not there,
+    /// [`Error::DigestMismatch`] if its bytes are not the ones named.
+    fn get_blob<'a>(&'a self, blob: &'a BlobRef) -> BoxFuture<'a, Result<Vec<u8>, Error>>;
+
+    /// Writes the outcome object of an execution, returning its URI.
+    fn put_outcome<'a>(
+        &'a self,
+        execution_id: &'a str,
+        bytes: Vec<u8>,
+    ) -> BoxFuture<'a, Result<String, Error>>;
+
+    /// Reads an object by URI (an outcome object, or a call envelope staged
+    /// by a tool). No digest check: callers verify what they decode.
+    fn get_object<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, Result<Vec<u8>, Error>>;
+
+    /// Deletes an outcome object once it has been read. Deleting one that is
+    /// not there is not an error.
+    fn delete_object<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+}
+
+/// Opens the staging store at `location`.
+pub fn open(location: &str) -> Result<Arc<dyn Staging>, Error> {
+    if location.starts_with("file://") {
+        return Ok(Arc::new(LocalStaging::from_uri(location)?));
+    }
+    if location.starts_with("gs://") {
+        return Err(Error::Config {
+            message: format!(
+                "staging location {location} needs Google Cloud Storage, which this build lacks: enable hype's `gcs` feature"
+            ),
+        });
+    }
+    Err(Error::Config {
+        message: format!(
+            "staging location {location:?} is not supported: use file:///absolute/dir or gs://bucket/prefix"
+        ),
+    })
+}
+
+/// The content address of a blob under `location`.
+pub fn blob_uri(location: &str, sha256_hex: &str) -> String {
+    format!(
+        "{}/blobs/sha256/{sha256_hex}",
+        location.trim_end_matches('/')
+    )
+}
+
+/// The digest a content-addressed URI names, if it is one.
+pub fn digest_in_uri(uri: &str) -> Option<&str> {
+    let (_, hex) = uri.rsplit_once("/blobs/sha256/")?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+}
+
+/// Checks bytes read from `uri` against the blob reference that named them.
+pub fn verify(blob: &BlobRef, bytes: &[u8]) -> Result<(), Error> {
+    let actual = crate::wire::sha256_hex(bytes);
+    if bytes.len() as u64 != blob.len || !actual.eq_ignore_ascii_case(&blob.sha256) {
+        return Err(Error::DigestMismatch {
+            uri: blob.uri.clone(),
+            expected: blob.sha256.clone(),
+            actual,
+            expected_len: blob.len,
+            actual_len: bytes.len() as u64,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_picks_by_scheme_and_names_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = format!("file://{}", dir.path().display());
+        assert_eq!(open(&uri).unwrap().location(), uri);
+        let err = open("gs://bucket/x").unwrap_err();
+        assert!(err.to_string().contains("`gcs` feature"), "{err}");
+        let err = open("s3://bucket").unwrap_err();
+        assert!(err.to_string().contains("not supported"), "{err}");
+    }
+
+    #[test]
+    fn digest_in_uri_only_for_content_addresses() {
+        let hex = "a".repeat(64);
+        assert_eq!(
+            digest_in_uri(&blob_uri("file:///s/", &hex)),
+            Some(hex.as_str())
+        );
+        assert_eq!(digest_in_uri("file:///s/outcomes/x"), None);
+        assert_eq!(digest_in_uri("file:///s/blobs/sha256/zz"), None);
+    }
+}

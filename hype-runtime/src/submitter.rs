@@ -1,0 +1,286 @@
+//! The [`Submitter`]: sends calls to a cluster and brings back typed
+//! results. It encodes the arguments (staging them when large), hands the
+//! call to its runner, reads the outcome (fetching a staged result), and
+//! turns every failure into a precise [`Error`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::{OnceCell, watch};
+
+use crate::cleanup;
+use crate::cluster::{Cluster, ClusterSpec, LocalCluster};
+use crate::environment::RunEnvironment;
+use crate::error::Error;
+use crate::ids;
+use crate::remote::{Call, RemoteFn};
+use crate::runner::{Job, Runner};
+use crate::staging::{self, LocalStaging, Staging};
+use crate::wire::{
+    self, BuildInfo, CallEnvelope, INLINE_ARGUMENTS_LIMIT, Outcome, OutcomeEnvelope, Payload,
+    Reference,
+};
+
+static DEFAULT: OnceCell<Submitter> = OnceCell::const_new();
+
+/// Sends calls to one cluster, staging large payloads in one store.
+///
+/// Cheap to clone (clones share the connection, the store and the
+/// session). [`Submitter::close`] cancels calls in flight and removes what
+/// the submitter created for itself (transient volumes, a temporary staging
+/// directory). Dropping the last clone removes the local ones too; calls
+/// in flight keep the submitter alive until they end.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), hype_runtime::Error> {
+/// use hype_runtime::{LocalCluster, Submitter};
+/// let submitter = Submitter::new("file:///tmp/hype-staging", LocalCluster::new()).await?;
+/// // submitter.run(word_count("a b".into()), &RunEnvironment::local()).await?;
+/// submitter.close().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Submitter {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    runner: Arc<dyn Runner>,
+    staging: Arc<dyn Staging>,
+    owned_staging_dir: Option<PathBuf>,
+    session: String,
+    closed: watch::Sender<bool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.owned_staging_dir {
+            let _ = cleanup::remove_now(dir);
+        }
+    }
+}
+
+impl Submitter {
+    /// Connects to `cluster`, staging in `staging` (`file:///dir`,
+    /// `gs://bucket/prefix`).
+    pub async fn new(staging: impl AsRef<str>, cluster: impl Cluster) -> Result<Submitter, Error> {
+        let staging = staging::open(staging.as_ref())?;
+        let runner = cluster.connect(staging.clone()).await?;
+        Ok(Submitter::assemble(runner, staging, None))
+    }
+
+    /// Child processes of this binary, staging in a temporary directory
+    /// removed when the submitter is dropped: the embedded default.
+    pub fn local() -> Result<Submitter, Error> {
+        Submitter::local_with(LocalCluster::new())
+    }
+
+    /// Child processes as configured, staging in a temporary directory.
+    pub fn local_with(cluster: LocalCluster) -> Result<Submitter, Error> {
+        let dir = cleanup::temp_dir("hype-staging-").map_err(|err| Error::Config {
+            message: format!("cannot create a temporary staging directory: {err}"),
+        })?;
+        let staging: Arc<dyn Staging> = Arc::new(LocalStaging::new(dir.clone())?);
+        let runner = Arc::new(cluster.into_runner()?);
+        Ok(Submitter::assemble(runner, staging, Some(dir)))
+    }
+
+    /// A submitter over a runner and store built by hand (tools, tests,
+    /// custom runners).
+    pub fn with_runner(runner: Arc<dyn Runner>, staging: Arc<dyn Staging>) -> Submitter {
+        Submitter::assemble(runner, staging, None)
+    }
+
+    fn assemble(
+        runner: Arc<dyn Runner>,
+        staging: Arc<dyn Staging>,
+        owned: Option<PathBuf>,
+    ) -> Submitter {
+        Submitter {
+            inner: Arc::new(Inner {
+                runner,
+                staging,
+                owned_staging_dir: owned,
+                session: ids::random_suffix(10),
+                closed: watch::Sender::new(false),
+            }),
+        }
+    }
+
+    /// The submitter `HYPE_CLUSTER` and `HYPE_STAGING` describe; local
+    /// child processes with temporary staging when neither is set.
+    pub async fn from_env() -> Result<Submitter, Error> {
+        let spec = ClusterSpec::from_env()?;
+        let staging = std::env::var("HYPE_STAGING").ok().filter(|s| !s.is_empty());
+        match (&spec, staging) {
+            (ClusterSpec::Local, None) => Submitter::local(),
+            (ClusterSpec::Local, Some(staging)) => {
+                Submitter::new(staging, LocalCluster::new()).await
+            }
+            (other, _) => Err(Error::Config {
+                message: format!(
+                    "HYPE_CLUSTER asks for {other:?}, which needs hype's `{}` feature; this build of hype does not have that runner yet",
+                    other.feature().unwrap_or_default()
+                ),
+            }),
+        }
+    }
+
+    /// Sets the process-wide default submitter used by
+    /// [`Call::run_on_cluster`]. Fails if a default is already set, or was
+    /// already created from the environment by an earlier call.
+    pub fn set_default(submitter: Submitter) -> Result<(), Error> {
+        DEFAULT.set(submitter).map_err(|_| Error::Config {
+            message: "a default submitter is already set (or was created from HYPE_CLUSTER by an earlier run_on_cluster): set it once, before the first call".to_owned(),
+        })
+    }
+
+    /// The process-wide default submitter: the one set with
+    /// [`Submitter::set_default`], else [`Submitter::from_env`], created once.
+    pub async fn default_submitter() -> Result<Submitter, Error> {
+        DEFAULT.get_or_try_init(Submitter::from_env).await.cloned()
+    }
+
+    /// This submitter's session ID (labels everything it creates).
+    pub fn session(&self) -> &str {
+        &self.inner.session
+    }
+
+    /// The staging store.
+    pub fn staging(&self) -> &Arc<dyn Staging> {
+        &self.inner.staging
+    }
+
+    /// Runs `call` in `env` and returns its typed result.
+    pub async fn run<A: RemoteFn>(
+        &self,
+        call: Call<A>,
+        env: &RunEnvironment,
+    ) -> Result<A::Output, Error> {
+        let envelope = self.call_envelope(call).await?;
+        let execution_id = ids::execution_id(A::ID);
+        let outcome = self
+            .run_envelope(A::ID, &execution_id, &envelope, env)
+            .await?;
+        self.resolve(A::ID, outcome).await
+    }
+
+    /// Encodes a call, staging its arguments when they are large.
+    async fn call_envelope<A: RemoteFn>(&self, call: Call<A>) -> Result<CallEnvelope, Error> {
+        let arguments = wire::encode_value(A::ID, "arguments", call.args())?;
+        let payload = if arguments.len() <= INLINE_ARGUMENTS_LIMIT {
+            Payload::Inline(wire::Bytes::from(arguments))
+        } else {
+            Payload::Staged(self.inner.staging.put_blob(arguments).await?)
+        };
+        Ok(CallEnvelope {
+            function: A::ID.to_owned(),
+            signature: A::SIGNATURE,
+            build: BuildInfo::current(),
+            staging: Some(self.inner.staging.location().to_owned()),
+            payload,
+        })
+    }
+
+    /// Runs an already-built call envelope and returns the outcome envelope
+    /// `hype-run` wrote. The lower half of [`Submitter::run`], public for
+    /// tools that build envelopes themselves.
+    pub async fn run_envelope(
+        &self,
+        function: &'static str,
+        execution_id: &str,
+        envelope: &CallEnvelope,
+        env: &RunEnvironment,
+    ) -> Result<OutcomeEnvelope, Error> {
+        let call = Reference::Inline(wire::encode_call(envelope)?).to_string();
+        self.run_raw(function, execution_id, call, env).await
+    }
+
+    /// Runs `hype-run` with `call` as its argument, exactly as given (no
+    /// validation: this is how the bad-input tests reach `hype-run`).
+    pub async fn run_raw(
+        &self,
+        function: &'static str,
+        execution_id: &str,
+        call: String,
+        env: &RunEnvironment,
+    ) -> Result<OutcomeEnvelope, Error> {
+        env.validate()?;
+        let cancelled = |reason: &str| Error::Cancelled {
+            function: function.to_owned(),
+            execution_id: execution_id.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let mut closed = self.inner.closed.subscribe();
+        if *closed.borrow() {
+            return Err(cancelled("the submitter is closed"));
+        }
+        let job = Job {
+            function,
+            execution_id: execution_id.to_owned(),
+            call,
+        };
+        let message = tokio::select! {
+            result = self.inner.runner.run(job, env) => result?,
+            _ = closed.wait_for(|closed| *closed) => {
+                return Err(cancelled("the submitter was closed while the call ran"));
+            }
+        };
+        self.read_outcome(&message).await
+    }
+
+    async fn read_outcome(&self, message: &str) -> Result<OutcomeEnvelope, Error> {
+        match Reference::parse(message)? {
+            Reference::Inline(bytes) => wire::decode_outcome(&bytes),
+            Reference::Object(uri) => {
+                let bytes = self.inner.staging.get_object(&uri).await?;
+                let outcome = wire::decode_outcome(&bytes)?;
+                if let Err(err) = self.inner.staging.delete_object(&uri).await {
+                    tracing::warn!(%uri, %err, "cannot delete a read outcome object");
+                }
+                Ok(outcome)
+            }
+        }
+    }
+
+    async fn resolve<T: serde::de::DeserializeOwned>(
+        &self,
+        function: &'static str,
+        envelope: OutcomeEnvelope,
+    ) -> Result<T, Error> {
+        if !envelope.function.is_empty() && envelope.function != function {
+            return Err(Error::malformed(
+                "outcome envelope",
+                format!(
+                    "it is the outcome of {}, not of {function}",
+                    envelope.function
+                ),
+            ));
+        }
+        match envelope.outcome {
+            Outcome::Returned(Payload::Inline(bytes)) => {
+                wire::decode_value(function, "result", &bytes)
+            }
+            Outcome::Returned(Payload::Staged(blob)) => {
+                let bytes = self.inner.staging.get_blob(&blob).await?;
+                wire::decode_value(function, "result", &bytes)
+            }
+            Outcome::Panicked { message, location } => Err(Error::RemotePanic {
+                function: function.to_owned(),
+                message,
+                location,
+                execution_id: envelope.execution_id,
+            }),
+            Outcome::Failed(failure) => Err(failure.into_error(function, &envelope.execution_id)),
+        }
+    }
+
+    /// Cancels the calls in flight (they fail with [`Error::Cancelled`] and
+    /// their executions are stopped), refuses new ones, and removes what the
+    /// submitter created for itself.
+    pub async fn close(&self) -> Result<(), Error> {
+        self.inner.closed.send_replace(true);
+        self.inner.runner.close().await
+    }
+}

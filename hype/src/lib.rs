@@ -1,0 +1,69 @@
+//! # hype: run Rust functions in containers on Kubernetes
+//!
+//! Mark a function with [`remote`], call it to get a lazy [`Call`], and send
+//! the call somewhere: a pod on a Kubernetes cluster, a container on a local
+//! Docker engine, or — the embedded default, with nothing configured — a
+//! child process of the same binary. The typed result, or a precise
+//! [`Error`], comes back.
+//!
+//! ```no_run
+//! use hype::RunEnvironment;
+//!
+//! #[hype::remote]
+//! fn word_count(text: String) -> usize {
+//!     text.split_whitespace().count()
+//! }
+//!
+//! #[hype::main]
+//! async fn main() -> Result<(), hype::Error> {
+//!     let n = word_count("a b c".into())
+//!         .run_on_cluster(&RunEnvironment::local())
+//!         .await?;
+//!     assert_eq!(n, 3);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The binary is also its own container entrypoint: invoked as `hype-run`
+//! (argv\[0\] basename or first argument), [`main`] executes the call it is
+//! given instead of the program.
+//!
+//! ## Where calls run
+//!
+//! [`Call::run_on_cluster`] uses the process-wide default [`Submitter`]: the
+//! one given to [`Submitter::set_default`], else the one `HYPE_CLUSTER` and
+//! `HYPE_STAGING` describe, else local child processes with temporary
+//! staging. [`Submitter::run`] sends a call to a submitter of your own, and
+//! [`Call::run_here`] runs it in this process after the same serialisation
+//! round trip (for unit tests).
+//!
+//! ## Features
+//!
+//! - `kubernetes`: pods on Kubernetes (to come).
+//! - `gcs`: Google Cloud Storage staging and GKE clusters (to come).
+//! - `docker`: containers on a local Docker engine (to come).
+//!
+//! ## The wire
+//!
+//! Arguments and results are MessagePack (`rmp-serde`) inside versioned
+//! envelopes; see [`wire`] and `docs/protocol.md` in the repository.
+
+#[doc(inline)]
+pub use hype_macros::{main, remote};
+
+#[doc(inline)]
+pub use hype_runtime::{
+    BasePod, Call, Cluster, ClusterSpec, DEFAULT_TIMEOUT, Error, Invoke, LocalCluster,
+    Registration, Registry, RemoteFn, Result, RunEnvironment, Runner, Secret, Staging, Submitter,
+    VolumeLifetime, VolumeMount, VolumeRequest, dispatch_if_hype_run, mount_path,
+};
+
+#[doc(inline)]
+pub use hype_runtime::{cluster, entry, environment, mounts, registry, runner, staging, wire};
+
+/// Bytes that travel as one MessagePack `bin` (fast), not as an array of
+/// integers: use it for large binary arguments and results.
+pub use serde_bytes::ByteBuf;
+
+#[doc(hidden)]
+pub use hype_runtime::macro_support as __private;
