@@ -1,0 +1,531 @@
+//! Code generation from the validated model.
+//!
+//! Generated code names the runtime only through absolute
+//! `::hype::__private::…` paths, and its hidden identifiers start with
+//! `__hype`. It stays small: the work is done by generic items of the
+//! runtime (`Call`, `Registration::of`, `assert_wire`, `block_on`).
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::{Attribute, Ident, LitInt, Type};
+
+use crate::args::{self, RemoteArgs};
+use crate::ast::{Ctxt, Main, Remote};
+
+/// Expands `#[hype::remote]`. On any error the user's item is emitted
+/// unchanged next to one `compile_error!` per problem, so the rest of the
+/// crate (and the IDE) still sees the function.
+pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let ctxt = Ctxt::new();
+    let args = RemoteArgs::parse(&ctxt, attr);
+    let remote = Remote::from_tokens(&ctxt, args, item.clone());
+    if let Err(err) = ctxt.check() {
+        return with_errors(err, without_variadic(item));
+    }
+    match remote {
+        Some(remote) => expand_remote(&remote),
+        // Not reachable: `from_tokens` reports an error whenever it gives `None`.
+        None => item,
+    }
+}
+
+/// Expands `#[hype::main]`, with the same error behaviour as [`remote`].
+pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let ctxt = Ctxt::new();
+    args::parse_main(&ctxt, attr);
+    let main = Main::from_tokens(&ctxt, item.clone());
+    let result = ctxt.check();
+    // Like tokio-macros, expand as usual even with errors when the item is a
+    // function: an `async fn main` left as written would add rustc's
+    // "`main` function is not allowed to be `async`" to our errors.
+    let expanded = match main {
+        Some(main) => expand_main(main),
+        None => item,
+    };
+    match result {
+        Ok(()) => expanded,
+        Err(err) => with_errors(err, expanded),
+    }
+}
+
+/// The item as written, except that a variadic `...` (already reported) is
+/// dropped, so rustc does not add its own errors about C-variadics.
+fn without_variadic(item: TokenStream) -> TokenStream {
+    match syn::parse2::<syn::ItemFn>(item.clone()) {
+        Ok(mut function) if function.sig.variadic.is_some() => {
+            function.sig.variadic = None;
+            function.sig.inputs = std::mem::take(&mut function.sig.inputs)
+                .into_pairs()
+                .map(syn::punctuated::Pair::into_value)
+                .collect();
+            quote!(#function)
+        }
+        _ => item,
+    }
+}
+
+fn with_errors(err: syn::Error, item: TokenStream) -> TokenStream {
+    let errors = err.to_compile_error();
+    quote!(#errors #item)
+}
+
+fn expand_remote(remote: &Remote) -> TokenStream {
+    let Remote {
+        attrs,
+        vis,
+        sig,
+        block,
+        name,
+        args,
+        output,
+        args_ident,
+    } = remote;
+    let fn_ident = &sig.ident;
+    let fn_name = fn_ident.unraw().to_string();
+    let idents: Vec<&Ident> = args.iter().map(|arg| &arg.ident).collect();
+    let types: Vec<&Type> = args.iter().map(|arg| &arg.ty).collect();
+
+    // `#[cfg]` must gate everything generated, not only the wrapper.
+    let cfgs: Vec<&Attribute> = attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("cfg"))
+        .collect();
+    // Docs describe the wrapper; `#[deprecated]` there warns the user's callers,
+    // on the body it would warn inside the generated `invoke`.
+    let body_attrs = attrs
+        .iter()
+        .filter(|attr| !attr.path().is_ident("doc") && !attr.path().is_ident("deprecated"));
+    let mut body_sig = sig.clone();
+    body_sig.ident = Ident::new("__hype_body", Span::call_site());
+
+    // Rustdoc cannot link to a raw identifier (`r#type`): name it unlinked.
+    let fn_link = if fn_ident.to_string().starts_with("r#") {
+        format!("`{fn_name}`")
+    } else {
+        format!("[`{fn_name}`]")
+    };
+    let struct_doc = format!("Arguments of the remote function {fn_link}.");
+    let field_docs = idents
+        .iter()
+        .map(|ident| format!("Argument `{}` of {fn_link}.", ident.unraw()));
+    let output_ty = match output {
+        Some(ty) => quote!(#ty),
+        None => quote!(()),
+    };
+    let id = match name {
+        Some(name) => quote!(#name),
+        None => quote!(::core::concat!(::core::module_path!(), "::", #fn_name)),
+    };
+    let signature = LitInt::new(
+        &format!(
+            "0x{:016x}_u64",
+            fnv1a64(normalised_signature(&types, output.as_ref()).as_bytes())
+        ),
+        Span::call_site(),
+    );
+    // Spanned on the user's type tokens, so a type without serde is
+    // reported where it is written.
+    let asserts = types.iter().copied().chain(output).map(|ty| {
+        quote_spanned! {ty.span()=>
+            const _: () = ::hype::__private::assert_wire::<#ty>();
+        }
+    });
+    let invoke = match &sig.asyncness {
+        // Spanned on `async`, so a body whose future is not `Send` is
+        // reported on the function rather than on the macro.
+        Some(asyncness) => quote_spanned! {asyncness.span=>
+            ::hype::__private::Invoke::Pending(::std::boxed::Box::pin(__hype_body(#(#idents),*)))
+        },
+        None => quote!(::hype::__private::Invoke::Ready(__hype_body(#(#idents),*))),
+    };
+
+    quote! {
+        #(#attrs)*
+        #vis fn #fn_ident(#(#idents: #types),*) -> ::hype::__private::Call<#args_ident> {
+            ::hype::__private::Call::new(#args_ident { #(#idents),* })
+        }
+
+        #(#cfgs)*
+        const _: () = {
+            #(#asserts)*
+
+            impl ::hype::__private::RemoteFn for #args_ident {
+                type Output = #output_ty;
+                const ID: &'static str = #id;
+                const SIGNATURE: u64 = #signature;
+
+                fn invoke(self) -> ::hype::__private::Invoke<Self::Output> {
+                    #(#body_attrs)*
+                    #body_sig #block
+                    let #args_ident { #(#idents),* } = self;
+                    #invoke
+                }
+            }
+
+            #[::hype::__private::linkme::distributed_slice(::hype::__private::REMOTE_FNS)]
+            #[linkme(crate = ::hype::__private::linkme)]
+            static __HYPE_REGISTRATION: ::hype::__private::Registration =
+                ::hype::__private::Registration::of::<#args_ident>();
+        };
+
+        #(#cfgs)*
+        #[doc = #struct_doc]
+        #[derive(::hype::__private::serde::Serialize, ::hype::__private::serde::Deserialize)]
+        #[serde(crate = "::hype::__private::serde")]
+        #vis struct #args_ident {
+            #(
+                #[doc = #field_docs]
+                #vis #idents: #types,
+            )*
+        }
+    }
+}
+
+fn expand_main(main: Main) -> TokenStream {
+    let syn::ItemFn {
+        attrs,
+        vis,
+        mut sig,
+        block,
+    } = main.item;
+    let dispatch = quote!(::hype::__private::dispatch_if_hype_run(););
+    let body = match sig.asyncness.take() {
+        Some(_) => quote! {
+            #dispatch
+            ::hype::__private::block_on(async move #block)
+        },
+        None => {
+            let stmts = &block.stmts;
+            quote!(#dispatch #(#stmts)*)
+        }
+    };
+    // The user's braces keep their spans, so "mismatched types" on the
+    // body's value points at the body.
+    let mut braced = TokenStream::new();
+    block
+        .brace_token
+        .surround(&mut braced, |tokens| tokens.extend(body));
+    quote!(#(#attrs)* #vis #sig #braced)
+}
+
+/// The text [`RemoteFn::SIGNATURE`] hashes:
+/// `hype-sig-v1(` + argument types joined by `,` + `)->` + return type,
+/// each type as its tokens with all whitespace removed, `()` for no return
+/// type.
+///
+/// [`RemoteFn::SIGNATURE`]: https://docs.rs/hype/latest/hype/trait.RemoteFn.html
+pub fn normalised_signature(args: &[&Type], output: Option<&Type>) -> String {
+    let text = |ty: &Type| -> String {
+        quote!(#ty)
+            .to_string()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect()
+    };
+    let args: Vec<String> = args.iter().map(|ty| text(ty)).collect();
+    let output = output.map_or_else(|| "()".to_owned(), text);
+    format!("hype-sig-v1({})->{output}", args.join(","))
+}
+
+/// FNV-1a, 64 bit; the same function as `hype_runtime::registry::fnv1a64`.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signature(item: TokenStream) -> (String, u64) {
+        let item: syn::ItemFn = syn::parse2(item).unwrap();
+        let args: Vec<&Type> = item
+            .sig
+            .inputs
+            .iter()
+            .map(|arg| match arg {
+                syn::FnArg::Typed(arg) => &*arg.ty,
+                syn::FnArg::Receiver(_) => unreachable!(),
+            })
+            .collect();
+        let output = match &item.sig.output {
+            syn::ReturnType::Default => None,
+            syn::ReturnType::Type(_, ty) => Some(&**ty),
+        };
+        let text = normalised_signature(&args, output);
+        let hash = fnv1a64(text.as_bytes());
+        (text, hash)
+    }
+
+    #[test]
+    fn fnv1a64_reference_vectors() {
+        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
+    }
+
+    #[test]
+    fn signature_text_and_hash_are_pinned() {
+        // Changing these values breaks calls between binaries built by
+        // different hype versions; bump `hype-sig-v1` instead.
+        assert_eq!(
+            signature(quote!(
+                fn f(a: Vec<u8>, b: String) -> Result<u64, E> {}
+            )),
+            (
+                "hype-sig-v1(Vec<u8>,String)->Result<u64,E>".to_owned(),
+                0x3338_7efe_c870_67cc
+            )
+        );
+        assert_eq!(
+            signature(quote!(
+                async fn f() {}
+            )),
+            ("hype-sig-v1()->()".to_owned(), 0xa6c5_36a1_a78b_c94e)
+        );
+        assert_eq!(
+            signature(quote!(
+                fn f(mut text: std::string::String, n: (u32, [u8; 4])) -> Option<Vec<String>> {}
+            )),
+            (
+                "hype-sig-v1(std::string::String,(u32,[u8;4]))->Option<Vec<String>>".to_owned(),
+                0xfaec_d8ef_e475_3317
+            )
+        );
+    }
+
+    #[test]
+    fn signature_ignores_layout() {
+        let a = signature(quote!(
+            fn f(a: Vec<u8>) -> () {}
+        ));
+        let b = signature(quote!(
+            fn f(a: Vec<u8>) {}
+        ));
+        assert_eq!(a, b);
+    }
+
+    fn expanded(attr: TokenStream, item: TokenStream) -> String {
+        remote(attr, item).to_string()
+    }
+
+    #[test]
+    fn sync_expansion() {
+        let out = expanded(
+            quote!(),
+            quote!(
+                /// Counts words.
+                #[allow(clippy::needless_pass_by_value)]
+                pub fn word_count(text: String, mut n: u32) -> usize {
+                    0
+                }
+            ),
+        );
+        let wrapper = quote!(
+            pub fn word_count(text: String, n: u32) -> ::hype::__private::Call<WordCountArgs> {
+                ::hype::__private::Call::new(WordCountArgs { text, n })
+            }
+        );
+        assert!(out.contains(&wrapper.to_string()), "{out}");
+        assert!(
+            out.contains(&quote!(pub struct WordCountArgs).to_string()),
+            "{out}"
+        );
+        assert!(
+            out.contains(&quote!(pub text: String, ).to_string()),
+            "{out}"
+        );
+        let body = quote!(
+            #[allow(clippy::needless_pass_by_value)]
+            fn __hype_body(text: String, mut n: u32) -> usize {
+                0
+            }
+        );
+        assert!(out.contains(&body.to_string()), "{out}");
+        assert!(
+            out.contains(
+                &quote!(::hype::__private::Invoke::Ready(__hype_body(text, n))).to_string()
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                &quote!(
+                    type Output = usize;
+                )
+                .to_string()
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                &quote!(::core::concat!(::core::module_path!(), "::", "word_count")).to_string()
+            ),
+            "{out}"
+        );
+        // The doc comment stays on the wrapper only.
+        assert_eq!(out.matches("Counts words.").count(), 1, "{out}");
+        assert!(
+            out.contains("Arguments of the remote function [`word_count`].")
+                && out.contains("Argument `text` of [`word_count`]."),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn async_expansion_with_name_override() {
+        let out = expanded(
+            quote!(name = "jobs::vars"),
+            quote!(
+                async fn r#type() {}
+            ),
+        );
+        assert!(
+            out.contains(
+                &quote!(
+                    struct TypeArgs {}
+                )
+                .to_string()
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("Arguments of the remote function `type`."),
+            "{out}"
+        );
+        assert!(
+            out.contains(&quote!(fn r#type() -> ::hype::__private::Call<TypeArgs>).to_string()),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                &quote!(
+                    const ID: &'static str = "jobs::vars";
+                )
+                .to_string()
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                &quote!(
+                    type Output = ();
+                )
+                .to_string()
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                &quote!(
+                    async fn __hype_body() {}
+                )
+                .to_string()
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                &quote!(::hype::__private::Invoke::Pending(::std::boxed::Box::pin(
+                    __hype_body()
+                )))
+                .to_string()
+            ),
+            "{out}"
+        );
+        assert!(out.contains("0xa6c536a1a78bc94e_u64"), "{out}");
+    }
+
+    #[test]
+    fn errors_keep_the_item() {
+        let item = quote!(
+            fn f(a: &str) -> u8 {
+                1
+            }
+        );
+        let out = expanded(quote!(nme = "x"), item.clone());
+        assert_eq!(out.matches("compile_error").count(), 2, "{out}");
+        assert!(out.ends_with(&item.to_string()), "{out}");
+    }
+
+    #[test]
+    fn main_expansion() {
+        let out = main(
+            quote!(),
+            quote!(
+                async fn main() -> Result<(), E> {
+                    f().await?;
+                    Ok(())
+                }
+            ),
+        )
+        .to_string();
+        let want = quote!(
+            fn main() -> Result<(), E> {
+                ::hype::__private::dispatch_if_hype_run();
+                ::hype::__private::block_on(async move {
+                    f().await?;
+                    Ok(())
+                })
+            }
+        );
+        assert_eq!(out, want.to_string());
+        let out = main(
+            quote!(),
+            quote!(
+                #[allow(unused)]
+                fn main() {
+                    let x = 1;
+                }
+            ),
+        )
+        .to_string();
+        let want = quote!(
+            #[allow(unused)]
+            fn main() {
+                ::hype::__private::dispatch_if_hype_run();
+                let x = 1;
+            }
+        );
+        assert_eq!(out, want.to_string());
+    }
+
+    #[test]
+    fn main_errors() {
+        let out = main(
+            quote!(flavor = "x"),
+            quote!(
+                fn main<T>(a: u32) {}
+            ),
+        )
+        .to_string();
+        assert_eq!(out.matches("compile_error").count(), 3, "{out}");
+        // Still expanded, so `async` is gone from `main`.
+        let out = main(
+            quote!(flavor = "x"),
+            quote!(
+                async fn main() {}
+            ),
+        )
+        .to_string();
+        assert!(out.contains("block_on"), "{out}");
+        assert!(!out.contains("async fn"), "{out}");
+    }
+
+    #[test]
+    fn variadic_is_dropped_from_the_item_on_error() {
+        let out = expanded(
+            quote!(),
+            quote!(
+                unsafe extern "C" fn f(a: u32, ...) {}
+            ),
+        );
+        let want = quote!(
+            unsafe extern "C" fn f(a: u32) {}
+        );
+        assert!(out.ends_with(&want.to_string()), "{out}");
+    }
+}

@@ -1,0 +1,141 @@
+//! Procedural macros of hype: `#[hype::remote]` and `#[hype::main]`.
+//!
+//! Use them through the `hype` crate (`#[hype::remote]`), which also provides
+//! the runtime items the generated code names through `::hype::__private`.
+//! This crate has no API of its own beyond the two attributes.
+
+// The work flows through the modules in order: `args` parses the attributes'
+// own arguments, `ast` validates the item into a model while collecting every
+// error, and `expand` generates code from that model.
+pub(crate) mod args;
+pub(crate) mod ast;
+pub(crate) mod expand;
+
+use proc_macro::TokenStream;
+
+/// Makes a function runnable in another process, container or pod.
+///
+/// Put it on a free `fn` or `async fn` whose arguments and return type are
+/// owned serde types (`Serialize + DeserializeOwned + Send + 'static`; a
+/// missing return type means `()`). Calling the function then runs nothing:
+/// it returns a `hype::Call` holding the arguments, which runs where it is
+/// sent (`call.run_on_cluster(&env)`, `submitter.run(call, &env)`, or
+/// `call.run_here()` in a unit test). For example:
+///
+/// ```text
+/// /// Counts the words of a text.
+/// #[hype::remote]
+/// pub fn word_count(text: String) -> usize {
+///     text.split_whitespace().count()
+/// }
+///
+/// let n: usize = word_count("a b c".into()).run_on_cluster(&env).await?;
+/// ```
+///
+/// # What it generates
+///
+/// For `pub fn word_count(text: String) -> usize` in module `jobs`:
+///
+/// - `pub fn word_count(text: String) -> hype::Call<WordCountArgs>`, keeping
+///   the function's doc comments and other attributes;
+/// - `pub struct WordCountArgs { pub text: String }`: the arguments, with
+///   serde derives (no serde dependency needed in your crate). The name is
+///   the function's name in UpperCamelCase followed by `Args`; the struct
+///   and its fields have the function's visibility;
+/// - an implementation of `hype::RemoteFn` for `WordCountArgs`, whose
+///   `invoke` runs your body unchanged (`mut` arguments, `#[allow]`s and
+///   `async` included);
+/// - a registration of the function in the binary, so `hype-run` can find
+///   it by ID.
+///
+/// Inside the body, the function's own name still means the generated
+/// wrapper: calling it builds another `Call`, which is how a remote function
+/// fans out sub-calls.
+///
+/// # Arguments
+///
+/// - `name = "…"`: the stable ID of the function. By default it is
+///   `module_path!()` + `::` + the function name (`my_crate::jobs::word_count`),
+///   which changes when the function moves; give a name to keep the ID when
+///   you move or rename it. Two functions with one ID are an error when the
+///   binary starts.
+///
+/// ```text
+/// #[hype::remote(name = "jobs::word_count")]
+/// fn word_count(text: String) -> usize { … }
+/// ```
+///
+/// # Signature hash
+///
+/// Each function also gets a `SIGNATURE`: a hash of its argument and return
+/// types, checked by `hype-run` so that a pod running a binary built from
+/// other source refuses the call instead of misreading its bytes. It is the
+/// 64-bit FNV-1a hash (offset basis `0xcbf29ce484222325`, prime
+/// `0x100000001b3`) of the UTF-8 bytes of the normalised text
+///
+/// ```text
+/// "hype-sig-v1(" + argument types joined by "," + ")->" + return type
+/// ```
+///
+/// where each type is its tokens as written with all whitespace removed, and
+/// the return type is `()` when there is none. So
+/// `fn f(a: Vec<u8>, b: String) -> Result<u64, E>` has the text
+/// `hype-sig-v1(Vec<u8>,String)->Result<u64,E>`. Types are compared as
+/// written: `String` and `std::string::String` give different signatures.
+/// `hype::registry::fnv1a64` computes the same hash at run time.
+///
+/// # Errors
+///
+/// Every problem is reported at once, each on the tokens at fault, and the
+/// function is still emitted unchanged so the rest of the crate keeps
+/// compiling. Rejected:
+///
+/// - borrowed arguments or return types (`&str`, `&[u8]`, `Cow<'a, str>`, any
+///   lifetime): the values travel to another process, so use owned types
+///   (`String`, `Vec<u8>`);
+/// - generic, lifetime and const parameters, and `where` clauses;
+/// - `self` receivers: put it on a free function;
+/// - `impl Trait` arguments and return types;
+/// - patterns as arguments (`(a, b): (u8, u8)`, `_`, `ref x`); `mut x` is fine;
+/// - `const fn`, `unsafe fn`, `extern "C" fn` and variadic functions;
+/// - `#[cfg]` on an argument (put it on the function);
+/// - unknown, duplicate or empty attribute arguments;
+/// - argument and return types that are not serde types, `Send` and
+///   `'static`: reported by the type checker on the type, as "cannot cross
+///   the wire";
+/// - in an `async fn`, a future that is not `Send`.
+#[proc_macro_attribute]
+pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::remote(attr.into(), item.into()).into()
+}
+
+/// Makes `main` serve remote calls when the binary runs as `hype-run`.
+///
+/// The binary of a hype program is also the entrypoint of its containers.
+/// When the process is invoked as `hype-run` (the basename of `argv[0]`, or
+/// a first argument `hype-run`), `main` executes the call it was given and
+/// exits with the outcome's code; otherwise your `main` runs as written.
+/// `hype::dispatch_if_hype_run()` does the same for programs that prefer
+/// not to use the attribute: call it first thing in `main`.
+///
+/// Put it on `fn main()` or `async fn main()`, with any return type. An
+/// `async fn main` runs on a multi-threaded tokio runtime, as with
+/// `#[tokio::main]` (use one attribute or the other, not both):
+///
+/// ```text
+/// #[hype::main]
+/// async fn main() -> anyhow::Result<()> {
+///     let n = word_count("a b c".into()).run_on_cluster(&RunEnvironment::local()).await?;
+///     println!("{n}");
+///     Ok(())
+/// }
+/// ```
+///
+/// # Errors
+///
+/// The attribute takes no arguments, and the function can take no arguments
+/// (read them with `std::env::args()`) nor be generic.
+#[proc_macro_attribute]
+pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::main(attr.into(), item.into()).into()
+}

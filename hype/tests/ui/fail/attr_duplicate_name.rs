@@ -1,0 +1,4 @@
+#[hype::remote(name = "jobs::a", name = "jobs::b")]
+fn a() {}
+
+fn main() {}

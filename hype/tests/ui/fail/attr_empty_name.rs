@@ -1,0 +1,4 @@
+#[hype::remote(name = "")]
+fn a() {}
+
+fn main() {}

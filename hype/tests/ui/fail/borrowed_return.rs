@@ -1,0 +1,6 @@
+#[hype::remote]
+fn greeting() -> &'static str {
+    "hello"
+}
+
+fn main() {}

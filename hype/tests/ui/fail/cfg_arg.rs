@@ -1,0 +1,6 @@
+#[hype::remote]
+fn configure(name: String, #[cfg(unix)] extra: u32) -> usize {
+    name.len() + extra as usize
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[hype::remote]
+const fn answer() -> u64 {
+    42
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[hype::remote]
+fn greet(name: impl Into<String>) -> String {
+    name.into()
+}
+
+fn main() {}

@@ -1,0 +1,2 @@
+#[hype::main(flavor = "current_thread")]
+async fn main() {}

@@ -1,0 +1,4 @@
+#[hype::main]
+fn main<T: Default>() {
+    let _ = T::default();
+}

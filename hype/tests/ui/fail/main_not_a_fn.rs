@@ -1,0 +1,4 @@
+#[hype::main]
+struct Main;
+
+fn main() {}

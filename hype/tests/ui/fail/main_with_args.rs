@@ -1,0 +1,4 @@
+#[hype::main]
+fn main(args: Vec<String>) {
+    drop(args);
+}

@@ -1,0 +1,9 @@
+#[hype::remote]
+struct Job {
+    text: String,
+}
+
+#[hype::remote]
+impl Job {}
+
+fn main() {}

@@ -1,0 +1,10 @@
+struct Counter;
+
+impl Counter {
+    #[hype::remote]
+    fn count(&self, text: String) -> usize {
+        text.len()
+    }
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[hype::remote]
+unsafe fn read(n: u64) -> u64 {
+    n
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[hype::remote]
+unsafe extern "C" fn sum(count: u32, ...) -> u32 {
+    count
+}
+
+fn main() {}
