@@ -291,10 +291,10 @@ impl Context {
     /// The store an object URI lives in: the call's staging location when
     /// the URI is under it, else the store its scheme names.
     fn store_for(&self, uri: &str) -> Result<Arc<dyn Staging>, Error> {
-        if let Some(store) = &self.staging {
-            if uri.starts_with(store.location()) {
-                return Ok(store.clone());
-            }
+        if let Some(store) = &self.staging
+            && uri.starts_with(store.location())
+        {
+            return Ok(store.clone());
         }
         match uri.rsplit_once("/blobs/sha256/") {
             Some((location, _)) => staging::open(location),
@@ -327,13 +327,7 @@ impl Context {
     }
 
     fn fail(&mut self, err: &Error) -> i32 {
-        let failure = Failure::from_error(err);
-        let code = failure.exit_code();
-        eprintln!("hype-run: {}", one_line(&err.to_string()));
-        if self.finish(Outcome::Failed(failure)) == EXIT_OUTCOME_UNWRITABLE {
-            return EXIT_OUTCOME_UNWRITABLE;
-        }
-        code
+        self.finish(Outcome::Failed(Failure::from_error(err)))
     }
 
     /// Writes the outcome and gives the exit code.
@@ -352,7 +346,13 @@ impl Context {
                 );
                 EXIT_PANICKED
             }
-            Outcome::Failed(failure) => failure.exit_code(),
+            Outcome::Failed(failure) => {
+                let err = failure
+                    .clone()
+                    .into_error(&self.function, &self.execution_id);
+                eprintln!("hype-run: {}", one_line(&err.to_string()));
+                failure.exit_code()
+            }
         };
         let envelope = OutcomeEnvelope {
             function: self.function.clone(),

@@ -14,6 +14,7 @@
 //! 5. Back in the submitter, the outcome becomes the typed result or an
 //!    [`Error`].
 
+pub mod bytes;
 pub mod cluster;
 pub mod entry;
 pub mod environment;
@@ -31,6 +32,7 @@ pub mod wire;
 
 mod cleanup;
 
+pub use bytes::Bytes;
 pub use cluster::{Cluster, ClusterSpec, LocalCluster};
 pub use entry::dispatch_if_hype_run;
 pub use environment::{
@@ -39,7 +41,7 @@ pub use environment::{
 pub use error::{Error, Result};
 pub use mounts::mount_path;
 pub use registry::{Registration, Registry};
-pub use remote::{Call, Invoke, RemoteFn};
+pub use remote::{Call, Invoke, RemoteFn, Wire};
 pub use runner::Runner;
 pub use staging::Staging;
 pub use submitter::Submitter;

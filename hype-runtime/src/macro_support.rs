@@ -7,21 +7,7 @@ pub use serde;
 
 pub use crate::entry::dispatch_if_hype_run;
 pub use crate::registry::{REMOTE_FNS, Registration};
-pub use crate::remote::{Call, Invoke, RemoteFn};
-
-/// A type that can cross the wire as a remote function's argument or result.
-///
-/// Generated code asserts it for every argument and the return type, spanned
-/// on the user's tokens, so a type without serde support is reported where
-/// it is written.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot cross the wire: #[hype::remote] arguments and return types must be `Serialize + DeserializeOwned + Send + 'static`",
-    label = "not serialisable by hype",
-    note = "derive `serde::Serialize` and `serde::Deserialize` for it, or use an owned type that has them"
-)]
-pub trait Wire {}
-
-impl<T> Wire for T where T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {}
+pub use crate::remote::{Call, Invoke, RemoteFn, Wire};
 
 /// Compile-time check that `T` is [`Wire`]; generated code calls it in a
 /// `const` so it costs nothing at run time.

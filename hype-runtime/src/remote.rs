@@ -26,7 +26,7 @@ use crate::wire;
 pub trait RemoteFn: Serialize + DeserializeOwned + Send + 'static {
     /// The function's return type. A `Result<T, E>` travels as a value, so a
     /// user error comes back typed.
-    type Output: Serialize + DeserializeOwned + Send + 'static;
+    type Output: Wire;
 
     /// The stable ID: `module_path::name`, or the `name = "…"` override.
     const ID: &'static str;
@@ -39,6 +39,22 @@ pub trait RemoteFn: Serialize + DeserializeOwned + Send + 'static {
     /// Runs the user's body with these arguments.
     fn invoke(self) -> Invoke<Self::Output>;
 }
+
+/// A type that can cross the wire as a remote function's argument or
+/// result: `Serialize + DeserializeOwned + Send + 'static`, implemented for
+/// every such type.
+///
+/// `#[hype::remote]` checks it for every argument and the return type,
+/// spanned on your tokens, so a type without serde support is reported
+/// where it is written.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot cross the wire: #[hype::remote] arguments and return types must be `Serialize + DeserializeOwned + Send + 'static`",
+    label = "not serialisable by hype",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for it, or use an owned type that has them"
+)]
+pub trait Wire: Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T> Wire for T where T: Serialize + DeserializeOwned + Send + 'static {}
 
 /// What running a remote function's body gives: a value (plain `fn`) or a
 /// future to drive (`async fn`).

@@ -159,11 +159,10 @@ impl Submitter {
         env: &RunEnvironment,
     ) -> Result<A::Output, Error> {
         let envelope = self.call_envelope(call).await?;
+        let text = Reference::Inline(wire::encode_call(&envelope)?).to_string();
         let execution_id = ids::execution_id(A::ID);
-        let outcome = self
-            .run_envelope(A::ID, &execution_id, &envelope, env)
-            .await?;
-        self.resolve(A::ID, outcome).await
+        let bytes = self.run_raw(A::ID, &execution_id, text, env).await?;
+        wire::decode_value(A::ID, "result", &bytes)
     }
 
     /// Encodes a call, staging its arguments when they are large.
@@ -183,29 +182,18 @@ impl Submitter {
         })
     }
 
-    /// Runs an already-built call envelope and returns the outcome envelope
-    /// `hype-run` wrote. The lower half of [`Submitter::run`], public for
-    /// tools that build envelopes themselves.
-    pub async fn run_envelope(
-        &self,
-        function: &'static str,
-        execution_id: &str,
-        envelope: &CallEnvelope,
-        env: &RunEnvironment,
-    ) -> Result<OutcomeEnvelope, Error> {
-        let call = Reference::Inline(wire::encode_call(envelope)?).to_string();
-        self.run_raw(function, execution_id, call, env).await
-    }
-
-    /// Runs `hype-run` with `call` as its argument, exactly as given (no
-    /// validation: this is how the bad-input tests reach `hype-run`).
+    /// The untyped lower half of [`Submitter::run`]: runs `hype-run` with
+    /// `call` (`inline:<base64>` or a staging URI) exactly as given, as
+    /// execution `execution_id`, and returns the encoded result. Panics and
+    /// failures become their [`Error`]s. For tools that build envelopes
+    /// themselves, and for the bad-input tests.
     pub async fn run_raw(
         &self,
         function: &'static str,
         execution_id: &str,
         call: String,
         env: &RunEnvironment,
-    ) -> Result<OutcomeEnvelope, Error> {
+    ) -> Result<Vec<u8>, Error> {
         env.validate()?;
         let cancelled = |reason: &str| Error::Cancelled {
             function: function.to_owned(),
@@ -227,7 +215,8 @@ impl Submitter {
                 return Err(cancelled("the submitter was closed while the call ran"));
             }
         };
-        self.read_outcome(&message).await
+        let outcome = self.read_outcome(&message).await?;
+        self.resolve(function, outcome).await
     }
 
     async fn read_outcome(&self, message: &str) -> Result<OutcomeEnvelope, Error> {
@@ -244,11 +233,12 @@ impl Submitter {
         }
     }
 
-    async fn resolve<T: serde::de::DeserializeOwned>(
+    /// The result bytes of an outcome, or its error.
+    async fn resolve(
         &self,
         function: &'static str,
         envelope: OutcomeEnvelope,
-    ) -> Result<T, Error> {
+    ) -> Result<Vec<u8>, Error> {
         if !envelope.function.is_empty() && envelope.function != function {
             return Err(Error::malformed(
                 "outcome envelope",
@@ -259,13 +249,8 @@ impl Submitter {
             ));
         }
         match envelope.outcome {
-            Outcome::Returned(Payload::Inline(bytes)) => {
-                wire::decode_value(function, "result", &bytes)
-            }
-            Outcome::Returned(Payload::Staged(blob)) => {
-                let bytes = self.inner.staging.get_blob(&blob).await?;
-                wire::decode_value(function, "result", &bytes)
-            }
+            Outcome::Returned(Payload::Inline(bytes)) => Ok(bytes.into_vec()),
+            Outcome::Returned(Payload::Staged(blob)) => self.inner.staging.get_blob(&blob).await,
             Outcome::Panicked { message, location } => Err(Error::RemotePanic {
                 function: function.to_owned(),
                 message,

@@ -41,8 +41,7 @@ pub const TERMINATION_MESSAGE_LIMIT: usize = 4096;
 /// fits in a termination message.
 pub const FAILURE_MESSAGE_LIMIT: usize = 1024;
 
-/// Bytes as MessagePack `bin`, not an array of integers.
-pub type Bytes = serde_bytes::ByteBuf;
+pub use crate::bytes::Bytes;
 
 /// A call of a remote function, as sent to `hype-run`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,19 +69,38 @@ pub struct BuildInfo {
     pub binary_sha256: Option<String>,
 }
 
+static BINARY_SHA256: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
 impl BuildInfo {
-    /// This process's build info. The executable's digest is computed once.
+    /// This process's build info. `binary_sha256` is informative: it is
+    /// there once [`BuildInfo::start_hashing`] has finished hashing the
+    /// executable in the background (a debug build of a large binary takes
+    /// about a second), and never delays a call.
     pub fn current() -> BuildInfo {
-        static DIGEST: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-        let digest = DIGEST.get_or_init(|| {
-            let exe = std::env::current_exe().ok()?;
-            let bytes = std::fs::read(exe).ok()?;
-            Some(sha256_hex(&bytes))
-        });
         BuildInfo {
             hype_version: env!("CARGO_PKG_VERSION").to_owned(),
-            binary_sha256: digest.clone(),
+            binary_sha256: BINARY_SHA256.get().cloned().flatten(),
         }
+    }
+
+    /// Starts hashing this executable on a background thread, once per
+    /// process. Submitters call it when they are created.
+    pub fn start_hashing() {
+        static STARTED: std::sync::Once = std::sync::Once::new();
+        STARTED.call_once(|| {
+            let spawned = std::thread::Builder::new()
+                .name("hype-hash-exe".to_owned())
+                .spawn(|| {
+                    let digest = std::env::current_exe()
+                        .and_then(std::fs::read)
+                        .ok()
+                        .map(|bytes| sha256_hex(&bytes));
+                    let _ = BINARY_SHA256.set(digest);
+                });
+            if spawned.is_err() {
+                let _ = BINARY_SHA256.set(None);
+            }
+        });
     }
 }
 
@@ -301,8 +319,12 @@ impl Failure {
             Error::BadInvocation { message } => Failure::BadInvocation {
                 message: cut(message.clone()),
             },
-            Error::MalformedEnvelope { .. } => Failure::MalformedCall {
-                message: cut(err.to_string()),
+            Error::MalformedEnvelope { what, reason } => Failure::MalformedCall {
+                message: cut(if what == "call" {
+                    reason.clone()
+                } else {
+                    format!("{what}: {reason}")
+                }),
             },
             Error::UnknownFunction { known, .. } => Failure::UnknownFunction {
                 known: known.iter().take(20).cloned().collect(),
@@ -382,13 +404,13 @@ pub fn decode_outcome(bytes: &[u8]) -> Result<OutcomeEnvelope, Error> {
 }
 
 fn encode_envelope<T: Serialize>(magic: [u8; 4], value: &T, what: &str) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::with_capacity(128);
-    out.extend_from_slice(&magic);
-    out.push(PROTOCOL_VERSION);
+    let mut out = crate::bytes::LargeWriter(Vec::with_capacity(128));
+    out.0.extend_from_slice(&magic);
+    out.0.push(PROTOCOL_VERSION);
     value
         .serialize(&mut rmp_serde::Serializer::new(&mut out).with_struct_map())
         .map_err(|err| Error::malformed(what, format!("cannot encode: {err}")))?;
-    Ok(out)
+    Ok(out.0)
 }
 
 fn decode_envelope<T: serde::de::DeserializeOwned>(
@@ -435,14 +457,13 @@ fn decode_envelope<T: serde::de::DeserializeOwned>(
             ),
         ));
     }
-    let mut cursor = std::io::Cursor::new(body);
-    let value = T::deserialize(&mut rmp_serde::Deserializer::new(&mut cursor))
+    let mut deserializer = rmp_serde::Deserializer::from_read_ref(body);
+    let value = T::deserialize(&mut deserializer)
         .map_err(|err| Error::malformed(what, format!("invalid or truncated: {err}")))?;
-    let rest = body.len() as u64 - cursor.position();
-    if rest != 0 {
+    if !at_end(&mut deserializer) {
         return Err(Error::malformed(
             what,
-            format!("{rest} unexpected bytes after the envelope"),
+            "unexpected bytes after the envelope",
         ));
     }
     Ok(value)
@@ -454,11 +475,15 @@ pub fn encode_value<T: Serialize + ?Sized>(
     what: &'static str,
     value: &T,
 ) -> Result<Vec<u8>, Error> {
-    rmp_serde::to_vec(value).map_err(|err| Error::Encode {
-        function: function.to_owned(),
-        what,
-        message: err.to_string(),
-    })
+    let mut writer = crate::bytes::LargeWriter::default();
+    value
+        .serialize(&mut rmp_serde::Serializer::new(&mut writer))
+        .map_err(|err| Error::Encode {
+            function: function.to_owned(),
+            what,
+            message: err.to_string(),
+        })?;
+    Ok(writer.0)
 }
 
 /// Decodes a value (arguments or a result) from the wire; trailing bytes are
@@ -473,14 +498,24 @@ pub fn decode_value<T: serde::de::DeserializeOwned>(
         what,
         message,
     };
-    let mut cursor = std::io::Cursor::new(bytes);
-    let value = T::deserialize(&mut rmp_serde::Deserializer::new(&mut cursor))
-        .map_err(|err| error(err.to_string()))?;
-    let rest = bytes.len() as u64 - cursor.position();
-    if rest != 0 {
-        return Err(error(format!("{rest} unexpected bytes after the value")));
+    let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
+    let value = T::deserialize(&mut deserializer).map_err(|err| error(err.to_string()))?;
+    if !at_end(&mut deserializer) {
+        return Err(error("unexpected bytes after the value".to_owned()));
     }
     Ok(value)
+}
+
+/// Whether a slice deserializer has consumed all its input: reading one
+/// more value must fail on end of input, not succeed or fail otherwise.
+fn at_end<'de, R: rmp_serde::decode::ReadSlice<'de>>(
+    deserializer: &mut rmp_serde::Deserializer<R>,
+) -> bool {
+    use serde::Deserialize as _;
+    matches!(
+        serde::de::IgnoredAny::deserialize(deserializer),
+        Err(rmp_serde::decode::Error::InvalidMarkerRead(err)) if err.kind() == std::io::ErrorKind::UnexpectedEof
+    )
 }
 
 /// SHA-256 of `bytes`, lowercase hex.
@@ -568,6 +603,47 @@ mod tests {
         }
     }
 
+    /// The example of docs/protocol.md, byte for byte.
+    #[test]
+    fn golden_call_bytes() {
+        let call = CallEnvelope {
+            function: "demo::add".into(),
+            signature: 0x0123_4567_89ab_cdef,
+            build: BuildInfo {
+                hype_version: "0.1.0".into(),
+                binary_sha256: None,
+            },
+            staging: Some("file:///tmp/s".into()),
+            payload: Payload::Inline(Bytes::from(vec![0x92, 0x01, 0x02])),
+        };
+        fn fixstr(out: &mut Vec<u8>, s: &str) {
+            out.push(0xa0 | s.len() as u8);
+            out.extend_from_slice(s.as_bytes());
+        }
+        let mut expected = b"HYPC\x01\x85".to_vec();
+        fixstr(&mut expected, "function");
+        fixstr(&mut expected, "demo::add");
+        fixstr(&mut expected, "signature");
+        expected.extend_from_slice(&[0xcf, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]);
+        fixstr(&mut expected, "build");
+        expected.push(0x82);
+        fixstr(&mut expected, "hype_version");
+        fixstr(&mut expected, "0.1.0");
+        fixstr(&mut expected, "binary_sha256");
+        expected.push(0xc0);
+        fixstr(&mut expected, "staging");
+        fixstr(&mut expected, "file:///tmp/s");
+        fixstr(&mut expected, "payload");
+        expected.push(0x81);
+        fixstr(&mut expected, "Inline");
+        expected.extend_from_slice(&[0xc4, 0x03, 0x92, 0x01, 0x02]);
+        assert_eq!(encode_call(&call).unwrap(), expected);
+        assert_eq!(
+            encode_value("demo::add", "arguments", &(1i64, 2i64)).unwrap(),
+            [0x92, 0x01, 0x02]
+        );
+    }
+
     #[test]
     fn call_round_trip() {
         let bytes = encode_call(&call()).unwrap();
@@ -621,12 +697,12 @@ mod tests {
         }
         let mut trailing = bytes.clone();
         trailing.push(0);
-        assert!(
-            decode_call(&trailing)
-                .unwrap_err()
-                .to_string()
-                .contains("1 unexpected bytes")
-        );
+        let err = decode_call(&trailing).unwrap_err().to_string();
+        assert!(err.contains("unexpected bytes"), "{err}");
+        trailing.pop();
+        trailing.push(0xc1); // a reserved marker: still trailing bytes
+        let err = decode_call(&trailing).unwrap_err().to_string();
+        assert!(err.contains("unexpected bytes"), "{err}");
     }
 
     #[test]

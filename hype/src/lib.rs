@@ -53,17 +53,25 @@ pub use hype_macros::{main, remote};
 
 #[doc(inline)]
 pub use hype_runtime::{
-    BasePod, Call, Cluster, ClusterSpec, DEFAULT_TIMEOUT, Error, Invoke, LocalCluster,
+    BasePod, Bytes, Call, Cluster, ClusterSpec, DEFAULT_TIMEOUT, Error, Invoke, LocalCluster,
     Registration, Registry, RemoteFn, Result, RunEnvironment, Runner, Secret, Staging, Submitter,
-    VolumeLifetime, VolumeMount, VolumeRequest, dispatch_if_hype_run, mount_path,
+    VolumeLifetime, VolumeMount, VolumeRequest, Wire, dispatch_if_hype_run, mount_path,
 };
 
 #[doc(inline)]
-pub use hype_runtime::{cluster, entry, environment, mounts, registry, runner, staging, wire};
+pub use hype_runtime::{
+    bytes, cluster, entry, environment, mounts, registry, runner, staging, wire,
+};
 
-/// Bytes that travel as one MessagePack `bin` (fast), not as an array of
-/// integers: use it for large binary arguments and results.
+/// `serde_bytes::ByteBuf`: bytes that travel as one MessagePack `bin`.
+/// [`Bytes`] does the same with buffers tuned for large payloads.
 pub use serde_bytes::ByteBuf;
+
+/// The `serde` hype was built with, for deriving `Serialize` and
+/// `Deserialize` on argument and result types without a direct dependency:
+/// `#[derive(hype::serde::Serialize, hype::serde::Deserialize)]` with
+/// `#[serde(crate = "hype::serde")]`.
+pub use hype_runtime::macro_support::serde;
 
 #[doc(hidden)]
 pub use hype_runtime::macro_support as __private;

@@ -3,7 +3,8 @@
 //!
 //! - The child inherits this process's environment, plus the
 //!   environment's env vars, `HYPE_EXECUTION_ID`,
-//!   `HYPE_TERMINATION_MESSAGE_PATH` (a file in a per-call directory) and
+//!   `HYPE_TERMINATION_MESSAGE_PATH` (a per-call file in the runner's
+//!   temporary directory) and
 //!   `HYPE_MOUNTS`.
 //! - Secrets are directories: secret `NAME` is `<secrets dir>/NAME`
 //!   (default `$HYPE_LOCAL_SECRETS`, else `~/.config/hype/secrets`), one file
@@ -187,13 +188,10 @@ impl LocalRunner {
         let mounts = mounts::encode(&mounts).map_err(|problem| Error::InvalidEnvironment {
             problems: vec![problem],
         })?;
-        let call_dir = self.work_dir.join(&job.execution_id);
-        std::fs::create_dir_all(&call_dir).map_err(|err| Error::Spawn {
-            program: self.program.clone(),
-            message: format!("cannot create {}: {err}", call_dir.display()),
-        })?;
-        let _call_dir = RemoveOnDrop(call_dir.clone());
-        let termination_path = call_dir.join("termination-log");
+        let termination_path = self
+            .work_dir
+            .join(format!("{}.termination-log", job.execution_id));
+        let _termination_file = RemoveOnDrop(termination_path.clone());
 
         let mut command = tokio::process::Command::new(&self.program);
         command
@@ -336,7 +334,7 @@ struct RemoveOnDrop(PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
