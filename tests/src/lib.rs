@@ -1,0 +1,225 @@
+//! Remote functions the integration tests call, in several modules, and
+//! helpers shared by the tests.
+//!
+//! A libtest harness cannot dispatch `hype-run` (its `main` is libtest's),
+//! so the tests run calls in the `hype-test-worker` binary of this package,
+//! which links these functions and is built with `#[hype::main]`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hype::ByteBuf;
+use serde::{Deserialize, Serialize};
+
+/// Call from a binary's `main` so the linker keeps this crate's
+/// registrations even when nothing else of it is used.
+pub fn link() {}
+
+/// Arithmetic and text, sync and async.
+pub mod math {
+    /// Adds two numbers.
+    #[hype::remote]
+    pub fn add(a: i64, b: i64) -> i64 {
+        a + b
+    }
+
+    /// Counts whitespace-separated words.
+    #[hype::remote]
+    pub fn word_count(text: String) -> usize {
+        text.split_whitespace().count()
+    }
+
+    /// Adds after yielding to the runtime, to exercise `async fn`.
+    #[hype::remote]
+    pub async fn add_later(a: i64, b: i64) -> i64 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let task = tokio::spawn(async move { a + b });
+        task.await.expect("spawned task")
+    }
+}
+
+/// Bytes in and out, for staging.
+pub mod bytes {
+    use hype::ByteBuf;
+
+    /// Returns its argument reversed.
+    #[hype::remote]
+    pub fn reverse(data: ByteBuf) -> ByteBuf {
+        let mut data = data.into_vec();
+        data.reverse();
+        ByteBuf::from(data)
+    }
+
+    /// Returns `len` bytes counting up from `seed`.
+    #[hype::remote]
+    pub fn make(len: usize, seed: u8) -> ByteBuf {
+        ByteBuf::from(
+            (0..len)
+                .map(|i| seed.wrapping_add(i as u8))
+                .collect::<Vec<u8>>(),
+        )
+    }
+}
+
+/// What the process a call runs in looks like.
+pub mod process {
+    /// The value of an environment variable in the call's process.
+    #[hype::remote]
+    pub fn env_var(key: String) -> Option<String> {
+        std::env::var(key).ok()
+    }
+
+    /// The call's process ID.
+    #[hype::remote]
+    pub fn pid() -> u32 {
+        std::process::id()
+    }
+
+    /// Writes its PID (and the PID of a grandchild `sleep` it starts) to
+    /// `dir`, then waits for the grandchild: for timeout and cancellation tests.
+    #[hype::remote]
+    pub fn sleep_with_grandchild(dir: String, seconds: u64) {
+        let mut child = std::process::Command::new("sleep")
+            .arg(seconds.to_string())
+            .spawn()
+            .expect("spawn sleep");
+        std::fs::write(
+            std::path::Path::new(&dir).join(format!("{}", std::process::id())),
+            format!("{} {}", std::process::id(), child.id()),
+        )
+        .expect("write pid file");
+        let _ = child.wait();
+    }
+
+    /// Writes a line to stderr and exits without an outcome.
+    #[hype::remote]
+    pub fn exit_abruptly(code: i32) {
+        eprintln!("about to exit with {code} on purpose");
+        std::process::exit(code);
+    }
+
+    /// Registers itself in `dir` and waits until `n` calls have, so the
+    /// test passes only if `n` calls run at the same time. Bounded by 20 s.
+    #[hype::remote]
+    pub fn rendezvous(dir: String, n: usize) -> Result<usize, String> {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::write(dir.join(std::process::id().to_string()), b"").map_err(|e| e.to_string())?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let seen = std::fs::read_dir(&dir).map_err(|e| e.to_string())?.count();
+            if seen >= n {
+                return Ok(seen);
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!("only {seen} of {n} calls arrived"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+/// Failures: typed errors and panics.
+pub mod failures {
+    use serde::{Deserialize, Serialize};
+
+    /// Why a string is not a number, as a typed error.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ParseFailure {
+        /// The input.
+        pub input: String,
+        /// The parser's reason.
+        pub reason: String,
+    }
+
+    /// Parses a number, or says why not.
+    #[hype::remote]
+    pub fn parse(text: String) -> Result<u64, ParseFailure> {
+        text.trim()
+            .parse()
+            .map_err(|err: std::num::ParseIntError| ParseFailure {
+                input: text.clone(),
+                reason: err.to_string(),
+            })
+    }
+
+    /// Panics with `message`.
+    #[hype::remote]
+    pub fn explode(message: String) -> u8 {
+        panic!("{message}");
+    }
+
+    /// Panics with a message too long for a termination message.
+    #[hype::remote]
+    pub fn explode_at_length(len: usize) -> u8 {
+        panic!("{}", "x".repeat(len));
+    }
+}
+
+/// Secrets and volumes, read through `hype::mount_path`.
+pub mod files {
+    /// Reads a file at a container path.
+    #[hype::remote]
+    pub fn read(path: String) -> Result<String, String> {
+        let local = hype::mount_path(&path);
+        std::fs::read_to_string(&local).map_err(|e| format!("{}: {e}", local.display()))
+    }
+
+    /// Writes a file at a container path.
+    #[hype::remote]
+    pub fn write(path: String, contents: String) -> Result<(), String> {
+        let local = hype::mount_path(&path);
+        std::fs::write(&local, contents).map_err(|e| format!("{}: {e}", local.display()))
+    }
+}
+
+/// A function with an explicit ID.
+#[hype::remote(name = "hype-tests/renamed")]
+pub fn renamed() -> String {
+    "renamed".to_owned()
+}
+
+/// A struct argument and result, to check user types cross the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// x.
+    pub x: f64,
+    /// y.
+    pub y: f64,
+}
+
+/// Mirrors a point.
+#[hype::remote]
+pub fn mirror(p: Point) -> Point {
+    Point { x: -p.x, y: -p.y }
+}
+
+/// Echoes bytes (for the payload tests).
+#[hype::remote]
+pub fn echo(data: ByteBuf) -> ByteBuf {
+    data
+}
+
+/// Waits until `done()` or `bound` passes; says which.
+pub fn wait_until(bound: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + bound;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a process exists (and is not a zombie).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
