@@ -160,9 +160,10 @@ pub fn run(args: &[OsString]) -> i32 {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_TERMINATION_MESSAGE_PATH));
     let mut ctx = Context {
         execution_id,
-        termination_path,
+        termination_path: Some(termination_path),
         function: String::new(),
         staging: None,
+        message: None,
     };
 
     let call_text = match parse_args(args) {
@@ -175,6 +176,41 @@ pub fn run(args: &[OsString]) -> i32 {
         Err(err) => return ctx.fail(&err),
     };
     ctx.finish(outcome)
+}
+
+/// What running one call in this process gave: `hype-run`'s exit code and
+/// its termination message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InProcessRun {
+    /// The exit code `hype-run` would have exited with.
+    pub exit_code: i32,
+    /// The termination message (`inline:<base64>` or an outcome object URI),
+    /// if one could be produced.
+    pub termination_message: Option<String>,
+}
+
+/// Runs a call (`inline:<base64>` or a staging URI) in this process exactly
+/// as `hype-run` would, but returns instead of writing files and exiting:
+/// for executors that run calls in-process, such as the Kubernetes test
+/// double's instant pods. Call it from a plain thread, not from async code
+/// (async functions run on their own runtime).
+pub fn execute_in_process(call: &str, execution_id: &str) -> InProcessRun {
+    install_panic_hook();
+    let mut ctx = Context {
+        execution_id: execution_id.to_owned(),
+        termination_path: None,
+        function: String::new(),
+        staging: None,
+        message: None,
+    };
+    let exit_code = match ctx.prepare_and_execute(call) {
+        Ok(outcome) => ctx.finish(outcome),
+        Err(err) => ctx.fail(&err),
+    };
+    InProcessRun {
+        exit_code,
+        termination_message: ctx.message,
+    }
 }
 
 enum Command {
@@ -218,9 +254,11 @@ fn list() -> i32 {
 
 struct Context {
     execution_id: String,
-    termination_path: PathBuf,
+    /// Where the termination message goes; `None` keeps it in `message`.
+    termination_path: Option<PathBuf>,
     function: String,
     staging: Option<Arc<dyn Staging>>,
+    message: Option<String>,
 }
 
 impl Context {
@@ -359,12 +397,26 @@ impl Context {
             execution_id: self.execution_id.clone(),
             outcome,
         };
-        match self.write_outcome(&envelope) {
+        let written = self
+            .outcome_text(&envelope)
+            .and_then(|text| match &self.termination_path {
+                Some(path) => std::fs::write(path, text)
+                    .map_err(|err| Error::staging("write", path.display().to_string(), err)),
+                None => {
+                    self.message = Some(text);
+                    Ok(())
+                }
+            });
+        match written {
             Ok(()) => code,
             Err(err) => {
+                let path = self
+                    .termination_path
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("memory"));
                 eprintln!(
                     "hype-run: cannot write the outcome to {}: {}",
-                    self.termination_path.display(),
+                    path.display(),
                     one_line(&err.to_string())
                 );
                 EXIT_OUTCOME_UNWRITABLE
@@ -372,7 +424,9 @@ impl Context {
         }
     }
 
-    fn write_outcome(&self, envelope: &OutcomeEnvelope) -> Result<(), Error> {
+    /// The termination message for an outcome: inline when it fits, else
+    /// the URI of a staged outcome object.
+    fn outcome_text(&self, envelope: &OutcomeEnvelope) -> Result<String, Error> {
         let bytes = wire::encode_outcome(envelope)?;
         let text = if wire::inline_text_len(bytes.len()) <= TERMINATION_MESSAGE_LIMIT {
             Reference::Inline(bytes).to_string()
@@ -386,9 +440,7 @@ impl Context {
             }
             Reference::Inline(wire::encode_outcome(&envelope)?).to_string()
         };
-        std::fs::write(&self.termination_path, text).map_err(|err| {
-            Error::staging("write", self.termination_path.display().to_string(), err)
-        })
+        Ok(text)
     }
 }
 

@@ -173,6 +173,94 @@ pub enum Error {
         stderr_tail: String,
     },
 
+    /// The image of the call cannot be pulled or found (Kubernetes
+    /// `ErrImagePull`, `ImagePullBackOff`, `InvalidImageName`; Docker: no
+    /// such image locally and none to pull).
+    #[error(
+        "{execution_id} cannot start: image {image} is unavailable ({reason}: {message}); check the image name and the pull credentials of the node or engine"
+    )]
+    ImageUnavailable {
+        /// The function's ID.
+        function: String,
+        /// The execution (pod or container).
+        execution_id: String,
+        /// The image.
+        image: String,
+        /// The runtime's reason (`ErrImagePull`, `ImagePullBackOff`, `InvalidImageName`, `NotFound`).
+        reason: String,
+        /// The runtime's message.
+        message: String,
+    },
+
+    /// The container could not be created from its configuration (Kubernetes
+    /// `CreateContainerConfigError`, for instance a missing secret).
+    #[error("{execution_id} cannot start: {reason}: {message}")]
+    ContainerConfig {
+        /// The function's ID.
+        function: String,
+        /// The execution.
+        execution_id: String,
+        /// The runtime's reason.
+        reason: String,
+        /// The runtime's message (naming the missing secret, for instance).
+        message: String,
+    },
+
+    /// No node could take the execution within the pending timeout.
+    #[error(
+        "{execution_id} was not scheduled within {after:?}: {message}; lower the resource requests or add capacity"
+    )]
+    Unschedulable {
+        /// The function's ID.
+        function: String,
+        /// The execution.
+        execution_id: String,
+        /// The scheduler's message.
+        message: String,
+        /// How long hype waited.
+        after: Duration,
+    },
+
+    /// The execution was killed for using more memory than its limit.
+    #[error("remote function {function} ({execution_id}) ran out of memory{} and was killed; raise the memory limit with RunEnvironment::with_limit(\"memory\", ...)", limit.as_deref().map(|l| format!(" (limit {l})")).unwrap_or_default())]
+    OutOfMemory {
+        /// The function's ID.
+        function: String,
+        /// The execution.
+        execution_id: String,
+        /// The memory limit, when known.
+        limit: Option<String>,
+    },
+
+    /// The node evicted the execution.
+    #[error("{execution_id} was evicted from its node: {message}")]
+    Evicted {
+        /// The function's ID.
+        function: String,
+        /// The execution.
+        execution_id: String,
+        /// The eviction message.
+        message: String,
+    },
+
+    /// Someone other than hype deleted the execution while it ran.
+    #[error("{execution_id} was deleted by someone else while it ran (remote function {function})")]
+    DeletedExternally {
+        /// The function's ID.
+        function: String,
+        /// The execution.
+        execution_id: String,
+    },
+
+    /// The cluster's API failed (after bounded retries for transient errors).
+    #[error("cluster API {operation} failed: {message}")]
+    Cluster {
+        /// What was being done ("create pod hype-x-1", "watch pods", …).
+        operation: String,
+        /// What went wrong.
+        message: String,
+    },
+
     /// The execution could not be started.
     #[error("cannot start {program}: {message}")]
     Spawn {

@@ -435,3 +435,39 @@ async fn list_prints_ids_and_signatures() {
     let line = format!("{ADD}\t{:016x}", AddArgs::SIGNATURE);
     assert!(stdout.lines().any(|l| l == line), "{stdout}");
 }
+
+#[test]
+fn in_process_execution_gives_what_hype_run_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let call = inline(&envelope(
+        ADD,
+        AddArgs::SIGNATURE,
+        add_payload(40, 2),
+        dir.path(),
+    ));
+    let run =
+        std::thread::spawn(move || hype::entry::execute_in_process(&call, "hype-in-process-1"))
+            .join()
+            .unwrap();
+    assert_eq!(run.exit_code, 0);
+    let Reference::Inline(bytes) = Reference::parse(&run.termination_message.unwrap()).unwrap()
+    else {
+        panic!("inline outcome expected")
+    };
+    let outcome = wire::decode_outcome(&bytes).unwrap();
+    assert_eq!(outcome.execution_id, "hype-in-process-1");
+    let wire::Outcome::Returned(Payload::Inline(value)) = outcome.outcome else {
+        panic!("returned value expected, got {:?}", outcome.outcome)
+    };
+    assert_eq!(
+        wire::decode_value::<i64>(ADD, "result", &value).unwrap(),
+        42
+    );
+
+    let garbage =
+        std::thread::spawn(|| hype::entry::execute_in_process("inline:AAAA", "hype-in-process-2"))
+            .join()
+            .unwrap();
+    assert_eq!(garbage.exit_code, 65);
+    assert!(garbage.termination_message.unwrap().starts_with("inline:"));
+}
