@@ -15,19 +15,28 @@ use crate::runner::Runner;
 pub use crate::runner::local::LocalCluster;
 use crate::staging::{BoxFuture, Staging};
 
+/// What a cluster is connected for: the submitter's staging store and
+/// session. Everything a runner creates carries the session in its labels
+/// (`hype.dev/session`), so one submitter's objects can be found and removed.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The submitter's staging store.
+    pub staging: Arc<dyn Staging>,
+    /// The submitter's session ID: 10 characters of `[0-9a-z]`, a valid
+    /// label value.
+    pub session: String,
+}
+
 /// Something calls can be sent to: connects and gives the runner.
 pub trait Cluster: Send + 'static {
-    /// Connects to the cluster; `staging` is the submitter's store.
-    fn connect(
-        self,
-        staging: Arc<dyn Staging>,
-    ) -> BoxFuture<'static, Result<Arc<dyn Runner>, Error>>;
+    /// Connects to the cluster for one submitter.
+    fn connect(self, connection: Connection) -> BoxFuture<'static, Result<Arc<dyn Runner>, Error>>;
 }
 
 impl Cluster for LocalCluster {
     fn connect(
         self,
-        _staging: Arc<dyn Staging>,
+        _connection: Connection,
     ) -> BoxFuture<'static, Result<Arc<dyn Runner>, Error>> {
         Box::pin(async move { Ok(Arc::new(self.into_runner()?) as Arc<dyn Runner>) })
     }

@@ -33,7 +33,7 @@ pub mod wire;
 mod cleanup;
 
 pub use bytes::Bytes;
-pub use cluster::{Cluster, ClusterSpec, LocalCluster};
+pub use cluster::{Cluster, ClusterSpec, Connection, LocalCluster};
 pub use entry::dispatch_if_hype_run;
 pub use environment::{
     BasePod, DEFAULT_TIMEOUT, RunEnvironment, Secret, VolumeLifetime, VolumeMount, VolumeRequest,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{OnceCell, watch};
 
 use crate::cleanup;
-use crate::cluster::{Cluster, ClusterSpec, LocalCluster};
+use crate::cluster::{Cluster, ClusterSpec, Connection, LocalCluster};
 use crate::environment::RunEnvironment;
 use crate::error::Error;
 use crate::ids;
@@ -66,8 +66,14 @@ impl Submitter {
     /// `gs://bucket/prefix`).
     pub async fn new(staging: impl AsRef<str>, cluster: impl Cluster) -> Result<Submitter, Error> {
         let staging = staging::open(staging.as_ref())?;
-        let runner = cluster.connect(staging.clone()).await?;
-        Ok(Submitter::assemble(runner, staging, None))
+        let session = ids::random_suffix(10);
+        let runner = cluster
+            .connect(Connection {
+                staging: staging.clone(),
+                session: session.clone(),
+            })
+            .await?;
+        Ok(Submitter::assemble(runner, staging, None, session))
     }
 
     /// Child processes of this binary, staging in a temporary directory
@@ -83,26 +89,32 @@ impl Submitter {
         })?;
         let staging: Arc<dyn Staging> = Arc::new(LocalStaging::new(dir.clone())?);
         let runner = Arc::new(cluster.into_runner()?);
-        Ok(Submitter::assemble(runner, staging, Some(dir)))
+        Ok(Submitter::assemble(
+            runner,
+            staging,
+            Some(dir),
+            ids::random_suffix(10),
+        ))
     }
 
     /// A submitter over a runner and store built by hand (tools, tests,
     /// custom runners).
     pub fn with_runner(runner: Arc<dyn Runner>, staging: Arc<dyn Staging>) -> Submitter {
-        Submitter::assemble(runner, staging, None)
+        Submitter::assemble(runner, staging, None, ids::random_suffix(10))
     }
 
     fn assemble(
         runner: Arc<dyn Runner>,
         staging: Arc<dyn Staging>,
         owned: Option<PathBuf>,
+        session: String,
     ) -> Submitter {
         Submitter {
             inner: Arc::new(Inner {
                 runner,
                 staging,
                 owned_staging_dir: owned,
-                session: ids::random_suffix(10),
+                session,
                 closed: watch::Sender::new(false),
             }),
         }

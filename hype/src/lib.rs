@@ -53,9 +53,10 @@ pub use hype_macros::{main, remote};
 
 #[doc(inline)]
 pub use hype_runtime::{
-    BasePod, Bytes, Call, Cluster, ClusterSpec, DEFAULT_TIMEOUT, Error, Invoke, LocalCluster,
-    Registration, Registry, RemoteFn, Result, RunEnvironment, Runner, Secret, Staging, Submitter,
-    VolumeLifetime, VolumeMount, VolumeRequest, Wire, dispatch_if_hype_run, mount_path,
+    BasePod, Bytes, Call, Cluster, ClusterSpec, Connection, DEFAULT_TIMEOUT, Error, Invoke,
+    LocalCluster, Registration, Registry, RemoteFn, Result, RunEnvironment, Runner, Secret,
+    Staging, Submitter, VolumeLifetime, VolumeMount, VolumeRequest, Wire, dispatch_if_hype_run,
+    mount_path,
 };
 
 #[doc(inline)]
