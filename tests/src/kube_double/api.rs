@@ -1,0 +1,951 @@
+//! The HTTP routes: the core/v1 subset `kube::Client` uses for pods,
+//! persistent volume claims and secrets, answering with the JSON and
+//! Status objects the apiserver sends.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{
+    PersistentVolumeClaim, PersistentVolumeClaimStatus, Pod, PodStatus, Secret,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::Shared;
+use super::kubelet;
+use super::store::{FieldSelector, Filter, Key, Kind, LabelSelector, Object, key_of, watch_line};
+use super::validate::{self, FieldError};
+
+/// The routes, recording every request in the server's log.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/version", get(version))
+        .route("/api", get(api_versions))
+        .route("/api/v1", get(api_resources))
+        .route("/apis", get(api_groups))
+        .route("/api/v1/pods", get(list_all::<Pod>))
+        .route(
+            "/api/v1/persistentvolumeclaims",
+            get(list_all::<PersistentVolumeClaim>),
+        )
+        .route("/api/v1/secrets", get(list_all::<Secret>))
+        .route(
+            "/api/v1/namespaces/{ns}/pods",
+            get(list::<Pod>)
+                .post(create::<Pod>)
+                .delete(delete_collection::<Pod>),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}",
+            get(get_one::<Pod>).delete(delete::<Pod>),
+        )
+        .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(logs))
+        .route(
+            "/api/v1/namespaces/{ns}/persistentvolumeclaims",
+            get(list::<PersistentVolumeClaim>)
+                .post(create::<PersistentVolumeClaim>)
+                .delete(delete_collection::<PersistentVolumeClaim>),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/persistentvolumeclaims/{name}",
+            get(get_one::<PersistentVolumeClaim>).delete(delete::<PersistentVolumeClaim>),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/secrets",
+            get(list::<Secret>)
+                .post(create::<Secret>)
+                .delete(delete_collection::<Secret>),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/secrets/{name}",
+            get(get_one::<Secret>).delete(delete::<Secret>),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(shared.clone(), record))
+        .with_state(shared)
+}
+
+async fn record(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let uri = request
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str().to_owned())
+        .unwrap_or_else(|| request.uri().path().to_owned());
+    shared
+        .requests
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((request.method().as_str().to_owned(), uri));
+    next.run(request).await
+}
+
+/// A failure, answered as a `Status` object.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    code: u16,
+    reason: &'static str,
+    message: String,
+    details: Option<Value>,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+        }
+    }
+
+    /// 400 BadRequest.
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "BadRequest", message)
+    }
+
+    /// 404 NotFound for an object.
+    pub(crate) fn not_found(kind: Kind, name: &str) -> ApiError {
+        ApiError {
+            details: Some(json!({"name": name, "kind": kind.plural()})),
+            ..ApiError::new(
+                404,
+                "NotFound",
+                format!("{} {name:?} not found", kind.plural()),
+            )
+        }
+    }
+
+    fn already_exists(kind: Kind, name: &str) -> ApiError {
+        ApiError {
+            details: Some(json!({"name": name, "kind": kind.plural()})),
+            ..ApiError::new(
+                409,
+                "AlreadyExists",
+                format!("{} {name:?} already exists", kind.plural()),
+            )
+        }
+    }
+
+    /// 409 Conflict (a failed precondition).
+    pub(crate) fn conflict(kind: Kind, name: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            details: Some(json!({"name": name, "kind": kind.plural()})),
+            ..ApiError::new(409, "Conflict", message)
+        }
+    }
+
+    fn invalid(kind: Kind, name: &str, errors: &[FieldError]) -> ApiError {
+        let (message, causes) = validate::invalid_status(kind.name(), name, errors);
+        ApiError {
+            details: Some(json!({"name": name, "kind": kind.plural(), "causes": causes})),
+            ..ApiError::new(422, "Invalid", message)
+        }
+    }
+
+    fn injected(code: u16, retry_after: u64) -> ApiError {
+        let (reason, message) = match code {
+            429 => (
+                "TooManyRequests",
+                "Too many requests, please try again later.".to_owned(),
+            ),
+            500 => (
+                "InternalError",
+                "Internal error occurred: injected by the test double".to_owned(),
+            ),
+            503 => (
+                "ServiceUnavailable",
+                "the server is currently unable to handle the request".to_owned(),
+            ),
+            504 => (
+                "Timeout",
+                "the server was unable to return a response in the time allotted".to_owned(),
+            ),
+            _ => ("InternalError", format!("injected failure {code}")),
+        };
+        ApiError {
+            details: (code == 429).then(|| json!({"retryAfterSeconds": retry_after})),
+            retry_after: (code == 429).then_some(retry_after),
+            ..ApiError::new(code, reason, message)
+        }
+    }
+
+    fn status(&self) -> Value {
+        let mut status = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if let Some(details) = &self.details {
+            status["details"] = details.clone();
+        }
+        status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = json_response(self.code, &self.status());
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&seconds.to_string()).expect("digits"),
+            );
+        }
+        response
+    }
+}
+
+fn json_response(code: u16, body: &Value) -> Response {
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+type Params = Query<HashMap<String, String>>;
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        405,
+        "MethodNotAllowed",
+        "the server does not allow this method on the requested resource (the Kubernetes test double serves a subset of the API)",
+    )
+}
+
+async fn version() -> Response {
+    json_response(
+        200,
+        &json!({
+            "major": "1",
+            "minor": "34",
+            "gitVersion": "v1.34.0-hype-test-double",
+            "gitCommit": "0000000000000000000000000000000000000000",
+            "gitTreeState": "clean",
+            "buildDate": "2025-01-01T00:00:00Z",
+            "goVersion": "go1.24.0",
+            "compiler": "gc",
+            "platform": "linux/amd64",
+        }),
+    )
+}
+
+async fn api_versions() -> Response {
+    json_response(
+        200,
+        &json!({
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}],
+        }),
+    )
+}
+
+async fn api_groups() -> Response {
+    json_response(
+        200,
+        &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
+    )
+}
+
+async fn api_resources() -> Response {
+    let verbs = json!([
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "watch"
+    ]);
+    json_response(
+        200,
+        &json!({
+            "kind": "APIResourceList",
+            "groupVersion": "v1",
+            "resources": [
+                {"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod", "verbs": verbs, "shortNames": ["po"]},
+                {"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]},
+                {"name": "persistentvolumeclaims", "singularName": "persistentvolumeclaim", "namespaced": true, "kind": "PersistentVolumeClaim", "verbs": verbs, "shortNames": ["pvc"]},
+                {"name": "secrets", "singularName": "secret", "namespaced": true, "kind": "Secret", "verbs": verbs},
+            ],
+        }),
+    )
+}
+
+/// Kind-specific behaviour of the generic handlers.
+pub(crate) trait ApiKind: Object {
+    /// Whether injected create failures apply to this kind.
+    const INJECTABLE: bool;
+
+    /// A problem the apiserver finds while decoding (400), if any.
+    fn decode_problem(&self) -> Option<String> {
+        None
+    }
+
+    /// Server-side defaults, before validation.
+    fn admit(&mut self);
+
+    /// Validation errors (422).
+    fn validate(&self, generated: bool) -> Vec<FieldError>;
+
+    /// After the object is stored.
+    fn created(_shared: &Arc<Shared>, _obj: &Self) {}
+
+    /// Deletes the object.
+    fn delete(shared: &Arc<Shared>, key: &Key, options: &DeleteOptions) -> Result<Self, ApiError> {
+        let mut state = shared.store.lock();
+        let obj = state
+            .get::<Self>(key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(Self::STORED, &key.1))?;
+        check_preconditions(Self::STORED, &obj.metadata().clone(), options)?;
+        Ok(state
+            .remove::<Self>(key, None, |o| {
+                o.metadata_mut().deletion_timestamp = Some(super::store::now());
+                o.metadata_mut().deletion_grace_period_seconds = Some(0);
+            })
+            .expect("present under the lock"))
+    }
+}
+
+/// Refuses a delete whose preconditions do not hold (409).
+pub(crate) fn check_preconditions(
+    kind: Kind,
+    meta: &ObjectMeta,
+    options: &DeleteOptions,
+) -> Result<(), ApiError> {
+    let name = meta.name.clone().unwrap_or_default();
+    let Some(pre) = &options.preconditions else {
+        return Ok(());
+    };
+    if let Some(uid) = &pre.uid
+        && meta.uid.as_ref() != Some(uid)
+    {
+        return Err(ApiError::conflict(
+            kind,
+            &name,
+            format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta.uid.clone().unwrap_or_default()
+            ),
+        ));
+    }
+    if let Some(rv) = &pre.resource_version
+        && meta.resource_version.as_ref() != Some(rv)
+    {
+        return Err(ApiError::conflict(
+            kind,
+            &name,
+            format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                meta.resource_version.clone().unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Fields the server owns are reset on create.
+fn reset_server_fields(meta: &mut ObjectMeta) {
+    meta.uid = None;
+    meta.resource_version = None;
+    meta.creation_timestamp = None;
+    meta.deletion_timestamp = None;
+    meta.deletion_grace_period_seconds = None;
+    meta.generation = None;
+    meta.managed_fields = None;
+}
+
+impl ApiKind for Pod {
+    const INJECTABLE: bool = true;
+
+    fn decode_problem(&self) -> Option<String> {
+        validate::bad_quantities(self)
+    }
+
+    fn admit(&mut self) {
+        reset_server_fields(&mut self.metadata);
+        let spec = self.spec.get_or_insert_with(Default::default);
+        spec.node_name = None;
+        spec.restart_policy.get_or_insert_with(|| "Always".into());
+        spec.dns_policy.get_or_insert_with(|| "ClusterFirst".into());
+        spec.scheduler_name
+            .get_or_insert_with(|| "default-scheduler".into());
+        spec.termination_grace_period_seconds.get_or_insert(30);
+        spec.security_context.get_or_insert_with(Default::default);
+        spec.service_account_name
+            .get_or_insert_with(|| "default".into());
+        spec.enable_service_links.get_or_insert(true);
+        spec.priority.get_or_insert(0);
+        let mut qos = (false, true); // (any resources, all guaranteed)
+        for c in &mut spec.containers {
+            c.termination_message_path
+                .get_or_insert_with(|| "/dev/termination-log".into());
+            c.termination_message_policy
+                .get_or_insert_with(|| "File".into());
+            let image = c.image.clone().unwrap_or_default();
+            let last = image.rsplit('/').next().unwrap_or_default();
+            let latest = !last.contains(':') || last.ends_with(":latest");
+            c.image_pull_policy
+                .get_or_insert_with(|| if latest { "Always" } else { "IfNotPresent" }.into());
+            let resources = c.resources.get_or_insert_with(Default::default);
+            if let Some(limits) = resources.limits.clone() {
+                let requests = resources.requests.get_or_insert_with(Default::default);
+                for (name, q) in limits {
+                    requests.entry(name).or_insert(q);
+                }
+            }
+            let requests = resources.requests.clone().unwrap_or_default();
+            let limits = resources.limits.clone().unwrap_or_default();
+            qos.0 |= !requests.is_empty() || !limits.is_empty();
+            qos.1 &= ["cpu", "memory"]
+                .iter()
+                .all(|r| limits.contains_key(*r) && limits.get(*r) == requests.get(*r));
+        }
+        for v in spec.volumes.iter_mut().flatten() {
+            if let Some(s) = &mut v.secret {
+                s.default_mode.get_or_insert(0o644);
+            }
+        }
+        let qos_class = match qos {
+            (false, _) => "BestEffort",
+            (true, true) => "Guaranteed",
+            (true, false) => "Burstable",
+        };
+        self.status = Some(PodStatus {
+            phase: Some("Pending".into()),
+            qos_class: Some(qos_class.into()),
+            ..PodStatus::default()
+        });
+    }
+
+    fn validate(&self, generated: bool) -> Vec<FieldError> {
+        validate::pod(self, generated)
+    }
+
+    fn created(shared: &Arc<Shared>, pod: &Pod) {
+        kubelet::admit(shared, pod);
+    }
+
+    fn delete(shared: &Arc<Shared>, key: &Key, options: &DeleteOptions) -> Result<Pod, ApiError> {
+        kubelet::delete_pod(shared, key, options)
+    }
+}
+
+impl ApiKind for PersistentVolumeClaim {
+    const INJECTABLE: bool = true;
+
+    fn admit(&mut self) {
+        reset_server_fields(&mut self.metadata);
+        self.metadata.finalizers = Some(vec!["kubernetes.io/pvc-protection".into()]);
+        let uid = super::store::new_uid();
+        self.metadata.uid = Some(uid.clone());
+        let spec = self.spec.get_or_insert_with(Default::default);
+        spec.volume_mode.get_or_insert_with(|| "Filesystem".into());
+        spec.storage_class_name
+            .get_or_insert_with(|| "standard".into());
+        spec.volume_name = Some(format!("pvc-{uid}"));
+        let capacity = spec
+            .resources
+            .as_ref()
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage"))
+            .cloned()
+            .unwrap_or_else(|| Quantity("0".into()));
+        self.status = Some(PersistentVolumeClaimStatus {
+            phase: Some("Bound".into()),
+            access_modes: spec.access_modes.clone(),
+            capacity: Some([("storage".to_owned(), capacity)].into()),
+            ..PersistentVolumeClaimStatus::default()
+        });
+    }
+
+    fn validate(&self, generated: bool) -> Vec<FieldError> {
+        validate::pvc(self, generated)
+    }
+
+    fn delete(
+        shared: &Arc<Shared>,
+        key: &Key,
+        options: &DeleteOptions,
+    ) -> Result<PersistentVolumeClaim, ApiError> {
+        kubelet::delete_claim(shared, key, options)
+    }
+}
+
+impl ApiKind for Secret {
+    const INJECTABLE: bool = false;
+
+    fn admit(&mut self) {
+        reset_server_fields(&mut self.metadata);
+        if let Some(strings) = self.string_data.take() {
+            let data = self.data.get_or_insert_with(Default::default);
+            for (k, v) in strings {
+                data.insert(k, ByteString(v.into_bytes()));
+            }
+        }
+        self.type_.get_or_insert_with(|| "Opaque".into());
+    }
+
+    fn validate(&self, generated: bool) -> Vec<FieldError> {
+        validate::secret(self, generated)
+    }
+}
+
+/// Creates an object as the API does (defaults, validation, name
+/// generation, conflicts), without HTTP and without injected faults.
+pub(crate) fn create_object<K: ApiKind>(
+    shared: &Arc<Shared>,
+    namespace: &str,
+    mut obj: K,
+    dry_run: bool,
+) -> Result<K, ApiError> {
+    let kind = K::STORED;
+    match obj.metadata().namespace.as_deref() {
+        Some(ns) if !ns.is_empty() && ns != namespace => {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        _ => obj.metadata_mut().namespace = Some(namespace.to_owned()),
+    }
+    if let Some(problem) = obj.decode_problem() {
+        return Err(ApiError::bad_request(problem));
+    }
+    let generate = obj
+        .metadata()
+        .name
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty()
+        && !obj
+            .metadata()
+            .generate_name
+            .as_deref()
+            .unwrap_or_default()
+            .is_empty();
+    let base: String = obj
+        .metadata()
+        .generate_name
+        .clone()
+        .unwrap_or_default()
+        .chars()
+        .take(58)
+        .collect();
+    if generate {
+        obj.metadata_mut().name = Some(format!("{base}{}", super::store::random_suffix()));
+    }
+    obj.admit();
+    let errors = obj.validate(generate);
+    if !errors.is_empty() {
+        let name = obj.metadata().name.clone().unwrap_or_default();
+        return Err(ApiError::invalid(kind, &name, &errors));
+    }
+    if dry_run {
+        return Ok(obj);
+    }
+    let mut state = shared.store.lock();
+    let mut attempts = 0;
+    let created = loop {
+        match state.create(obj.clone()) {
+            Ok(created) => break created,
+            Err(_) if generate && attempts < 8 => {
+                attempts += 1;
+                obj.metadata_mut().name = Some(format!("{base}{}", super::store::random_suffix()));
+            }
+            Err(_) => return Err(ApiError::already_exists(kind, &key_of(&obj).1)),
+        }
+    };
+    drop(state);
+    K::created(shared, &created);
+    Ok(created)
+}
+
+async fn create<K: ApiKind>(
+    State(shared): State<Arc<Shared>>,
+    Path(ns): Path<String>,
+    Query(params): Params,
+    body: Bytes,
+) -> Response {
+    if K::INJECTABLE
+        && let Some((code, retry_after)) = shared.faults.take_create_failure()
+    {
+        return ApiError::injected(code, retry_after).into_response();
+    }
+    let obj: K = match serde_json::from_slice(&body) {
+        Ok(obj) => obj,
+        Err(err) => {
+            let kind = K::STORED.name();
+            return ApiError::bad_request(format!(
+                "{kind} in version \"v1\" cannot be handled as a {kind}: {err}"
+            ))
+            .into_response();
+        }
+    };
+    let dry_run = params.get("dryRun").is_some_and(|v| v == "All");
+    match create_object(&shared, &ns, obj, dry_run) {
+        Ok(obj) => json_response(201, &to_json(&obj)),
+        Err(err) => err.into_response(),
+    }
+}
+
+fn to_json<K: Object>(obj: &K) -> Value {
+    serde_json::to_value(obj).expect("objects serialise")
+}
+
+async fn get_one<K: ApiKind>(
+    State(shared): State<Arc<Shared>>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    match shared.store.get::<K>(&ns, &name) {
+        Some(obj) => json_response(200, &to_json(&obj)),
+        None => ApiError::not_found(K::STORED, &name).into_response(),
+    }
+}
+
+fn delete_options(body: &Bytes) -> Result<DeleteOptions, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(DeleteOptions::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|err| ApiError::bad_request(format!("invalid DeleteOptions: {err}")))
+}
+
+async fn delete<K: ApiKind>(
+    State(shared): State<Arc<Shared>>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(params): Params,
+    body: Bytes,
+) -> Response {
+    let result = delete_options(&body).and_then(|mut options| {
+        if let Some(grace) = params.get("gracePeriodSeconds") {
+            options.grace_period_seconds = grace.parse().ok();
+        }
+        K::delete(&shared, &(ns, name), &options)
+    });
+    match result {
+        Ok(obj) => json_response(200, &to_json(&obj)),
+        Err(err) => err.into_response(),
+    }
+}
+
+fn filter_from(kind: Kind, params: &HashMap<String, String>) -> Result<Filter, ApiError> {
+    let labels = LabelSelector::parse(params.get("labelSelector").map_or("", String::as_str))
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(kind, params.get("fieldSelector").map_or("", String::as_str))
+        .map_err(ApiError::bad_request)?;
+    Ok(Filter { labels, fields })
+}
+
+async fn delete_collection<K: ApiKind>(
+    State(shared): State<Arc<Shared>>,
+    Path(ns): Path<String>,
+    Query(params): Params,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        let options = delete_options(&body)?;
+        let filter = filter_from(K::STORED, &params)?;
+        let (items, rv) = shared.store.list::<K>(Some(&ns), &filter);
+        let mut deleted = Vec::new();
+        for item in items {
+            let name = item
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            match K::delete(&shared, &(ns.clone(), name), &options) {
+                Ok(obj) => deleted.push(list_item(to_json(&obj))),
+                Err(err) if err.code == 404 => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(list_body(K::STORED, deleted, rv))
+    })();
+    match result {
+        Ok(body) => json_response(200, &body),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// List items carry no kind or apiVersion, as on the apiserver.
+fn list_item(mut item: Value) -> Value {
+    if let Some(map) = item.as_object_mut() {
+        map.remove("kind");
+        map.remove("apiVersion");
+    }
+    item
+}
+
+fn list_body(kind: Kind, items: Vec<Value>, rv: u64) -> Value {
+    json!({
+        "kind": format!("{}List", kind.name()),
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": rv.to_string()},
+        "items": items,
+    })
+}
+
+async fn list<K: ApiKind>(
+    State(shared): State<Arc<Shared>>,
+    Path(ns): Path<String>,
+    Query(params): Params,
+) -> Response {
+    list_or_watch::<K>(shared, Some(ns), params)
+}
+
+async fn list_all<K: ApiKind>(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Params,
+) -> Response {
+    list_or_watch::<K>(shared, None, params)
+}
+
+fn list_or_watch<K: ApiKind>(
+    shared: Arc<Shared>,
+    namespace: Option<String>,
+    params: HashMap<String, String>,
+) -> Response {
+    let filter = match filter_from(K::STORED, &params) {
+        Ok(filter) => filter,
+        Err(err) => return err.into_response(),
+    };
+    if params.get("watch").is_some_and(|w| w == "true" || w == "1") {
+        return watch::<K>(shared, namespace, filter, &params);
+    }
+    let (items, rv) = shared.store.list::<K>(namespace.as_deref(), &filter);
+    let items = items.into_iter().map(list_item).collect();
+    json_response(200, &list_body(K::STORED, items, rv))
+}
+
+struct Watch {
+    shared: Arc<Shared>,
+    kind: Kind,
+    namespace: Option<String>,
+    filter: Filter,
+    cursor: u64,
+    queue: std::collections::VecDeque<String>,
+    done: bool,
+    deadline: Instant,
+    bookmarks: bool,
+    last_sent: Instant,
+    changes: tokio::sync::watch::Receiver<u64>,
+    drops: tokio::sync::watch::Receiver<u64>,
+}
+
+fn bookmark(kind: Kind, rv: u64, initial_events_end: bool) -> String {
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if initial_events_end {
+        meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    let object = json!({"kind": kind.name(), "apiVersion": "v1", "metadata": meta});
+    watch_line("BOOKMARK", &object.to_string())
+}
+
+fn expired_line(requested: u64, oldest: u64) -> String {
+    let status = json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": format!("too old resource version: {requested} ({oldest})"),
+        "reason": "Expired",
+        "code": 410,
+    });
+    watch_line("ERROR", &status.to_string())
+}
+
+fn watch<K: ApiKind>(
+    shared: Arc<Shared>,
+    namespace: Option<String>,
+    filter: Filter,
+    params: &HashMap<String, String>,
+) -> Response {
+    let kind = K::STORED;
+    let requested = params
+        .get("resourceVersion")
+        .map(String::as_str)
+        .unwrap_or("");
+    let send_initial = params.get("sendInitialEvents").is_some_and(|v| v == "true");
+    let bookmarks = params
+        .get("allowWatchBookmarks")
+        .is_some_and(|v| v == "true" || v == "1");
+    let timeout = params
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map_or(Duration::from_secs(1800), Duration::from_secs);
+    let since = match requested {
+        "" | "0" => None,
+        rv => match rv.parse::<u64>() {
+            Ok(rv) => Some(rv),
+            Err(_) => {
+                return ApiError::bad_request(format!("invalid resource version: {rv:?}"))
+                    .into_response();
+            }
+        },
+    };
+    shared.watch_connections.fetch_add(1, Ordering::SeqCst);
+
+    let mut changes = shared.store.subscribe();
+    changes.borrow_and_update();
+    let mut drops = shared.store.subscribe_drops();
+    drops.borrow_and_update();
+    let mut queue = std::collections::VecDeque::new();
+    let mut done = shared.closing.load(Ordering::SeqCst);
+    let cursor = match since {
+        Some(rv) if !send_initial => rv,
+        _ => {
+            // "Get state and start at most recent": the current objects as
+            // ADDED events, then every later change.
+            let state = shared.store.lock();
+            let rv = state.rv();
+            let objects = K::table(&state)
+                .iter()
+                .filter(|((ns, _), _)| namespace.as_ref().is_none_or(|n| n == ns))
+                .map(|(_, obj)| to_json(obj))
+                .filter(|v| filter.matches(v))
+                .collect::<Vec<_>>();
+            drop(state);
+            for object in objects {
+                queue.push_back(watch_line("ADDED", &object.to_string()));
+            }
+            if send_initial && bookmarks {
+                queue.push_back(bookmark(kind, rv, true));
+            }
+            rv
+        }
+    };
+    if let Some(rv) = since
+        && !send_initial
+        && let Err(expired) = shared
+            .store
+            .events_since(kind, namespace.as_deref(), rv, &filter)
+    {
+        queue.push_back(expired_line(expired.requested, expired.oldest));
+        done = true;
+    }
+    let now = Instant::now();
+    let watch = Watch {
+        shared,
+        kind,
+        namespace,
+        filter,
+        cursor,
+        queue,
+        done,
+        deadline: now + timeout,
+        bookmarks,
+        last_sent: now,
+        changes,
+        drops,
+    };
+    let stream = futures::stream::unfold(watch, |mut w| async move {
+        let line = w.next_line().await?;
+        Some((Ok::<_, Infallible>(Bytes::from(line)), w))
+    });
+    Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .expect("a valid response")
+}
+
+impl Watch {
+    async fn next_line(&mut self) -> Option<String> {
+        loop {
+            if let Some(line) = self.queue.pop_front() {
+                self.last_sent = Instant::now();
+                return Some(line);
+            }
+            if self.done {
+                return None;
+            }
+            self.changes.borrow_and_update();
+            match self.shared.store.events_since(
+                self.kind,
+                self.namespace.as_deref(),
+                self.cursor,
+                &self.filter,
+            ) {
+                Err(expired) => {
+                    self.queue
+                        .push_back(expired_line(expired.requested, expired.oldest));
+                    self.done = true;
+                    continue;
+                }
+                Ok((lines, cursor)) => {
+                    self.cursor = cursor;
+                    if !lines.is_empty() {
+                        self.queue.extend(lines);
+                        continue;
+                    }
+                }
+            }
+            let bookmark_at = self.last_sent + self.shared.bookmark_interval;
+            tokio::select! {
+                changed = self.changes.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+                _ = self.drops.changed() => return None,
+                _ = tokio::time::sleep_until(self.deadline) => return None,
+                _ = tokio::time::sleep_until(bookmark_at), if self.bookmarks => {
+                    self.queue.push_back(bookmark(self.kind, self.cursor, false));
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct LogQuery {
+    pub(crate) container: Option<String>,
+    pub(crate) tail_lines: Option<usize>,
+    pub(crate) limit_bytes: Option<usize>,
+}
+
+async fn logs(
+    State(shared): State<Arc<Shared>>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(params): Params,
+) -> Response {
+    let query = LogQuery {
+        container: params.get("container").cloned(),
+        tail_lines: params.get("tailLines").and_then(|v| v.parse().ok()),
+        limit_bytes: params.get("limitBytes").and_then(|v| v.parse().ok()),
+    };
+    match kubelet::logs(&shared, &(ns, name), &query) {
+        Ok(text) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], text).into_response(),
+        Err(err) => err.into_response(),
+    }
+}

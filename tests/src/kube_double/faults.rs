@@ -1,0 +1,191 @@
+//! Faults a test injects into the double while it runs: refused creates,
+//! an unschedulable cluster, OOM kills, evictions, dropped watches, slow
+//! starts, an expired watch history.
+//!
+//! A [`Faults`] handle is cheap to clone and safe to use from any thread;
+//! every setter takes effect at once.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::store::Store;
+
+#[derive(Debug, Default)]
+struct State {
+    failing_creates: VecDeque<u16>,
+    retry_after_seconds: u64,
+    unschedulable: Option<String>,
+    oom_kills: usize,
+    evictions: usize,
+    delay_start: Duration,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    changed: watch::Sender<u64>,
+}
+
+/// The faults of one [`KubeTestServer`](super::KubeTestServer), from
+/// [`KubeTestServer::faults`](super::KubeTestServer::faults).
+#[derive(Clone)]
+pub struct Faults {
+    inner: Arc<Inner>,
+    store: Arc<Store>,
+}
+
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Faults")
+            .field("state", &*self.lock())
+            .finish()
+    }
+}
+
+impl Faults {
+    pub(crate) fn new(store: Arc<Store>) -> Faults {
+        let (changed, _) = watch::channel(0);
+        Faults {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    retry_after_seconds: 1,
+                    ..State::default()
+                }),
+                changed,
+            }),
+            store,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn changed(&self) {
+        self.inner.changed.send_modify(|n| *n += 1);
+    }
+
+    /// A receiver woken whenever a fault is set.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.changed.subscribe()
+    }
+
+    /// The next `n` creates of pods or persistent volume claims fail with
+    /// HTTP `status` (429 TooManyRequests with a `Retry-After` header, 500
+    /// InternalError, 503, 504, …) before anything is stored. `kube::Client`
+    /// retries 429, 503 and 504 by itself (honouring `Retry-After`); a 500
+    /// reaches the caller.
+    pub fn fail_next_creates(&self, n: usize, status: u16) {
+        self.lock()
+            .failing_creates
+            .extend(std::iter::repeat_n(status, n));
+    }
+
+    /// The `Retry-After` seconds a 429 carries (default 1, as the
+    /// apiserver's priority and fairness sends).
+    pub fn set_retry_after_seconds(&self, seconds: u64) {
+        self.lock().retry_after_seconds = seconds;
+    }
+
+    /// Takes the next injected create failure: status and Retry-After.
+    pub(crate) fn take_create_failure(&self) -> Option<(u16, u64)> {
+        let mut state = self.lock();
+        let status = state.failing_creates.pop_front()?;
+        Some((status, state.retry_after_seconds))
+    }
+
+    /// Pods that have not been scheduled yet stay Pending with condition
+    /// PodScheduled False, reason Unschedulable and this message (as the
+    /// scheduler writes, e.g. `0/3 nodes are available: 3 Insufficient
+    /// cpu.`), until [`clear_unschedulable`](Self::clear_unschedulable).
+    pub fn unschedulable(&self, message: impl Into<String>) {
+        self.lock().unschedulable = Some(message.into());
+        self.changed();
+    }
+
+    /// Lets pending pods be scheduled again.
+    pub fn clear_unschedulable(&self) {
+        self.lock().unschedulable = None;
+        self.changed();
+    }
+
+    /// The scheduler's message while the cluster is unschedulable.
+    pub(crate) fn unschedulable_message(&self) -> Option<String> {
+        self.lock().unschedulable.clone()
+    }
+
+    /// The next pod that starts is killed at once as out of memory:
+    /// terminated reason `OOMKilled`, exit code 137, phase Failed.
+    pub fn oom_kill_next(&self) {
+        self.lock().oom_kills += 1;
+        self.changed();
+    }
+
+    pub(crate) fn take_oom_kill(&self) -> bool {
+        take(&mut self.lock().oom_kills)
+    }
+
+    /// The next running pod (one running now, or else the next to start) is
+    /// evicted: killed, phase Failed, reason `Evicted`, message `The node
+    /// was low on resource: memory.`
+    pub fn evict_next(&self) {
+        self.lock().evictions += 1;
+        self.changed();
+    }
+
+    pub(crate) fn take_eviction(&self) -> bool {
+        take(&mut self.lock().evictions)
+    }
+
+    /// Closes every open watch stream now, as an apiserver restart or a
+    /// load balancer does; clients must resume from their last
+    /// resourceVersion.
+    pub fn drop_watches(&self) {
+        self.store.drop_watches();
+    }
+
+    /// Forgets the watch history, as etcd compaction does: a watch resuming
+    /// from any resourceVersion before now gets an ERROR event with a 410
+    /// Gone (reason `Expired`) Status and must list again.
+    pub fn expire_watch_history(&self) {
+        self.store.expire_history();
+    }
+
+    /// Every pod waits this long in ContainerCreating before its containers
+    /// start (a slow image pull); `Duration::ZERO` (the default) turns it off.
+    pub fn delay_start(&self, delay: Duration) {
+        self.lock().delay_start = delay;
+        self.changed();
+    }
+
+    pub(crate) fn start_delay(&self) -> Duration {
+        self.lock().delay_start
+    }
+
+    /// Clears every fault.
+    pub fn clear(&self) {
+        {
+            let mut state = self.lock();
+            let retry_after_seconds = state.retry_after_seconds;
+            *state = State {
+                retry_after_seconds,
+                ..State::default()
+            };
+        }
+        self.changed();
+    }
+}
+
+fn take(counter: &mut usize) -> bool {
+    if *counter > 0 {
+        *counter -= 1;
+        true
+    } else {
+        false
+    }
+}

@@ -1,0 +1,540 @@
+//! A Kubernetes API server and kubelet for tests: **a test double, not a
+//! Kubernetes**.
+//!
+//! No real apiserver, kind, k3s or kwok can run on the development and CI
+//! machines, so the Kubernetes runner is tested against this double. It
+//! speaks real HTTP (plain, on 127.0.0.1) so an unmodified `kube::Client`
+//! talks to it, and it executes every pod for real:
+//!
+//! - **API** ([`KubeTestServer`]): the core/v1 subset a pod runner uses —
+//!   pods (create, get, list, watch, delete, delete collection, logs),
+//!   persistent volume claims and secrets (create, get, list, watch, delete)
+//!   — with the apiserver's JSON: objects carry `uid`, `creationTimestamp`,
+//!   a `resourceVersion` from one global counter and their namespace;
+//!   failures are `Status` objects (400 BadRequest, 404 NotFound, 409
+//!   AlreadyExists/Conflict, 422 Invalid with the apiserver's messages such
+//!   as `Pod "x" is invalid: spec.containers[0].image: Required value`).
+//!   Bodies are decoded into `k8s_openapi` types; `generateName`, label
+//!   selectors (`=`, `==`, `!=`, `in`, `notin`, `key`, `!key`) and field
+//!   selectors (`metadata.name`, `status.phase`, …) work; watches replay
+//!   from a resourceVersion, send bookmarks, answer a too-old
+//!   resourceVersion with an ERROR event holding a 410 Expired Status, and
+//!   turn an object entering or leaving a selector into ADDED or DELETED.
+//! - **Kubelet**: each pod is scheduled (or held Pending, PodScheduled False,
+//!   Unschedulable), its volumes are prepared, its image is looked up in
+//!   [`KubeletOptions::images`] (unknown: `ErrImagePull`, then
+//!   `ImagePullBackOff`; malformed: `InvalidImageName`), its configuration
+//!   resolved (a missing secret: `CreateContainerConfigError`), and each
+//!   container runs the image's executable as `<exe> hype-run <args…>` with
+//!   the container's environment. Statuses follow the kubelet: Pending →
+//!   Running → Succeeded (exit 0, `Completed`) or Failed (`Error` and the
+//!   exit code), the termination message from the file named by
+//!   `HYPE_TERMINATION_MESSAGE_PATH` (last 4096 bytes; with
+//!   `FallbackToLogsOnError`, the last 80 lines / 2048 bytes of the log when
+//!   the file is empty and the container failed), `activeDeadlineSeconds`
+//!   (`DeadlineExceeded`), conditions and timestamps. Each change is one
+//!   MODIFIED event.
+//! - **Mounts**: `HYPE_MOUNTS` maps each container mount path to a local
+//!   directory (`<mountPath>\t<dir>\t<ro|rw>` per line, what
+//!   `hype::mount_path` reads). Secret volumes are per-pod copies of the
+//!   Secret's data; claims are directories shared by every pod that mounts
+//!   them and kept while the claim exists; `emptyDir` is per pod. Read-only
+//!   mounts really refuse writes (see [`ReadOnlyMounts`]).
+//! - **Faults** ([`Faults`]): refused creates (429/500), an unschedulable
+//!   cluster, OOM kills, evictions, dropped watches, slow starts, an expired
+//!   watch history.
+//!
+//! # What it does not model
+//!
+//! - Other kinds and verbs: no PUT, PATCH, server-side apply, subresources
+//!   other than `pods/log`, no namespaces as objects (every namespace
+//!   exists), no RBAC, authentication, admission webhooks, quotas, limit
+//!   ranges or API discovery beyond `/version`, `/api`, `/api/v1`, `/apis`.
+//! - Lists ignore `limit` and `continue` (everything in one page) and
+//!   `resourceVersion` (always the latest state). `follow`, `previous`,
+//!   `sinceSeconds` and `timestamps` of logs are ignored.
+//! - Validation is the subset in `validate.rs`; the real apiserver refuses
+//!   more.
+//! - One node, no resources: requests and limits are validated (and give
+//!   the QoS class) but not enforced; no memory limit kills — use
+//!   [`Faults::oom_kill_next`]. No probes, init containers, sidecars,
+//!   ephemeral containers, image pull secrets or security contexts (pods
+//!   run as root in the mount-namespace mode, see [`ReadOnlyMounts`]).
+//! - `restartPolicy` `Always` and `OnFailure` are accepted but containers are
+//!   never restarted (as with `Never`).
+//! - A deleted pod's processes get SIGKILL at once, whatever the grace
+//!   period; a running pod deleted gracefully goes MODIFIED (deletionTimestamp)
+//!   → MODIFIED (containers terminated with 137, phase Failed, as kubelets
+//!   since 1.27 do) → DELETED. An unscheduled or finished pod, or a delete
+//!   with `gracePeriodSeconds: 0`, is removed at once (DELETED only).
+//! - A secret volume whose Secret is missing makes the container wait with
+//!   `CreateContainerConfigError` (`secret "x" not found`); a real kubelet
+//!   leaves it in `ContainerCreating` with a FailedMount event. Secret
+//!   volumes are written once, not kept in sync. Only `secret`,
+//!   `persistentVolumeClaim`, `emptyDir` and `hostPath` volumes are
+//!   supported; `env` supports `value`, `secretKeyRef` and `fieldRef`,
+//!   `envFrom` supports `secretRef`; config maps do not exist.
+//! - A container's `command` must name `hype-run` (the only program in the
+//!   images); `workingDir` is ignored. Containers get a clean environment
+//!   (`PATH`, `HOSTNAME`, `HOME`, [`KubeletOptions::env`], the pod's own).
+//! - Claims bind at once (phase Bound in the create response) to a
+//!   directory; storage classes, sizes and access modes are not enforced;
+//!   `kubernetes.io/pvc-protection` is: a claim in use stays Terminating
+//!   until no unfinished pod uses it. No events (the `Event` kind).
+//! - In-process executor calls ([`Executor::InProcess`]) cannot be killed:
+//!   a deleted, evicted or timed-out pod stops waiting for its call, which
+//!   runs on to its end in its thread. They get no log and no enforced
+//!   read-only mounts.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn example() {
+//! use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
+//! use k8s_openapi::api::core::v1::Pod;
+//!
+//! let options = KubeletOptions::new().image("hype-test-worker:latest", "/path/to/worker");
+//! let server = KubeTestServer::start(options);
+//! let pods: kube::Api<Pod> = kube::Api::default_namespaced(server.client());
+//! // … create pods, watch them run …
+//! server.shutdown().await;
+//! # }
+//! ```
+
+mod api;
+mod faults;
+mod kubelet;
+mod store;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use faults::Faults;
+
+/// The namespace of [`KubeTestServer::client`] and the helpers.
+pub const NAMESPACE: &str = "default";
+
+/// The node every pod is scheduled on, unless [`KubeletOptions::node_name`] says.
+pub const NODE_NAME: &str = "hype-test-node";
+
+/// Runs one container without a process: gets the pod's command line and
+/// environment, returns the exit code and termination message.
+pub type InProcessFn = Arc<dyn Fn(InProcessPod) -> InProcessResult + Send + Sync>;
+
+/// How the kubelet runs containers.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum Executor {
+    /// Each container is a child process: the image's executable, run as
+    /// `<exe> hype-run <args…>` (the default).
+    #[default]
+    Process,
+    /// "Instant pods", for benchmarks: the function is called on a plain
+    /// std thread (not in async context) with the container's command line
+    /// and environment; no process is spawned. Pods otherwise go through
+    /// the same statuses. If [`KubeletOptions::images`] is empty, every
+    /// well-formed image exists.
+    InProcess(InProcessFn),
+}
+
+impl Executor {
+    /// The in-process executor calling `run`.
+    pub fn in_process(
+        run: impl Fn(InProcessPod) -> InProcessResult + Send + Sync + 'static,
+    ) -> Executor {
+        Executor::InProcess(Arc::new(run))
+    }
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Executor::Process => f.write_str("Process"),
+            Executor::InProcess(_) => f.write_str("InProcess(..)"),
+        }
+    }
+}
+
+/// One container, as the in-process executor sees it.
+#[derive(Debug, Clone)]
+pub struct InProcessPod {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+    /// The container's name.
+    pub container: String,
+    /// The container's image.
+    pub image: String,
+    /// The entrypoint: the container's `command`, or `["hype-run"]`.
+    pub command: Vec<String>,
+    /// The container's `args` (for hype: the call).
+    pub args: Vec<String>,
+    /// The container's environment, as a process would get it (with
+    /// `HYPE_MOUNTS` and `HYPE_TERMINATION_MESSAGE_PATH`).
+    pub env: BTreeMap<String, String>,
+}
+
+/// What an in-process container gave.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InProcessResult {
+    /// The exit code (0: Succeeded).
+    pub exit_code: i32,
+    /// The termination message, as the container would have written it.
+    pub termination_message: Option<String>,
+}
+
+/// How the kubelet makes read-only mounts refuse writes, detected at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOnlyMounts {
+    /// Each container with a read-only mount runs in its own mount
+    /// namespace where the mount is a read-only bind mount: writes fail
+    /// with EROFS, as in a container. Processes run as the server's user
+    /// (root). Needs root and mount namespaces.
+    MountNamespace,
+    /// Processes run as uid 65534, or 65533 in pods with a read-only claim
+    /// mount; claim directories belong to 65534 (mode 0755) and secret
+    /// directories are 0555, so writes fail with EACCES. A pod mounting one
+    /// claim read-only and another read-write cannot write either. Files a
+    /// pod writes into directories the test created need modes that let
+    /// those uids write, and image executables must be readable and
+    /// executable by them. Used as root when mount namespaces are
+    /// unavailable.
+    FileModes,
+    /// Not running as root: read-only mounts are not enforced.
+    NotEnforced,
+}
+
+/// What the kubelet runs, and how the server behaves.
+#[derive(Debug, Clone)]
+pub struct KubeletOptions {
+    /// Image name (as pods name it, e.g. `hype-test-worker:latest`; a name
+    /// without a tag also matches `:latest`) → the executable standing in
+    /// for the image's `hype-run` entrypoint.
+    pub images: BTreeMap<String, PathBuf>,
+    /// How containers run.
+    pub executor: Executor,
+    /// Environment every container gets first, like an image's `ENV`.
+    pub env: BTreeMap<String, String>,
+    /// The node's name.
+    pub node_name: String,
+    /// How long an idle watch waits before sending a BOOKMARK (when the
+    /// client allows bookmarks).
+    pub bookmark_interval: Duration,
+    /// How many events the watch history keeps; resuming from an older
+    /// resourceVersion gives 410 Gone.
+    pub watch_history: usize,
+    /// How to enforce read-only mounts; `None` (the default) detects the
+    /// best way this machine allows. Forcing a way the machine does not
+    /// allow makes containers fail to start (`StartError`).
+    pub read_only_mounts: Option<ReadOnlyMounts>,
+}
+
+impl Default for KubeletOptions {
+    fn default() -> Self {
+        KubeletOptions {
+            images: BTreeMap::new(),
+            executor: Executor::Process,
+            env: BTreeMap::new(),
+            node_name: NODE_NAME.to_owned(),
+            bookmark_interval: Duration::from_secs(5),
+            watch_history: 10_000,
+            read_only_mounts: None,
+        }
+    }
+}
+
+impl KubeletOptions {
+    /// The defaults: no images, process executor.
+    pub fn new() -> KubeletOptions {
+        KubeletOptions::default()
+    }
+
+    /// Maps an image to an executable.
+    pub fn image(mut self, name: impl Into<String>, executable: impl Into<PathBuf>) -> Self {
+        self.images.insert(name.into(), executable.into());
+        self
+    }
+
+    /// Sets the executor.
+    pub fn executor(mut self, executor: Executor) -> Self {
+        self.executor = executor;
+        self
+    }
+
+    /// Adds an environment variable every container gets.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// State shared by the routes, the kubelet and the handle.
+pub(crate) struct Shared {
+    store: Arc<store::Store>,
+    faults: Faults,
+    kubelet: kubelet::Kubelet,
+    requests: Mutex<Vec<(String, String)>>,
+    watch_connections: AtomicUsize,
+    closing: AtomicBool,
+    bookmark_interval: Duration,
+}
+
+/// The Kubernetes API test double with its kubelet simulator, serving on
+/// `127.0.0.1` on the current tokio runtime. Dropping it (or
+/// [`shutdown`](Self::shutdown)) stops the server and kills every pod
+/// process.
+pub struct KubeTestServer {
+    shared: Arc<Shared>,
+    url: String,
+    stop_serving: watch::Sender<bool>,
+    server: Mutex<Option<JoinHandle<()>>>,
+    staging: PathBuf,
+    // Last: removed after the processes are gone.
+    dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for KubeTestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeTestServer")
+            .field("url", &self.url)
+            .field("dir", &self.dir.path())
+            .finish()
+    }
+}
+
+impl KubeTestServer {
+    /// Starts a server on `127.0.0.1` (a free port) on the current tokio
+    /// runtime. Panics outside a runtime or if it cannot bind or create its
+    /// temporary directory: it is test code.
+    pub fn start(options: KubeletOptions) -> KubeTestServer {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("hype-kube-double-")
+            .tempdir()
+            .expect("a temporary directory for the Kubernetes test double");
+        // Pod processes may run as other uids: they must reach their files.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod the test double's directory");
+        let staging = dir.path().join("staging");
+        std::fs::create_dir(&staging).expect("create the staging directory");
+        std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o777))
+            .expect("chmod the staging directory");
+
+        let store = Arc::new(store::Store::new(options.watch_history));
+        let shared = Arc::new(Shared {
+            faults: Faults::new(store.clone()),
+            kubelet: kubelet::Kubelet::new(&options, dir.path()),
+            store,
+            requests: Mutex::new(Vec::new()),
+            watch_connections: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
+            bookmark_interval: options.bookmark_interval,
+        });
+
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("bind the test double to 127.0.0.1");
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
+        let address = listener.local_addr().expect("the listener's address");
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .expect("KubeTestServer::start must run inside a tokio runtime");
+        let (stop_serving, mut stopped) = watch::channel(false);
+        let router = api::router(shared.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+        KubeTestServer {
+            shared,
+            url: format!("http://{address}"),
+            stop_serving,
+            server: Mutex::new(Some(server)),
+            staging,
+            dir,
+        }
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A `kube::Client` for this server, default namespace `default`.
+    ///
+    /// kube builds a TLS configuration even for plain HTTP, so this installs
+    /// rustls's `ring` provider as the process default if none is set.
+    pub fn client(&self) -> kube::Client {
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let mut config = kube::Config::new(self.url.parse().expect("the server's URL is a URI"));
+        config.default_namespace = NAMESPACE.to_owned();
+        kube::Client::try_from(config).expect("a client for the test double")
+    }
+
+    /// The namespace the helpers use: `default`.
+    pub fn namespace(&self) -> &str {
+        NAMESPACE
+    }
+
+    /// The fault injection handle.
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// How read-only mounts are enforced on this machine.
+    pub fn read_only_mounts(&self) -> ReadOnlyMounts {
+        self.shared.kubelet.read_only
+    }
+
+    /// Every request served so far: (method, path and query).
+    pub fn request_log(&self) -> Vec<(String, String)> {
+        self.shared
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Forgets the request log.
+    pub fn clear_request_log(&self) {
+        self.shared
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// How many watch requests were opened so far.
+    pub fn watch_connections(&self) -> usize {
+        self.shared.watch_connections.load(Ordering::SeqCst)
+    }
+
+    /// Every pod, in every namespace.
+    pub fn pods(&self) -> Vec<Pod> {
+        self.shared.store.all()
+    }
+
+    /// A pod of the `default` namespace.
+    pub fn pod(&self, name: &str) -> Option<Pod> {
+        self.shared.store.get(NAMESPACE, name)
+    }
+
+    /// Every persistent volume claim, in every namespace.
+    pub fn pvcs(&self) -> Vec<PersistentVolumeClaim> {
+        self.shared.store.all()
+    }
+
+    /// Every secret, in every namespace.
+    pub fn secrets(&self) -> Vec<Secret> {
+        self.shared.store.all()
+    }
+
+    /// Creates a secret in `default` with `data`, as `kubectl create secret
+    /// generic` would. Panics if it exists or is invalid.
+    pub fn create_secret(&self, name: &str, data: BTreeMap<String, Vec<u8>>) -> Secret {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                ..ObjectMeta::default()
+            },
+            data: Some(data.into_iter().map(|(k, v)| (k, ByteString(v))).collect()),
+            ..Secret::default()
+        };
+        api::create_object(&self.shared, NAMESPACE, secret, false)
+            .unwrap_or_else(|err| panic!("cannot create secret {name}: {err:?}"))
+    }
+
+    /// Deletes a pod of `default` as another client would (`kubectl delete
+    /// pod`): the same as an API DELETE with no options. False if there
+    /// was no such pod.
+    pub fn delete_pod_as_someone_else(&self, name: &str) -> bool {
+        kubelet::delete_pod(
+            &self.shared,
+            &(NAMESPACE.to_owned(), name.to_owned()),
+            &DeleteOptions::default(),
+        )
+        .is_ok()
+    }
+
+    /// The directory holding a claim's data (claim in `default`), while the
+    /// claim exists.
+    pub fn volume_dir(&self, claim: &str) -> Option<PathBuf> {
+        let claim: PersistentVolumeClaim = self.shared.store.get(NAMESPACE, claim)?;
+        Some(
+            self.shared
+                .kubelet
+                .claim_dir(claim.metadata.uid.as_deref()?),
+        )
+    }
+
+    /// A directory (mode 0777) for `file://` staging that pod processes can
+    /// write to, whatever uid they run as.
+    pub fn staging_dir(&self) -> &Path {
+        &self.staging
+    }
+
+    /// The PIDs of live processes of any pod's containers (including what
+    /// they started), for asserting that nothing leaks.
+    pub fn pod_processes(&self) -> Vec<u32> {
+        self.shared.kubelet.live_processes()
+    }
+
+    /// Stops serving, closes every watch, kills every pod process and waits
+    /// (up to 10 s) until they are gone and the server has stopped.
+    /// Objects stay readable through the helpers.
+    pub async fn shutdown(&self) {
+        self.stop_now();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !self.pod_processes().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let server = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut server) = server {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if tokio::time::timeout(remaining.max(Duration::from_millis(100)), &mut server)
+                .await
+                .is_err()
+            {
+                server.abort();
+            }
+        }
+    }
+
+    fn stop_now(&self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        self.stop_serving.send_replace(true);
+        self.shared.store.drop_watches();
+        self.shared.kubelet.kill_everything();
+    }
+}
+
+impl Drop for KubeTestServer {
+    fn drop(&mut self) {
+        self.stop_now();
+        if let Some(server) = self.server.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            server.abort();
+        }
+        // SIGKILL is delivered at once, but give the kernel a moment so
+        // nothing outlives the test.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while !self.pod_processes().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}

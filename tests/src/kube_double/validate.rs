@@ -1,0 +1,826 @@
+//! What the apiserver rejects with 422 Invalid (and the few decoding checks
+//! that give 400), with its messages: `Pod "x" is invalid:
+//! spec.containers[0].image: Required value`.
+//!
+//! A subset of the apiserver's validation: the rules a pod runner can
+//! break (names, labels, containers, volumes and mounts, restart policy,
+//! deadlines, resource quantities, claims, secret keys). Objects the double
+//! accepts may still be refused by a real cluster for rules not listed here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{
+    Container, PersistentVolumeClaim, Pod, ResourceRequirements, Secret, Volume,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::{Value, json};
+
+/// How a field is wrong (apimachinery's `field.ErrorType`).
+#[derive(Debug, Clone, PartialEq)]
+enum ErrorType {
+    Required,
+    Invalid(Value),
+    Duplicate(Value),
+    NotFound(Value),
+    NotSupported(Value, &'static [&'static str]),
+    TooLong,
+}
+
+/// One field error.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FieldError {
+    field: String,
+    ty: ErrorType,
+    detail: String,
+}
+
+impl FieldError {
+    fn new(field: impl Into<String>, ty: ErrorType, detail: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            ty,
+            detail: detail.into(),
+        }
+    }
+
+    fn required(field: impl Into<String>, detail: impl Into<String>) -> FieldError {
+        FieldError::new(field, ErrorType::Required, detail)
+    }
+
+    fn invalid(field: impl Into<String>, value: Value, detail: impl Into<String>) -> FieldError {
+        FieldError::new(field, ErrorType::Invalid(value), detail)
+    }
+
+    /// The message without the field: `Required value`, `Invalid value: "x": …`.
+    fn body(&self) -> String {
+        let (head, value) = match &self.ty {
+            ErrorType::Required => ("Required value".to_owned(), None),
+            ErrorType::Invalid(v) => ("Invalid value".to_owned(), Some(v)),
+            ErrorType::Duplicate(v) => ("Duplicate value".to_owned(), Some(v)),
+            ErrorType::NotFound(v) => ("Not found".to_owned(), Some(v)),
+            ErrorType::NotSupported(v, supported) => {
+                let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
+                return format!(
+                    "Unsupported value: {}: supported values: {}",
+                    v,
+                    list.join(", ")
+                );
+            }
+            ErrorType::TooLong => ("Too long".to_owned(), None),
+        };
+        let mut out = head;
+        if let Some(v) = value {
+            out.push_str(": ");
+            out.push_str(&v.to_string());
+        }
+        if !self.detail.is_empty() {
+            out.push_str(": ");
+            out.push_str(&self.detail);
+        }
+        out
+    }
+
+    fn reason(&self) -> &'static str {
+        match self.ty {
+            ErrorType::Required => "FieldValueRequired",
+            ErrorType::Invalid(_) => "FieldValueInvalid",
+            ErrorType::Duplicate(_) => "FieldValueDuplicate",
+            ErrorType::NotFound(_) => "FieldValueNotFound",
+            ErrorType::NotSupported(..) => "FieldValueNotSupported",
+            ErrorType::TooLong => "FieldValueTooLong",
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.body())
+    }
+}
+
+/// The message and `details.causes` of a 422 for `errors` (not empty).
+pub(crate) fn invalid_status(kind: &str, name: &str, errors: &[FieldError]) -> (String, Value) {
+    let list = if errors.len() == 1 {
+        errors[0].to_string()
+    } else {
+        let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        format!("[{}]", all.join(", "))
+    };
+    let causes: Vec<Value> = errors
+        .iter()
+        .map(|e| json!({"reason": e.reason(), "message": e.body(), "field": e.field}))
+        .collect();
+    (format!("{kind} {name:?} is invalid: {list}"), json!(causes))
+}
+
+const DNS1123_LABEL_ERROR: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const DNS1123_SUBDOMAIN_ERROR: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const QUALIFIED_NAME_ERROR: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+const LABEL_VALUE_ERROR: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+const CONFIG_KEY_ERROR: &str = "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')";
+
+fn is_dns1123_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// Why `s` is not a DNS-1123 label (at most 63 characters), if it is not.
+pub(crate) fn dns1123_label_problem(s: &str) -> Option<String> {
+    if s.len() > 63 {
+        Some("must be no more than 63 characters".to_owned())
+    } else if !is_dns1123_label(s) {
+        Some(DNS1123_LABEL_ERROR.to_owned())
+    } else {
+        None
+    }
+}
+
+/// Why `s` is not a DNS-1123 subdomain (at most 253 characters), if it is not.
+pub(crate) fn dns1123_subdomain_problem(s: &str) -> Option<String> {
+    if s.len() > 253 {
+        Some("must be no more than 253 characters".to_owned())
+    } else if s.split('.').any(|part| !is_dns1123_label(part)) {
+        Some(DNS1123_SUBDOMAIN_ERROR.to_owned())
+    } else {
+        None
+    }
+}
+
+fn is_qualified_name_part(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+/// Why `key` is not a valid label key (`[prefix/]name`), if it is not.
+pub(crate) fn label_key_problem(key: &str) -> Option<String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix {
+        if prefix.is_empty() {
+            return Some("prefix part must be non-empty".to_owned());
+        }
+        if let Some(problem) = dns1123_subdomain_problem(prefix) {
+            return Some(format!("prefix part {problem}"));
+        }
+    }
+    if name.is_empty() {
+        Some("name part must be non-empty".to_owned())
+    } else if name.len() > 63 {
+        Some("name part must be no more than 63 characters".to_owned())
+    } else if !is_qualified_name_part(name) {
+        Some(QUALIFIED_NAME_ERROR.to_owned())
+    } else {
+        None
+    }
+}
+
+/// Why `value` is not a valid label value, if it is not.
+pub(crate) fn label_value_problem(value: &str) -> Option<String> {
+    if value.len() > 63 {
+        Some("must be no more than 63 characters".to_owned())
+    } else if !value.is_empty() && !is_qualified_name_part(value) {
+        Some(LABEL_VALUE_ERROR.to_owned())
+    } else {
+        None
+    }
+}
+
+/// Why `image` is not a valid image reference, if it is not (what the
+/// kubelet reports as `InvalidImageName`).
+pub(crate) fn image_name_problem(image: &str) -> Option<String> {
+    let name = image.split_once('@').map_or(image, |(n, _)| n);
+    let (name, tag) = match name.rfind(':') {
+        Some(i) if !name[i..].contains('/') => (&name[..i], Some(&name[i + 1..])),
+        _ => (name, None),
+    };
+    if let Some(tag) = tag {
+        let ok = !tag.is_empty()
+            && tag.len() <= 128
+            && tag
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+            && (tag.as_bytes()[0].is_ascii_alphanumeric() || tag.as_bytes()[0] == b'_');
+        if !ok {
+            return Some("invalid reference format".to_owned());
+        }
+    }
+    let mut parts: Vec<&str> = name.split('/').collect();
+    if parts.len() > 1
+        && (parts[0].contains(['.', ':'])
+            || parts[0] == "localhost"
+            || parts[0] != parts[0].to_lowercase())
+    {
+        let domain = parts.remove(0);
+        if domain.is_empty()
+            || !domain
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':'))
+        {
+            return Some("invalid reference format".to_owned());
+        }
+    }
+    for part in parts {
+        if part.bytes().any(|c| c.is_ascii_uppercase()) {
+            return Some("invalid reference format: repository name must be lowercase".to_owned());
+        }
+        let b = part.as_bytes();
+        let ok = !b.is_empty()
+            && b.iter().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
+            })
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric();
+        if !ok {
+            return Some("invalid reference format".to_owned());
+        }
+    }
+    None
+}
+
+/// A quantity's value (`750m` → 0.75, `1Gi` → 2^30), if it parses.
+pub(crate) fn quantity(q: &str) -> Option<f64> {
+    let q = q.trim();
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '+' | '-')))
+        .unwrap_or(q.len());
+    let (number, suffix) = q.split_at(split);
+    if number.is_empty() || number.matches('.').count() > 1 {
+        return None;
+    }
+    let number: f64 = number.parse().ok()?;
+    let multiplier = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024f64,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        exp if exp.starts_with(['e', 'E']) => 10f64.powi(exp[1..].parse().ok()?),
+        _ => return None,
+    };
+    Some(number * multiplier)
+}
+
+/// Quantities that do not parse: the apiserver refuses those while decoding
+/// (400), before validation.
+pub(crate) fn bad_quantities(pod: &Pod) -> Option<String> {
+    let spec = pod.spec.as_ref()?;
+    for c in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+    {
+        if let Some(r) = &c.resources {
+            for map in [&r.requests, &r.limits].into_iter().flatten() {
+                for q in map.values() {
+                    if quantity(&q.0).is_none() {
+                        return Some(format!(
+                            "Pod in version \"v1\" cannot be handled as a Pod: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$' (got {:?})",
+                            q.0
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+fn validate_meta(meta: &ObjectMeta, generated: bool, errors: &mut Vec<FieldError>) {
+    if generated {
+        let prefix = meta.generate_name.as_deref().unwrap_or_default();
+        let masked = prefix.strip_suffix('-').unwrap_or(prefix);
+        if let Some(problem) = dns1123_subdomain_problem(masked) {
+            errors.push(FieldError::invalid(
+                "metadata.generateName",
+                json!(prefix),
+                problem,
+            ));
+        }
+    } else {
+        match meta.name.as_deref() {
+            None | Some("") => errors.push(FieldError::required(
+                "metadata.name",
+                "name or generateName is required",
+            )),
+            Some(name) => {
+                if let Some(problem) = dns1123_subdomain_problem(name) {
+                    errors.push(FieldError::invalid("metadata.name", json!(name), problem));
+                }
+            }
+        }
+    }
+    for (key, value) in meta.labels.iter().flatten() {
+        if let Some(problem) = label_key_problem(key) {
+            errors.push(FieldError::invalid("metadata.labels", json!(key), problem));
+        }
+        if let Some(problem) = label_value_problem(value) {
+            errors.push(FieldError::invalid(
+                "metadata.labels",
+                json!(value),
+                problem,
+            ));
+        }
+    }
+    for key in meta.annotations.iter().flatten().map(|(k, _)| k) {
+        if let Some(problem) = label_key_problem(key) {
+            errors.push(FieldError::invalid(
+                "metadata.annotations",
+                json!(key),
+                problem,
+            ));
+        }
+    }
+}
+
+const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];
+const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
+const MESSAGE_POLICIES: &[&str] = &["FallbackToLogsOnError", "File"];
+const ACCESS_MODES: &[&str] = &[
+    "ReadOnlyMany",
+    "ReadWriteMany",
+    "ReadWriteOnce",
+    "ReadWriteOncePod",
+];
+
+fn volume_sources(v: &Volume) -> usize {
+    let value = serde_json::to_value(v).expect("volumes serialise");
+    value
+        .as_object()
+        .map(|m| m.keys().filter(|k| *k != "name").count())
+        .unwrap_or(0)
+}
+
+/// Pod validation. `generated`: the name came from `generateName`.
+pub(crate) fn pod(pod: &Pod, generated: bool) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    validate_meta(&pod.metadata, generated, &mut errors);
+    let Some(spec) = &pod.spec else {
+        errors.push(FieldError::required("spec.containers", ""));
+        return errors;
+    };
+
+    let mut volumes = BTreeSet::new();
+    for (i, v) in spec.volumes.iter().flatten().enumerate() {
+        let field = format!("spec.volumes[{i}]");
+        if v.name.is_empty() {
+            errors.push(FieldError::required(format!("{field}.name"), ""));
+        } else if let Some(problem) = dns1123_label_problem(&v.name) {
+            errors.push(FieldError::invalid(
+                format!("{field}.name"),
+                json!(v.name),
+                problem,
+            ));
+        } else if !volumes.insert(v.name.as_str()) {
+            errors.push(FieldError::new(
+                format!("{field}.name"),
+                ErrorType::Duplicate(json!(v.name)),
+                "",
+            ));
+        }
+        match volume_sources(v) {
+            0 => errors.push(FieldError::required(
+                field.clone(),
+                "must specify a volume type",
+            )),
+            1 => {}
+            _ => errors.push(FieldError::new(
+                field.clone(),
+                ErrorType::Invalid(json!("")),
+                "may not specify more than 1 volume type",
+            )),
+        }
+        if let Some(s) = &v.secret
+            && s.secret_name.as_deref().unwrap_or_default().is_empty()
+        {
+            errors.push(FieldError::required(
+                format!("{field}.secret.secretName"),
+                "",
+            ));
+        }
+        if let Some(c) = &v.persistent_volume_claim
+            && c.claim_name.is_empty()
+        {
+            errors.push(FieldError::required(
+                format!("{field}.persistentVolumeClaim.claimName"),
+                "",
+            ));
+        }
+    }
+
+    if spec.containers.is_empty() {
+        errors.push(FieldError::required("spec.containers", ""));
+    }
+    let mut names = BTreeSet::new();
+    for (i, c) in spec.containers.iter().enumerate() {
+        validate_container(
+            c,
+            &format!("spec.containers[{i}]"),
+            &volumes,
+            &mut names,
+            &mut errors,
+        );
+    }
+    for (i, c) in spec.init_containers.iter().flatten().enumerate() {
+        validate_container(
+            c,
+            &format!("spec.initContainers[{i}]"),
+            &volumes,
+            &mut names,
+            &mut errors,
+        );
+    }
+
+    if let Some(policy) = spec.restart_policy.as_deref()
+        && !RESTART_POLICIES.contains(&policy)
+    {
+        errors.push(FieldError::new(
+            "spec.restartPolicy",
+            ErrorType::NotSupported(json!(policy), RESTART_POLICIES),
+            "",
+        ));
+    }
+    if let Some(seconds) = spec.active_deadline_seconds
+        && !(1..=i64::from(i32::MAX)).contains(&seconds)
+    {
+        errors.push(FieldError::invalid(
+            "spec.activeDeadlineSeconds",
+            json!(seconds),
+            "must be between 1 and 2147483647, inclusive",
+        ));
+    }
+    if let Some(seconds) = spec.termination_grace_period_seconds
+        && seconds < 0
+    {
+        errors.push(FieldError::invalid(
+            "spec.terminationGracePeriodSeconds",
+            json!(seconds),
+            "must be greater than or equal to 0",
+        ));
+    }
+    errors
+}
+
+fn validate_container(
+    c: &Container,
+    field: &str,
+    volumes: &BTreeSet<&str>,
+    names: &mut BTreeSet<String>,
+    errors: &mut Vec<FieldError>,
+) {
+    if c.name.is_empty() {
+        errors.push(FieldError::required(format!("{field}.name"), ""));
+    } else if let Some(problem) = dns1123_label_problem(&c.name) {
+        errors.push(FieldError::invalid(
+            format!("{field}.name"),
+            json!(c.name),
+            problem,
+        ));
+    } else if !names.insert(c.name.clone()) {
+        errors.push(FieldError::new(
+            format!("{field}.name"),
+            ErrorType::Duplicate(json!(c.name)),
+            "",
+        ));
+    }
+    match c.image.as_deref() {
+        None | Some("") => errors.push(FieldError::required(format!("{field}.image"), "")),
+        Some(image) if image.trim() != image => errors.push(FieldError::invalid(
+            format!("{field}.image"),
+            json!(image),
+            "must not have leading or trailing whitespace",
+        )),
+        Some(_) => {}
+    }
+    for (i, env) in c.env.iter().flatten().enumerate() {
+        let f = format!("{field}.env[{i}]");
+        if env.name.is_empty() {
+            errors.push(FieldError::required(format!("{f}.name"), ""));
+        } else if env.name.contains('=') || !env.name.bytes().all(|b| (32..127).contains(&b)) {
+            errors.push(FieldError::invalid(
+                format!("{f}.name"),
+                json!(env.name),
+                "a valid environment variable name must consist only of printable ASCII characters other than '='",
+            ));
+        }
+        if let Some(from) = &env.value_from {
+            if env.value.as_deref().is_some_and(|v| !v.is_empty()) {
+                errors.push(FieldError::invalid(
+                    format!("{f}.valueFrom"),
+                    json!(""),
+                    "may not be specified when `value` is not empty",
+                ));
+            }
+            let sources = [
+                from.secret_key_ref.is_some(),
+                from.config_map_key_ref.is_some(),
+                from.field_ref.is_some(),
+                from.resource_field_ref.is_some(),
+                from.file_key_ref.is_some(),
+            ]
+            .into_iter()
+            .filter(|b| *b)
+            .count();
+            if sources != 1 {
+                errors.push(FieldError::invalid(
+                    format!("{f}.valueFrom"),
+                    json!(""),
+                    "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
+                ));
+            }
+            if let Some(r) = &from.secret_key_ref {
+                if r.name.is_empty() {
+                    errors.push(FieldError::required(
+                        format!("{f}.valueFrom.secretKeyRef.name"),
+                        "",
+                    ));
+                }
+                if r.key.is_empty() {
+                    errors.push(FieldError::required(
+                        format!("{f}.valueFrom.secretKeyRef.key"),
+                        "",
+                    ));
+                }
+            }
+        }
+    }
+    let mut paths = BTreeSet::new();
+    for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
+        let f = format!("{field}.volumeMounts[{i}]");
+        if m.name.is_empty() {
+            errors.push(FieldError::required(format!("{f}.name"), ""));
+        } else if !volumes.contains(m.name.as_str()) {
+            errors.push(FieldError::new(
+                format!("{f}.name"),
+                ErrorType::NotFound(json!(m.name)),
+                "",
+            ));
+        }
+        if m.mount_path.is_empty() {
+            errors.push(FieldError::required(format!("{f}.mountPath"), ""));
+        } else if !paths.insert(m.mount_path.as_str()) {
+            errors.push(FieldError::invalid(
+                format!("{f}.mountPath"),
+                json!(m.mount_path),
+                "must be unique",
+            ));
+        }
+        if let Some(sub) = m.sub_path.as_deref()
+            && (sub.starts_with('/') || sub.split('/').any(|p| p == ".."))
+        {
+            errors.push(FieldError::invalid(
+                format!("{f}.subPath"),
+                json!(sub),
+                "must be a relative path without '..'",
+            ));
+        }
+    }
+    if let Some(policy) = c.image_pull_policy.as_deref()
+        && !PULL_POLICIES.contains(&policy)
+    {
+        errors.push(FieldError::new(
+            format!("{field}.imagePullPolicy"),
+            ErrorType::NotSupported(json!(policy), PULL_POLICIES),
+            "",
+        ));
+    }
+    if let Some(policy) = c.termination_message_policy.as_deref()
+        && !MESSAGE_POLICIES.contains(&policy)
+    {
+        errors.push(FieldError::new(
+            format!("{field}.terminationMessagePolicy"),
+            ErrorType::NotSupported(json!(policy), MESSAGE_POLICIES),
+            "",
+        ));
+    }
+    if let Some(resources) = &c.resources {
+        validate_resources(resources, &format!("{field}.resources"), errors);
+    }
+}
+
+fn validate_resources(r: &ResourceRequirements, field: &str, errors: &mut Vec<FieldError>) {
+    let empty = BTreeMap::new();
+    let limits = r.limits.as_ref().unwrap_or(&empty);
+    for (which, map) in [("requests", &r.requests), ("limits", &r.limits)] {
+        for (name, q) in map.iter().flatten() {
+            if quantity(&q.0).is_some_and(|v| v < 0.0) {
+                errors.push(FieldError::invalid(
+                    format!("{field}.{which}[{name}]"),
+                    json!(q.0),
+                    "must be greater than or equal to 0",
+                ));
+            }
+        }
+    }
+    for (name, request) in r.requests.iter().flatten() {
+        if let Some(limit) = limits.get(name)
+            && let (Some(req), Some(lim)) = (quantity(&request.0), quantity(&limit.0))
+            && req > lim
+        {
+            errors.push(FieldError::invalid(
+                format!("{field}.requests"),
+                json!(request.0),
+                format!("must be less than or equal to {name} limit of {}", limit.0),
+            ));
+        }
+    }
+}
+
+/// Claim validation.
+pub(crate) fn pvc(claim: &PersistentVolumeClaim, generated: bool) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    validate_meta(&claim.metadata, generated, &mut errors);
+    let spec = claim.spec.clone().unwrap_or_default();
+    let modes = spec.access_modes.unwrap_or_default();
+    if modes.is_empty() {
+        errors.push(FieldError::required(
+            "spec.accessModes",
+            "at least 1 access mode is required",
+        ));
+    }
+    for mode in &modes {
+        if !ACCESS_MODES.contains(&mode.as_str()) {
+            errors.push(FieldError::new(
+                "spec.accessModes",
+                ErrorType::NotSupported(json!(mode), ACCESS_MODES),
+                "",
+            ));
+        }
+    }
+    let storage: Option<Quantity> = spec
+        .resources
+        .and_then(|r| r.requests)
+        .and_then(|r| r.get("storage").cloned());
+    match storage {
+        None => errors.push(FieldError::required("spec.resources[storage]", "")),
+        Some(q) => match quantity(&q.0) {
+            None => errors.push(FieldError::invalid(
+                "spec.resources[storage]",
+                json!(q.0),
+                "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+            )),
+            Some(v) if v <= 0.0 => errors.push(FieldError::invalid(
+                "spec.resources[storage]",
+                json!(q.0),
+                "must be greater than zero",
+            )),
+            Some(_) => {}
+        },
+    }
+    errors
+}
+
+/// Secret validation (after `stringData` is merged into `data`).
+pub(crate) fn secret(secret: &Secret, generated: bool) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    validate_meta(&secret.metadata, generated, &mut errors);
+    let mut total = 0;
+    for (key, value) in secret.data.iter().flatten() {
+        total += value.0.len();
+        let ok = !key.is_empty()
+            && key.len() <= 253
+            && key
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+            && key != "."
+            && key != ".."
+            && !key.starts_with("..");
+        if !ok {
+            errors.push(FieldError::invalid(
+                format!("data[{key}]"),
+                json!(key),
+                CONFIG_KEY_ERROR,
+            ));
+        }
+    }
+    if total > 1024 * 1024 {
+        errors.push(FieldError::new(
+            "data",
+            ErrorType::TooLong,
+            "must have at most 1048576 bytes",
+        ));
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod_json(v: Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn message(p: &Pod) -> String {
+        let errors = pod(p, false);
+        invalid_status("Pod", p.metadata.name.as_deref().unwrap_or(""), &errors).0
+    }
+
+    #[test]
+    fn pod_messages_look_like_the_apiserver() {
+        let p =
+            pod_json(json!({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "c"}]}}));
+        assert_eq!(
+            message(&p),
+            "Pod \"x\" is invalid: spec.containers[0].image: Required value"
+        );
+        let p = pod_json(json!({"metadata": {"name": "x"}, "spec": {"containers": []}}));
+        assert_eq!(
+            message(&p),
+            "Pod \"x\" is invalid: spec.containers: Required value"
+        );
+        let p = pod_json(json!({"metadata": {"name": "x"}, "spec": {
+            "restartPolicy": "Sometimes", "activeDeadlineSeconds": 0,
+            "volumes": [{"name": "a", "emptyDir": {}}, {"name": "a", "emptyDir": {}}],
+            "containers": [
+                {"name": "c", "image": "i", "volumeMounts": [{"name": "b", "mountPath": "/b"}]},
+                {"name": "c", "image": "i"}]}}));
+        let m = message(&p);
+        for needle in [
+            "spec.volumes[1].name: Duplicate value: \"a\"",
+            "spec.containers[0].volumeMounts[0].name: Not found: \"b\"",
+            "spec.containers[1].name: Duplicate value: \"c\"",
+            "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
+            "spec.activeDeadlineSeconds: Invalid value: 0: must be between 1 and 2147483647, inclusive",
+        ] {
+            assert!(m.contains(needle), "{m} lacks {needle}");
+        }
+        let p = pod_json(
+            json!({"metadata": {"name": "Bad_Name", "labels": {"ok": "no spaces"}},
+            "spec": {"containers": [{"name": "C", "image": "i"}]}}),
+        );
+        let m = message(&p);
+        assert!(
+            m.contains(
+                "metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"
+            ),
+            "{m}"
+        );
+        assert!(
+            m.contains("metadata.labels: Invalid value: \"no spaces\""),
+            "{m}"
+        );
+        assert!(
+            m.contains("spec.containers[0].name: Invalid value: \"C\""),
+            "{m}"
+        );
+        assert!(pod(&pod_json(json!({"metadata": {"name": "ok"}, "spec": {"containers": [{"name": "c", "image": "i",
+            "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}]}})), false)[0]
+            .to_string()
+            .contains("must be less than or equal to cpu limit of 1"));
+    }
+
+    #[test]
+    fn names_labels_images_quantities() {
+        assert!(dns1123_label_problem("hype-run").is_none());
+        assert!(dns1123_label_problem("-x").is_some());
+        assert!(dns1123_label_problem(&"a".repeat(64)).is_some());
+        assert!(dns1123_subdomain_problem("a.b-c").is_none());
+        assert!(dns1123_subdomain_problem("a..b").is_some());
+        assert!(label_key_problem("app.kubernetes.io/managed-by").is_none());
+        assert!(label_key_problem("/x").is_some());
+        assert!(label_key_problem("Bad Key").is_some());
+        assert!(label_value_problem("").is_none());
+        assert!(label_value_problem("a.b_c-D").is_none());
+        assert!(label_value_problem("-a").is_some());
+        assert!(label_value_problem(&"a".repeat(64)).is_some());
+        for ok in [
+            "hype-test-worker:latest",
+            "gcr.io/p/env-image",
+            "localhost:5000/a/b:v1.2",
+            "busybox@sha256:abc",
+            "Registry.Example.com/x",
+        ] {
+            assert_eq!(image_name_problem(ok), None, "{ok}");
+        }
+        for bad in ["Hype:latest", "a b", "x:", "gcr.io/P/x", "x:-tag"] {
+            assert!(image_name_problem(bad).is_some(), "{bad}");
+        }
+        assert_eq!(quantity("750m"), Some(0.75));
+        assert_eq!(quantity("1Gi"), Some(1073741824.0));
+        assert_eq!(quantity("1e3"), Some(1000.0));
+        assert_eq!(quantity("lots"), None);
+        assert_eq!(quantity("1.2.3"), None);
+    }
+}
