@@ -1,0 +1,492 @@
+//! The pod of a call: a pure function from the call and its
+//! [`RunEnvironment`] to a `k8s_openapi` [`Pod`], golden-tested.
+//!
+//! - one container named `hype-run` with the environment's image, the call
+//!   as its only argument (the image's entrypoint is `hype-run`), and
+//!   `HYPE_EXECUTION_ID` set to the pod's name;
+//! - `restartPolicy: Never` (a failing function is not retried: spotify/hype#30);
+//! - labels `app.kubernetes.io/managed-by: hype`, `hype.dev/session`,
+//!   `hype.dev/function`, and the annotation `hype.dev/function-id` with the
+//!   full ID;
+//! - secrets as read-only secret volumes, claims with the mount's read-only
+//!   flag, resource requests and limits, env vars;
+//! - `activeDeadlineSeconds` from the timeout;
+//! - `terminationMessagePolicy: FallbackToLogsOnError`;
+//! - a restrictive security context (no privilege escalation, all
+//!   capabilities dropped, `RuntimeDefault` seccomp) unless a base pod sets
+//!   its own.
+//!
+//! A base pod ([`RunEnvironment::from_yaml`]) must have a container named
+//! `hype-run` without an image; its args are replaced (with a warning), its
+//! resource requests and limits are merged with the environment's, which win.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvVar, PersistentVolumeClaimVolumeSource, Pod, PodSpec,
+    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::environment::RunEnvironment;
+use crate::error::Error;
+
+/// The name of the container that runs the call.
+pub const CONTAINER: &str = "hype-run";
+/// Label: who manages the object.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Label: the submitter session that created the object.
+pub const LABEL_SESSION: &str = "hype.dev/session";
+/// Label: the function (its last path segment, label-safe).
+pub const LABEL_FUNCTION: &str = "hype.dev/function";
+/// Annotation: the function's full ID.
+pub const ANNOTATION_FUNCTION_ID: &str = "hype.dev/function-id";
+
+/// Everything a pod is made from.
+#[derive(Debug, Clone)]
+pub struct PodRequest<'a> {
+    /// The pod's name (the execution ID).
+    pub name: &'a str,
+    /// The function's ID.
+    pub function: &'a str,
+    /// The submitter session.
+    pub session: &'a str,
+    /// The `hype-run` argument.
+    pub call: &'a str,
+    /// The environment.
+    pub env: &'a RunEnvironment,
+}
+
+/// A label value for `text`: at most 63 characters of `[A-Za-z0-9._-]`,
+/// starting and ending with an alphanumeric character.
+pub fn label_value(text: &str) -> String {
+    let mut value: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(63)
+        .collect();
+    while value.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
+        value.pop();
+    }
+    let start = value
+        .find(|c: char| c.is_ascii_alphanumeric())
+        .unwrap_or(value.len());
+    value.split_off(start)
+}
+
+/// The labels of everything a session creates.
+pub fn session_labels(session: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_MANAGED_BY.to_owned(), "hype".to_owned()),
+        (LABEL_SESSION.to_owned(), label_value(session)),
+    ])
+}
+
+/// The label selector of a session's objects.
+pub fn session_selector(session: &str) -> String {
+    format!(
+        "{LABEL_MANAGED_BY}=hype,{LABEL_SESSION}={}",
+        label_value(session)
+    )
+}
+
+/// The volume name of secret `name` in a pod.
+fn secret_volume(name: &str) -> String {
+    volume_name("secret", name)
+}
+
+/// The volume name of claim `name` in a pod.
+fn claim_volume(name: &str) -> String {
+    volume_name("claim", name)
+}
+
+/// A DNS-1123 label from a prefix and an object name (dots are not allowed
+/// in volume names; long names are shortened with a hash to stay unique).
+fn volume_name(prefix: &str, name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| if c == '.' { '-' } else { c })
+        .collect();
+    let full = format!("{prefix}-{safe}");
+    if full.len() <= 63 {
+        return full;
+    }
+    let hash = crate::registry::fnv1a64(name.as_bytes());
+    let mut short: String = full.chars().take(63 - 17).collect();
+    while short.ends_with('-') {
+        short.pop();
+    }
+    format!("{short}-{hash:016x}")
+}
+
+/// Builds the pod of a call.
+pub fn build(request: &PodRequest<'_>) -> Result<Pod, Error> {
+    let env = request.env;
+    let Some(image) = env.image() else {
+        return Err(Error::InvalidEnvironment {
+            problems: vec![
+                "the environment has no image: pods need RunEnvironment::new(image) or .with_image(image)".to_owned(),
+            ],
+        });
+    };
+    let mut pod = match env.base_pod() {
+        Some(base) => parse_base_pod(&base.yaml, &base.path.display().to_string())?,
+        None => Pod::default(),
+    };
+
+    let mut labels = pod.metadata.labels.take().unwrap_or_default();
+    labels.extend(session_labels(request.session));
+    labels.insert(
+        LABEL_FUNCTION.to_owned(),
+        label_value(
+            request
+                .function
+                .rsplit("::")
+                .next()
+                .unwrap_or(request.function),
+        ),
+    );
+    let mut annotations = pod.metadata.annotations.take().unwrap_or_default();
+    annotations.insert(
+        ANNOTATION_FUNCTION_ID.to_owned(),
+        request.function.to_owned(),
+    );
+    pod.metadata = ObjectMeta {
+        name: Some(request.name.to_owned()),
+        labels: Some(labels),
+        annotations: Some(annotations),
+        ..ObjectMeta::default()
+    };
+
+    let spec = pod.spec.get_or_insert_with(PodSpec::default);
+    spec.restart_policy = Some("Never".to_owned());
+    spec.active_deadline_seconds = Some(env.timeout().as_secs_f64().ceil().max(1.0) as i64);
+
+    // A base pod has the container (parse_base_pod checked); a plain one gets it.
+    let index = match spec.containers.iter().position(|c| c.name == CONTAINER) {
+        Some(index) => index,
+        None => {
+            spec.containers.push(Container {
+                name: CONTAINER.to_owned(),
+                ..Container::default()
+            });
+            spec.containers.len() - 1
+        }
+    };
+    let container = &mut spec.containers[index];
+    container.image = Some(image.to_owned());
+    if container.args.as_ref().is_some_and(|a| !a.is_empty()) {
+        tracing::warn!(
+            pod = request.name,
+            "the base pod's hype-run container has args; they are replaced by the call"
+        );
+    }
+    container.args = Some(vec![request.call.to_owned()]);
+    container.termination_message_policy = Some("FallbackToLogsOnError".to_owned());
+    if container.security_context.is_none() {
+        container.security_context = Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                add: None,
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                localhost_profile: None,
+            }),
+            ..SecurityContext::default()
+        });
+    }
+
+    let mut vars: Vec<EnvVar> = container.env.take().unwrap_or_default();
+    for (key, value) in env.env_vars() {
+        vars.retain(|v| v.name != *key);
+        vars.push(plain_var(key, value));
+    }
+    vars.retain(|v| v.name != "HYPE_EXECUTION_ID");
+    vars.push(plain_var("HYPE_EXECUTION_ID", request.name));
+    container.env = Some(vars);
+
+    let resources = container
+        .resources
+        .get_or_insert_with(ResourceRequirements::default);
+    merge_quantities(&mut resources.requests, env.requests());
+    merge_quantities(&mut resources.limits, env.limits());
+
+    let mut mounts: Vec<VolumeMount> = container.volume_mounts.take().unwrap_or_default();
+    let mut volumes: Vec<Volume> = spec.volumes.take().unwrap_or_default();
+    for secret in env.secrets() {
+        let name = secret_volume(&secret.name);
+        if !volumes.iter().any(|v| v.name == name) {
+            volumes.push(Volume {
+                name: name.clone(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(secret.name.clone()),
+                    ..SecretVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
+        }
+        mounts.push(VolumeMount {
+            name,
+            mount_path: secret.mount_path.display().to_string(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
+    for mount in env.mounts() {
+        let name = claim_volume(&mount.volume.name);
+        if let Some(existing) = volumes.iter_mut().find(|v| v.name == name) {
+            // One claim mounted twice: the volume is read-only only if every mount is.
+            if let Some(source) = existing.persistent_volume_claim.as_mut() {
+                source.read_only = Some(source.read_only.unwrap_or(false) && mount.read_only);
+            }
+        } else {
+            volumes.push(Volume {
+                name: name.clone(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: mount.volume.name.clone(),
+                    read_only: Some(mount.read_only),
+                }),
+                ..Volume::default()
+            });
+        }
+        mounts.push(VolumeMount {
+            name,
+            mount_path: mount.mount_path.display().to_string(),
+            read_only: Some(mount.read_only),
+            ..VolumeMount::default()
+        });
+    }
+    container.volume_mounts = (!mounts.is_empty()).then_some(mounts);
+    spec.volumes = (!volumes.is_empty()).then_some(volumes);
+    Ok(pod)
+}
+
+fn plain_var(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        value_from: None,
+    }
+}
+
+fn merge_quantities(
+    target: &mut Option<BTreeMap<String, Quantity>>,
+    from: &BTreeMap<String, String>,
+) {
+    if from.is_empty() {
+        return;
+    }
+    let map = target.get_or_insert_with(BTreeMap::new);
+    for (resource, amount) in from {
+        map.insert(resource.clone(), Quantity(amount.clone()));
+    }
+}
+
+/// Parses and checks a base pod: YAML of a `Pod` with a container named
+/// `hype-run` that sets no image.
+pub fn parse_base_pod(yaml: &str, origin: &str) -> Result<Pod, Error> {
+    let invalid = |problem: String| Error::InvalidEnvironment {
+        problems: vec![format!("base pod {origin}: {problem}")],
+    };
+    let pod: Pod =
+        serde_yaml::from_str(yaml).map_err(|err| invalid(format!("not a Pod: {err}")))?;
+    let Some(spec) = &pod.spec else {
+        return Err(invalid("it has no spec".to_owned()));
+    };
+    let Some(container) = spec.containers.iter().find(|c| c.name == CONTAINER) else {
+        let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+        return Err(invalid(format!(
+            "it needs a container named `{CONTAINER}` (found: {}); hype runs the call in that container",
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        )));
+    };
+    if let Some(image) = &container.image {
+        return Err(invalid(format!(
+            "its `{CONTAINER}` container sets image {image}; remove it and give the image with RunEnvironment::with_image"
+        )));
+    }
+    Ok(pod)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::environment::{Secret, VolumeRequest};
+
+    fn request<'a>(env: &'a RunEnvironment) -> PodRequest<'a> {
+        PodRequest {
+            name: "hype-word-count-abcd1234",
+            function: "my_crate::jobs::word_count",
+            session: "s3ss10nabc",
+            call: "inline:SFlQQwE=",
+            env,
+        }
+    }
+
+    /// Compares with `golden/<name>.json`; `HYPE_BLESS=1` rewrites it.
+    fn golden(name: &str, pod: &Pod) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/runner/kubernetes/golden")
+            .join(format!("{name}.json"));
+        let actual = serde_json::to_string_pretty(pod).unwrap() + "\n";
+        if std::env::var_os("HYPE_BLESS").is_some() {
+            std::fs::write(&path, &actual).unwrap();
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_else(|err| {
+            panic!(
+                "{}: {err}; run with HYPE_BLESS=1 to create it",
+                path.display()
+            )
+        });
+        assert_eq!(actual, expected, "pod differs from {}", path.display());
+    }
+
+    #[test]
+    fn a_full_environment() {
+        let ssd = VolumeRequest::persistent("shared-data", "gce-ssd-pd", "10Gi");
+        let env = RunEnvironment::new("gcr.io/p/env:1")
+            .with_secret(Secret::new("gcp-key", "/etc/gcloud"))
+            .with_mount(ssd.mount_read_only("/data"))
+            .with_request("cpu", "750m")
+            .with_limit("memory", "2Gi")
+            .with_env("RUST_LOG", "info")
+            .with_timeout(Duration::from_millis(90_500));
+        golden("full", &build(&request(&env)).unwrap());
+    }
+
+    #[test]
+    fn a_minimal_environment() {
+        golden(
+            "minimal",
+            &build(&request(&RunEnvironment::new("img"))).unwrap(),
+        );
+    }
+
+    #[test]
+    fn a_base_pod_is_merged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("base.yaml");
+        std::fs::write(
+            &path,
+            r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  labels:
+    team: data
+spec:
+  nodeSelector:
+    pool: highmem
+  containers:
+    - name: hype-run
+      args: ["ignored"]
+      env:
+        - name: RUST_LOG
+          value: debug
+        - name: KEEP
+          value: "1"
+      resources:
+        requests:
+          cpu: "2"
+          memory: 1Gi
+      securityContext:
+        runAsUser: 1000
+    - name: sidecar
+      image: busybox
+"#,
+        )
+        .unwrap();
+        let env = RunEnvironment::from_yaml(&path)
+            .unwrap()
+            .with_image("img:2")
+            .with_request("cpu", "500m")
+            .with_env("RUST_LOG", "info");
+        let pod = build(&request(&env)).unwrap();
+        let spec = pod.spec.as_ref().unwrap();
+        let c = &spec.containers[0];
+        assert_eq!(c.args.as_deref(), Some(&["inline:SFlQQwE=".to_owned()][..]));
+        let requests = c.resources.as_ref().unwrap().requests.as_ref().unwrap();
+        assert_eq!(
+            requests["cpu"],
+            Quantity("500m".into()),
+            "the environment's request wins"
+        );
+        assert_eq!(
+            requests["memory"],
+            Quantity("1Gi".into()),
+            "the base pod's other requests stay"
+        );
+        let env_vars = c.env.as_ref().unwrap();
+        assert!(env_vars.iter().any(|v| v.name == "KEEP"));
+        assert_eq!(env_vars.iter().filter(|v| v.name == "RUST_LOG").count(), 1);
+        assert_eq!(
+            c.security_context.as_ref().unwrap().run_as_user,
+            Some(1000),
+            "a base pod's security context is kept"
+        );
+        assert_eq!(spec.node_selector.as_ref().unwrap()["pool"], "highmem");
+        assert_eq!(spec.containers[1].name, "sidecar");
+        assert_eq!(pod.metadata.labels.as_ref().unwrap()["team"], "data");
+        golden("base_pod", &pod);
+    }
+
+    #[test]
+    fn base_pods_must_have_an_imageless_hype_run_container() {
+        let missing = parse_base_pod(
+            "spec:\n  containers:\n    - name: main\n      image: x\n",
+            "a.yaml",
+        )
+        .unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .contains("container named `hype-run` (found: main)"),
+            "{missing}"
+        );
+        let with_image = parse_base_pod(
+            "spec:\n  containers:\n    - name: hype-run\n      image: x\n",
+            "b.yaml",
+        )
+        .unwrap_err();
+        assert!(
+            with_image.to_string().contains("sets image x"),
+            "{with_image}"
+        );
+        let garbage = parse_base_pod("- 1\n- 2\n", "c.yaml").unwrap_err();
+        assert!(
+            garbage.to_string().contains("c.yaml: not a Pod"),
+            "{garbage}"
+        );
+    }
+
+    #[test]
+    fn no_image_is_a_clear_error() {
+        let err = build(&request(&RunEnvironment::local())).unwrap_err();
+        assert!(err.to_string().contains("no image"), "{err}");
+    }
+
+    #[test]
+    fn label_values_are_valid() {
+        assert_eq!(label_value("word_count"), "word_count");
+        assert_eq!(label_value("__x__"), "x");
+        assert_eq!(label_value("a/b c"), "a-b-c");
+        assert_eq!(label_value(&"x".repeat(100)).len(), 63);
+        assert_eq!(label_value("---"), "");
+        assert!(volume_name("claim", &"a.b".repeat(40)).len() <= 63);
+    }
+}

@@ -1,0 +1,281 @@
+//! What a pod's status says about its call: still going, finished, or
+//! stuck or failed for a reason hype can name. Pure functions of the pod,
+//! so every case is unit-tested without a cluster.
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::pod::CONTAINER;
+
+/// Waiting reasons meaning the image cannot be had.
+const IMAGE_REASONS: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "RegistryUnavailable",
+];
+/// Waiting reasons meaning the container cannot be created as specified.
+const CONFIG_REASONS: &[&str] = &[
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+];
+
+/// Where a call's pod is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Not finished. `unschedulable` holds the scheduler's message when no
+    /// node can take the pod.
+    Waiting {
+        /// The scheduler's message, when the pod cannot be placed.
+        unschedulable: Option<String>,
+    },
+    /// The container ended.
+    Terminated {
+        /// Its exit code.
+        exit_code: i32,
+        /// The runtime's reason (`Completed`, `Error`).
+        reason: Option<String>,
+        /// The termination message (or the log tail, with
+        /// `FallbackToLogsOnError`).
+        message: Option<String>,
+    },
+    /// The image cannot be pulled.
+    ImageUnavailable {
+        /// The image.
+        image: String,
+        /// The waiting reason.
+        reason: String,
+        /// The runtime's message.
+        message: String,
+    },
+    /// The container cannot be created (a missing secret, for instance).
+    ContainerConfig {
+        /// The waiting reason.
+        reason: String,
+        /// The runtime's message.
+        message: String,
+    },
+    /// The container was killed for exceeding its memory limit.
+    OutOfMemory,
+    /// The node evicted the pod.
+    Evicted {
+        /// The eviction message.
+        message: String,
+    },
+    /// `activeDeadlineSeconds` passed.
+    DeadlineExceeded,
+    /// The pod failed without a container outcome (another reason).
+    FailedOtherwise {
+        /// The pod's reason and message.
+        status: String,
+    },
+}
+
+/// Reads a pod's status.
+pub fn progress(pod: &Pod) -> Progress {
+    let Some(status) = &pod.status else {
+        return Progress::Waiting {
+            unschedulable: None,
+        };
+    };
+    match status.reason.as_deref() {
+        Some("Evicted") => {
+            return Progress::Evicted {
+                message: status.message.clone().unwrap_or_default(),
+            };
+        }
+        Some("DeadlineExceeded") => return Progress::DeadlineExceeded,
+        _ => {}
+    }
+    let container = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .find(|c| c.name == CONTAINER);
+    if let Some(state) = container.and_then(|c| c.state.as_ref()) {
+        if let Some(terminated) = &state.terminated {
+            if terminated.reason.as_deref() == Some("OOMKilled") {
+                return Progress::OutOfMemory;
+            }
+            return Progress::Terminated {
+                exit_code: terminated.exit_code,
+                reason: terminated.reason.clone(),
+                message: terminated.message.clone().filter(|m| !m.is_empty()),
+            };
+        }
+        if let Some(waiting) = &state.waiting {
+            let reason = waiting.reason.clone().unwrap_or_default();
+            let message = waiting.message.clone().unwrap_or_default();
+            if IMAGE_REASONS.contains(&reason.as_str()) {
+                let image = container
+                    .map(|c| c.image.clone())
+                    .filter(|i| !i.is_empty())
+                    .unwrap_or_else(|| {
+                        pod.spec
+                            .as_ref()
+                            .and_then(|s| s.containers.iter().find(|c| c.name == CONTAINER))
+                            .and_then(|c| c.image.clone())
+                            .unwrap_or_default()
+                    });
+                return Progress::ImageUnavailable {
+                    image,
+                    reason,
+                    message,
+                };
+            }
+            if CONFIG_REASONS.contains(&reason.as_str()) {
+                return Progress::ContainerConfig { reason, message };
+            }
+        }
+    }
+    if status.phase.as_deref() == Some("Failed") {
+        let status = match (&status.reason, &status.message) {
+            (Some(r), Some(m)) => format!("pod failed: {r}: {m}"),
+            (Some(r), None) => format!("pod failed: {r}"),
+            (None, Some(m)) => format!("pod failed: {m}"),
+            (None, None) => "pod failed without a reason".to_owned(),
+        };
+        return Progress::FailedOtherwise { status };
+    }
+    let unschedulable = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+        })
+        .map(|c| {
+            c.message
+                .clone()
+                .unwrap_or_else(|| "no node can take the pod".to_owned())
+        });
+    Progress::Waiting { unschedulable }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "hype-run", "image": "img:1"}]},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn container(state: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({"phase": "Pending", "containerStatuses": [{
+            "name": "hype-run", "image": "img:1", "imageID": "", "ready": false, "restartCount": 0, "state": state
+        }]})
+    }
+
+    #[test]
+    fn pending_and_running_are_waiting() {
+        assert_eq!(
+            progress(&pod(serde_json::json!({"phase": "Pending"}))),
+            Progress::Waiting {
+                unschedulable: None
+            }
+        );
+        let running =
+            container(serde_json::json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}}));
+        assert_eq!(
+            progress(&pod(running)),
+            Progress::Waiting {
+                unschedulable: None
+            }
+        );
+    }
+
+    #[test]
+    fn unschedulable_carries_the_scheduler_message() {
+        let p = pod(serde_json::json!({"phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 3 Insufficient cpu."
+        }]}));
+        assert_eq!(
+            progress(&p),
+            Progress::Waiting {
+                unschedulable: Some("0/3 nodes are available: 3 Insufficient cpu.".into())
+            }
+        );
+    }
+
+    #[test]
+    fn image_and_config_errors_fail_fast() {
+        for reason in ["ErrImagePull", "ImagePullBackOff", "InvalidImageName"] {
+            let p = pod(container(
+                serde_json::json!({"waiting": {"reason": reason, "message": "not found"}}),
+            ));
+            assert_eq!(
+                progress(&p),
+                Progress::ImageUnavailable {
+                    image: "img:1".into(),
+                    reason: reason.into(),
+                    message: "not found".into()
+                }
+            );
+        }
+        let p = pod(container(serde_json::json!({"waiting": {
+            "reason": "CreateContainerConfigError", "message": "secret \"gcp-key\" not found"
+        }})));
+        assert_eq!(
+            progress(&p),
+            Progress::ContainerConfig {
+                reason: "CreateContainerConfigError".into(),
+                message: "secret \"gcp-key\" not found".into()
+            }
+        );
+        let creating = pod(container(
+            serde_json::json!({"waiting": {"reason": "ContainerCreating"}}),
+        ));
+        assert_eq!(
+            progress(&creating),
+            Progress::Waiting {
+                unschedulable: None
+            }
+        );
+    }
+
+    #[test]
+    fn terminations() {
+        let done = pod(container(
+            serde_json::json!({"terminated": {"exitCode": 0, "reason": "Completed", "message": "inline:AA=="}}),
+        ));
+        assert_eq!(
+            progress(&done),
+            Progress::Terminated {
+                exit_code: 0,
+                reason: Some("Completed".into()),
+                message: Some("inline:AA==".into())
+            }
+        );
+        let oom = pod(container(
+            serde_json::json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}}),
+        ));
+        assert_eq!(progress(&oom), Progress::OutOfMemory);
+        let evicted = pod(
+            serde_json::json!({"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: memory."}),
+        );
+        assert_eq!(
+            progress(&evicted),
+            Progress::Evicted {
+                message: "The node was low on resource: memory.".into()
+            }
+        );
+        let deadline = pod(serde_json::json!({"phase": "Failed", "reason": "DeadlineExceeded"}));
+        assert_eq!(progress(&deadline), Progress::DeadlineExceeded);
+        let other = pod(serde_json::json!({"phase": "Failed", "reason": "NodeLost"}));
+        assert_eq!(
+            progress(&other),
+            Progress::FailedOtherwise {
+                status: "pod failed: NodeLost".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! The Kubernetes runner against the API test double with instant pods
+//! (calls executed in-process by the kubelet simulator): hype's overhead
+//! per call, API requests per call, and watch connections, for 1 call at a
+//! time and for 500 concurrent calls.
+//!
+//! The baseline, measured in the same run against the same server, is the
+//! API work no pod runner can avoid: creating a pod and deleting it (two
+//! requests, written directly against kube, without waiting for the pod).
+//! The completion latency is measured from the moment the simulated
+//! container finishes (the kubelet then updates the pod's status) to the
+//! moment the call returns its result, which includes seeing the status
+//! change through the watch, reading the outcome and deleting the pod.
+//!
+//! `cargo bench --bench kubernetes_overhead` (`HYPE_BENCH_QUICK=1`: fewer samples).
+//! Targets: at most 3 API requests per call plus one shared watch;
+//! completion seen within 50 ms of the pod's status change; 500 concurrent
+//! calls finish with one watch connection.
+
+mod measure;
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use hype::{KubeCluster, RunEnvironment, Submitter};
+use hype_tests::kube_double::{Executor, InProcessResult, KubeTestServer, KubeletOptions};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use kube::api::{Api, DeleteParams, PostParams};
+use measure::{Samples, quick, ratio};
+
+/// The trivial remote call.
+#[hype::remote]
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+const IMAGE: &str = "bench:1";
+
+/// When the last in-process container finished.
+static LAST_FINISHED: Mutex<Option<Instant>> = Mutex::new(None);
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(bench());
+}
+
+fn instant_pods() -> KubeletOptions {
+    KubeletOptions::new().executor(Executor::in_process(|pod| {
+        let call = pod.args.first().cloned().unwrap_or_default();
+        let run = hype::entry::execute_in_process(&call, &pod.name);
+        *LAST_FINISHED.lock().unwrap() = Some(Instant::now());
+        InProcessResult {
+            exit_code: run.exit_code,
+            termination_message: run.termination_message,
+        }
+    }))
+}
+
+/// Create and delete one pod by hand: the API work every pod costs.
+async fn bare_pod(pods: &Api<Pod>, name: &str, call: &str) {
+    let pod = Pod {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            restart_policy: Some("Never".to_owned()),
+            containers: vec![Container {
+                name: "hype-run".to_owned(),
+                image: Some(IMAGE.to_owned()),
+                args: Some(vec![call.to_owned()]),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        status: None,
+    };
+    pods.create(&PostParams::default(), &pod).await.expect("create");
+    pods.delete(name, &DeleteParams::default()).await.expect("delete");
+}
+
+async fn bench() {
+    let samples = if quick() { 20 } else { 200 };
+    let concurrent = if quick() { 100 } else { 500 };
+
+    let server = KubeTestServer::start(instant_pods());
+    let staging = format!("file://{}", server.staging_dir().display());
+    let submitter = Submitter::new(staging, KubeCluster::from_client(server.client()))
+        .await
+        .expect("submitter");
+    let env = RunEnvironment::new(IMAGE);
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let call_text = {
+        use hype::RemoteFn as _;
+        let args =
+            hype::wire::encode_value(AddArgs::ID, "arguments", &AddArgs { a: 1, b: 2 }).unwrap();
+        let envelope = hype::wire::CallEnvelope {
+            function: AddArgs::ID.to_owned(),
+            signature: AddArgs::SIGNATURE,
+            build: hype::wire::BuildInfo::current(),
+            staging: None,
+            payload: hype::wire::Payload::Inline(hype::Bytes::from(args)),
+        };
+        hype::wire::Reference::Inline(hype::wire::encode_call(&envelope).unwrap()).to_string()
+    };
+
+    // One call at a time, interleaved with the bare baseline.
+    let mut bare = Samples::new("bare pod: create + delete requests");
+    let mut call = Samples::new("hype call through the Kubernetes runner");
+    let mut completion = Samples::new("container finished -> call returned");
+    let mut requests = 0usize;
+    for i in 0..samples + 5 {
+        let start = Instant::now();
+        bare_pod(&pods, &format!("bare-{i}"), &call_text).await;
+        let bare_time = start.elapsed();
+
+        server.clear_request_log();
+        let start = Instant::now();
+        assert_eq!(submitter.run(add(i, 1), &env).await.expect("call"), i + 1);
+        let call_time = start.elapsed();
+        let finished = LAST_FINISHED.lock().unwrap().take().expect("the pod ran");
+        let completion_time = finished.elapsed();
+        let log = server.request_log();
+        if i >= 5 {
+            requests += log
+                .iter()
+                .filter(|(_, path)| !path.contains("watch="))
+                .count();
+            bare.times.push(bare_time);
+            call.times.push(call_time);
+            completion.times.push(completion_time);
+        }
+    }
+    println!("Kubernetes runner, instant pods ({samples} interleaved samples after 5 warm-up)");
+    println!("  {}", bare.line());
+    println!("  {}", call.line());
+    println!("  {}", completion.line());
+    println!(
+        "  ratio hype call / bare pod (medians): {:.2}x",
+        ratio(&call, &bare)
+    );
+    println!(
+        "  API requests per call: {:.2} (target <= 3, plus the one shared watch)",
+        requests as f64 / samples as f64
+    );
+    println!(
+        "  completion seen and returned: median {:.1} ms, p90 {:.1} ms after the container finished (target 50 ms)",
+        completion.median().as_secs_f64() * 1e3,
+        completion.percentile(0.9).as_secs_f64() * 1e3
+    );
+
+    // Many calls at once.
+    let watches_before = server.watch_connections();
+    server.clear_request_log();
+    let start = Instant::now();
+    let calls = (0..concurrent).map(|i| submitter.run(add(i, i), &env));
+    let results = futures::future::join_all(calls).await;
+    let elapsed = start.elapsed();
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    assert_eq!(failed, 0, "{:?}", results.iter().find(|r| r.is_err()));
+    let log = server.request_log();
+    let non_watch = log
+        .iter()
+        .filter(|(_, path)| !path.contains("watch="))
+        .count();
+    println!("{concurrent} concurrent calls");
+    println!(
+        "  total {:.2?}, {:.2} ms per call",
+        elapsed,
+        elapsed.as_secs_f64() * 1e3 / concurrent as f64
+    );
+    println!(
+        "  API requests per call: {:.2}",
+        non_watch as f64 / concurrent as f64
+    );
+    println!(
+        "  watch connections opened by the runner during the run: {} (target 0 new: one shared watch, opened at connect; total so far {})",
+        server.watch_connections() - watches_before,
+        server.watch_connections()
+    );
+    submitter.close().await.expect("close");
+    server.shutdown().await;
+}

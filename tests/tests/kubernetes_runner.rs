@@ -1,0 +1,554 @@
+//! The Kubernetes runner end to end, against the Kubernetes API test double
+//! (`hype_tests::kube_double`: real HTTP, a kubelet simulator that runs
+//! each pod's `hype-run` as a process of the worker binary).
+//!
+//! Every test ends with [`Cluster::finish`]: the submitter closes, and no
+//! pod, transient claim or pod process may remain.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hype::{ByteBuf, Error, KubeCluster, RunEnvironment, Secret, Submitter, VolumeRequest};
+use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
+use hype_tests::{bytes, containers, failures, files, math, process};
+
+const IMAGE: &str = "hype-test-worker:1";
+
+/// A test double with the worker as image `IMAGE`, and a submitter on it.
+struct Cluster {
+    server: KubeTestServer,
+    submitter: Submitter,
+}
+
+impl Cluster {
+    async fn new() -> Cluster {
+        Cluster::with(|cluster| cluster).await
+    }
+
+    async fn with(configure: impl FnOnce(KubeCluster) -> KubeCluster) -> Cluster {
+        let server = KubeTestServer::start(KubeletOptions::new().image(IMAGE, common::worker()));
+        let cluster = configure(KubeCluster::from_client(server.client()));
+        let staging = format!("file://{}", server.staging_dir().display());
+        let submitter =
+            tokio::time::timeout(Duration::from_secs(30), Submitter::new(staging, cluster))
+                .await
+                .expect("connect within 30 s")
+                .expect("connect");
+        Cluster { server, submitter }
+    }
+
+    fn env(&self) -> RunEnvironment {
+        RunEnvironment::new(IMAGE)
+    }
+
+    /// Runs a call with a bound, so a hang fails the test instead of CI.
+    async fn run<A: hype::RemoteFn>(
+        &self,
+        call: hype::Call<A>,
+        env: &RunEnvironment,
+    ) -> Result<A::Output, Error> {
+        tokio::time::timeout(Duration::from_secs(60), self.submitter.run(call, env))
+            .await
+            .expect("the call ends within 60 s")
+    }
+
+    /// The leak check: close, then nothing of this session may remain.
+    async fn finish(self) {
+        self.submitter.close().await.expect("close");
+        let session = self.submitter.session().to_owned();
+        let pods: Vec<String> = self
+            .server
+            .pods()
+            .into_iter()
+            .filter(|p| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("hype.dev/session"))
+                    == Some(&session)
+            })
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        assert!(pods.is_empty(), "pods left behind: {pods:?}");
+        let claims: Vec<String> = self
+            .server
+            .pvcs()
+            .into_iter()
+            .filter(|c| {
+                c.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("hype.dev/session"))
+                    == Some(&session)
+            })
+            .filter_map(|c| c.metadata.name)
+            .collect();
+        assert!(
+            claims.is_empty(),
+            "transient claims left behind: {claims:?}"
+        );
+        assert!(
+            hype_tests::wait_until(Duration::from_secs(10), || self
+                .server
+                .pod_processes()
+                .is_empty()),
+            "pod processes left running: {:?}",
+            self.server.pod_processes()
+        );
+        self.server.shutdown().await;
+    }
+
+    /// Waits until the session's only pod is Running; gives its name.
+    async fn running_pod(&self) -> String {
+        for _ in 0..1000 {
+            let running =
+                self.server.pods().into_iter().find(|p| {
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                });
+            if let Some(pod) = running {
+                return pod.metadata.name.expect("named");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no pod started running within 20 s");
+    }
+}
+
+#[tokio::test]
+async fn calls_run_in_pods_and_return_typed_values() {
+    let c = Cluster::new().await;
+    assert_eq!(c.run(math::add(40, 2), &c.env()).await.unwrap(), 42);
+    assert_eq!(c.run(math::add_later(1, 2), &c.env()).await.unwrap(), 3);
+    assert_eq!(
+        c.run(failures::parse("12".into()), &c.env()).await.unwrap(),
+        Ok(12)
+    );
+    let err = c
+        .run(failures::parse("twelve".into()), &c.env())
+        .await
+        .unwrap();
+    assert_eq!(err.unwrap_err().input, "twelve");
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn the_pod_gets_env_vars_and_its_name_as_execution_id() {
+    let c = Cluster::new().await;
+    let env = c.env().with_env("GREETING", "hej");
+    assert_eq!(
+        c.run(process::env_var("GREETING".into()), &env)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("hej")
+    );
+    let exec = c
+        .run(process::env_var("HYPE_EXECUTION_ID".into()), &env)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exec.starts_with("hype-env-var-"), "{exec}");
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn a_panic_in_a_pod_comes_back_with_its_message() {
+    let c = Cluster::new().await;
+    let err = c
+        .run(failures::explode("kaboom".into()), &c.env())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::RemotePanic { message, .. } if message == "kaboom"),
+        "{err:?}"
+    );
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn large_payloads_are_staged_both_ways() {
+    let c = Cluster::new().await;
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let reversed = c
+        .run(bytes::reverse(ByteBuf::from(data.clone())), &c.env())
+        .await
+        .unwrap();
+    assert_eq!(reversed.len(), data.len());
+    assert_eq!(reversed[0], data[data.len() - 1]);
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn a_container_that_exits_without_outcome_reports_its_log_tail() {
+    let c = Cluster::new().await;
+    let err = c
+        .run(process::exit_abruptly(3), &c.env())
+        .await
+        .unwrap_err();
+    match &err {
+        Error::RunnerFailed {
+            status,
+            stderr_tail,
+            ..
+        } => {
+            assert!(status.contains("exited with code 3"), "{status}");
+            assert!(
+                stderr_tail.contains("about to exit with 3 on purpose"),
+                "{stderr_tail}"
+            );
+        }
+        other => panic!("expected RunnerFailed, got {other:?}"),
+    }
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn secrets_are_mounted_read_only() {
+    let c = Cluster::new().await;
+    c.server.create_secret(
+        "gcp-key",
+        BTreeMap::from([("key.json".to_owned(), b"{\"k\":1}".to_vec())]),
+    );
+    let env = c.env().with_secret(Secret::new("gcp-key", "/etc/gcloud"));
+    let (read, write) = c
+        .run(
+            containers::read_and_try_write(
+                "/etc/gcloud/key.json".into(),
+                "/etc/gcloud/other".into(),
+            ),
+            &env,
+        )
+        .await
+        .unwrap();
+    assert_eq!(read, Ok("{\"k\":1}".to_owned()));
+    assert!(write.is_err(), "a secret mount must refuse writes");
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn a_missing_secret_fails_fast_naming_it() {
+    let c = Cluster::new().await;
+    let env = c
+        .env()
+        .with_secret(Secret::new("absent-key", "/etc/absent"));
+    let err = c.run(math::add(1, 1), &env).await.unwrap_err();
+    match &err {
+        Error::ContainerConfig {
+            reason, message, ..
+        } => {
+            assert_eq!(reason, "CreateContainerConfigError");
+            assert!(message.contains("absent-key"), "{message}");
+        }
+        other => panic!("expected ContainerConfig, got {other:?}"),
+    }
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn the_volume_flow_one_writer_then_ten_readers() {
+    let c = Cluster::new().await;
+    let volume = VolumeRequest::new("standard", "1Gi");
+    let writer = c.env().with_mount(volume.mount_read_write("/data"));
+    c.run(files::write("/data/word".into(), "hello".into()), &writer)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        c.server.pods().is_empty(),
+        "the writer's pod is gone before readers start"
+    );
+    let readers = c.env().with_mount(volume.mount_read_only("/data"));
+    let reads = (0..10).map(|_| {
+        c.run(
+            containers::read_and_try_write("/data/word".into(), "/data/mine".into()),
+            &readers,
+        )
+    });
+    for (read, write) in futures::future::try_join_all(reads).await.unwrap() {
+        assert_eq!(read, Ok("hello".to_owned()));
+        assert!(write.is_err(), "a read-only mount must refuse writes");
+    }
+    let claim = c
+        .server
+        .pvcs()
+        .into_iter()
+        .find(|p| p.metadata.name.as_deref() == Some(volume.name.as_str()));
+    let spec = claim.expect("the claim exists").spec.unwrap();
+    assert_eq!(
+        spec.access_modes.unwrap(),
+        ["ReadWriteOnce", "ReadOnlyMany"]
+    );
+    assert_eq!(spec.storage_class_name.as_deref(), Some("standard"));
+
+    let kept = VolumeRequest::persistent("kept-data", "standard", "1Gi");
+    let env = c.env().with_mount(kept.mount_read_write("/p"));
+    c.run(files::write("/p/x".into(), "1".into()), &env)
+        .await
+        .unwrap()
+        .unwrap();
+    c.run(files::write("/p/y".into(), "2".into()), &env)
+        .await
+        .unwrap()
+        .unwrap();
+    let server_pvcs = |c: &Cluster| {
+        c.server
+            .pvcs()
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect::<Vec<_>>()
+    };
+    let before_close = server_pvcs(&c);
+    assert!(before_close.contains(&volume.name) && before_close.contains(&"kept-data".to_owned()));
+    c.submitter.close().await.unwrap();
+    let after_close = server_pvcs(&c);
+    assert!(
+        !after_close.contains(&volume.name),
+        "a transient claim goes when the submitter closes"
+    );
+    assert!(
+        after_close.contains(&"kept-data".to_owned()),
+        "a persistent claim stays"
+    );
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn an_image_that_cannot_be_pulled_fails_fast() {
+    let c = Cluster::new().await;
+    let env = RunEnvironment::new("registry.example.com/missing:1");
+    let err = c.run(math::add(1, 1), &env).await.unwrap_err();
+    match &err {
+        Error::ImageUnavailable { image, reason, .. } => {
+            assert_eq!(image, "registry.example.com/missing:1");
+            assert!(
+                reason == "ErrImagePull" || reason == "ImagePullBackOff",
+                "{reason}"
+            );
+        }
+        other => panic!("expected ImageUnavailable, got {other:?}"),
+    }
+    assert!(
+        err.to_string().contains("registry.example.com/missing:1"),
+        "{err}"
+    );
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn an_unschedulable_pod_fails_after_the_pending_timeout() {
+    let c = Cluster::with(|k| k.pending_timeout(Duration::from_millis(800))).await;
+    c.server
+        .faults()
+        .unschedulable("0/1 nodes are available: 1 Insufficient cpu.");
+    let err = c
+        .run(math::add(1, 1), &c.env().with_request("cpu", "64"))
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Unschedulable { message, after, .. } => {
+            assert_eq!(message, "0/1 nodes are available: 1 Insufficient cpu.");
+            assert_eq!(*after, Duration::from_millis(800));
+        }
+        other => panic!("expected Unschedulable, got {other:?}"),
+    }
+    c.server.faults().clear_unschedulable();
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn an_oom_kill_is_reported_as_such() {
+    let c = Cluster::new().await;
+    c.server.faults().oom_kill_next();
+    let err = c
+        .run(
+            containers::sleep(10_000),
+            &c.env().with_limit("memory", "64Mi"),
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        Error::OutOfMemory { limit, .. } => assert_eq!(limit.as_deref(), Some("64Mi")),
+        other => panic!("expected OutOfMemory, got {other:?}"),
+    }
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn an_eviction_is_reported_as_such() {
+    let c = Cluster::new().await;
+    let submitter = c.submitter.clone();
+    let env = c.env();
+    let call = tokio::spawn(async move { submitter.run(containers::sleep(30_000), &env).await });
+    c.running_pod().await;
+    c.server.faults().evict_next();
+    let result = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("bounded")
+        .unwrap();
+    match result {
+        Err(Error::Evicted { message, .. }) => {
+            assert!(message.contains("low on resource"), "{message}")
+        }
+        other => panic!("expected Evicted, got {other:?}"),
+    }
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn a_pod_deleted_by_someone_else_is_reported_as_such() {
+    let c = Cluster::new().await;
+    let submitter = c.submitter.clone();
+    let env = c.env();
+    let call = tokio::spawn(async move { submitter.run(containers::sleep(30_000), &env).await });
+    let name = c.running_pod().await;
+    assert!(c.server.delete_pod_as_someone_else(&name));
+    let result = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("bounded")
+        .unwrap();
+    assert!(
+        matches!(result, Err(Error::DeletedExternally { ref execution_id, .. }) if *execution_id == name),
+        "{result:?}"
+    );
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn the_deadline_stops_the_pod() {
+    let c = Cluster::new().await;
+    let env = c.env().with_timeout(Duration::from_secs(2));
+    let err = c.run(containers::sleep(30_000), &env).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn dropping_the_call_deletes_its_pod() {
+    let c = Cluster::new().await;
+    let env = c.env();
+    let call = c.submitter.run(containers::sleep(30_000), &env);
+    tokio::select! {
+        result = call => panic!("the call ended: {result:?}"),
+        _ = c.running_pod() => {}
+    }
+    // The call's future is dropped: its pod goes, without waiting for close.
+    let gone = async {
+        while !c.server.pods().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), gone)
+        .await
+        .expect("the pod is deleted");
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn transient_api_errors_are_retried_and_bounded() {
+    let c = Cluster::new().await;
+    c.server.faults().fail_next_creates(2, 429);
+    assert_eq!(c.run(math::add(1, 2), &c.env()).await.unwrap(), 3);
+    c.server.faults().fail_next_creates(2, 503);
+    assert_eq!(c.run(math::add(2, 2), &c.env()).await.unwrap(), 4);
+    c.server.faults().fail_next_creates(100, 500);
+    let err = c.run(math::add(3, 3), &c.env()).await.unwrap_err();
+    assert!(matches!(err, Error::Cluster { .. }), "{err:?}");
+    assert!(err.to_string().contains("create pod"), "{err}");
+    c.server.faults().clear();
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn a_dropped_watch_is_resumed() {
+    let c = Cluster::new().await;
+    let submitter = c.submitter.clone();
+    let env = c.env();
+    let call = tokio::spawn(async move { submitter.run(containers::sleep(1500), &env).await });
+    c.running_pod().await;
+    let before = c.server.watch_connections();
+    c.server.faults().drop_watches();
+    let result = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("bounded")
+        .unwrap();
+    assert_eq!(result.unwrap(), 1500);
+    assert!(
+        c.server.watch_connections() > before,
+        "the watch reconnected"
+    );
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn many_calls_share_one_watch() {
+    let c = Cluster::new().await;
+    let env = c.env();
+    let calls = (0..20).map(|i| c.run(math::add(i, i), &env));
+    let sums = futures::future::try_join_all(calls).await.unwrap();
+    assert_eq!(sums, (0..20).map(|i| 2 * i).collect::<Vec<_>>());
+    assert_eq!(
+        c.server.watch_connections(),
+        1,
+        "one shared watch for every call"
+    );
+    let creates = c
+        .server
+        .request_log()
+        .iter()
+        .filter(|(m, p)| m == "POST" && p.contains("/pods"))
+        .count();
+    assert_eq!(creates, 20, "one create per call, no retries");
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn a_base_pod_from_yaml_is_honoured() {
+    let c = Cluster::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - name: hype-run\n      args: [\"replaced\"]\n      env:\n        - name: FROM_BASE\n          value: base\n",
+    )
+    .unwrap();
+    let env = RunEnvironment::from_yaml(&path).unwrap().with_image(IMAGE);
+    assert_eq!(
+        c.run(process::env_var("FROM_BASE".into()), &env)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("base")
+    );
+
+    std::fs::write(
+        &path,
+        "spec:\n  containers:\n    - name: main\n      image: x\n",
+    )
+    .unwrap();
+    let bad = RunEnvironment::from_yaml(&path).unwrap().with_image(IMAGE);
+    let err = c.run(math::add(1, 1), &bad).await.unwrap_err();
+    assert!(
+        err.to_string().contains("container named `hype-run`"),
+        "{err}"
+    );
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn keep_pods_leaves_finished_pods_for_debugging() {
+    let c = Cluster::with(|k| k.keep_pods(true)).await;
+    assert_eq!(c.run(math::add(1, 1), &c.env()).await.unwrap(), 2);
+    let pods = c.server.pods();
+    assert_eq!(pods.len(), 1);
+    let pod = &pods[0];
+    assert_eq!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded")
+    );
+    // What a debugging user would do: delete it by label.
+    let name = pod.metadata.name.clone().unwrap();
+    assert!(c.server.delete_pod_as_someone_else(&name));
+    c.finish().await;
+}
