@@ -1,9 +1,17 @@
 //! The Kubernetes runner end to end, against the Kubernetes API test double
-//! (`hype_tests::kube_double`: real HTTP, a kubelet simulator that runs
-//! each pod's `hype-run` as a process of the worker binary).
+//! (`hype_tests::kube_double`: real HTTP and a kubelet simulator), in two
+//! modes: every test runs once with each pod's container a process of the
+//! worker binary (`process_mode::…`) and once with it a real Docker container of
+//! the test image (`docker_mode::…`, see `hype_tests::docker_image`), so the
+//! Kubernetes path is exercised with real containers: real bind mounts,
+//! `/dev/termination-log`, memory limits.
+//!
+//! Without a Docker engine the Docker variants skip with a loud message,
+//! unless `HYPE_REQUIRE_DOCKER=1` (as `.ci/run` sets), which makes them
+//! fail.
 //!
 //! Every test ends with [`Cluster::finish`]: the submitter closes, and no
-//! pod, transient claim or pod process may remain.
+//! pod, transient claim, pod process or pod container may remain.
 
 mod common;
 
@@ -11,24 +19,105 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hype::{ByteBuf, Error, KubeCluster, RunEnvironment, Secret, Submitter, VolumeRequest};
-use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
+use hype_tests::docker_image;
+use hype_tests::kube_double::{DockerExecutor, Executor, KubeTestServer, KubeletOptions};
 use hype_tests::{bytes, containers, failures, files, math, process};
 
 const IMAGE: &str = "hype-test-worker:1";
+
+/// How the test double runs pods' containers.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// As processes of the worker binary.
+    Process,
+    /// As Docker containers of the test image; the test's name, for the
+    /// message when it skips.
+    Docker(&'static str),
+}
+
+/// Generates, for each test function `name(mode)`, the tests
+/// `process_mode::name` and `docker_mode::name`.
+macro_rules! in_both_modes {
+    ($($test:ident),* $(,)?) => {
+        /// The tests with each container a process.
+        mod process_mode {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(super::Mode::Process).await;
+                }
+            )*
+        }
+
+        /// The tests with each container a Docker container.
+        mod docker_mode {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(super::Mode::Docker(concat!("docker_mode::", stringify!($test)))).await;
+                }
+            )*
+        }
+    };
+}
+
+in_both_modes!(
+    calls_run_in_pods_and_return_typed_values,
+    the_pod_gets_env_vars_and_its_name_as_execution_id,
+    a_panic_in_a_pod_comes_back_with_its_message,
+    large_payloads_are_staged_both_ways,
+    a_container_that_exits_without_outcome_reports_its_log_tail,
+    secrets_are_mounted_read_only,
+    a_missing_secret_fails_fast_naming_it,
+    the_volume_flow_one_writer_then_ten_readers,
+    an_image_that_cannot_be_pulled_fails_fast,
+    an_unschedulable_pod_fails_after_the_pending_timeout,
+    an_oom_kill_is_reported_as_such,
+    an_eviction_is_reported_as_such,
+    a_pod_deleted_by_someone_else_is_reported_as_such,
+    the_deadline_stops_the_pod,
+    dropping_the_call_deletes_its_pod,
+    transient_api_errors_are_retried_and_bounded,
+    a_dropped_watch_is_resumed,
+    many_calls_share_one_watch,
+    a_base_pod_from_yaml_is_honoured,
+    keep_pods_leaves_finished_pods_for_debugging,
+);
 
 /// A test double with the worker as image `IMAGE`, and a submitter on it.
 struct Cluster {
     server: KubeTestServer,
     submitter: Submitter,
+    mode: Mode,
 }
 
 impl Cluster {
-    async fn new() -> Cluster {
-        Cluster::with(|cluster| cluster).await
+    /// The cluster, or `None` (after a loud message) in Docker mode when
+    /// no engine answers and `HYPE_REQUIRE_DOCKER` is not `1`.
+    async fn new(mode: Mode) -> Option<Cluster> {
+        Cluster::with(mode, |cluster| cluster).await
     }
 
-    async fn with(configure: impl FnOnce(KubeCluster) -> KubeCluster) -> Cluster {
-        let server = KubeTestServer::start(KubeletOptions::new().image(IMAGE, common::worker()));
+    async fn with(
+        mode: Mode,
+        configure: impl FnOnce(KubeCluster) -> KubeCluster,
+    ) -> Option<Cluster> {
+        let options = match mode {
+            Mode::Process => KubeletOptions::new().image(IMAGE, common::worker()),
+            Mode::Docker(test) => {
+                docker_image::engine_or_skip(&format!("kubernetes_runner {test}")).await?;
+                let executor = DockerExecutor::connect()
+                    .await
+                    .expect("the engine answered a moment ago");
+                let image = docker_image::worker_image(executor.docker(), &common::worker())
+                    .await
+                    .expect("build the test image");
+                KubeletOptions::new()
+                    .executor(Executor::Docker(executor))
+                    .docker_image(IMAGE, image)
+            }
+        };
+        let server = KubeTestServer::start(options);
         let cluster = configure(KubeCluster::from_client(server.client()));
         let staging = format!("file://{}", server.staging_dir().display());
         let submitter =
@@ -36,7 +125,11 @@ impl Cluster {
                 .await
                 .expect("connect within 30 s")
                 .expect("connect");
-        Cluster { server, submitter }
+        Some(Cluster {
+            server,
+            submitter,
+            mode,
+        })
     }
 
     fn env(&self) -> RunEnvironment {
@@ -58,20 +151,40 @@ impl Cluster {
     async fn finish(self) {
         self.submitter.close().await.expect("close");
         let session = self.submitter.session().to_owned();
-        let pods: Vec<String> = self
-            .server
-            .pods()
-            .into_iter()
-            .filter(|p| {
-                p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("hype.dev/session"))
-                    == Some(&session)
-            })
-            .filter_map(|p| p.metadata.name)
-            .collect();
-        assert!(pods.is_empty(), "pods left behind: {pods:?}");
+        let pods = || -> Vec<(String, bool)> {
+            self.server
+                .pods()
+                .into_iter()
+                .filter(|p| {
+                    p.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("hype.dev/session"))
+                        == Some(&session)
+                })
+                .map(|p| {
+                    let terminating = p.metadata.deletion_timestamp.is_some();
+                    (p.metadata.name.unwrap_or_default(), terminating)
+                })
+                .collect()
+        };
+        // A pod deleted gracefully stays (Terminating) until its containers
+        // are gone, which takes a moment for a Docker container.
+        let left = pods();
+        assert!(
+            left.iter().all(|(_, terminating)| *terminating),
+            "pods left behind: {left:?}"
+        );
+        // (The kubelet runs on this runtime: wait without blocking it.)
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !pods().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = pods();
+        assert!(
+            left.is_empty(),
+            "terminating pods still there after 10 s: {left:?}"
+        );
         let claims: Vec<String> = self
             .server
             .pvcs()
@@ -97,6 +210,17 @@ impl Cluster {
             "pod processes left running: {:?}",
             self.server.pod_processes()
         );
+        if let Mode::Docker(_) = self.mode {
+            // A finished pod's container is removed right after its status
+            // is written; the runner may have seen the status first.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            let mut left = self.server.pod_containers().await;
+            while !left.is_empty() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                left = self.server.pod_containers().await;
+            }
+            assert!(left.is_empty(), "pod containers left: {left:?}");
+        }
         self.server.shutdown().await;
     }
 
@@ -116,9 +240,10 @@ impl Cluster {
     }
 }
 
-#[tokio::test]
-async fn calls_run_in_pods_and_return_typed_values() {
-    let c = Cluster::new().await;
+async fn calls_run_in_pods_and_return_typed_values(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
     assert_eq!(c.run(math::add(40, 2), &c.env()).await.unwrap(), 42);
     assert_eq!(c.run(math::add_later(1, 2), &c.env()).await.unwrap(), 3);
     assert_eq!(
@@ -133,9 +258,10 @@ async fn calls_run_in_pods_and_return_typed_values() {
     c.finish().await;
 }
 
-#[tokio::test]
-async fn the_pod_gets_env_vars_and_its_name_as_execution_id() {
-    let c = Cluster::new().await;
+async fn the_pod_gets_env_vars_and_its_name_as_execution_id(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
     let env = c.env().with_env("GREETING", "hej");
     assert_eq!(
         c.run(process::env_var("GREETING".into()), &env)
@@ -153,9 +279,10 @@ async fn the_pod_gets_env_vars_and_its_name_as_execution_id() {
     c.finish().await;
 }
 
-#[tokio::test]
-async fn a_panic_in_a_pod_comes_back_with_its_message() {
-    let c = Cluster::new().await;
+async fn a_panic_in_a_pod_comes_back_with_its_message(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
     let err = c
         .run(failures::explode("kaboom".into()), &c.env())
         .await
@@ -167,9 +294,10 @@ async fn a_panic_in_a_pod_comes_back_with_its_message() {
     c.finish().await;
 }
 
-#[tokio::test]
-async fn large_payloads_are_staged_both_ways() {
-    let c = Cluster::new().await;
+async fn large_payloads_are_staged_both_ways(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
     let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
     let reversed = c
         .run(bytes::reverse(ByteBuf::from(data.clone())), &c.env())
@@ -180,9 +308,10 @@ async fn large_payloads_are_staged_both_ways() {
     c.finish().await;
 }
 
-#[tokio::test]
-async fn a_container_that_exits_without_outcome_reports_its_log_tail() {
-    let c = Cluster::new().await;
+async fn a_container_that_exits_without_outcome_reports_its_log_tail(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
     let err = c
         .run(process::exit_abruptly(3), &c.env())
         .await
@@ -204,9 +333,10 @@ async fn a_container_that_exits_without_outcome_reports_its_log_tail() {
     c.finish().await;
 }
 
-#[tokio::test]
-async fn secrets_are_mounted_read_only() {
-    let c = Cluster::new().await;
+async fn secrets_are_mounted_read_only(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
     c.server.create_secret(
         "gcp-key",
         BTreeMap::from([("key.json".to_owned(), b"{\"k\":1}".to_vec())]),
@@ -227,9 +357,10 @@ async fn secrets_are_mounted_read_only() {
     c.finish().await;
 }
 
-#[tokio::test]
-async fn a_missing_secret_fails_fast_naming_it() {
-    let c = Cluster::new().await;
+async fn a_missing_secret_fails_fast_naming_it(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
     let env = c
         .env()
         .with_secret(Secret::new("absent-key", "/etc/absent"));
@@ -246,9 +377,10 @@ async fn a_missing_secret_fails_fast_naming_it() {
     c.finish().await;
 }
 
-#[tokio::test]
-async fn the_volume_flow_one_writer_then_ten_readers() {
-    let c = Cluster::new().await;
+async fn the_volume_flow_one_writer_then_ten_readers(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
     let volume = VolumeRequest::new("standard", "1Gi");
     let writer = c.env().with_mount(volume.mount_read_write("/data"));
     c.run(files::write("/data/word".into(), "hello".into()), &writer)
@@ -314,9 +446,10 @@ async fn the_volume_flow_one_writer_then_ten_readers() {
     c.finish().await;
 }
 
-#[tokio::test]
-async fn an_image_that_cannot_be_pulled_fails_fast() {
-    let c = Cluster::new().await;
+async fn an_image_that_cannot_be_pulled_fails_fast(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
     let env = RunEnvironment::new("registry.example.com/missing:1");
     let err = c.run(math::add(1, 1), &env).await.unwrap_err();
     match &err {
@@ -336,9 +469,11 @@ async fn an_image_that_cannot_be_pulled_fails_fast() {
     c.finish().await;
 }
 
-#[tokio::test]
-async fn an_unschedulable_pod_fails_after_the_pending_timeout() {
-    let c = Cluster::with(|k| k.pending_timeout(Duration::from_millis(800))).await;
+async fn an_unschedulable_pod_fails_after_the_pending_timeout(mode: Mode) {
+    let Some(c) = Cluster::with(mode, |k| k.pending_timeout(Duration::from_millis(800))).await
+    else {
+        return;
+    };
     c.server
         .faults()
         .unschedulable("0/1 nodes are available: 1 Insufficient cpu.");
@@ -357,9 +492,10 @@ async fn an_unschedulable_pod_fails_after_the_pending_timeout() {
     c.finish().await;
 }
 
-#[tokio::test]
-async fn an_oom_kill_is_reported_as_such() {
-    let c = Cluster::new().await;
+async fn an_oom_kill_is_reported_as_such(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
     c.server.faults().oom_kill_next();
     let err = c
         .run(
@@ -375,9 +511,10 @@ async fn an_oom_kill_is_reported_as_such() {
     c.finish().await;
 }
 
-#[tokio::test]
-async fn an_eviction_is_reported_as_such() {
-    let c = Cluster::new().await;
+async fn an_eviction_is_reported_as_such(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
     let submitter = c.submitter.clone();
     let env = c.env();
     let call = tokio::spawn(async move { submitter.run(containers::sleep(30_000), &env).await });
@@ -396,9 +533,10 @@ async fn an_eviction_is_reported_as_such() {
     c.finish().await;
 }
 
-#[tokio::test]
-async fn a_pod_deleted_by_someone_else_is_reported_as_such() {
-    let c = Cluster::new().await;
+async fn a_pod_deleted_by_someone_else_is_reported_as_such(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
     let submitter = c.submitter.clone();
     let env = c.env();
     let call = tokio::spawn(async move { submitter.run(containers::sleep(30_000), &env).await });
@@ -415,18 +553,20 @@ async fn a_pod_deleted_by_someone_else_is_reported_as_such() {
     c.finish().await;
 }
 
-#[tokio::test]
-async fn the_deadline_stops_the_pod() {
-    let c = Cluster::new().await;
+async fn the_deadline_stops_the_pod(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
     let env = c.env().with_timeout(Duration::from_secs(2));
     let err = c.run(containers::sleep(30_000), &env).await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     c.finish().await;
 }
 
-#[tokio::test]
-async fn dropping_the_call_deletes_its_pod() {
-    let c = Cluster::new().await;
+async fn dropping_the_call_deletes_its_pod(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
     let env = c.env();
     let call = c.submitter.run(containers::sleep(30_000), &env);
     tokio::select! {
@@ -445,9 +585,10 @@ async fn dropping_the_call_deletes_its_pod() {
     c.finish().await;
 }
 
-#[tokio::test]
-async fn transient_api_errors_are_retried_and_bounded() {
-    let c = Cluster::new().await;
+async fn transient_api_errors_are_retried_and_bounded(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
     c.server.faults().fail_next_creates(2, 429);
     assert_eq!(c.run(math::add(1, 2), &c.env()).await.unwrap(), 3);
     c.server.faults().fail_next_creates(2, 503);
@@ -460,9 +601,10 @@ async fn transient_api_errors_are_retried_and_bounded() {
     c.finish().await;
 }
 
-#[tokio::test]
-async fn a_dropped_watch_is_resumed() {
-    let c = Cluster::new().await;
+async fn a_dropped_watch_is_resumed(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
     let submitter = c.submitter.clone();
     let env = c.env();
     let call = tokio::spawn(async move { submitter.run(containers::sleep(1500), &env).await });
@@ -481,9 +623,10 @@ async fn a_dropped_watch_is_resumed() {
     c.finish().await;
 }
 
-#[tokio::test]
-async fn many_calls_share_one_watch() {
-    let c = Cluster::new().await;
+async fn many_calls_share_one_watch(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
     let env = c.env();
     let calls = (0..20).map(|i| c.run(math::add(i, i), &env));
     let sums = futures::future::try_join_all(calls).await.unwrap();
@@ -503,9 +646,10 @@ async fn many_calls_share_one_watch() {
     c.finish().await;
 }
 
-#[tokio::test]
-async fn a_base_pod_from_yaml_is_honoured() {
-    let c = Cluster::new().await;
+async fn a_base_pod_from_yaml_is_honoured(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pod.yaml");
     std::fs::write(
@@ -536,9 +680,10 @@ async fn a_base_pod_from_yaml_is_honoured() {
     c.finish().await;
 }
 
-#[tokio::test]
-async fn keep_pods_leaves_finished_pods_for_debugging() {
-    let c = Cluster::with(|k| k.keep_pods(true)).await;
+async fn keep_pods_leaves_finished_pods_for_debugging(mode: Mode) {
+    let Some(c) = Cluster::with(mode, |k| k.keep_pods(true)).await else {
+        return;
+    };
     assert_eq!(c.run(math::add(1, 1), &c.env()).await.unwrap(), 2);
     let pods = c.server.pods();
     assert_eq!(pods.len(), 1);
@@ -551,4 +696,66 @@ async fn keep_pods_leaves_finished_pods_for_debugging() {
     let name = pod.metadata.name.clone().unwrap();
     assert!(c.server.delete_pod_as_someone_else(&name));
     c.finish().await;
+}
+
+/// What only real containers can show.
+mod docker_only {
+    use super::*;
+
+    /// A real memory limit: the kernel's OOM killer kills the container,
+    /// the engine reports `State.OOMKilled`, the kubelet `OOMKilled` with
+    /// exit code 137, and the runner [`Error::OutOfMemory`].
+    #[tokio::test]
+    async fn a_real_memory_limit_gets_the_pod_oom_killed() {
+        let Some(c) = Cluster::with(
+            Mode::Docker("docker_only::a_real_memory_limit_gets_the_pod_oom_killed"),
+            |k| k.keep_pods(true),
+        )
+        .await
+        else {
+            return;
+        };
+        let env = c.env().with_limit("memory", "32Mi");
+        let err = c.run(containers::allocate(512), &env).await.unwrap_err();
+        match &err {
+            Error::OutOfMemory {
+                function, limit, ..
+            } => {
+                assert_eq!(function, "hype_tests::containers::allocate");
+                assert_eq!(limit.as_deref(), Some("32Mi"));
+            }
+            other => panic!("expected OutOfMemory, got {other:?}"),
+        }
+        // Within its limit the same function is fine.
+        assert_eq!(c.run(containers::allocate(4), &env).await.unwrap(), 4 * 256);
+
+        // The kept pods show what the kubelet saw.
+        let mut pods = c.server.pods();
+        pods.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
+        assert_eq!(pods.len(), 2);
+        let terminated = |i: usize| {
+            let status = pods[i].status.clone().unwrap();
+            let container = status.container_statuses.unwrap().remove(0);
+            (
+                status.phase.unwrap(),
+                container.container_id.unwrap_or_default(),
+                container.state.unwrap().terminated.unwrap(),
+            )
+        };
+        let (phase, id, oom) = terminated(0);
+        assert_eq!(phase, "Failed");
+        assert!(id.starts_with("docker://"), "{id}");
+        assert_eq!(oom.reason.as_deref(), Some("OOMKilled"));
+        assert_eq!(oom.exit_code, 137);
+        let (phase, _, fine) = terminated(1);
+        assert_eq!(phase, "Succeeded");
+        assert_eq!(fine.reason.as_deref(), Some("Completed"));
+        for pod in &pods {
+            assert!(
+                c.server
+                    .delete_pod_as_someone_else(pod.metadata.name.as_deref().unwrap())
+            );
+        }
+        c.finish().await;
+    }
 }

@@ -10,6 +10,13 @@
 //! outlives the thread that could be told to kill it and the parent-death
 //! signal stays tied to a live thread. Every container is its own process
 //! group, killed as a whole, as a container's processes die with it.
+//!
+//! With the Docker executor ([`super::docker`]) each container is a Docker
+//! container instead: the image is looked up on the engine (never pulled),
+//! mounts are bind mounts at their real paths (no `HYPE_MOUNTS`), the
+//! termination message file is bind-mounted at the container's
+//! `terminationMessagePath`, and the engine's `State.OOMKilled` makes a
+//! container `OOMKilled`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::CString;
@@ -36,6 +43,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::api::{ApiError, LogQuery, check_preconditions};
+use super::docker::{BindMount, DockerLaunch, Exit};
 use super::store::{Key, Kind, State, key_of, now};
 use super::{Executor, InProcessPod, InProcessResult, KubeletOptions, ReadOnlyMounts, Shared};
 
@@ -68,11 +76,16 @@ struct Processes {
 /// The simulator's state, part of the server's shared state.
 pub(crate) struct Kubelet {
     images: BTreeMap<String, PathBuf>,
+    docker_images: BTreeMap<String, String>,
     executor: Executor,
     env: BTreeMap<String, String>,
     node_name: String,
     pods_dir: PathBuf,
     volumes_dir: PathBuf,
+    /// The server's staging directory, bind-mounted into Docker containers.
+    staging_dir: PathBuf,
+    /// This server's value of the Docker containers' server label.
+    server_label: String,
     pub(crate) read_only: ReadOnlyMounts,
     controls: Mutex<HashMap<String, watch::Sender<bool>>>,
     processes: Arc<Mutex<Processes>>,
@@ -91,16 +104,28 @@ impl Kubelet {
         for dir in [&pods_dir, &volumes_dir] {
             make_dir(dir, 0o755, None).expect("create the kubelet's directories");
         }
+        let docker = matches!(options.executor, Executor::Docker(_));
         Kubelet {
             images: options.images.clone(),
+            docker_images: options.docker_images.clone(),
             executor: options.executor.clone(),
             env: options.env.clone(),
             node_name: options.node_name.clone(),
-            read_only: options
-                .read_only_mounts
-                .unwrap_or_else(|| detect_read_only(root)),
+            // A container's read-only bind mounts refuse writes (EROFS).
+            read_only: if docker {
+                ReadOnlyMounts::MountNamespace
+            } else {
+                options
+                    .read_only_mounts
+                    .unwrap_or_else(|| detect_read_only(root))
+            },
             pods_dir,
             volumes_dir,
+            staging_dir: root.join("staging"),
+            server_label: root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             controls: Mutex::new(HashMap::new()),
             processes: Arc::new(Mutex::new(Processes::default())),
             tasks: Mutex::new(Vec::new()),
@@ -126,6 +151,36 @@ impl Kubelet {
     pub(crate) fn live_processes(&self) -> Vec<u32> {
         let groups = lock(&self.processes).groups.clone();
         live_in_groups(&groups)
+    }
+
+    /// The names of the Docker containers this server created that the
+    /// engine still has (empty with other executors, or if the engine
+    /// cannot be asked).
+    pub(crate) async fn live_containers(&self) -> Vec<String> {
+        match &self.executor {
+            Executor::Docker(docker) => docker
+                .containers_of(&self.server_label)
+                .await
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Removes every Docker container of this server (bounded by
+    /// `within`); true if none is left. Nothing to do for other executors.
+    pub(crate) async fn remove_containers(&self, within: Duration) -> bool {
+        match &self.executor {
+            Executor::Docker(docker) => docker.remove_all_of(&self.server_label, within).await,
+            _ => true,
+        }
+    }
+
+    /// [`remove_containers`](Self::remove_containers) for `Drop`: blocks
+    /// this thread (up to `within` and a little).
+    pub(crate) fn remove_containers_blocking(&self, within: Duration) {
+        if matches!(self.executor, Executor::Docker(_)) {
+            super::docker::remove_all_of_blocking(self.server_label.clone(), within);
+        }
     }
 
     /// Kills every container process and stops every pod worker, without
@@ -608,7 +663,7 @@ fn read_tail(path: &Path, limit: usize) -> String {
 
 /// What the worker of a running pod woke up for.
 enum Next {
-    Exit(usize, i32),
+    Exit(usize, Exit),
     Deadline,
     Woken,
 }
@@ -621,7 +676,7 @@ fn container_ended(
     pod_dir: &Path,
     code: i32,
     override_reason: Option<&str>,
-    started_at: Option<Time>,
+    started: Option<&Started>,
 ) -> Ended {
     let (exit_code, reason) = match override_reason {
         Some(reason) => (137, reason.to_owned()),
@@ -645,8 +700,9 @@ fn container_ended(
         exit_code,
         reason,
         message: (!message.is_empty()).then_some(message),
-        started_at,
+        started_at: started.map(|s| s.started_at.clone()),
         finished_at: now(),
+        container_id: started.and_then(|s| s.container_id.clone()),
     }
 }
 
@@ -678,16 +734,45 @@ struct Launch {
     fallback_to_logs: bool,
     /// Why the container cannot start (a `StartError`), if so.
     start_error: Option<String>,
+    /// The container to create, with the Docker executor.
+    docker: Option<DockerLaunch>,
+}
+
+/// A started container: its process group (processes), its runtime ID
+/// (Docker), and its end.
+struct Running {
+    group: Option<i32>,
+    container_id: Option<String>,
+    exit: BoxFuture<'static, Exit>,
 }
 
 /// Why a pod cannot start yet: per container, a waiting reason and message.
 type Blocked = Vec<(usize, &'static str, String)>;
+
+/// With the Docker executor: each image a pod names → the local image and
+/// its ID, or why it cannot be "pulled".
+type DockerImages = BTreeMap<String, Result<(String, String), String>>;
+
+/// `image` with `:latest` if it names neither tag nor digest.
+fn with_latest(image: &str) -> String {
+    if image
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| !last.contains([':', '@']))
+    {
+        format!("{image}:latest")
+    } else {
+        image.to_owned()
+    }
+}
 
 /// A started container.
 struct Started {
     index: usize,
     group: Option<i32>,
     started_at: Time,
+    /// The runtime's ID (`docker://…`), when the container has a real one.
+    container_id: Option<String>,
 }
 
 /// How a container ended.
@@ -698,6 +783,8 @@ struct Ended {
     message: Option<String>,
     started_at: Option<Time>,
     finished_at: Time,
+    /// The runtime's ID, when the container had a real one.
+    container_id: Option<String>,
 }
 
 struct PodWorker {
@@ -963,7 +1050,8 @@ impl PodWorker {
                 return None;
             }
             let pod = self.current()?;
-            match self.prepare(&pod) {
+            let found = self.docker_images(&pod).await;
+            match self.prepare(&pod, &found) {
                 Ok(launches) => break launches,
                 Err(blocked) => {
                     self.show_blocked(&pod, &blocked)?;
@@ -1029,11 +1117,42 @@ impl PodWorker {
         self.shared.store.get::<Secret>(&self.key.0, name)
     }
 
+    /// With the Docker executor, looks up each container's image on the
+    /// engine: [`KubeletOptions::docker_images`] maps it to a local image,
+    /// else its own name (`:latest` added when it has no tag) is looked up.
+    /// Empty with other executors.
+    async fn docker_images(&self, pod: &Pod) -> DockerImages {
+        let Executor::Docker(docker) = &self.shared.kubelet.executor else {
+            return DockerImages::new();
+        };
+        let mut found = DockerImages::new();
+        for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+            let image = c.image.clone().unwrap_or_default();
+            if found.contains_key(&image) || super::validate::image_name_problem(&image).is_some() {
+                continue;
+            }
+            let mapped = &self.shared.kubelet.docker_images;
+            let reference = mapped
+                .get(&image)
+                .or_else(|| mapped.get(&with_latest(&image)))
+                .cloned()
+                .unwrap_or_else(|| with_latest(&image));
+            let result = match docker.image_id(&reference).await {
+                Ok(Some(id)) => Ok((reference, id)),
+                Ok(None) => Err(format!("failed to pull image {image:?}: not found")),
+                Err(err) => Err(format!("failed to pull image {image:?}: {err}")),
+            };
+            found.insert(image, result);
+        }
+        found
+    }
+
     /// Mounts volumes, pulls images and resolves configuration; on failure,
     /// says why each blocked container waits.
-    fn prepare(&mut self, pod: &Pod) -> Result<Vec<Launch>, Blocked> {
+    fn prepare(&mut self, pod: &Pod, docker_images: &DockerImages) -> Result<Vec<Launch>, Blocked> {
         let spec = pod.spec.clone().unwrap_or_default();
         let kubelet = &self.shared.kubelet;
+        let docker = matches!(kubelet.executor, Executor::Docker(_));
         let file_modes = kubelet.read_only == ReadOnlyMounts::FileModes;
         let all = |reason: &'static str, message: String| -> Blocked {
             (0..spec.containers.len())
@@ -1174,6 +1293,7 @@ impl PodWorker {
         // Images.
         let mut blocked = Blocked::new();
         let mut programs = Vec::new();
+        let mut locals = Vec::new();
         let in_process = matches!(kubelet.executor, Executor::InProcess(_));
         for (i, c) in spec.containers.iter().enumerate() {
             let image = c.image.clone().unwrap_or_default();
@@ -1184,24 +1304,27 @@ impl PodWorker {
                     format!("Failed to apply default image tag {image:?}: couldn't parse image name {image:?}: {problem}"),
                 ));
                 programs.push(None);
+                locals.push(None);
                 continue;
             }
-            let tagged = if image
-                .rsplit('/')
-                .next()
-                .is_some_and(|last| !last.contains([':', '@']))
-            {
-                format!("{image}:latest")
-            } else {
-                image.clone()
-            };
+            let tagged = with_latest(&image);
             let program = kubelet
                 .images
                 .get(&image)
                 .or_else(|| kubelet.images.get(&tagged))
                 .cloned();
-            if program.is_none() && !(in_process && kubelet.images.is_empty()) {
-                let pulled = format!("failed to pull image {image:?}: not found");
+            let local = docker_images.get(&image).cloned();
+            let pull_error = match &local {
+                Some(Err(err)) => Some(err.clone()),
+                None if docker => Some(format!("failed to pull image {image:?}: not found")),
+                _ if docker => None,
+                _ if program.is_none() && !(in_process && kubelet.images.is_empty()) => {
+                    Some(format!("failed to pull image {image:?}: not found"))
+                }
+                _ => None,
+            };
+            locals.push(local.and_then(Result::ok));
+            if let Some(pulled) = pull_error {
                 let first = *self.pull_failed_at.get_or_insert_with(Instant::now);
                 if first.elapsed() < PULL_BACK_OFF {
                     blocked.push((i, "ErrImagePull", pulled));
@@ -1223,17 +1346,20 @@ impl PodWorker {
         let mut launches = Vec::new();
         for (i, c) in spec.containers.iter().enumerate() {
             let mut env: BTreeMap<String, String> = kubelet.env.clone();
-            env.insert("PATH".into(), DEFAULT_PATH.into());
-            env.insert("HOSTNAME".into(), self.key.1.clone());
-            env.insert(
-                "HOME".into(),
-                if user.is_some() {
-                    "/nonexistent"
-                } else {
-                    "/root"
-                }
-                .into(),
-            );
+            // In a Docker container, the image and the engine set these.
+            if !docker {
+                env.insert("PATH".into(), DEFAULT_PATH.into());
+                env.insert("HOSTNAME".into(), self.key.1.clone());
+                env.insert(
+                    "HOME".into(),
+                    if user.is_some() {
+                        "/nonexistent"
+                    } else {
+                        "/root"
+                    }
+                    .into(),
+                );
+            }
             for from in c.env_from.iter().flatten() {
                 if let Some(r) = &from.secret_ref {
                     match self.secret(&r.name) {
@@ -1349,7 +1475,10 @@ impl PodWorker {
                         make_dir(&source, 0o755, owner).map_err(|e| io("a subPath", e))?;
                     }
                 }
-                let local = if read_only && kubelet.read_only == ReadOnlyMounts::MountNamespace {
+                let local = if read_only
+                    && kubelet.read_only == ReadOnlyMounts::MountNamespace
+                    && !docker
+                {
                     let point = self
                         .dir
                         .join("mounts")
@@ -1366,26 +1495,33 @@ impl PodWorker {
                     read_only,
                 });
             }
-            let mut hype_mounts = String::new();
-            for m in &mounts {
-                hype_mounts.push_str(&format!(
-                    "{}\t{}\t{}\n",
-                    m.container_path,
-                    m.local.display(),
-                    if m.read_only { "ro" } else { "rw" }
-                ));
+            if !docker {
+                let mut hype_mounts = String::new();
+                for m in &mounts {
+                    hype_mounts.push_str(&format!(
+                        "{}\t{}\t{}\n",
+                        m.container_path,
+                        m.local.display(),
+                        if m.read_only { "ro" } else { "rw" }
+                    ));
+                }
+                env.insert("HYPE_MOUNTS".into(), hype_mounts);
+                env.insert(
+                    "HYPE_TERMINATION_MESSAGE_PATH".into(),
+                    termination_path(&self.dir, &c.name).display().to_string(),
+                );
             }
-            env.insert("HYPE_MOUNTS".into(), hype_mounts);
-            env.insert(
-                "HYPE_TERMINATION_MESSAGE_PATH".into(),
-                termination_path(&self.dir, &c.name).display().to_string(),
-            );
 
             let mut argv: Vec<String> =
                 c.command.clone().unwrap_or_else(|| vec!["hype-run".into()]);
             argv.extend(c.args.iter().flatten().cloned());
             let argv: Vec<String> = argv.iter().map(|a| expand(a, &env)).collect();
+            let docker_launch = locals[i]
+                .as_ref()
+                .map(|(image, image_id)| self.docker_launch(c, image, image_id, &env, &mounts));
             let start_error = match argv.first() {
+                // The engine says whether the image has the command.
+                _ if docker => None,
                 Some(first)
                     if Path::new(first)
                         .file_name()
@@ -1409,12 +1545,85 @@ impl PodWorker {
                 fallback_to_logs: c.termination_message_policy.as_deref()
                     == Some("FallbackToLogsOnError"),
                 start_error,
+                docker: docker_launch,
             });
         }
         if !blocked.is_empty() {
             return Err(blocked);
         }
         Ok(launches)
+    }
+
+    /// The Docker container of `c`: `command` replaces the image's
+    /// entrypoint and `args` its command (both `$(VAR)`-expanded), every
+    /// mount is a bind mount at its path, plus the staging directory at its
+    /// own path and the termination message file at the container's
+    /// `terminationMessagePath`; cpu and memory from the resources.
+    fn docker_launch(
+        &self,
+        c: &Container,
+        image: &str,
+        image_id: &str,
+        env: &BTreeMap<String, String>,
+        mounts: &[Mount],
+    ) -> DockerLaunch {
+        let kubelet = &self.shared.kubelet;
+        let expanded = |args: &Option<Vec<String>>| -> Option<Vec<String>> {
+            args.as_ref()
+                .map(|args| args.iter().map(|a| expand(a, env)).collect())
+        };
+        let mut binds = vec![BindMount {
+            source: kubelet.staging_dir.clone(),
+            target: kubelet.staging_dir.display().to_string(),
+            read_only: false,
+        }];
+        binds.extend(mounts.iter().map(|m| BindMount {
+            source: m.local.clone(),
+            target: m.container_path.clone(),
+            read_only: m.read_only,
+        }));
+        binds.push(BindMount {
+            source: termination_path(&self.dir, &c.name),
+            target: c
+                .termination_message_path
+                .clone()
+                .unwrap_or_else(|| "/dev/termination-log".into()),
+            read_only: false,
+        });
+        let resources = c.resources.clone().unwrap_or_default();
+        let amount = |map: &Option<
+            BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+        >,
+                      name: &str| {
+            map.as_ref()
+                .and_then(|m| m.get(name))
+                .and_then(|q| super::validate::quantity(&q.0))
+        };
+        DockerLaunch {
+            name: format!(
+                "k8s_{}_{}_{}_{}_0",
+                c.name, self.key.1, self.key.0, self.uid
+            ),
+            image: image.to_owned(),
+            image_id: image_id.to_owned(),
+            entrypoint: expanded(&c.command),
+            // A `command` without `args` drops the image's CMD too.
+            cmd: expanded(&c.args).or_else(|| c.command.as_ref().map(|_| Vec::new())),
+            working_dir: c.working_dir.clone().filter(|d| !d.is_empty()),
+            hostname: super::docker::hostname(&self.key.1),
+            mounts: binds,
+            memory: amount(&resources.limits, "memory").map(|b| b.ceil() as i64),
+            nano_cpus: amount(&resources.limits, "cpu").map(|c| (c * 1e9).round() as i64),
+            cpu_shares: amount(&resources.requests, "cpu")
+                .map(|c| ((c * 1024.0).round() as i64).max(2)),
+            labels: DockerLaunch::labels(
+                &kubelet.server_label,
+                &self.key.0,
+                &self.key.1,
+                &self.uid,
+                &c.name,
+            ),
+        }
     }
 
     /// Shows why containers wait, when that changed.
@@ -1469,7 +1678,8 @@ impl PodWorker {
         let mut ended: BTreeMap<usize, Ended> = BTreeMap::new();
         // In-process calls cannot be killed: killing stops waiting for them.
         let (kill_tx, kill_rx) = watch::channel(false);
-        let mut exits: FuturesUnordered<BoxFuture<'static, (usize, i32)>> = FuturesUnordered::new();
+        let mut exits: FuturesUnordered<BoxFuture<'static, (usize, Exit)>> =
+            FuturesUnordered::new();
         for (index, launch) in launches.iter().enumerate() {
             let termination = termination_path(&pod_dir, &launch.name);
             if std::fs::write(&termination, b"").is_ok()
@@ -1487,17 +1697,20 @@ impl PodWorker {
                         message: Some(error.clone()),
                         started_at: None,
                         finished_at: now(),
+                        container_id: None,
                     },
                 );
                 continue;
             }
             match self.start(launch, &pod_dir, kill_rx.clone()).await {
-                Ok((group, exit)) => {
+                Ok(running) => {
                     started.push(Started {
                         index,
-                        group,
+                        group: running.group,
                         started_at,
+                        container_id: running.container_id,
                     });
+                    let exit = running.exit;
                     exits.push(Box::pin(async move { (index, exit.await) }));
                 }
                 Err(err) => {
@@ -1506,9 +1719,10 @@ impl PodWorker {
                         Ended {
                             exit_code: 128,
                             reason: "StartError".into(),
-                            message: Some(format!("failed to start {:?}: {err}", launch.program)),
+                            message: Some(err),
                             started_at: None,
                             finished_at: now(),
+                            container_id: None,
                         },
                     );
                 }
@@ -1518,48 +1732,62 @@ impl PodWorker {
             .iter()
             .map(|s| (s.index, s.started_at.clone()))
             .collect();
+        let runtime_ids: BTreeMap<usize, String> = started
+            .iter()
+            .filter_map(|s| Some((s.index, s.container_id.clone()?)))
+            .collect();
 
         // Running.
         let oom = !started.is_empty() && self.shared.faults.take_oom_kill();
+        // The pod went away (deleted at once) while containers run: they
+        // are killed and waited for before the worker ends, never left.
+        let mut gone = false;
         if !started.is_empty() {
             let uid = self.uid.clone();
             let launches_ref = &launches;
             let ended_ref = &ended;
-            self.update(|p| {
-                let list = containers(p);
-                let status = p.status.get_or_insert_with(Default::default);
-                status.phase = Some("Running".into());
-                let statuses = status.container_statuses.get_or_insert_with(Vec::new);
-                for (i, c) in list.iter().enumerate() {
-                    let Some(s) = statuses.get_mut(i) else {
-                        continue;
-                    };
-                    *s = match (start_times.get(&i), ended_ref.get(&i)) {
-                        (_, Some(e)) => terminated_status(c, &uid, e),
-                        (Some(at), None) => {
-                            let mut s = container_status(
-                                c,
-                                ContainerState {
-                                    running: Some(ContainerStateRunning {
-                                        started_at: Some(at.clone()),
-                                    }),
-                                    ..ContainerState::default()
-                                },
-                                true,
-                                true,
-                            );
-                            s.container_id = Some(container_id(&uid, &c.name));
-                            s.image_id = image_id(launches_ref.get(i));
-                            s
-                        }
-                        (None, None) => s.clone(),
-                    };
-                }
-                if ended_ref.is_empty() {
-                    condition(status, "ContainersReady", true, None, None);
-                    condition(status, "Ready", true, None, None);
-                }
-            })?;
+            gone |= self
+                .update(|p| {
+                    let list = containers(p);
+                    let status = p.status.get_or_insert_with(Default::default);
+                    status.phase = Some("Running".into());
+                    let statuses = status.container_statuses.get_or_insert_with(Vec::new);
+                    for (i, c) in list.iter().enumerate() {
+                        let Some(s) = statuses.get_mut(i) else {
+                            continue;
+                        };
+                        *s = match (start_times.get(&i), ended_ref.get(&i)) {
+                            (_, Some(e)) => terminated_status(c, &uid, e),
+                            (Some(at), None) => {
+                                let mut s = container_status(
+                                    c,
+                                    ContainerState {
+                                        running: Some(ContainerStateRunning {
+                                            started_at: Some(at.clone()),
+                                        }),
+                                        ..ContainerState::default()
+                                    },
+                                    true,
+                                    true,
+                                );
+                                s.container_id = Some(
+                                    runtime_ids
+                                        .get(&i)
+                                        .cloned()
+                                        .unwrap_or_else(|| container_id(&uid, &c.name)),
+                                );
+                                s.image_id = image_id(launches_ref.get(i));
+                                s
+                            }
+                            (None, None) => s.clone(),
+                        };
+                    }
+                    if ended_ref.is_empty() {
+                        condition(status, "ContainersReady", true, None, None);
+                        condition(status, "Ready", true, None, None);
+                    }
+                })
+                .is_none();
         }
 
         let groups: Vec<i32> = started.iter().filter_map(|s| s.group).collect();
@@ -1579,6 +1807,10 @@ impl PodWorker {
             override_reason = Some("OOMKilled");
         }
         loop {
+            if gone && !killed {
+                kill_all();
+                killed = true;
+            }
             if exits.is_empty() {
                 break;
             }
@@ -1613,7 +1845,7 @@ impl PodWorker {
                         "Pod was active on the node longer than the specified deadline",
                     ));
                 }
-                Next::Exit(index, code) => {
+                Next::Exit(index, exit) => {
                     // The container is gone: so is everything it started.
                     if let Some(g) = started
                         .iter()
@@ -1623,37 +1855,47 @@ impl PodWorker {
                         // SAFETY: kill(2) has no memory-safety preconditions.
                         unsafe { libc::kill(-g, libc::SIGKILL) };
                     }
+                    // A real OOM kill (Docker), or the simulated one.
+                    let reason = if exit.oom_killed {
+                        Some("OOMKilled")
+                    } else {
+                        override_reason
+                    };
                     let end = container_ended(
                         &launches[index],
                         &pod_dir,
-                        code,
-                        override_reason,
-                        start_times.get(&index).cloned(),
+                        exit.code,
+                        reason,
+                        started.iter().find(|s| s.index == index),
                     );
                     if !exits.is_empty() {
                         let uid = self.uid.clone();
-                        self.update(|p| {
-                            let list = containers(p);
-                            let status = p.status.get_or_insert_with(Default::default);
-                            let slot = status
-                                .container_statuses
-                                .as_mut()
-                                .and_then(|s| s.get_mut(index));
-                            if let (Some(c), Some(s)) = (list.get(index), slot) {
-                                *s = terminated_status(c, &uid, &end);
-                            }
-                            let unready =
-                                format!("containers with unready status: [{}]", list[index].name);
-                            for ty in ["Ready", "ContainersReady"] {
-                                condition(
-                                    status,
-                                    ty,
-                                    false,
-                                    Some("ContainersNotReady"),
-                                    Some(&unready),
+                        gone |= self
+                            .update(|p| {
+                                let list = containers(p);
+                                let status = p.status.get_or_insert_with(Default::default);
+                                let slot = status
+                                    .container_statuses
+                                    .as_mut()
+                                    .and_then(|s| s.get_mut(index));
+                                if let (Some(c), Some(s)) = (list.get(index), slot) {
+                                    *s = terminated_status(c, &uid, &end);
+                                }
+                                let unready = format!(
+                                    "containers with unready status: [{}]",
+                                    list[index].name
                                 );
-                            }
-                        })?;
+                                for ty in ["Ready", "ContainersReady"] {
+                                    condition(
+                                        status,
+                                        ty,
+                                        false,
+                                        Some("ContainersNotReady"),
+                                        Some(&unready),
+                                    );
+                                }
+                            })
+                            .is_none();
                     }
                     ended.insert(index, end);
                 }
@@ -1662,8 +1904,53 @@ impl PodWorker {
         self.finish_pod(ended, pod_reason)
     }
 
-    /// Starts one container: a process, or a call of the in-process executor.
+    /// Starts one container: a process, a call of the in-process executor
+    /// or a Docker container. An error is the `StartError` message.
     async fn start(
+        &self,
+        launch: &Launch,
+        pod_dir: &Path,
+        killed: watch::Receiver<bool>,
+    ) -> Result<Running, String> {
+        if let Executor::Docker(docker) = &self.shared.kubelet.executor {
+            let docker_launch = launch
+                .docker
+                .as_ref()
+                .ok_or_else(|| "no Docker image for this container".to_owned())?;
+            let processes = self.shared.kubelet.processes.clone();
+            let (id, exit) = docker
+                .start(
+                    docker_launch,
+                    &launch.env,
+                    log_path(pod_dir, &launch.name),
+                    killed,
+                    move || lock(&processes).closing,
+                )
+                .await?;
+            return Ok(Running {
+                group: None,
+                container_id: Some(format!("docker://{id}")),
+                exit,
+            });
+        }
+        self.start_here(launch, pod_dir, killed)
+            .await
+            .map(|(group, exit)| Running {
+                group,
+                container_id: None,
+                exit: Box::pin(async move {
+                    Exit {
+                        code: exit.await,
+                        oom_killed: false,
+                    }
+                }),
+            })
+            .map_err(|err| format!("failed to start {:?}: {err}", launch.program))
+    }
+
+    /// Starts one container on this machine: a process, or a call of the
+    /// in-process executor.
+    async fn start_here(
         &self,
         launch: &Launch,
         pod_dir: &Path,
@@ -1671,6 +1958,7 @@ impl PodWorker {
     ) -> std::io::Result<(Option<i32>, BoxFuture<'static, i32>)> {
         let termination = termination_path(pod_dir, &launch.name);
         match &self.shared.kubelet.executor {
+            Executor::Docker(_) => Err(std::io::Error::other("a Docker container")),
             Executor::InProcess(run) => {
                 let run = run.clone();
                 let mut argv = launch.argv.clone();
@@ -1822,6 +2110,7 @@ impl PodWorker {
                     ),
                     started_at: None,
                     finished_at: now(),
+                    container_id: None,
                 });
                 all_zero &= e.exit_code == 0;
                 statuses.push(terminated_status(c, &uid, &e));
@@ -1856,6 +2145,9 @@ impl PodWorker {
 }
 
 fn image_id(launch: Option<&Launch>) -> String {
+    if let Some(docker) = launch.and_then(|l| l.docker.as_ref()) {
+        return format!("docker://{}", docker.image_id);
+    }
     launch
         .and_then(|l| l.program.as_ref())
         .map(|p| format!("hype-test-double://{}", p.display()))
@@ -1863,6 +2155,11 @@ fn image_id(launch: Option<&Launch>) -> String {
 }
 
 fn terminated_status(c: &Container, pod_uid: &str, e: &Ended) -> ContainerStatus {
+    let id = e.started_at.as_ref().map(|_| {
+        e.container_id
+            .clone()
+            .unwrap_or_else(|| container_id(pod_uid, &c.name))
+    });
     let mut s = container_status(
         c,
         ContainerState {
@@ -1872,10 +2169,7 @@ fn terminated_status(c: &Container, pod_uid: &str, e: &Ended) -> ContainerStatus
                 message: e.message.clone(),
                 started_at: e.started_at.clone(),
                 finished_at: Some(e.finished_at.clone()),
-                container_id: e
-                    .started_at
-                    .as_ref()
-                    .map(|_| container_id(pod_uid, &c.name)),
+                container_id: id.clone(),
                 signal: None,
             }),
             ..ContainerState::default()
@@ -1883,8 +2177,8 @@ fn terminated_status(c: &Container, pod_uid: &str, e: &Ended) -> ContainerStatus
         false,
         false,
     );
-    if e.started_at.is_some() {
-        s.container_id = Some(container_id(pod_uid, &c.name));
+    if id.is_some() {
+        s.container_id = id;
     }
     s
 }

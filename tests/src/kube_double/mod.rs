@@ -44,6 +44,53 @@
 //!   cluster, OOM kills, evictions, dropped watches, slow starts, an expired
 //!   watch history.
 //!
+//! # Docker executor
+//!
+//! With [`Executor::Docker`] each container is a real Docker container,
+//! created, started, waited for (the engine's wait API), and removed once
+//! it has ended, every engine call bounded. The rest of the kubelet
+//! (scheduling, volumes, secrets, environment, statuses, faults) is the
+//! same as with processes. Differences:
+//!
+//! - **Image**: the pod's image maps to a local image through
+//!   [`KubeletOptions::docker_images`] ([`KubeletOptions::docker_image`]);
+//!   an image not in the map is looked up on the engine under its own name
+//!   (`:latest` added if it has no tag). Images are never pulled, whatever
+//!   `imagePullPolicy` says: an image the engine lacks gives `ErrImagePull`,
+//!   then `ImagePullBackOff`. `imageID` is `docker://<image ID>`,
+//!   `containerID` `docker://<container ID>`.
+//! - **Command**: `command` replaces the image's `ENTRYPOINT` and `args` its
+//!   `CMD`, as on Kubernetes (`$(VAR)` expanded); any program of the image
+//!   may run. One the image lacks ends the container with `StartError`
+//!   (exit code 128) and the engine's message; so does a container the
+//!   engine refuses to create. `workingDir` is honoured.
+//! - **Environment**: [`KubeletOptions::env`] then the pod's; `PATH`, `HOME`
+//!   and `HOSTNAME` come from the image and the engine (the hostname is the
+//!   pod's name). No `HYPE_MOUNTS` and no `HYPE_TERMINATION_MESSAGE_PATH`:
+//!   paths are real inside the container.
+//! - **Mounts**: bind mounts at each `mountPath` (with `subPath`), read-only
+//!   when the mount or the claim says so or for secrets (writes fail with
+//!   EROFS; [`KubeTestServer::read_only_mounts`] says `MountNamespace`). The
+//!   server's [`staging directory`](KubeTestServer::staging_dir) is
+//!   bind-mounted read-write at its own path, so `file://` staging URIs
+//!   mean the same inside and out. The host file holding the termination
+//!   message is bind-mounted at the container's `terminationMessagePath`
+//!   (default `/dev/termination-log`), which is where `hype-run` writes when
+//!   `HYPE_TERMINATION_MESSAGE_PATH` is unset. The engine must see this
+//!   machine's files (a local engine).
+//! - **Resources**: `limits.memory` is the container's memory limit, with
+//!   no swap; a container the kernel's OOM killer kills (the engine's
+//!   `State.OOMKilled`) terminates with `OOMKilled`, exit code 137.
+//!   `limits.cpu` sets `NanoCpus`, `requests.cpu` the CPU shares.
+//! - **Stopping**: a deadline, deletion, eviction or simulated OOM kill
+//!   sends SIGKILL through the engine (exit code 137); the log is the
+//!   container's output (followed while it runs, complete once it ended).
+//! - **Cleanup**: containers are labelled (`dev.hype.kube-double.server`,
+//!   `dev.hype.kube-double.pid` and the dockershim's `io.kubernetes.*`), so
+//!   [`KubeTestServer::pod_containers`] lists those left,
+//!   [`KubeTestServer::shutdown`] (or dropping the server) removes them, and
+//!   [`DockerExecutor::connect`] removes those of test processes that died.
+//!
 //! # What it does not model
 //!
 //! - Other kinds and verbs: no PUT, PATCH, server-side apply, subresources
@@ -56,7 +103,8 @@
 //! - Validation is the subset in `validate.rs`; the real apiserver refuses
 //!   more.
 //! - One node, no resources: requests and limits are validated (and give
-//!   the QoS class) but not enforced; no memory limit kills — use
+//!   the QoS class) but not enforced (except by the Docker executor's
+//!   containers); no memory limit kills with processes — use
 //!   [`Faults::oom_kill_next`]. No probes, init containers, sidecars,
 //!   ephemeral containers, image pull secrets or security contexts (pods
 //!   run as root in the mount-namespace mode, see [`ReadOnlyMounts`]).
@@ -74,9 +122,17 @@
 //!   `persistentVolumeClaim`, `emptyDir` and `hostPath` volumes are
 //!   supported; `env` supports `value`, `secretKeyRef` and `fieldRef`,
 //!   `envFrom` supports `secretRef`; config maps do not exist.
-//! - A container's `command` must name `hype-run` (the only program in the
-//!   images); `workingDir` is ignored. Containers get a clean environment
-//!   (`PATH`, `HOSTNAME`, `HOME`, [`KubeletOptions::env`], the pod's own).
+//! - Processes: a container's `command` must name `hype-run` (the only
+//!   program in the images); `workingDir` is ignored. Containers get a
+//!   clean environment (`PATH`, `HOSTNAME`, `HOME`,
+//!   [`KubeletOptions::env`], the pod's own).
+//! - Docker containers: no pod sandbox (each container has its own network
+//!   namespace on the engine's default bridge, the pod IP stays
+//!   `127.0.0.1`), no graceful stop (no SIGTERM first), no security
+//!   context, user or capabilities from the pod, no image pulls, no
+//!   ephemeral-storage limits, and `pod_processes` does not see container
+//!   processes. A finished container is removed at once (a kubelet keeps
+//!   it until garbage collection), so `previous` logs do not exist either.
 //! - Claims bind at once (phase Bound in the create response) to a
 //!   directory; storage classes, sizes and access modes are not enforced;
 //!   `kubernetes.io/pvc-protection` is: a claim in use stays Terminating
@@ -102,6 +158,7 @@
 //! ```
 
 mod api;
+mod docker;
 mod faults;
 mod kubelet;
 mod store;
@@ -119,6 +176,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use docker::DockerExecutor;
 pub use faults::Faults;
 
 /// The namespace of [`KubeTestServer::client`] and the helpers.
@@ -145,6 +203,10 @@ pub enum Executor {
     /// the same statuses. If [`KubeletOptions::images`] is empty, every
     /// well-formed image exists.
     InProcess(InProcessFn),
+    /// Each container is a real Docker container of its image, on the
+    /// engine of the [`DockerExecutor`]; see "Docker executor" in the
+    /// [module documentation](self).
+    Docker(DockerExecutor),
 }
 
 impl Executor {
@@ -161,6 +223,7 @@ impl std::fmt::Debug for Executor {
         match self {
             Executor::Process => f.write_str("Process"),
             Executor::InProcess(_) => f.write_str("InProcess(..)"),
+            Executor::Docker(docker) => f.debug_tuple("Docker").field(docker).finish(),
         }
     }
 }
@@ -222,6 +285,12 @@ pub struct KubeletOptions {
     /// without a tag also matches `:latest`) → the executable standing in
     /// for the image's `hype-run` entrypoint.
     pub images: BTreeMap<String, PathBuf>,
+    /// With [`Executor::Docker`]: image name (as pods name it; a name
+    /// without a tag also matches `:latest`) → the local Docker image to
+    /// run instead (e.g. the tag [`crate::docker_image::worker_image`]
+    /// gives). An image not in this map runs as itself if the engine has
+    /// it. Images are never pulled.
+    pub docker_images: BTreeMap<String, String>,
     /// How containers run.
     pub executor: Executor,
     /// Environment every container gets first, like an image's `ENV`.
@@ -236,7 +305,8 @@ pub struct KubeletOptions {
     pub watch_history: usize,
     /// How to enforce read-only mounts; `None` (the default) detects the
     /// best way this machine allows. Forcing a way the machine does not
-    /// allow makes containers fail to start (`StartError`).
+    /// allow makes containers fail to start (`StartError`). Ignored by
+    /// [`Executor::Docker`].
     pub read_only_mounts: Option<ReadOnlyMounts>,
 }
 
@@ -244,6 +314,7 @@ impl Default for KubeletOptions {
     fn default() -> Self {
         KubeletOptions {
             images: BTreeMap::new(),
+            docker_images: BTreeMap::new(),
             executor: Executor::Process,
             env: BTreeMap::new(),
             node_name: NODE_NAME.to_owned(),
@@ -263,6 +334,13 @@ impl KubeletOptions {
     /// Maps an image to an executable.
     pub fn image(mut self, name: impl Into<String>, executable: impl Into<PathBuf>) -> Self {
         self.images.insert(name.into(), executable.into());
+        self
+    }
+
+    /// Maps an image, as pods name it, to a local Docker image
+    /// ([`Executor::Docker`]).
+    pub fn docker_image(mut self, name: impl Into<String>, local: impl Into<String>) -> Self {
+        self.docker_images.insert(name.into(), local.into());
         self
     }
 
@@ -287,6 +365,8 @@ pub(crate) struct Shared {
     requests: Mutex<Vec<(String, String)>>,
     watch_connections: AtomicUsize,
     closing: AtomicBool,
+    /// Whether [`KubeTestServer::shutdown`] removed every Docker container.
+    containers_removed: AtomicBool,
     bookmark_interval: Duration,
 }
 
@@ -339,6 +419,7 @@ impl KubeTestServer {
             requests: Mutex::new(Vec::new()),
             watch_connections: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
+            containers_removed: AtomicBool::new(false),
             bookmark_interval: options.bookmark_interval,
         });
 
@@ -397,7 +478,9 @@ impl KubeTestServer {
         &self.shared.faults
     }
 
-    /// How read-only mounts are enforced on this machine.
+    /// How read-only mounts are enforced on this machine
+    /// (`MountNamespace` with [`Executor::Docker`]: the containers'
+    /// read-only bind mounts).
     pub fn read_only_mounts(&self) -> ReadOnlyMounts {
         self.shared.kubelet.read_only
     }
@@ -490,19 +573,38 @@ impl KubeTestServer {
     }
 
     /// The PIDs of live processes of any pod's containers (including what
-    /// they started), for asserting that nothing leaks.
+    /// they started), for asserting that nothing leaks. Empty with
+    /// [`Executor::Docker`]: see [`pod_containers`](Self::pod_containers).
     pub fn pod_processes(&self) -> Vec<u32> {
         self.shared.kubelet.live_processes()
     }
 
-    /// Stops serving, closes every watch, kills every pod process and waits
-    /// (up to 10 s) until they are gone and the server has stopped.
-    /// Objects stay readable through the helpers.
+    /// The names of the Docker containers of this server's pods that the
+    /// engine still has, running or stopped ([`Executor::Docker`]; empty
+    /// with other executors), for asserting that nothing leaks. A finished
+    /// pod's container is removed once its status is written.
+    pub async fn pod_containers(&self) -> Vec<String> {
+        self.shared.kubelet.live_containers().await
+    }
+
+    /// Stops serving, closes every watch, kills every pod process (removes
+    /// every Docker container) and waits (up to 10 s) until they are gone
+    /// and the server has stopped. Objects stay readable through the
+    /// helpers.
     pub async fn shutdown(&self) {
         self.stop_now();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !self.pod_processes().is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if self
+            .shared
+            .kubelet
+            .remove_containers(remaining.max(Duration::from_secs(1)))
+            .await
+        {
+            self.shared.containers_removed.store(true, Ordering::SeqCst);
         }
         let server = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(mut server) = server {
@@ -535,6 +637,11 @@ impl Drop for KubeTestServer {
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
         while !self.pod_processes().is_empty() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
+        }
+        if !self.shared.containers_removed.load(Ordering::SeqCst) {
+            self.shared
+                .kubelet
+                .remove_containers_blocking(Duration::from_secs(10));
         }
     }
 }
