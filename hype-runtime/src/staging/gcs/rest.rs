@@ -1,0 +1,285 @@
+//! The few Cloud Storage JSON API calls the `google-cloud-storage` client
+//! does not make over HTTP: object metadata (is a blob already staged?),
+//! object deletion, and bucket metadata (is the bucket missing?). The
+//! client's own metadata and delete calls are gRPC (`StorageControl`),
+//! which neither the emulator nor every network path serves.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+
+use super::credentials::GoogleCredentials;
+use crate::error::Error;
+
+/// An object's size and generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ObjectInfo {
+    pub(crate) size: u64,
+    pub(crate) generation: i64,
+}
+
+/// Whether a bucket exists, as far as the credentials can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BucketState {
+    Exists,
+    Missing,
+    Unknown,
+}
+
+/// JSON API calls with bounded retries of transient failures.
+#[derive(Debug, Clone)]
+pub(crate) struct Rest {
+    pub(crate) http: reqwest::Client,
+    pub(crate) endpoint: String,
+    pub(crate) credentials: GoogleCredentials,
+    pub(crate) attempts: u32,
+    pub(crate) request_timeout: Duration,
+    pub(crate) purpose: String,
+}
+
+impl Rest {
+    /// Metadata of `bucket/name`, or `None` if there is no such object.
+    pub(crate) async fn object_info(
+        &self,
+        bucket: &str,
+        name: &str,
+        uri: &str,
+    ) -> Result<Option<ObjectInfo>, Error> {
+        let url = format!(
+            "{}/storage/v1/b/{}/o/{}?fields=size,generation",
+            self.endpoint,
+            encode(bucket),
+            encode(name)
+        );
+        let (status, body) = self.send(Method::GET, &url, "read", uri).await?;
+        match status {
+            StatusCode::OK => {
+                let json: serde_json::Value =
+                    serde_json::from_slice(&body).map_err(|err| Error::Staging {
+                        operation: "read",
+                        uri: uri.to_owned(),
+                        message: format!("unreadable object metadata: {err}"),
+                        source: None,
+                    })?;
+                // The JSON API writes 64-bit integers as strings.
+                let number = |key: &str| {
+                    json.get(key).and_then(|v| {
+                        v.as_str()
+                            .and_then(|s| s.parse().ok())
+                            .or_else(|| v.as_i64())
+                    })
+                };
+                Ok(Some(ObjectInfo {
+                    size: number("size").unwrap_or(-1).max(0) as u64,
+                    generation: number("generation").unwrap_or(0),
+                }))
+            }
+            StatusCode::NOT_FOUND => Ok(None),
+            other => Err(self.status_error("read", uri, other, &body)),
+        }
+    }
+
+    /// Deletes `bucket/name`; an object that is not there is not an error.
+    pub(crate) async fn delete_object(
+        &self,
+        bucket: &str,
+        name: &str,
+        uri: &str,
+    ) -> Result<(), Error> {
+        let url = format!(
+            "{}/storage/v1/b/{}/o/{}",
+            self.endpoint,
+            encode(bucket),
+            encode(name)
+        );
+        let (status, body) = self.send(Method::DELETE, &url, "delete", uri).await?;
+        match status {
+            s if s.is_success() => Ok(()),
+            StatusCode::NOT_FOUND => Ok(()),
+            other => Err(self.status_error("delete", uri, other, &body)),
+        }
+    }
+
+    /// Whether `bucket` exists. Credentials that may use objects but not
+    /// read bucket metadata give [`BucketState::Unknown`].
+    pub(crate) async fn bucket_state(&self, bucket: &str) -> BucketState {
+        let url = format!(
+            "{}/storage/v1/b/{}?fields=name",
+            self.endpoint,
+            encode(bucket)
+        );
+        match self
+            .send(Method::GET, &url, "read", &format!("gs://{bucket}"))
+            .await
+        {
+            Ok((StatusCode::OK, _)) => BucketState::Exists,
+            Ok((StatusCode::NOT_FOUND, _)) => BucketState::Missing,
+            _ => BucketState::Unknown,
+        }
+    }
+
+    /// Sends a body-less request, retrying connection failures, timeouts,
+    /// 408, 429 and 5xx up to `attempts` times with a short backoff.
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        operation: &'static str,
+        uri: &str,
+    ) -> Result<(StatusCode, bytes::Bytes), Error> {
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            let headers = self
+                .credentials
+                .headers(&self.purpose, |message| Error::Staging {
+                    operation,
+                    uri: uri.to_owned(),
+                    message,
+                    source: None,
+                })
+                .await?;
+            let sent = self
+                .http
+                .request(method.clone(), url)
+                .headers(headers)
+                .timeout(self.request_timeout)
+                .send()
+                .await;
+            let retry = match sent {
+                Ok(response) => {
+                    let status = response.status();
+                    let transient = status == StatusCode::REQUEST_TIMEOUT
+                        || status == StatusCode::TOO_MANY_REQUESTS
+                        || status.is_server_error();
+                    match response.bytes().await {
+                        Ok(body) if !transient || attempt >= self.attempts => {
+                            return Ok((status, body));
+                        }
+                        Ok(_) => format!("HTTP {status}"),
+                        Err(err) => format!("reading the response failed: {err}"),
+                    }
+                }
+                Err(err) => describe_send_error(&err),
+            };
+            if attempt >= self.attempts {
+                return Err(Error::Staging {
+                    operation,
+                    uri: uri.to_owned(),
+                    message: format!(
+                        "{retry} (after {attempt} attempt(s) at {}); check that the storage endpoint is reachable",
+                        self.endpoint
+                    ),
+                    source: None,
+                });
+            }
+            tracing::debug!(%uri, attempt, %retry, "retrying a storage request");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
+            attempt += 1;
+        }
+    }
+
+    fn status_error(
+        &self,
+        operation: &'static str,
+        uri: &str,
+        status: StatusCode,
+        body: &[u8],
+    ) -> Error {
+        let detail = api_message(body);
+        let message = match status {
+            StatusCode::UNAUTHORIZED => format!(
+                "the storage service rejected {} (401 Unauthorized: {detail})",
+                self.credentials.source
+            ),
+            StatusCode::FORBIDDEN => format!(
+                "permission denied for {} (403: {detail}); grant it roles/storage.objectAdmin on the bucket",
+                self.credentials.source
+            ),
+            _ => format!("HTTP {status}: {detail}"),
+        };
+        Error::Staging {
+            operation,
+            uri: uri.to_owned(),
+            message,
+            source: None,
+        }
+    }
+}
+
+/// The `error.message` of a Google API error body, else the body itself
+/// (shortened).
+pub(crate) fn api_message(body: &[u8]) -> String {
+    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(body)
+        && let Some(message) = json
+            .pointer("/error/message")
+            .and_then(|m| m.as_str())
+            .filter(|m| !m.is_empty())
+    {
+        return message.to_owned();
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "no details".to_owned();
+    }
+    let mut end = text.len().min(300);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].replace(['\n', '\r'], " ")
+}
+
+/// A reqwest error with its causes ("error sending request" alone says
+/// nothing).
+pub(crate) fn describe_send_error(err: &reqwest::Error) -> String {
+    let mut text = if err.is_timeout() {
+        "no answer in time".to_owned()
+    } else if err.is_connect() {
+        "cannot connect".to_owned()
+    } else {
+        err.to_string()
+    };
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Percent-encodes one URL path segment (every byte but the unreserved
+/// ones, so `/` in an object name becomes `%2F` as the JSON API wants).
+pub(crate) fn encode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_object_names_as_one_segment() {
+        assert_eq!(encode("hype/blobs/sha256/ab"), "hype%2Fblobs%2Fsha256%2Fab");
+        assert_eq!(encode("a b~c"), "a%20b~c");
+        assert_eq!(encode("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn api_messages_come_from_the_error_body() {
+        let body = br#"{"error": {"code": 404, "message": "No such object: b/o"}}"#;
+        assert_eq!(api_message(body), "No such object: b/o");
+        assert_eq!(api_message(b"  plain\ntext "), "plain text");
+        assert_eq!(api_message(b""), "no details");
+    }
+}
