@@ -4,14 +4,23 @@
 //! | `HYPE_CLUSTER` | cluster | feature |
 //! |---|---|---|
 //! | unset, empty or `local` | [`LocalCluster`]: child processes (the embedded default) | none |
-//! | `docker` | local Docker engine | `docker` |
+//! | `docker` | `DockerCluster`: containers on the local Docker engine | `docker` |
 //! | `kube` or `kube:CONTEXT` | Kubernetes from kubeconfig or in-cluster config | `kubernetes` |
-//! | `gke:PROJECT/LOCATION/CLUSTER` | Google Kubernetes Engine | `gcs` |
+//! | `gke:PROJECT/LOCATION/CLUSTER` | `ContainerEngineCluster`: Google Kubernetes Engine | `gcs` |
+
+#[cfg(feature = "gcs")]
+pub mod gke;
 
 use std::sync::Arc;
 
+#[cfg(feature = "gcs")]
+pub use self::gke::ContainerEngineCluster;
 use crate::error::Error;
 use crate::runner::Runner;
+#[cfg(feature = "docker")]
+pub use crate::runner::docker::DockerCluster;
+#[cfg(feature = "kubernetes")]
+pub use crate::runner::kubernetes::KubeCluster;
 pub use crate::runner::local::LocalCluster;
 use crate::staging::{BoxFuture, Staging};
 

@@ -284,6 +284,21 @@ pub enum Error {
         problems: Vec<String>,
     },
 
+    /// No Google Cloud credentials were found (Application Default
+    /// Credentials: `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's
+    /// application-default file, the metadata server), for GCS staging or a
+    /// GKE cluster.
+    #[error(
+        "no Google Cloud credentials found for {purpose}: {}. Set GOOGLE_APPLICATION_CREDENTIALS to a service account key file, run `gcloud auth application-default login`, or run where a metadata server gives a service account (GCE, or a GKE pod with Workload Identity)",
+        looked.join("; ")
+    )]
+    CredentialsNotFound {
+        /// What the credentials were for (a bucket, a cluster).
+        purpose: String,
+        /// Every place hype looked, and what it found there.
+        looked: Vec<String>,
+    },
+
     /// hype's configuration (`HYPE_CLUSTER`, `HYPE_STAGING`, a submitter
     /// setting) is invalid or names a backend that is not compiled in.
     #[error("configuration: {message}")]

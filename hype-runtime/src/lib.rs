@@ -33,15 +33,26 @@ pub mod wire;
 mod cleanup;
 
 pub use bytes::Bytes;
+#[cfg(feature = "gcs")]
+pub use cluster::ContainerEngineCluster;
+#[cfg(feature = "docker")]
+pub use cluster::DockerCluster;
+#[cfg(feature = "kubernetes")]
+pub use cluster::KubeCluster;
 pub use cluster::{Cluster, ClusterSpec, Connection, LocalCluster};
 pub use entry::dispatch_if_hype_run;
 pub use environment::{
     BasePod, DEFAULT_TIMEOUT, RunEnvironment, Secret, VolumeLifetime, VolumeMount, VolumeRequest,
 };
 pub use error::{Error, Result};
+/// `google-cloud-auth`, for credentials given in code.
+#[cfg(feature = "gcs")]
+pub use google_cloud_auth;
 pub use mounts::mount_path;
 pub use registry::{Registration, Registry};
 pub use remote::{Call, Invoke, RemoteFn, Wire};
 pub use runner::Runner;
+#[cfg(feature = "gcs")]
+pub use staging::GcsStaging;
 pub use staging::Staging;
 pub use submitter::Submitter;

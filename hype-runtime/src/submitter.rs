@@ -51,7 +51,28 @@ struct Inner {
     owned_staging_dir: Option<PathBuf>,
     session: String,
     closed: watch::Sender<bool>,
+    /// How many calls are running; `close` waits for it to reach zero.
+    in_flight: watch::Sender<usize>,
 }
+
+/// Counts a call as in flight while it lives.
+struct InFlight<'a>(&'a watch::Sender<usize>);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a watch::Sender<usize>) -> Self {
+        counter.send_modify(|n| *n += 1);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
+
+/// How long [`Submitter::close`] waits for cancelled calls to wind down.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -97,6 +118,30 @@ impl Submitter {
         ))
     }
 
+    /// Connects to `cluster`, staging in a temporary directory removed when
+    /// the submitter is dropped (as [`Submitter::local`] does).
+    #[cfg(feature = "docker")]
+    async fn with_temporary_staging(cluster: impl Cluster) -> Result<Submitter, Error> {
+        let dir = cleanup::temp_dir("hype-staging-").map_err(|err| Error::Config {
+            message: format!("cannot create a temporary staging directory: {err}"),
+        })?;
+        let staging: Arc<dyn Staging> = Arc::new(LocalStaging::new(dir.clone())?);
+        let session = ids::random_suffix(10);
+        let connected = cluster
+            .connect(Connection {
+                staging: staging.clone(),
+                session: session.clone(),
+            })
+            .await;
+        match connected {
+            Ok(runner) => Ok(Submitter::assemble(runner, staging, Some(dir), session)),
+            Err(err) => {
+                let _ = cleanup::remove_now(&dir);
+                Err(err)
+            }
+        }
+    }
+
     /// A submitter over a runner and store built by hand (tools, tests,
     /// custom runners).
     pub fn with_runner(runner: Arc<dyn Runner>, staging: Arc<dyn Staging>) -> Submitter {
@@ -116,6 +161,7 @@ impl Submitter {
                 owned_staging_dir: owned,
                 session,
                 closed: watch::Sender::new(false),
+                in_flight: watch::Sender::new(0),
             }),
         }
     }
@@ -130,6 +176,50 @@ impl Submitter {
             (ClusterSpec::Local, Some(staging)) => {
                 Submitter::new(staging, LocalCluster::new()).await
             }
+            #[cfg(feature = "docker")]
+            (ClusterSpec::Docker, Some(staging)) => {
+                Submitter::new(staging, crate::cluster::DockerCluster::new()).await
+            }
+            #[cfg(feature = "docker")]
+            (ClusterSpec::Docker, None) => {
+                Submitter::with_temporary_staging(crate::cluster::DockerCluster::new()).await
+            }
+            #[cfg(feature = "kubernetes")]
+            (ClusterSpec::Kube { context }, Some(staging)) => {
+                let cluster = match context {
+                    Some(context) => crate::cluster::KubeCluster::new().context(context.clone()),
+                    None => crate::cluster::KubeCluster::new(),
+                };
+                Submitter::new(staging, cluster).await
+            }
+            #[cfg(feature = "kubernetes")]
+            (ClusterSpec::Kube { .. }, None) => Err(Error::Config {
+                message: "HYPE_CLUSTER=kube needs HYPE_STAGING=gs://bucket/prefix (or another store the pods can read): pods cannot read this machine's temporary files".to_owned(),
+            }),
+            #[cfg(feature = "gcs")]
+            (
+                ClusterSpec::Gke {
+                    project,
+                    location,
+                    cluster,
+                },
+                Some(staging),
+            ) if staging.starts_with("gs://") => {
+                let cluster =
+                    crate::cluster::ContainerEngineCluster::new(project, location, cluster);
+                Submitter::new(staging, cluster).await
+            }
+            #[cfg(feature = "gcs")]
+            (ClusterSpec::Gke { .. }, staging) => Err(Error::Config {
+                message: format!(
+                    "HYPE_CLUSTER=gke:... needs HYPE_STAGING=gs://bucket/prefix, a bucket the pods can read and write{}",
+                    staging
+                        .map(|s| format!(" (it is {s:?})"))
+                        .unwrap_or_else(|| " (it is not set)".to_owned())
+                ),
+            }),
+            // Unreachable when every backend feature is on.
+            #[allow(unreachable_patterns)]
             (other, _) => Err(Error::Config {
                 message: format!(
                     "HYPE_CLUSTER asks for {other:?}, which needs hype's `{}` feature; this build of hype does not have that runner yet",
@@ -212,6 +302,7 @@ impl Submitter {
             execution_id: execution_id.to_owned(),
             reason: reason.to_owned(),
         };
+        let _in_flight = InFlight::enter(&self.inner.in_flight);
         let mut closed = self.inner.closed.subscribe();
         if *closed.borrow() {
             return Err(cancelled("the submitter is closed"));
@@ -278,6 +369,18 @@ impl Submitter {
     /// submitter created for itself.
     pub async fn close(&self) -> Result<(), Error> {
         self.inner.closed.send_replace(true);
+        // Each cancelled call drops its execution (and the runner's cleanup
+        // of it) on its own task: wait for them before releasing the rest.
+        let mut in_flight = self.inner.in_flight.subscribe();
+        if tokio::time::timeout(CLOSE_WAIT, in_flight.wait_for(|n| *n == 0))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                calls = *in_flight.borrow(),
+                "calls still winding down after {CLOSE_WAIT:?}; closing anyway"
+            );
+        }
         self.inner.runner.close().await
     }
 }

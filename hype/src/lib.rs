@@ -39,9 +39,10 @@
 //!
 //! ## Features
 //!
-//! - `kubernetes`: pods on Kubernetes (to come).
-//! - `gcs`: Google Cloud Storage staging and GKE clusters (to come).
-//! - `docker`: containers on a local Docker engine (to come).
+//! - `kubernetes`: pods on Kubernetes (`KubeCluster`).
+//! - `gcs`: Google Cloud Storage staging (`gs://bucket/prefix`, `GcsStaging`)
+//!   and GKE clusters (`ContainerEngineCluster`); implies `kubernetes`.
+//! - `docker`: containers on a local Docker engine (`DockerCluster`).
 //!
 //! ## The wire
 //!
@@ -58,6 +59,23 @@ pub use hype_runtime::{
     Staging, Submitter, VolumeLifetime, VolumeMount, VolumeRequest, Wire, dispatch_if_hype_run,
     mount_path,
 };
+
+#[cfg(feature = "kubernetes")]
+#[doc(inline)]
+pub use hype_runtime::KubeCluster;
+
+#[cfg(feature = "docker")]
+#[doc(inline)]
+pub use hype_runtime::DockerCluster;
+
+#[cfg(feature = "gcs")]
+#[doc(inline)]
+pub use hype_runtime::{ContainerEngineCluster, GcsStaging};
+
+/// `google-cloud-auth`, for credentials given in code
+/// (`ContainerEngineCluster::with_credentials`, `GcsStaging::builder`).
+#[cfg(feature = "gcs")]
+pub use hype_runtime::google_cloud_auth;
 
 #[doc(inline)]
 pub use hype_runtime::{

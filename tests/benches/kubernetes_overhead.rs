@@ -77,8 +77,12 @@ async fn bare_pod(pods: &Api<Pod>, name: &str, call: &str) {
         }),
         status: None,
     };
-    pods.create(&PostParams::default(), &pod).await.expect("create");
-    pods.delete(name, &DeleteParams::default()).await.expect("delete");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
+    pods.delete(name, &DeleteParams::default())
+        .await
+        .expect("delete");
 }
 
 async fn bench() {

@@ -11,6 +11,13 @@ use std::time::{Duration, Instant};
 use hype::ByteBuf;
 use serde::{Deserialize, Serialize};
 
+pub mod docker_image;
+
+pub mod gcs_server;
+pub mod gke_server;
+
+pub mod kube_double;
+
 /// Call from a binary's `main` so the linker keeps this crate's
 /// registrations even when nothing else of it is used.
 pub fn link() {}
@@ -169,6 +176,52 @@ pub mod files {
     pub fn write(path: String, contents: String) -> Result<(), String> {
         let local = hype::mount_path(&path);
         std::fs::write(&local, contents).map_err(|e| format!("{}: {e}", local.display()))
+    }
+}
+
+/// For the container runners' tests: memory, time and mounts, with
+/// nothing but the standard library (the test image has no shell).
+pub mod containers {
+    /// Allocates and touches `mib` MiB, then returns how many pages it
+    /// touched: a memory limit below that gets the call OOM-killed.
+    #[hype::remote]
+    pub fn allocate(mib: usize) -> u64 {
+        const PAGE: usize = 4096;
+        let mut blocks = Vec::with_capacity(mib);
+        for _ in 0..mib {
+            let mut block = vec![0u8; 1 << 20];
+            for i in (0..block.len()).step_by(PAGE) {
+                block[i] = 1;
+            }
+            blocks.push(std::hint::black_box(block));
+        }
+        blocks
+            .iter()
+            .map(|b| b.iter().step_by(PAGE).map(|&x| u64::from(x)).sum::<u64>())
+            .sum()
+    }
+
+    /// Sleeps for `millis` milliseconds.
+    #[hype::remote]
+    pub fn sleep(millis: u64) -> u64 {
+        std::thread::sleep(std::time::Duration::from_millis(millis));
+        millis
+    }
+
+    /// Reads `read`, then tries to create `write`: what a read-only mount
+    /// allows and refuses.
+    #[hype::remote]
+    pub fn read_and_try_write(
+        read: String,
+        write: String,
+    ) -> (Result<String, String>, Result<(), String>) {
+        let local = hype::mount_path(&read);
+        let contents =
+            std::fs::read_to_string(&local).map_err(|e| format!("{}: {e}", local.display()));
+        let local = hype::mount_path(&write);
+        let written = std::fs::write(&local, b"reader was here")
+            .map_err(|e| format!("{}: {e}", local.display()));
+        (contents, written)
     }
 }
 

@@ -8,9 +8,13 @@
 //! | runner | module | feature |
 //! |---|---|---|
 //! | child process of this binary (the embedded default) | [`local`] | none |
-//! | container on a Docker engine | `docker` (to come) | `docker` |
-//! | pod on Kubernetes | `kubernetes` (to come) | `kubernetes` |
+//! | container on a Docker engine | `docker` | `docker` |
+//! | pod on Kubernetes | `kubernetes` | `kubernetes` |
 
+#[cfg(feature = "docker")]
+pub mod docker;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 pub mod local;
 
 use crate::environment::RunEnvironment;

@@ -13,12 +13,16 @@
 //! `file:///dir` is [`LocalStaging`]; `gs://bucket/prefix` is Google Cloud
 //! Storage (the `gcs` feature).
 
+#[cfg(feature = "gcs")]
+pub mod gcs;
 mod local;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+#[cfg(feature = "gcs")]
+pub use gcs::{GcsStaging, GcsStagingBuilder};
 pub use local::LocalStaging;
 
 use crate::error::Error;
@@ -63,6 +67,11 @@ pub fn open(location: &str) -> Result<Arc<dyn Staging>, Error> {
     if location.starts_with("file://") {
         return Ok(Arc::new(LocalStaging::from_uri(location)?));
     }
+    #[cfg(feature = "gcs")]
+    if location.starts_with("gs://") {
+        return Ok(Arc::new(GcsStaging::new(location)?));
+    }
+    #[cfg(not(feature = "gcs"))]
     if location.starts_with("gs://") {
         return Err(Error::Config {
             message: format!(
@@ -115,8 +124,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let uri = format!("file://{}", dir.path().display());
         assert_eq!(open(&uri).unwrap().location(), uri);
-        let err = open("gs://bucket/x").unwrap_err();
-        assert!(err.to_string().contains("`gcs` feature"), "{err}");
+        #[cfg(not(feature = "gcs"))]
+        {
+            let err = open("gs://bucket/x").unwrap_err();
+            assert!(err.to_string().contains("`gcs` feature"), "{err}");
+        }
+        #[cfg(feature = "gcs")]
+        assert_eq!(open("gs://bucket/x").unwrap().location(), "gs://bucket/x");
         let err = open("s3://bucket").unwrap_err();
         assert!(err.to_string().contains("not supported"), "{err}");
     }
