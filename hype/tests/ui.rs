@@ -4,7 +4,10 @@
 //! file per kind of error.
 //!
 //! Regenerate the expected output after a deliberate change with
-//! `TRYBUILD=overwrite cargo test -p hype --test ui`, then read the diff.
+//! `TRYBUILD=overwrite cargo test --workspace --test ui`, then read the diff.
+//! Use `--workspace`, as the README's test command does: the two
+//! `not_serde_*` cases quote rustc's list of types implementing serde's
+//! traits, which depends on the features the whole workspace unifies.
 
 #[test]
 fn ui() {
