@@ -1207,9 +1207,18 @@ async fn secrets_volumes_and_read_only_mounts() {
 /// and file modes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_mounts_by_file_modes() {
+    // Pods run as unprivileged uids in this mode: they must be able to
+    // execute the worker, which may sit under a directory only root can
+    // enter (a checkout in a `mktemp -d` folder). Use a copy they can reach.
+    use std::os::unix::fs::PermissionsExt as _;
+    let bin = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bin.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let worker = bin.path().join("hype-test-worker");
+    std::fs::copy(common::worker(), &worker).unwrap();
+    std::fs::set_permissions(&worker, std::fs::Permissions::from_mode(0o755)).unwrap();
     let server = KubeTestServer::start(KubeletOptions {
         read_only_mounts: Some(ReadOnlyMounts::FileModes),
-        ..KubeletOptions::new().image(IMAGE, common::worker())
+        ..KubeletOptions::new().image(IMAGE, &worker)
     });
     volumes_and_mounts(server).await;
 }
