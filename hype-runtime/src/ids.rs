@@ -54,6 +54,31 @@ pub fn execution_id(function_id: &str) -> String {
     }
 }
 
+/// A label value for `text`: at most 63 characters of `[A-Za-z0-9._-]`,
+/// starting and ending with an alphanumeric character. The Kubernetes rule,
+/// used for pod and container labels alike so the same selectors work on
+/// both.
+pub fn label_value(text: &str) -> String {
+    let mut value: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(63)
+        .collect();
+    while value.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
+        value.pop();
+    }
+    let start = value
+        .find(|c: char| c.is_ascii_alphanumeric())
+        .unwrap_or(value.len());
+    value.split_off(start)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -83,29 +83,7 @@ pub struct ContainerPlan {
     pub memory_limit: Option<String>,
 }
 
-/// A label value for `text`: at most 63 characters of `[A-Za-z0-9._-]`,
-/// starting and ending with an alphanumeric character (the Kubernetes
-/// rule, so the same selectors work on pods and containers).
-pub fn label_value(text: &str) -> String {
-    let mut value: String = text
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(63)
-        .collect();
-    while value.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
-        value.pop();
-    }
-    let start = value
-        .find(|c: char| c.is_ascii_alphanumeric())
-        .unwrap_or(value.len());
-    value.split_off(start)
-}
+pub use crate::ids::label_value;
 
 /// The labels of everything a session creates.
 pub fn session_labels(session: &str) -> HashMap<String, String> {

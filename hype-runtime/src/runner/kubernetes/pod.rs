@@ -58,28 +58,7 @@ pub struct PodRequest<'a> {
     pub env: &'a RunEnvironment,
 }
 
-/// A label value for `text`: at most 63 characters of `[A-Za-z0-9._-]`,
-/// starting and ending with an alphanumeric character.
-pub fn label_value(text: &str) -> String {
-    let mut value: String = text
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(63)
-        .collect();
-    while value.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
-        value.pop();
-    }
-    let start = value
-        .find(|c: char| c.is_ascii_alphanumeric())
-        .unwrap_or(value.len());
-    value.split_off(start)
-}
+pub use crate::ids::label_value;
 
 /// The labels of everything a session creates.
 pub fn session_labels(session: &str) -> BTreeMap<String, String> {
