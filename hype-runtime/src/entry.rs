@@ -18,40 +18,21 @@
 //! Every failure also prints one line starting `hype-run:` on stderr.
 //! `hype-run --list` prints the registered functions and their signatures.
 
-use std::cell::RefCell;
 use std::ffi::OsString;
 use std::io::Write as _;
-use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
+use crate::config;
 use crate::error::Error;
+use crate::invoke::{self, Executed, runtime};
 use crate::registry::Registry;
-use crate::remote::{Invoke, RemoteFn};
 use crate::staging::{self, Staging};
+pub use crate::wire::HYPE_RUN;
 use crate::wire::{
-    self, CallEnvelope, EXIT_OUTCOME_UNWRITABLE, EXIT_PANICKED, Failure, Outcome, OutcomeEnvelope,
-    Payload, Reference, TERMINATION_MESSAGE_LIMIT,
+    self, CallEnvelope, EXIT_OUTCOME_UNWRITABLE, EXIT_PANICKED, EXIT_RETURNED, Failure, Outcome,
+    OutcomeEnvelope, Payload, Reference, TERMINATION_MESSAGE_LIMIT,
 };
-
-/// The name the entrypoint answers to, as argv[0] basename or first argument.
-pub const HYPE_RUN: &str = "hype-run";
-/// Where the termination message goes unless `HYPE_TERMINATION_MESSAGE_PATH` says.
-pub const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
-
-/// How a registered function is executed: decode arguments, run, encode.
-pub(crate) type ExecuteFn = fn(&[u8]) -> Executed;
-
-/// What executing a function's body gave.
-#[derive(Debug)]
-pub(crate) enum Executed {
-    Returned(Vec<u8>),
-    Panicked {
-        message: String,
-        location: Option<String>,
-    },
-    Failed(Failure),
-}
 
 /// If this process was started as `hype-run` (argv[0] basename `hype-run`,
 /// or first argument `hype-run`), executes the call and exits with its code;
@@ -81,86 +62,13 @@ pub fn hype_run_arguments(args: &[OsString]) -> Option<&[OsString]> {
     None
 }
 
-thread_local! {
-    static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-fn install_panic_hook() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            let location = info.location().map(|l| l.to_string());
-            PANIC_LOCATION.with(|cell| *cell.borrow_mut() = location);
-            previous(info);
-        }));
-    });
-}
-
-fn runtime() -> Result<&'static tokio::runtime::Runtime, Error> {
-    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(|err| err.to_string())
-        })
-        .as_ref()
-        .map_err(|err| Error::Config {
-            message: format!("cannot start a tokio runtime: {err}"),
-        })
-}
-
-/// Runs a registered function: the monomorphised body of
-/// [`crate::registry::Registration::execute`].
-pub(crate) fn execute<F: RemoteFn>(payload: &[u8]) -> Executed {
-    let args: F = match wire::decode_value(F::ID, "arguments", payload) {
-        Ok(args) => args,
-        Err(err) => return Executed::Failed(Failure::from_error(&err)),
-    };
-    PANIC_LOCATION.with(|cell| cell.borrow_mut().take());
-    let caught = panic::catch_unwind(AssertUnwindSafe(|| match args.invoke() {
-        Invoke::Ready(value) => Ok(value),
-        Invoke::Pending(future) => runtime().map(|rt| rt.block_on(future)),
-    }));
-    match caught {
-        Ok(Ok(value)) => match wire::encode_value(F::ID, "result", &value) {
-            Ok(bytes) => Executed::Returned(bytes),
-            Err(err) => Executed::Failed(Failure::from_error(&err)),
-        },
-        Ok(Err(err)) => Executed::Failed(Failure::Staging {
-            message: err.to_string(),
-        }),
-        Err(payload) => Executed::Panicked {
-            message: panic_message(payload.as_ref()),
-            location: PANIC_LOCATION.with(|cell| cell.borrow_mut().take()),
-        },
-    }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any> (a panic payload that is not a string)".to_owned()
-    }
-}
-
 /// Executes `hype-run` with the arguments after `hype-run` and returns the
 /// exit code.
 pub fn run(args: &[OsString]) -> i32 {
-    install_panic_hook();
-    let execution_id = std::env::var("HYPE_EXECUTION_ID")
-        .unwrap_or_else(|_| format!("hype-run-{}", std::process::id()));
-    let termination_path = std::env::var_os("HYPE_TERMINATION_MESSAGE_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_TERMINATION_MESSAGE_PATH));
+    invoke::install_panic_hook();
     let mut ctx = Context {
-        execution_id,
-        termination_path: Some(termination_path),
+        execution_id: config::execution_id(),
+        termination_path: Some(config::termination_message_path()),
         function: String::new(),
         staging: None,
         message: None,
@@ -193,9 +101,10 @@ pub struct InProcessRun {
 /// as `hype-run` would, but returns instead of writing files and exiting:
 /// for executors that run calls in-process, such as the Kubernetes test
 /// double's instant pods. Call it from a plain thread, not from async code
-/// (async functions run on their own runtime).
+/// (async functions and staging requests run on their own runtime): from
+/// inside a tokio runtime it fails with a bad-invocation outcome instead.
 pub fn execute_in_process(call: &str, execution_id: &str) -> InProcessRun {
-    install_panic_hook();
+    invoke::install_panic_hook();
     let mut ctx = Context {
         execution_id: execution_id.to_owned(),
         termination_path: None,
@@ -203,9 +112,15 @@ pub fn execute_in_process(call: &str, execution_id: &str) -> InProcessRun {
         staging: None,
         message: None,
     };
-    let exit_code = match ctx.prepare_and_execute(call) {
-        Ok(outcome) => ctx.finish(outcome),
-        Err(err) => ctx.fail(&err),
+    let exit_code = if tokio::runtime::Handle::try_current().is_ok() {
+        ctx.fail(&Error::BadInvocation {
+            message: "execute_in_process was called from inside a tokio runtime; call it from a plain thread (std::thread::spawn or tokio::task::spawn_blocking)".to_owned(),
+        })
+    } else {
+        match ctx.prepare_and_execute(call) {
+            Ok(outcome) => ctx.finish(outcome),
+            Err(err) => ctx.fail(&err),
+        }
     };
     InProcessRun {
         exit_code,
@@ -240,7 +155,7 @@ fn list() -> i32 {
             let mut out = std::io::stdout().lock();
             for id in registry.ids() {
                 if let Some(reg) = registry.get(id) {
-                    let _ = writeln!(out, "{id}\t{:016x}", reg.signature);
+                    let _ = writeln!(out, "{id}\t{:016x}", reg.signature());
                 }
             }
             0
@@ -281,11 +196,11 @@ impl Context {
                     .collect(),
             });
         };
-        if registration.signature != envelope.signature {
+        if registration.signature() != envelope.signature {
             return Err(Error::SignatureMismatch {
                 function: envelope.function.clone(),
                 expected: envelope.signature,
-                found: registration.signature,
+                found: registration.signature(),
                 execution_id: self.execution_id.clone(),
             });
         }
@@ -297,7 +212,7 @@ impl Context {
             }
         };
         tracing::debug!(function = %envelope.function, execution_id = %self.execution_id, "executing");
-        Ok(match (registration.execute)(&arguments) {
+        Ok(match registration.execute(&arguments) {
             Executed::Returned(bytes) => Outcome::Returned(self.result_payload(bytes)?),
             Executed::Panicked { message, location } => Outcome::Panicked { message, location },
             Executed::Failed(failure) => Outcome::Failed(failure),
@@ -313,11 +228,7 @@ impl Context {
                 let store = self.store_for(&uri)?;
                 let bytes = runtime()?.block_on(store.get_object(&uri))?;
                 if let Some(hex) = staging::digest_in_uri(&uri) {
-                    let blob = wire::BlobRef {
-                        uri: uri.clone(),
-                        len: bytes.len() as u64,
-                        sha256: hex.to_owned(),
-                    };
+                    let blob = wire::BlobRef::new(uri.clone(), bytes.len() as u64, hex);
                     staging::verify(&blob, &bytes)?;
                 }
                 bytes
@@ -341,11 +252,11 @@ impl Context {
     }
 
     fn result_payload(&self, bytes: Vec<u8>) -> Result<Payload, Error> {
-        let probe = OutcomeEnvelope {
-            function: self.function.clone(),
-            execution_id: self.execution_id.clone(),
-            outcome: Outcome::Returned(Payload::Inline(wire::Bytes::new())),
-        };
+        let probe = OutcomeEnvelope::new(
+            self.function.clone(),
+            self.execution_id.clone(),
+            Outcome::Returned(Payload::Inline(wire::Bytes::new())),
+        );
         let overhead = wire::encode_outcome(&probe)?.len() + 5;
         if wire::inline_text_len(overhead + bytes.len()) <= TERMINATION_MESSAGE_LIMIT {
             return Ok(Payload::Inline(wire::Bytes::from(bytes)));
@@ -371,7 +282,7 @@ impl Context {
     /// Writes the outcome and gives the exit code.
     fn finish(&mut self, outcome: Outcome) -> i32 {
         let code = match &outcome {
-            Outcome::Returned(_) => 0,
+            Outcome::Returned(_) => EXIT_RETURNED,
             Outcome::Panicked { message, location } => {
                 eprintln!(
                     "hype-run: remote function {} panicked{}: {}",
@@ -392,16 +303,12 @@ impl Context {
                 failure.exit_code()
             }
         };
-        let envelope = OutcomeEnvelope {
-            function: self.function.clone(),
-            execution_id: self.execution_id.clone(),
-            outcome,
-        };
+        let envelope = OutcomeEnvelope::new(self.function.clone(), self.execution_id.clone(), outcome);
         let written = self
             .outcome_text(&envelope)
             .and_then(|text| match &self.termination_path {
                 Some(path) => std::fs::write(path, text)
-                    .map_err(|err| Error::staging("write", path.display().to_string(), err)),
+                    .map_err(|err| Error::staging_io("write", path.display().to_string(), err)),
                 None => {
                     self.message = Some(text);
                     Ok(())

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use crate::error::Error;
 
+pub(crate) mod quantity;
+
 /// The timeout of an environment that sets none: one hour. Every call has
 /// a bound; raise it with [`RunEnvironment::with_timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
@@ -57,10 +59,20 @@ struct Settings {
 /// written; the Kubernetes runner parses and merges it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BasePod {
+    path: PathBuf,
+    yaml: Arc<str>,
+}
+
+impl BasePod {
     /// The file it was read from.
-    pub path: PathBuf,
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The file's contents.
-    pub yaml: Arc<str>,
+    pub fn yaml(&self) -> &str {
+        &self.yaml
+    }
 }
 
 impl RunEnvironment {
@@ -264,10 +276,8 @@ fn check_dns_subdomain(name: &str) -> Result<(), &'static str> {
 /// A Kubernetes secret mounted read-only at a path in the container.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Secret {
-    /// The secret's name.
-    pub name: String,
-    /// Where its keys appear as files.
-    pub mount_path: PathBuf,
+    name: String,
+    mount_path: PathBuf,
 }
 
 impl Secret {
@@ -278,10 +288,21 @@ impl Secret {
             mount_path: mount_path.into(),
         }
     }
+
+    /// The secret's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where its keys appear as files.
+    pub fn mount_path(&self) -> &Path {
+        &self.mount_path
+    }
 }
 
 /// How long a requested volume lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum VolumeLifetime {
     /// Created for this submitter and deleted when it closes, unless
     /// [`VolumeRequest::keep_on_exit`].
@@ -293,16 +314,11 @@ pub enum VolumeLifetime {
 /// A volume (a persistent volume claim on Kubernetes, a directory locally).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VolumeRequest {
-    /// The claim's name: `hype-request-<random8>` for transient requests.
-    pub name: String,
-    /// The storage class (`storageClassName`).
-    pub storage_class: String,
-    /// The requested size (`"10Gi"`).
-    pub size: String,
-    /// Transient or persistent.
-    pub lifetime: VolumeLifetime,
-    /// Keep a transient volume when the submitter closes.
-    pub keep_on_exit: bool,
+    name: String,
+    storage_class: String,
+    size: String,
+    lifetime: VolumeLifetime,
+    keep_on_exit: bool,
 }
 
 impl VolumeRequest {
@@ -333,10 +349,37 @@ impl VolumeRequest {
         }
     }
 
-    /// Keeps this volume when the submitter closes.
-    pub fn keep_on_exit(mut self) -> Self {
-        self.keep_on_exit = true;
+    /// Whether to keep this volume when the submitter closes (persistent
+    /// volumes are always kept).
+    pub fn keep_on_exit(mut self, keep: bool) -> Self {
+        self.keep_on_exit = keep || self.lifetime == VolumeLifetime::Persistent;
         self
+    }
+
+    /// The volume's name (the claim's, the Docker volume's, the local
+    /// directory's): `hype-request-<random8>` for transient requests.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The storage class (`storageClassName`).
+    pub fn storage_class(&self) -> &str {
+        &self.storage_class
+    }
+
+    /// The requested size (`"10Gi"`).
+    pub fn size(&self) -> &str {
+        &self.size
+    }
+
+    /// Transient or persistent.
+    pub fn lifetime(&self) -> VolumeLifetime {
+        self.lifetime
+    }
+
+    /// Whether the volume stays when the submitter closes.
+    pub fn is_kept_on_exit(&self) -> bool {
+        self.keep_on_exit
     }
 
     /// Mounts the volume read-write at `path`.
@@ -361,12 +404,26 @@ impl VolumeRequest {
 /// A volume mounted at a path, read-write or read-only.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VolumeMount {
+    volume: VolumeRequest,
+    mount_path: PathBuf,
+    read_only: bool,
+}
+
+impl VolumeMount {
     /// The volume.
-    pub volume: VolumeRequest,
+    pub fn volume(&self) -> &VolumeRequest {
+        &self.volume
+    }
+
     /// Where it appears.
-    pub mount_path: PathBuf,
+    pub fn mount_path(&self) -> &Path {
+        &self.mount_path
+    }
+
     /// Whether writes are refused.
-    pub read_only: bool,
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
 }
 
 #[cfg(test)]
@@ -391,7 +448,8 @@ mod tests {
         assert!(a.name.starts_with("hype-request-"), "{}", a.name);
         assert_eq!(a.name.len(), "hype-request-".len() + 8);
         assert!(check_dns_subdomain(&a.name).is_ok());
-        assert!(!a.keep_on_exit && a.clone().keep_on_exit().keep_on_exit);
+        assert!(!a.keep_on_exit && a.clone().keep_on_exit(true).keep_on_exit);
+        assert!(!a.clone().keep_on_exit(true).keep_on_exit(false).is_kept_on_exit());
         assert!(VolumeRequest::persistent("data", "standard", "1Gi").keep_on_exit);
     }
 

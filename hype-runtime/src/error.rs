@@ -105,7 +105,8 @@ pub enum Error {
         operation: &'static str,
         /// The object or location.
         uri: String,
-        /// What went wrong.
+        /// What went wrong, in hype's words; the underlying error's own
+        /// text is in `source`, not repeated here.
         message: String,
         /// The underlying error, when there is one.
         #[source]
@@ -259,6 +260,9 @@ pub enum Error {
         operation: String,
         /// What went wrong.
         message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
 
     /// The execution could not be started.
@@ -309,17 +313,35 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn staging(
+    /// A staging failure caused by an I/O error: the message names the
+    /// kind of failure, the I/O error itself is the source.
+    pub(crate) fn staging_io(
         operation: &'static str,
         uri: impl Into<String>,
-        err: impl std::error::Error + Send + Sync + 'static,
+        err: std::io::Error,
     ) -> Error {
         Error::Staging {
             operation,
             uri: uri.into(),
-            message: err.to_string(),
+            message: err.kind().to_string(),
             source: Some(Arc::new(err)),
         }
+    }
+
+    /// The error's text followed by the text of each of its sources, for
+    /// where only one line travels (a `hype-run:` line, a failure outcome).
+    pub fn full_text(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !text.contains(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
+            source = cause.source();
+        }
+        text
     }
 
     pub(crate) fn malformed(what: impl Into<String>, reason: impl Into<String>) -> Error {

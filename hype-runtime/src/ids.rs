@@ -1,35 +1,14 @@
 //! Names hype makes up: execution IDs and random suffixes, valid as
 //! Kubernetes object names (DNS-1123 labels).
 
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-
 const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
-/// `len` random characters from `[0-9a-z]`. Not cryptographic: names only
-/// need to differ, and `RandomState` is seeded per process by the OS.
+/// `len` random characters from `[0-9a-z]` (`fastrand`, seeded per thread
+/// from the OS). Not cryptographic: names only need to differ.
 pub fn random_suffix(len: usize) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut out = String::with_capacity(len);
-    while out.len() < len {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        hasher.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default(),
-        );
-        let mut bits = hasher.finish();
-        for _ in 0..12 {
-            if out.len() == len {
-                break;
-            }
-            out.push(ALPHABET[(bits % 36) as usize] as char);
-            bits /= 36;
-        }
-    }
-    out
+    (0..len)
+        .map(|_| char::from(ALPHABET[fastrand::usize(..ALPHABET.len())]))
+        .collect()
 }
 
 /// An execution ID for a call of `function_id`: `hype-<name>-<random8>`,

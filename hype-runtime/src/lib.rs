@@ -1,45 +1,80 @@
 //! The runtime of [hype](https://docs.rs/hype): everything that runs.
-//! Use it through the `hype` crate, which re-exports what users need.
+//! Use it through the `hype` crate, which re-exports what users name.
 //!
-//! A call's path through the modules:
+//! The modules follow the path of a call, in order:
 //!
-//! 1. [`remote`]: `#[hype::remote]` makes a function return a [`Call`].
-//! 2. [`submitter`]: [`Submitter::run`] encodes the arguments ([`wire`]),
-//!    stages them when large ([`staging`]), and hands the call to a runner.
-//! 3. [`runner`]: a runner ([`runner::local`], later Docker and Kubernetes)
-//!    starts `hype-run` where the call should run, in the
-//!    [`RunEnvironment`] it was given ([`environment`], [`mounts`]).
-//! 4. [`entry`]: `hype-run` finds the function in the [`registry`], runs it
-//!    and writes the outcome.
-//! 5. Back in the submitter, the outcome becomes the typed result or an
-//!    [`Error`].
+//! 1. [`remote`]: `#[hype::remote]` makes a function return a lazy
+//!    [`Call`] of its generated `{Name}Args` ([`RemoteFn`]).
+//! 2. [`registry`]: every remote function of the binary, by ID
+//!    ([`Registration`]), collected at link time.
+//! 3. [`invoke`]: one registered function run on encoded arguments: decode,
+//!    call, catch the panic, encode the outcome.
+//! 4. [`entry`]: `hype-run` itself: its command line, the termination
+//!    message, its exit codes.
+//! 5. [`wire`]: envelopes, values, failures and references: the protocol
+//!    both sides speak (`docs/protocol.md`).
+//! 6. [`staging`]: where payloads too large to travel inline wait
+//!    (`file://`, `gs://`); [`google`] holds the credentials and REST
+//!    helpers Cloud Storage and GKE share.
+//! 7. [`backend`]: where a call runs ([`Cluster`], one folder per backend:
+//!    `local`, `docker`, `kubernetes`); each runner starts `hype-run` there
+//!    in the call's [`RunEnvironment`].
+//! 8. [`submitter`]: [`Submitter::run`] encodes the call, stages it when
+//!    large, hands it to its runner, and turns the outcome into the typed
+//!    result or an [`Error`]; [`Call::run_on_cluster`] uses the default
+//!    submitter.
+//!
+//! Below them, used by all: [`config`] (every `HYPE_*` variable),
+//! [`environment`] and [`mounts`] (what a call runs with), [`error`],
+//! [`ids`] (names), [`bytes`] (large binary payloads).
+//!
+//! ## Naming options
+//!
+//! One convention everywhere:
+//!
+//! - A value built up and shared by many calls, [`RunEnvironment`], adds
+//!   or replaces one part with `with_*` and returns a new value:
+//!   `env.with_env("RUST_LOG", "info")`, `.with_secret(…)`,
+//!   `.with_timeout(…)`.
+//! - Every other option, on a builder or a description consumed to make
+//!   something (`KubeCluster`, `DockerCluster`, [`LocalCluster`],
+//!   [`submitter::SubmitterBuilder`], `GcsStaging::builder`,
+//!   [`VolumeRequest`]), is named after its setting and takes its value:
+//!   `.namespace("batch")`, `.pending_timeout(d)`, `.staging(uri)`.
+//! - A switch takes a `bool`, never nothing: `.keep_pods(true)`,
+//!   `.keep_on_exit(true)`; what it reads back is `is_*`
+//!   ([`VolumeRequest::is_kept_on_exit`]).
 
 pub mod bytes;
-pub mod cluster;
+pub mod config;
 pub mod entry;
 pub mod environment;
 pub mod error;
+#[cfg(feature = "gcs")]
+pub(crate) mod google;
 pub mod ids;
+pub(crate) mod invoke;
 #[doc(hidden)]
 pub mod macro_support;
 pub mod mounts;
 pub mod registry;
 pub mod remote;
-pub mod runner;
+pub(crate) mod retry;
+pub mod backend;
 pub mod staging;
 pub mod submitter;
 pub mod wire;
 
 mod cleanup;
 
-pub use bytes::Bytes;
-#[cfg(feature = "gcs")]
-pub use cluster::ContainerEngineCluster;
 #[cfg(feature = "docker")]
-pub use cluster::DockerCluster;
+pub use backend::docker::DockerCluster;
+#[cfg(feature = "gcs")]
+pub use backend::kubernetes::ContainerEngineCluster;
 #[cfg(feature = "kubernetes")]
-pub use cluster::KubeCluster;
-pub use cluster::{Cluster, ClusterSpec, Connection, LocalCluster};
+pub use backend::kubernetes::KubeCluster;
+pub use backend::{Cluster, LocalCluster};
+pub use bytes::Bytes;
 pub use entry::dispatch_if_hype_run;
 pub use environment::{
     BasePod, DEFAULT_TIMEOUT, RunEnvironment, Secret, VolumeLifetime, VolumeMount, VolumeRequest,
@@ -49,10 +84,9 @@ pub use error::{Error, Result};
 #[cfg(feature = "gcs")]
 pub use google_cloud_auth;
 pub use mounts::mount_path;
-pub use registry::{Registration, Registry};
 pub use remote::{Call, Invoke, RemoteFn, Wire};
-pub use runner::Runner;
+pub use staging::LocalStaging;
 #[cfg(feature = "gcs")]
-pub use staging::GcsStaging;
+pub use staging::{GcsStaging, GcsStagingBuilder};
 pub use staging::Staging;
-pub use submitter::Submitter;
+pub use submitter::{IntoStaging, Submitter, SubmitterBuilder};

@@ -12,18 +12,17 @@
 
 use std::path::{Path, PathBuf};
 
-/// The environment variable the local runner passes the mapping in.
-pub const HYPE_MOUNTS: &str = "HYPE_MOUNTS";
+use crate::config::HYPE_MOUNTS;
 
 /// One mapped mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MappedMount {
+pub(crate) struct MappedMount {
     /// The path the environment names.
-    pub container_path: PathBuf,
+    pub(crate) container_path: PathBuf,
     /// The local directory standing in for it.
-    pub local_path: PathBuf,
+    pub(crate) local_path: PathBuf,
     /// Whether the mount is read-only (not enforced for child processes).
-    pub read_only: bool,
+    pub(crate) read_only: bool,
 }
 
 /// Where `path` (a path inside a mount of the call's environment) is in
@@ -63,7 +62,7 @@ fn translate(mounts: &[MappedMount], path: &Path) -> PathBuf {
 
 /// Encodes mounts for `HYPE_MOUNTS`. Paths holding a TAB or newline cannot
 /// be encoded and are reported.
-pub fn encode(mounts: &[MappedMount]) -> Result<String, String> {
+pub(crate) fn encode(mounts: &[MappedMount]) -> Result<String, String> {
     let mut out = String::new();
     for m in mounts {
         let (c, l) = (m.container_path.to_str(), m.local_path.to_str());
@@ -89,7 +88,7 @@ pub fn encode(mounts: &[MappedMount]) -> Result<String, String> {
 }
 
 /// Parses `HYPE_MOUNTS`; malformed lines are skipped.
-pub fn parse(text: &str) -> Vec<MappedMount> {
+pub(crate) fn parse(text: &str) -> Vec<MappedMount> {
     text.lines()
         .filter_map(|line| {
             let mut parts = line.split('\t');

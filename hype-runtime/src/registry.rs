@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use crate::error::Error;
+use crate::invoke::{self, ExecuteFn, Executed};
 use crate::remote::RemoteFn;
 
 /// Every remote function linked into this binary, collected by `linkme`.
@@ -13,14 +14,12 @@ use crate::remote::RemoteFn;
 pub static REMOTE_FNS: [Registration];
 
 /// One remote function as `hype-run` sees it: its ID, signature, and a
-/// monomorphised entry point.
+/// monomorphised entry point ([`crate::invoke`]).
 #[derive(Clone, Copy)]
 pub struct Registration {
-    /// The stable ID ([`RemoteFn::ID`]).
-    pub id: &'static str,
-    /// The signature hash ([`RemoteFn::SIGNATURE`]).
-    pub signature: u64,
-    pub(crate) execute: crate::entry::ExecuteFn,
+    id: &'static str,
+    signature: u64,
+    execute: ExecuteFn,
 }
 
 impl Registration {
@@ -29,8 +28,23 @@ impl Registration {
         Registration {
             id: F::ID,
             signature: F::SIGNATURE,
-            execute: crate::entry::execute::<F>,
+            execute: invoke::execute::<F>,
         }
+    }
+
+    /// The stable ID ([`RemoteFn::ID`]).
+    pub fn id(&self) -> &'static str {
+        self.id
+    }
+
+    /// The signature hash ([`RemoteFn::SIGNATURE`]).
+    pub fn signature(&self) -> u64 {
+        self.signature
+    }
+
+    /// Runs the function on encoded arguments.
+    pub(crate) fn execute(&self, arguments: &[u8]) -> Executed {
+        (self.execute)(arguments)
     }
 }
 
@@ -102,25 +116,11 @@ impl Registry {
     }
 }
 
-/// FNV-1a, 64 bit: the fixed hash of remote-function signatures. The macro
-/// computes the same function at compile time; it is here so tools and tests
-/// can compute a signature from its normalised text.
-pub const fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
-    }
-    hash
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn noop(_: &[u8]) -> crate::entry::Executed {
+    fn noop(_: &[u8]) -> Executed {
         unreachable!("not executed in registry tests")
     }
 
@@ -149,13 +149,5 @@ mod tests {
         assert!(registry.get("b::g").is_some());
         assert!(registry.get("b::h").is_none());
         assert_eq!(registry.ids(), vec!["a::f", "b::g"]);
-    }
-
-    #[test]
-    fn fnv1a64_matches_reference_vectors() {
-        // Reference values of FNV-1a 64 (from the FNV specification's test suite).
-        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
-        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
-        assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! Calling a remote function runs nothing. It packs the arguments into the
 //! generated `{Name}Args` struct and wraps them in a [`Call`]; the call runs
-//! where it is sent ([`Call::run_on_cluster`], [`crate::Submitter::run`], or
-//! [`Call::run_here`]).
+//! where it is sent (`Call::run_on_cluster`, defined with the submitter;
+//! `Submitter::run`; or [`Call::run_here`]). This module imports nothing of
+//! the submitter.
 
 use std::fmt;
 use std::future::Future;
@@ -13,9 +14,7 @@ use std::pin::Pin;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::environment::RunEnvironment;
 use crate::error::Error;
-use crate::submitter::Submitter;
 use crate::wire;
 
 /// A function that can run somewhere else: implemented by `#[hype::remote]`
@@ -135,14 +134,6 @@ impl<A: RemoteFn> Call<A> {
         let output = args.invoke().finish().await;
         let bytes = wire::encode_value(A::ID, "result", &output)?;
         wire::decode_value(A::ID, "result", &bytes)
-    }
-
-    /// Runs the call with the process-wide default submitter (set by
-    /// [`Submitter::set_default`], else read once from `HYPE_CLUSTER` and
-    /// `HYPE_STAGING`, else local child processes).
-    pub async fn run_on_cluster(self, env: &RunEnvironment) -> Result<A::Output, Error> {
-        let submitter = Submitter::default_submitter().await?;
-        submitter.run(self, env).await
     }
 }
 

@@ -2,19 +2,26 @@
 //! results. It encodes the arguments (staging them when large), hands the
 //! call to its runner, reads the outcome (fetching a staged result), and
 //! turns every failure into a precise [`Error`].
+//!
+//! [`Submitter::builder`] connects a [`Cluster`] with a staging store;
+//! [`Submitter::new`] is the shortcut of spotify/hype's
+//! `Submitter.create(bucket, cluster)`. [`Call::run_on_cluster`] uses the
+//! process-wide default submitter.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::sync::{OnceCell, watch};
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use crate::backend::{Cluster, Connection, Job, LocalCluster, Runner};
 use crate::cleanup;
-use crate::cluster::{Cluster, ClusterSpec, Connection, LocalCluster};
+use crate::config::{self, ClusterSpec};
 use crate::environment::RunEnvironment;
 use crate::error::Error;
 use crate::ids;
 use crate::remote::{Call, RemoteFn};
-use crate::runner::{Job, Runner};
 use crate::staging::{self, LocalStaging, Staging};
 use crate::wire::{
     self, BuildInfo, CallEnvelope, INLINE_ARGUMENTS_LIMIT, Outcome, OutcomeEnvelope, Payload,
@@ -34,7 +41,10 @@ static DEFAULT: OnceCell<Submitter> = OnceCell::const_new();
 /// ```no_run
 /// # async fn demo() -> Result<(), hype_runtime::Error> {
 /// use hype_runtime::{LocalCluster, Submitter};
-/// let submitter = Submitter::new("file:///tmp/hype-staging", LocalCluster::new()).await?;
+/// let submitter = Submitter::builder(LocalCluster::new())
+///     .staging("file:///tmp/hype-staging")
+///     .build()
+///     .await?;
 /// // submitter.run(word_count("a b".into()), &RunEnvironment::local()).await?;
 /// submitter.close().await?;
 /// # Ok(()) }
@@ -50,25 +60,10 @@ struct Inner {
     staging: Arc<dyn Staging>,
     owned_staging_dir: Option<PathBuf>,
     session: String,
-    closed: watch::Sender<bool>,
-    /// How many calls are running; `close` waits for it to reach zero.
-    in_flight: watch::Sender<usize>,
-}
-
-/// Counts a call as in flight while it lives.
-struct InFlight<'a>(&'a watch::Sender<usize>);
-
-impl<'a> InFlight<'a> {
-    fn enter(counter: &'a watch::Sender<usize>) -> Self {
-        counter.send_modify(|n| *n += 1);
-        InFlight(counter)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.send_modify(|n| *n -= 1);
-    }
+    /// Cancelled by [`Submitter::close`]: calls in flight stop, new ones are refused.
+    closed: CancellationToken,
+    /// The calls in flight; `close` waits for them to wind down.
+    calls: TaskTracker,
 }
 
 /// How long [`Submitter::close`] waits for cancelled calls to wind down.
@@ -82,113 +77,180 @@ impl Drop for Inner {
     }
 }
 
-impl Submitter {
-    /// Connects to `cluster`, staging in `staging` (`file:///dir`,
-    /// `gs://bucket/prefix`).
-    pub async fn new(staging: impl AsRef<str>, cluster: impl Cluster) -> Result<Submitter, Error> {
-        let staging = staging::open(staging.as_ref())?;
-        let session = ids::random_suffix(10);
-        let runner = cluster
-            .connect(Connection {
-                staging: staging.clone(),
-                session: session.clone(),
-            })
-            .await?;
-        Ok(Submitter::assemble(runner, staging, None, session))
+/// A staging store for [`SubmitterBuilder::staging`]: a location
+/// (`"file:///dir"`, `"gs://bucket/prefix"`) or a store built in code
+/// ([`crate::staging::LocalStaging`], `GcsStaging`, any
+/// `Arc<dyn Staging>`).
+pub trait IntoStaging {
+    /// The store, or the location to open.
+    #[doc(hidden)]
+    fn into_staging(self) -> StagingChoice;
+}
+
+/// What [`IntoStaging`] gives: a location to open, or a store.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum StagingChoice {
+    /// A location, opened by [`SubmitterBuilder::build`].
+    Location(String),
+    /// A store built in code.
+    Store(Arc<dyn Staging>),
+}
+
+impl IntoStaging for &str {
+    fn into_staging(self) -> StagingChoice {
+        StagingChoice::Location(self.to_owned())
+    }
+}
+
+impl IntoStaging for String {
+    fn into_staging(self) -> StagingChoice {
+        StagingChoice::Location(self)
+    }
+}
+
+impl IntoStaging for &String {
+    fn into_staging(self) -> StagingChoice {
+        StagingChoice::Location(self.clone())
+    }
+}
+
+impl IntoStaging for Arc<dyn Staging> {
+    fn into_staging(self) -> StagingChoice {
+        StagingChoice::Store(self)
+    }
+}
+
+impl IntoStaging for LocalStaging {
+    fn into_staging(self) -> StagingChoice {
+        StagingChoice::Store(Arc::new(self))
+    }
+}
+
+#[cfg(feature = "gcs")]
+impl IntoStaging for crate::staging::GcsStaging {
+    fn into_staging(self) -> StagingChoice {
+        StagingChoice::Store(Arc::new(self))
+    }
+}
+
+/// Builds a [`Submitter`]: [`Submitter::builder`], then options, then
+/// [`SubmitterBuilder::build`], which connects.
+#[derive(Debug)]
+#[must_use = "a SubmitterBuilder does nothing until .build().await"]
+pub struct SubmitterBuilder<C> {
+    cluster: C,
+    staging: Option<StagingChoice>,
+}
+
+impl<C: Cluster> SubmitterBuilder<C> {
+    /// Where large payloads and outcomes are staged: a location
+    /// (`"file:///dir"`, `"gs://bucket/prefix"`) or a store built in code.
+    /// Without one, a temporary directory on this machine is used and
+    /// removed with the submitter, where the cluster can read it (local
+    /// processes, local Docker); Kubernetes clusters need a store their
+    /// pods can read.
+    pub fn staging(mut self, staging: impl IntoStaging) -> Self {
+        self.staging = Some(staging.into_staging());
+        self
     }
 
-    /// Child processes of this binary, staging in a temporary directory
-    /// removed when the submitter is dropped: the embedded default.
-    pub fn local() -> Result<Submitter, Error> {
-        Submitter::local_with(LocalCluster::new())
-    }
-
-    /// Child processes as configured, staging in a temporary directory.
-    pub fn local_with(cluster: LocalCluster) -> Result<Submitter, Error> {
-        let dir = cleanup::temp_dir("hype-staging-").map_err(|err| Error::Config {
-            message: format!("cannot create a temporary staging directory: {err}"),
-        })?;
-        let staging: Arc<dyn Staging> = Arc::new(LocalStaging::new(dir.clone())?);
-        let runner = Arc::new(cluster.into_runner()?);
-        Ok(Submitter::assemble(
-            runner,
-            staging,
-            Some(dir),
-            ids::random_suffix(10),
-        ))
-    }
-
-    /// Connects to `cluster`, staging in a temporary directory removed when
-    /// the submitter is dropped (as [`Submitter::local`] does).
-    #[cfg(feature = "docker")]
-    async fn with_temporary_staging(cluster: impl Cluster) -> Result<Submitter, Error> {
-        let dir = cleanup::temp_dir("hype-staging-").map_err(|err| Error::Config {
-            message: format!("cannot create a temporary staging directory: {err}"),
-        })?;
-        let staging: Arc<dyn Staging> = Arc::new(LocalStaging::new(dir.clone())?);
-        let session = ids::random_suffix(10);
-        let connected = cluster
-            .connect(Connection {
-                staging: staging.clone(),
-                session: session.clone(),
-            })
-            .await;
-        match connected {
-            Ok(runner) => Ok(Submitter::assemble(runner, staging, Some(dir), session)),
-            Err(err) => {
-                let _ = cleanup::remove_now(&dir);
-                Err(err)
+    /// Connects to the cluster ([`Cluster::connect`], the one way every
+    /// backend connects) and gives the submitter. The submitter and its
+    /// runner share one session ID.
+    pub async fn build(self) -> Result<Submitter, Error> {
+        BuildInfo::start_hashing();
+        let (staging, owned) = match self.staging {
+            Some(StagingChoice::Location(location)) => (staging::open(&location)?, None),
+            Some(StagingChoice::Store(store)) => (store, None),
+            None => {
+                if let Some(reason) = self.cluster.needs_shared_staging() {
+                    return Err(Error::Config {
+                        message: format!(
+                            "this cluster needs a staging store its executions can read: {reason}; pass one with Submitter::builder(cluster).staging(\"gs://bucket/prefix\")"
+                        ),
+                    });
+                }
+                let dir = cleanup::temp_dir("hype-staging-").map_err(|err| Error::Config {
+                    message: format!("cannot create a temporary staging directory: {err}"),
+                })?;
+                let store: Arc<dyn Staging> = Arc::new(LocalStaging::new(dir.clone())?);
+                (store, Some(dir))
             }
-        }
-    }
-
-    /// A submitter over a runner and store built by hand (tools, tests,
-    /// custom runners).
-    pub fn with_runner(runner: Arc<dyn Runner>, staging: Arc<dyn Staging>) -> Submitter {
-        Submitter::assemble(runner, staging, None, ids::random_suffix(10))
-    }
-
-    fn assemble(
-        runner: Arc<dyn Runner>,
-        staging: Arc<dyn Staging>,
-        owned: Option<PathBuf>,
-        session: String,
-    ) -> Submitter {
-        Submitter {
+        };
+        let session = ids::random_suffix(10);
+        let connected = self
+            .cluster
+            .connect(Connection::new(staging.clone(), session.clone()))
+            .await;
+        let runner = match connected {
+            Ok(runner) => runner,
+            Err(err) => {
+                if let Some(dir) = &owned {
+                    let _ = cleanup::remove_now(dir);
+                }
+                return Err(err);
+            }
+        };
+        Ok(Submitter {
             inner: Arc::new(Inner {
                 runner,
                 staging,
                 owned_staging_dir: owned,
                 session,
-                closed: watch::Sender::new(false),
-                in_flight: watch::Sender::new(0),
+                closed: CancellationToken::new(),
+                calls: TaskTracker::new(),
             }),
+        })
+    }
+}
+
+impl Submitter {
+    /// Starts building a submitter for `cluster`.
+    pub fn builder<C: Cluster>(cluster: C) -> SubmitterBuilder<C> {
+        SubmitterBuilder {
+            cluster,
+            staging: None,
         }
+    }
+
+    /// Connects to `cluster`, staging in `staging` (`file:///dir`,
+    /// `gs://bucket/prefix`): the shortcut of
+    /// `Submitter::builder(cluster).staging(staging).build()`.
+    pub async fn new(staging: impl AsRef<str>, cluster: impl Cluster) -> Result<Submitter, Error> {
+        Submitter::builder(cluster)
+            .staging(staging.as_ref())
+            .build()
+            .await
     }
 
     /// The submitter `HYPE_CLUSTER` and `HYPE_STAGING` describe; local
     /// child processes with temporary staging when neither is set.
     pub async fn from_env() -> Result<Submitter, Error> {
         let spec = ClusterSpec::from_env()?;
-        let staging = std::env::var("HYPE_STAGING").ok().filter(|s| !s.is_empty());
+        let staging = config::staging()?;
         match (&spec, staging) {
-            (ClusterSpec::Local, None) => Submitter::local(),
+            (ClusterSpec::Local, None) => Submitter::builder(LocalCluster::new()).build().await,
             (ClusterSpec::Local, Some(staging)) => {
                 Submitter::new(staging, LocalCluster::new()).await
             }
             #[cfg(feature = "docker")]
             (ClusterSpec::Docker, Some(staging)) => {
-                Submitter::new(staging, crate::cluster::DockerCluster::new()).await
+                Submitter::new(staging, crate::backend::docker::DockerCluster::new()).await
             }
             #[cfg(feature = "docker")]
             (ClusterSpec::Docker, None) => {
-                Submitter::with_temporary_staging(crate::cluster::DockerCluster::new()).await
+                Submitter::builder(crate::backend::docker::DockerCluster::new())
+                    .build()
+                    .await
             }
             #[cfg(feature = "kubernetes")]
             (ClusterSpec::Kube { context }, Some(staging)) => {
                 let cluster = match context {
-                    Some(context) => crate::cluster::KubeCluster::new().context(context.clone()),
-                    None => crate::cluster::KubeCluster::new(),
+                    Some(context) => {
+                        crate::backend::kubernetes::KubeCluster::new().context(context.clone())
+                    }
+                    None => crate::backend::kubernetes::KubeCluster::new(),
                 };
                 Submitter::new(staging, cluster).await
             }
@@ -205,8 +267,9 @@ impl Submitter {
                 },
                 Some(staging),
             ) if staging.starts_with("gs://") => {
-                let cluster =
-                    crate::cluster::ContainerEngineCluster::new(project, location, cluster);
+                let cluster = crate::backend::kubernetes::gke::ContainerEngineCluster::new(
+                    project, location, cluster,
+                );
                 Submitter::new(staging, cluster).await
             }
             #[cfg(feature = "gcs")]
@@ -275,13 +338,8 @@ impl Submitter {
         } else {
             Payload::Staged(self.inner.staging.put_blob(arguments).await?)
         };
-        Ok(CallEnvelope {
-            function: A::ID.to_owned(),
-            signature: A::SIGNATURE,
-            build: BuildInfo::current(),
-            staging: Some(self.inner.staging.location().to_owned()),
-            payload,
-        })
+        Ok(CallEnvelope::new(A::ID, A::SIGNATURE, payload)
+            .with_staging(self.inner.staging.location()))
     }
 
     /// The untyped lower half of [`Submitter::run`]: runs `hype-run` with
@@ -302,9 +360,7 @@ impl Submitter {
             execution_id: execution_id.to_owned(),
             reason: reason.to_owned(),
         };
-        let _in_flight = InFlight::enter(&self.inner.in_flight);
-        let mut closed = self.inner.closed.subscribe();
-        if *closed.borrow() {
+        if self.inner.closed.is_cancelled() {
             return Err(cancelled("the submitter is closed"));
         }
         let job = Job {
@@ -312,9 +368,12 @@ impl Submitter {
             execution_id: execution_id.to_owned(),
             call,
         };
+        // Tracked while it lives, so that `close` can wait for the
+        // execution's cleanup (which runs when the runner's future drops).
+        let running = self.inner.calls.track_future(self.inner.runner.run(job, env));
         let message = tokio::select! {
-            result = self.inner.runner.run(job, env) => result?,
-            _ = closed.wait_for(|closed| *closed) => {
+            result = running => result?,
+            _ = self.inner.closed.cancelled() => {
                 return Err(cancelled("the submitter was closed while the call ran"));
             }
         };
@@ -368,19 +427,29 @@ impl Submitter {
     /// their executions are stopped), refuses new ones, and removes what the
     /// submitter created for itself.
     pub async fn close(&self) -> Result<(), Error> {
-        self.inner.closed.send_replace(true);
+        self.inner.closed.cancel();
         // Each cancelled call drops its execution (and the runner's cleanup
         // of it) on its own task: wait for them before releasing the rest.
-        let mut in_flight = self.inner.in_flight.subscribe();
-        if tokio::time::timeout(CLOSE_WAIT, in_flight.wait_for(|n| *n == 0))
+        self.inner.calls.close();
+        if tokio::time::timeout(CLOSE_WAIT, self.inner.calls.wait())
             .await
             .is_err()
         {
             tracing::warn!(
-                calls = *in_flight.borrow(),
+                calls = self.inner.calls.len(),
                 "calls still winding down after {CLOSE_WAIT:?}; closing anyway"
             );
         }
         self.inner.runner.close().await
+    }
+}
+
+impl<A: RemoteFn> Call<A> {
+    /// Runs the call with the process-wide default submitter (set by
+    /// [`Submitter::set_default`], else read once from `HYPE_CLUSTER` and
+    /// `HYPE_STAGING`, else local child processes).
+    pub async fn run_on_cluster(self, env: &RunEnvironment) -> Result<A::Output, Error> {
+        let submitter = Submitter::default_submitter().await?;
+        submitter.run(self, env).await
     }
 }

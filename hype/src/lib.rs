@@ -48,16 +48,26 @@
 //!
 //! Arguments and results are MessagePack (`rmp-serde`) inside versioned
 //! envelopes; see [`wire`] and `docs/protocol.md` in the repository.
+//!
+//! ## Naming options
+//!
+//! One convention everywhere: [`RunEnvironment`], a value shared by many
+//! calls, adds or replaces a part with `with_*` (`with_env`, `with_secret`,
+//! `with_timeout`) and returns a new value. Every other option, on a
+//! builder or description (`KubeCluster`, `DockerCluster`, [`LocalCluster`],
+//! [`SubmitterBuilder`], `GcsStaging::builder`, [`VolumeRequest`]), is named
+//! after its setting and takes its value: `.namespace("batch")`,
+//! `.staging(uri)`. A switch takes a `bool`: `.keep_pods(true)`,
+//! `.keep_on_exit(true)`.
 
 #[doc(inline)]
 pub use hype_macros::{main, remote};
 
 #[doc(inline)]
 pub use hype_runtime::{
-    BasePod, Bytes, Call, Cluster, ClusterSpec, Connection, DEFAULT_TIMEOUT, Error, Invoke,
-    LocalCluster, Registration, Registry, RemoteFn, Result, RunEnvironment, Runner, Secret,
-    Staging, Submitter, VolumeLifetime, VolumeMount, VolumeRequest, Wire, dispatch_if_hype_run,
-    mount_path,
+    BasePod, Bytes, Call, Cluster, DEFAULT_TIMEOUT, Error, IntoStaging, LocalCluster, LocalStaging,
+    RemoteFn, Result, RunEnvironment, Secret, Staging, Submitter, SubmitterBuilder,
+    VolumeLifetime, VolumeMount, VolumeRequest, Wire, dispatch_if_hype_run, mount_path,
 };
 
 #[cfg(feature = "kubernetes")]
@@ -70,17 +80,28 @@ pub use hype_runtime::DockerCluster;
 
 #[cfg(feature = "gcs")]
 #[doc(inline)]
-pub use hype_runtime::{ContainerEngineCluster, GcsStaging};
+pub use hype_runtime::{ContainerEngineCluster, GcsStaging, GcsStagingBuilder};
 
 /// `google-cloud-auth`, for credentials given in code
-/// (`ContainerEngineCluster::with_credentials`, `GcsStaging::builder`).
+/// (`ContainerEngineCluster::credentials`, `GcsStaging::builder`).
 #[cfg(feature = "gcs")]
 pub use hype_runtime::google_cloud_auth;
 
+/// The protocol between a submitter and `hype-run`: envelopes, values,
+/// failures, references, exit codes. What tools need of the wire format;
+/// `docs/protocol.md` specifies it.
 #[doc(inline)]
-pub use hype_runtime::{
-    bytes, cluster, entry, environment, mounts, registry, runner, staging, wire,
-};
+pub use hype_runtime::wire;
+
+/// For tools and test doubles that run calls themselves: `hype-run`'s
+/// entry points ([`entry::execute_in_process`]). Not needed to use hype.
+#[doc(hidden)]
+pub use hype_runtime::entry;
+
+/// For custom backends: the runner traits a [`Cluster`] connects to. Not
+/// needed to use hype.
+#[doc(hidden)]
+pub use hype_runtime::{backend, config, registry};
 
 /// `serde_bytes::ByteBuf`: bytes that travel as one MessagePack `bin`.
 /// [`Bytes`] does the same with buffers tuned for large payloads.

@@ -100,13 +100,11 @@ async fn bench() {
         use hype::RemoteFn as _;
         let args =
             hype::wire::encode_value(AddArgs::ID, "arguments", &AddArgs { a: 1, b: 2 }).unwrap();
-        let envelope = hype::wire::CallEnvelope {
-            function: AddArgs::ID.to_owned(),
-            signature: AddArgs::SIGNATURE,
-            build: hype::wire::BuildInfo::current(),
-            staging: None,
-            payload: hype::wire::Payload::Inline(hype::Bytes::from(args)),
-        };
+        let envelope = hype::wire::CallEnvelope::new(
+            AddArgs::ID,
+            AddArgs::SIGNATURE,
+            hype::wire::Payload::Inline(hype::Bytes::from(args)),
+        );
         hype::wire::Reference::Inline(hype::wire::encode_call(&envelope).unwrap()).to_string()
     };
 

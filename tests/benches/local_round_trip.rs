@@ -32,7 +32,10 @@ fn main() {
 
 async fn bench() {
     let exe = std::env::current_exe().expect("current exe");
-    let submitter = Submitter::local_with(LocalCluster::new().program(&exe)).expect("submitter");
+    let submitter = Submitter::builder(LocalCluster::new().program(&exe))
+        .build()
+        .await
+        .expect("submitter");
     let env = RunEnvironment::local();
     let (warmup, samples) = if quick() { (5, 40) } else { (20, 300) };
 

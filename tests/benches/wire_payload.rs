@@ -32,13 +32,8 @@ fn value_round_trip<A: hype::RemoteFn>(args: &A) -> A {
 /// The same, wrapped in a call envelope (an inline payload).
 fn envelope_round_trip<A: hype::RemoteFn>(args: &A) -> A {
     let bytes = wire::encode_value(A::ID, "arguments", args).expect("encode");
-    let call = CallEnvelope {
-        function: A::ID.to_owned(),
-        signature: A::SIGNATURE,
-        build: BuildInfo::current(),
-        staging: None,
-        payload: Payload::Inline(wire::Bytes::from(bytes)),
-    };
+    let call = CallEnvelope::new(A::ID, A::SIGNATURE, Payload::Inline(wire::Bytes::from(bytes)))
+        .with_build(BuildInfo::current());
     let encoded = wire::encode_call(&call).expect("encode call");
     drop(call);
     let call = wire::decode_call(&encoded).expect("decode call");

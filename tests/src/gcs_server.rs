@@ -134,7 +134,7 @@ impl GcsServer {
     pub fn staging(&self, location: &str) -> GcsStaging {
         let builder = GcsStaging::builder(location)
             .endpoint(&self.endpoint)
-            .anonymous()
+            .anonymous(true)
             .attempts(2)
             .timeout(Duration::from_secs(20));
         let builder = if self.resumable {

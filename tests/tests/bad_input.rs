@@ -15,13 +15,9 @@ use hype_tests::math::AddArgs;
 const ADD: &str = "hype_tests::math::add";
 
 fn envelope(function: &str, signature: u64, payload: Payload, staging: &Path) -> CallEnvelope {
-    CallEnvelope {
-        function: function.to_owned(),
-        signature,
-        build: BuildInfo::current(),
-        staging: Some(format!("file://{}", staging.display())),
-        payload,
-    }
+    CallEnvelope::new(function, signature, payload)
+        .with_build(BuildInfo::current())
+        .with_staging(format!("file://{}", staging.display()))
 }
 
 fn add_payload(a: i64, b: i64) -> Payload {
@@ -249,11 +245,11 @@ async fn arguments_that_do_not_decode() {
 async fn missing_staged_blob() {
     let s = Setup::new().await;
     let hex = "0".repeat(64);
-    let blob = BlobRef {
-        uri: format!("file://{}/blobs/sha256/{hex}", s.staging_dir().display()),
-        len: 10,
-        sha256: hex,
-    };
+    let blob = BlobRef::new(
+        format!("file://{}/blobs/sha256/{hex}", s.staging_dir().display()),
+        10,
+        hex,
+    );
     let call = inline(&envelope(
         ADD,
         AddArgs::SIGNATURE,

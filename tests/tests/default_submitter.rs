@@ -7,7 +7,10 @@ use hype::{LocalCluster, RunEnvironment, Submitter};
 
 #[tokio::test]
 async fn run_on_cluster_uses_the_default_and_it_is_set_once() {
-    let submitter = Submitter::local_with(LocalCluster::new().program(common::worker())).unwrap();
+    let submitter = Submitter::builder(LocalCluster::new().program(common::worker()))
+        .build()
+        .await
+        .unwrap();
     Submitter::set_default(submitter.clone()).unwrap();
     let n = hype_tests::math::word_count("one two three".into())
         .run_on_cluster(&RunEnvironment::local())

@@ -250,7 +250,7 @@ async fn one_writer_then_ten_parallel_readers_share_a_volume() {
     }
     let volumes = s.volumes().await;
     assert_eq!(volumes.len(), 1, "{volumes:?}");
-    assert_eq!(volumes[0].name, volume.name);
+    assert_eq!(volumes[0].name, volume.name());
     assert_eq!(volumes[0].labels["hype.dev/lifetime"], "transient");
     s.close_and_check_clean().await;
 }

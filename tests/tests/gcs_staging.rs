@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hype::{
-    ByteBuf, Cluster, Connection, Error, GcsStaging, LocalCluster, RunEnvironment, Staging,
+    ByteBuf, Error, GcsStaging, LocalCluster, RunEnvironment, Staging,
     Submitter,
 };
 use hype_tests::gcs_server::GcsServer;
@@ -151,11 +151,7 @@ async fn a_missing_bucket_is_named() {
         text.contains("bucket no-such-bucket does not exist"),
         "{text}"
     );
-    let blob = hype::wire::BlobRef {
-        uri: "gs://no-such-bucket/hype/blobs/sha256/00".to_owned(),
-        len: 1,
-        sha256: "00".to_owned(),
-    };
+    let blob = hype::wire::BlobRef::new("gs://no-such-bucket/hype/blobs/sha256/00", 1, "00");
     let text = store.get_blob(&blob).await.unwrap_err().to_string();
     assert!(
         text.contains("bucket no-such-bucket does not exist"),
@@ -242,7 +238,7 @@ async fn a_broken_store_fails_in_seconds() {
         .port();
     let store = GcsStaging::builder("gs://bucket-x")
         .endpoint(format!("http://127.0.0.1:{port}"))
-        .anonymous()
+        .anonymous(true)
         .build()
         .unwrap();
     let start = Instant::now();
@@ -255,11 +251,7 @@ async fn a_broken_store_fails_in_seconds() {
     assert!(matches!(err, Error::Staging { .. }), "{err:?}");
     assert!(err.to_string().contains("connect"), "{err}");
     let start = Instant::now();
-    let blob = hype::wire::BlobRef {
-        uri: "gs://bucket-x/blobs/sha256/00".to_owned(),
-        len: 1,
-        sha256: "00".to_owned(),
-    };
+    let blob = hype::wire::BlobRef::new("gs://bucket-x/blobs/sha256/00", 1, "00");
     let err = store.get_blob(&blob).await.unwrap_err();
     assert!(
         start.elapsed() < Duration::from_secs(5),
@@ -279,7 +271,7 @@ async fn a_broken_store_fails_in_seconds() {
     });
     let store = GcsStaging::builder("gs://bucket-x")
         .endpoint(format!("http://{address}"))
-        .anonymous()
+        .anonymous(true)
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap();
@@ -299,19 +291,17 @@ async fn a_broken_store_fails_in_seconds() {
 /// through `STORAGE_EMULATOR_HOST`.
 async fn submitter(server: &GcsServer, location: &str) -> (tempfile::TempDir, Submitter) {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Staging> = Arc::new(server.staging(location));
     let cluster = LocalCluster::new()
         .program(common::worker())
         .secrets_dir(dir.path().join("secrets"))
         .volumes_dir(dir.path().join("volumes"));
-    let runner = cluster
-        .connect(Connection {
-            staging: store.clone(),
-            session: "gcstest001".to_owned(),
-        })
+    // A GcsStaging built in code, given to the builder as it is.
+    let submitter = Submitter::builder(cluster)
+        .staging(server.staging(location))
+        .build()
         .await
         .unwrap();
-    (dir, Submitter::with_runner(runner, store))
+    (dir, submitter)
 }
 
 fn emulator_env(server: &GcsServer) -> RunEnvironment {
@@ -442,14 +432,11 @@ async fn large_calls_through_kubernetes_pods_are_staged_in_the_bucket() {
     let kube =
         KubeTestServer::start(KubeletOptions::new().image("hype-test-worker:1", common::worker()));
     let store: Arc<dyn Staging> = Arc::new(server.staging(&format!("gs://{BUCKET}/kube")));
-    let runner = KubeCluster::from_client(kube.client())
-        .connect(Connection {
-            staging: store.clone(),
-            session: "gcskube001".to_owned(),
-        })
+    let submitter = Submitter::builder(KubeCluster::from_client(kube.client()))
+        .staging(store)
+        .build()
         .await
         .unwrap();
-    let submitter = Submitter::with_runner(runner, store);
     let env = RunEnvironment::new("hype-test-worker:1")
         .with_env("STORAGE_EMULATOR_HOST", server.endpoint());
 

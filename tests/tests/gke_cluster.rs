@@ -13,8 +13,8 @@ const PROJECT: &str = "hype-test-project";
 
 fn cluster(server: &GkeServer, location: &str, name: &str) -> ContainerEngineCluster {
     ContainerEngineCluster::new(PROJECT, location, name)
-        .with_api_endpoint(server.api_endpoint())
-        .with_credentials(server.credentials())
+        .api_endpoint(server.api_endpoint())
+        .credentials(server.credentials())
 }
 
 #[tokio::test]
@@ -152,8 +152,8 @@ async fn an_unreachable_api_fails_in_seconds() {
     let server = GkeServer::start(Duration::from_secs(3600)).await;
     let start = Instant::now();
     let err = ContainerEngineCluster::new(PROJECT, "europe-west1", "c")
-        .with_api_endpoint(format!("http://127.0.0.1:{port}"))
-        .with_credentials(server.credentials())
+        .api_endpoint(format!("http://127.0.0.1:{port}"))
+        .credentials(server.credentials())
         .endpoint()
         .await
         .unwrap_err();
@@ -261,7 +261,7 @@ async fn child_no_credentials() {
     }
     let start = Instant::now();
     let err = ContainerEngineCluster::new(PROJECT, "europe-west1", "c")
-        .with_api_endpoint("http://127.0.0.1:1")
+        .api_endpoint("http://127.0.0.1:1")
         .endpoint()
         .await
         .unwrap_err();
@@ -299,7 +299,7 @@ async fn child_missing_key_file() {
         return;
     }
     let err = ContainerEngineCluster::new(PROJECT, "europe-west1", "c")
-        .with_api_endpoint("http://127.0.0.1:1")
+        .api_endpoint("http://127.0.0.1:1")
         .endpoint()
         .await
         .unwrap_err();

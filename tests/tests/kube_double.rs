@@ -31,15 +31,15 @@ fn start() -> KubeTestServer {
 /// The `hype-run` argument for a call, built by hand as the runner would.
 fn call_text<A: RemoteFn>(call: hype::Call<A>, staging: &Path) -> String {
     let args = call.into_args();
-    let envelope = CallEnvelope {
-        function: A::ID.to_owned(),
-        signature: A::SIGNATURE,
-        build: BuildInfo::current(),
-        staging: Some(format!("file://{}", staging.display())),
-        payload: Payload::Inline(wire::Bytes::from(
+    let envelope = CallEnvelope::new(
+        A::ID,
+        A::SIGNATURE,
+        Payload::Inline(wire::Bytes::from(
             wire::encode_value(A::ID, "arguments", &args).unwrap(),
         )),
-    };
+    )
+    .with_build(BuildInfo::current())
+    .with_staging(format!("file://{}", staging.display()));
     Reference::Inline(wire::encode_call(&envelope).unwrap()).to_string()
 }
 

@@ -426,7 +426,7 @@ async fn the_volume_flow_write_once_then_read_in_parallel() {
         .await
         .unwrap()
         .unwrap();
-    let transient_dir = s.path("volumes").join(&volume.name);
+    let transient_dir = s.path("volumes").join(volume.name());
     assert!(transient_dir.join("word").exists());
     s.submitter.close().await.unwrap();
     assert!(

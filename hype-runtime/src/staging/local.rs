@@ -70,7 +70,7 @@ fn read(uri: &str) -> Result<Vec<u8>, Error> {
         ErrorKind::NotFound => Error::StagedObjectMissing {
             uri: uri.to_owned(),
         },
-        _ => Error::staging("read", uri, err),
+        _ => Error::staging_io("read", uri, err),
     })
 }
 
@@ -90,7 +90,7 @@ impl Staging for LocalStaging {
                 let present = std::fs::metadata(&path).is_ok_and(|m| m.len() == len);
                 if !present {
                     this.write_atomically(&path, &bytes)
-                        .map_err(|err| Error::staging("write", &uri, err))?;
+                        .map_err(|err| Error::staging_io("write", &uri, err))?;
                 }
                 Ok(BlobRef { uri, len, sha256 })
             })
@@ -130,7 +130,7 @@ impl Staging for LocalStaging {
             let written = uri.clone();
             blocking(move || {
                 this.write_atomically(&path, &bytes)
-                    .map_err(|err| Error::staging("write", &written, err))
+                    .map_err(|err| Error::staging_io("write", &written, err))
             })
             .await?;
             Ok(uri)
@@ -148,7 +148,7 @@ impl Staging for LocalStaging {
             match std::fs::remove_file(path) {
                 Ok(()) => Ok(()),
                 Err(err) if err.kind() == ErrorKind::NotFound => Ok(()),
-                Err(err) => Err(Error::staging("delete", uri, err)),
+                Err(err) => Err(Error::staging_io("delete", uri, err)),
             }
         })
     }

@@ -14,7 +14,7 @@
 //! Storage (the `gcs` feature).
 
 #[cfg(feature = "gcs")]
-pub mod gcs;
+pub(crate) mod gcs;
 mod local;
 
 use std::future::Future;
@@ -63,7 +63,7 @@ pub trait Staging: Send + Sync + std::fmt::Debug {
 }
 
 /// Opens the staging store at `location`.
-pub fn open(location: &str) -> Result<Arc<dyn Staging>, Error> {
+pub(crate) fn open(location: &str) -> Result<Arc<dyn Staging>, Error> {
     if location.starts_with("file://") {
         return Ok(Arc::new(LocalStaging::from_uri(location)?));
     }
@@ -87,7 +87,7 @@ pub fn open(location: &str) -> Result<Arc<dyn Staging>, Error> {
 }
 
 /// The content address of a blob under `location`.
-pub fn blob_uri(location: &str, sha256_hex: &str) -> String {
+pub(crate) fn blob_uri(location: &str, sha256_hex: &str) -> String {
     format!(
         "{}/blobs/sha256/{sha256_hex}",
         location.trim_end_matches('/')
@@ -95,13 +95,13 @@ pub fn blob_uri(location: &str, sha256_hex: &str) -> String {
 }
 
 /// The digest a content-addressed URI names, if it is one.
-pub fn digest_in_uri(uri: &str) -> Option<&str> {
+pub(crate) fn digest_in_uri(uri: &str) -> Option<&str> {
     let (_, hex) = uri.rsplit_once("/blobs/sha256/")?;
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
 }
 
 /// Checks bytes read from `uri` against the blob reference that named them.
-pub fn verify(blob: &BlobRef, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn verify(blob: &BlobRef, bytes: &[u8]) -> Result<(), Error> {
     let actual = crate::wire::sha256_hex(bytes);
     if bytes.len() as u64 != blob.len || !actual.eq_ignore_ascii_case(&blob.sha256) {
         return Err(Error::DigestMismatch {

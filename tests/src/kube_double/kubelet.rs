@@ -1612,10 +1612,9 @@ impl PodWorker {
             working_dir: c.working_dir.clone().filter(|d| !d.is_empty()),
             hostname: super::docker::hostname(&self.key.1),
             mounts: binds,
-            memory: amount(&resources.limits, "memory").map(|b| b.ceil() as i64),
-            nano_cpus: amount(&resources.limits, "cpu").map(|c| (c * 1e9).round() as i64),
-            cpu_shares: amount(&resources.requests, "cpu")
-                .map(|c| ((c * 1024.0).round() as i64).max(2)),
+            memory: amount(&resources.limits, "memory").map(|b| b.ceil()),
+            nano_cpus: amount(&resources.limits, "cpu").map(|c| c.times_rounded(1_000_000_000)),
+            cpu_shares: amount(&resources.requests, "cpu").map(|c| c.times_rounded(1024).max(2)),
             labels: DockerLaunch::labels(
                 &kubelet.server_label,
                 &self.key.0,

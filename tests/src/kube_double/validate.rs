@@ -248,38 +248,205 @@ pub(crate) fn image_name_problem(image: &str) -> Option<String> {
     None
 }
 
-/// A quantity's value (`750m` → 0.75, `1Gi` → 2^30), if it parses.
-pub(crate) fn quantity(q: &str) -> Option<f64> {
-    let q = q.trim();
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '+' | '-')))
-        .unwrap_or(q.len());
-    let (number, suffix) = q.split_at(split);
-    if number.is_empty() || number.matches('.').count() > 1 {
+/// A quantity's value as the apiserver keeps it: a whole number of
+/// billionths of the unit (nanocores, nanobytes). `ParseQuantity` rounds
+/// anything finer up, away from zero, to `1n`, and caps binary-suffixed
+/// amounts at 2^63 − 1 units; comparisons (`Quantity.Cmp`) are then exact,
+/// as the derived ordering of the integer is here.
+///
+/// Deliberately not the runtime's parser (`hype-runtime`'s
+/// `environment::quantity`), so a bug shared by both is unlikely: this one
+/// tokenises with a state machine and works in fixed-point nano-units,
+/// that one splits the text and keeps an exact decimal mantissa and
+/// exponent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Amount(i128);
+
+/// Nano-units in one unit.
+const NANOS_PER_UNIT: i128 = 1_000_000_000;
+
+impl Amount {
+    /// Nothing (`0`).
+    pub(crate) const ZERO: Amount = Amount(0);
+
+    /// The value in billionths of the unit (`750m` → 750 000 000).
+    pub(crate) fn nanos(self) -> i128 {
+        self.0
+    }
+
+    /// Whether the value is below zero.
+    pub(crate) fn is_negative(self) -> bool {
+        self.0 < 0
+    }
+
+    /// The value in whole units rounded up, as `Quantity.Value()` gives it
+    /// (`1.1Gi` → 1 181 116 007 bytes), saturating at the `i64` range.
+    pub(crate) fn ceil(self) -> i64 {
+        let whole = self.0 / NANOS_PER_UNIT;
+        let up = i128::from(self.0 % NANOS_PER_UNIT > 0);
+        saturate(whole + up)
+    }
+
+    /// The value times `factor`, rounded to the nearest whole number with
+    /// halves away from zero, saturating at the `i64` range (`700m` × 1024
+    /// → 717).
+    pub(crate) fn times_rounded(self, factor: i64) -> i64 {
+        let Some(product) = self.0.checked_mul(i128::from(factor)) else {
+            return if (self.0 < 0) == (factor < 0) {
+                i64::MAX
+            } else {
+                i64::MIN
+            };
+        };
+        let whole = product / NANOS_PER_UNIT;
+        let rest = product % NANOS_PER_UNIT; // same sign as `product`
+        let away = i128::from(2 * rest.abs() >= NANOS_PER_UNIT);
+        saturate(whole + away * product.signum())
+    }
+}
+
+/// `v` clamped to the `i64` range.
+fn saturate(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// A quantity's value (`750m` → 0.75, `1Gi` → 2^30, in nano-units), if it
+/// parses as the apiserver's `ParseQuantity` would: surrounding whitespace
+/// trimmed (as `Quantity`'s JSON decoding does), then
+/// `[+-]? digits [. digits] suffix` with at least one digit, where the
+/// suffix is empty, `n u m k M G T P E`, `Ki Mi Gi Ti Pi Ei`, or `e`/`E`
+/// and a signed whole number. Stricter than the apiserver in two corners:
+/// `.`, `+` and `-` alone (which `ParseQuantity` reads as zero) are
+/// refused, and so are decimal amounts whose nano-units do not fit in an
+/// `i128` (beyond about 1.7 × 10^29 units) and numbers with more
+/// significant digits than a `u128` holds (about 38, fewer with a binary
+/// suffix and a fraction).
+pub(crate) fn quantity(q: &str) -> Option<Amount> {
+    /// Where the tokeniser is.
+    #[derive(Clone, Copy, PartialEq)]
+    enum At {
+        /// Nothing read yet.
+        Start,
+        /// After the sign.
+        Sign,
+        /// In the digits before any `.`.
+        Whole,
+        /// In the digits after the `.` (or just after it).
+        Fraction,
+        /// In the suffix's letters (`Ki`, `m`, `e` of `e3`).
+        Letters,
+        /// After a sign that follows the letters (`e-`).
+        ExponentSign,
+        /// In the digits that end the suffix (`3` of `e-3`).
+        ExponentDigits,
+    }
+    let mut at = At::Start;
+    let mut negative = false;
+    // Every digit of the number, the '.' left out, and how many follow it.
+    let mut digits: Vec<u8> = Vec::new();
+    let mut places: i64 = 0;
+    let mut suffix = String::new();
+    for c in q.trim().chars() {
+        at = match (at, c) {
+            (At::Start, '+' | '-') => {
+                negative = c == '-';
+                At::Sign
+            }
+            (At::Start | At::Sign | At::Whole, '0'..='9') => {
+                digits.push(c as u8 - b'0');
+                At::Whole
+            }
+            (At::Start | At::Sign | At::Whole, '.') => At::Fraction,
+            (At::Fraction, '0'..='9') => {
+                digits.push(c as u8 - b'0');
+                places += 1;
+                At::Fraction
+            }
+            (
+                At::Whole | At::Fraction | At::Letters,
+                'e' | 'E' | 'i' | 'n' | 'u' | 'm' | 'k' | 'K' | 'M' | 'G' | 'T' | 'P',
+            ) => {
+                suffix.push(c);
+                At::Letters
+            }
+            (At::Letters, '+' | '-') => {
+                suffix.push(c);
+                At::ExponentSign
+            }
+            (At::Letters | At::ExponentSign | At::ExponentDigits, '0'..='9') => {
+                suffix.push(c);
+                At::ExponentDigits
+            }
+            _ => return None,
+        };
+    }
+    if digits.is_empty() || matches!(at, At::Start | At::Sign | At::ExponentSign) {
         return None;
     }
-    let number: f64 = number.parse().ok()?;
-    let multiplier = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024f64,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        exp if exp.starts_with(['e', 'E']) => 10f64.powi(exp[1..].parse().ok()?),
+
+    // value = digits × 2^twos × 10^tens, in nano-units.
+    let (twos, suffix_tens): (u32, i64) = match suffix.as_str() {
+        "" => (0, 0),
+        "n" => (0, -9),
+        "u" => (0, -6),
+        "m" => (0, -3),
+        "k" => (0, 3),
+        "M" => (0, 6),
+        "G" => (0, 9),
+        "T" => (0, 12),
+        "P" => (0, 15),
+        "E" => (0, 18),
+        "Ki" => (10, 0),
+        "Mi" => (20, 0),
+        "Gi" => (30, 0),
+        "Ti" => (40, 0),
+        "Pi" => (50, 0),
+        "Ei" => (60, 0),
+        // `str::parse` takes a leading `+` or `-`, like Go's ParseInt.
+        s if s.len() > 1 && (s.starts_with('e') || s.starts_with('E')) => (0, s[1..].parse().ok()?),
         _ => return None,
     };
-    Some(number * multiplier)
+    let lead = digits.iter().take_while(|&&d| d == 0).count();
+    let trail = digits[lead..].iter().rev().take_while(|&&d| d == 0).count();
+    let significant = &digits[lead..digits.len() - trail];
+    if significant.is_empty() {
+        return Some(Amount::ZERO);
+    }
+    let tens = suffix_tens
+        .checked_add(9)?
+        .checked_sub(places)?
+        .checked_add(i64::try_from(trail).ok()?)?;
+    let exact = significant
+        .iter()
+        .try_fold(0u128, |n, &d| n.checked_mul(10)?.checked_add(u128::from(d)))
+        .and_then(|n| n.checked_mul(1u128 << twos))
+        .and_then(|n| {
+            if tens >= 0 {
+                n.checked_mul(10u128.checked_pow(u32::try_from(tens).ok()?)?)
+            } else {
+                // Finer than a nano-unit: round up, away from zero. A
+                // divisor beyond u128 leaves less than one nano-unit.
+                Some(
+                    match u32::try_from(tens.unsigned_abs())
+                        .ok()
+                        .and_then(|k| 10u128.checked_pow(k))
+                    {
+                        Some(divisor) => n.div_ceil(divisor),
+                        None => 1,
+                    },
+                )
+            }
+        });
+    let cap = u128::from(i64::MAX.unsigned_abs()) * NANOS_PER_UNIT.unsigned_abs();
+    let nanos = match exact {
+        Some(n) if twos == 0 => n,
+        Some(n) => n.min(cap),
+        // A whole number of units beyond u128 nano-units: far over the cap.
+        None if twos > 0 && tens >= 0 => cap,
+        None => return None,
+    };
+    let nanos = i128::try_from(nanos).ok()?;
+    Some(Amount(if negative { -nanos } else { nanos }))
 }
 
 /// Quantities that do not parse: the apiserver refuses those while decoding
@@ -624,7 +791,7 @@ fn validate_resources(r: &ResourceRequirements, field: &str, errors: &mut Vec<Fi
     let limits = r.limits.as_ref().unwrap_or(&empty);
     for (which, map) in [("requests", &r.requests), ("limits", &r.limits)] {
         for (name, q) in map.iter().flatten() {
-            if quantity(&q.0).is_some_and(|v| v < 0.0) {
+            if quantity(&q.0).is_some_and(Amount::is_negative) {
                 errors.push(FieldError::invalid(
                     format!("{field}.{which}[{name}]"),
                     json!(q.0),
@@ -680,7 +847,7 @@ pub(crate) fn pvc(claim: &PersistentVolumeClaim, generated: bool) -> Vec<FieldEr
                 json!(q.0),
                 "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
             )),
-            Some(v) if v <= 0.0 => errors.push(FieldError::invalid(
+            Some(v) if v <= Amount::ZERO => errors.push(FieldError::invalid(
                 "spec.resources[storage]",
                 json!(q.0),
                 "must be greater than zero",
@@ -817,10 +984,110 @@ mod tests {
         for bad in ["Hype:latest", "a b", "x:", "gcr.io/P/x", "x:-tag"] {
             assert!(image_name_problem(bad).is_some(), "{bad}");
         }
-        assert_eq!(quantity("750m"), Some(0.75));
-        assert_eq!(quantity("1Gi"), Some(1073741824.0));
-        assert_eq!(quantity("1e3"), Some(1000.0));
+        let nanos = |q: &str| quantity(q).map(Amount::nanos);
+        const UNIT: i128 = NANOS_PER_UNIT;
+        assert_eq!(nanos("750m"), Some(750_000_000)); // 0.75
+        assert_eq!(nanos("1Gi"), Some(1073741824 * UNIT));
+        assert_eq!(nanos("1e3"), Some(1000 * UNIT));
         assert_eq!(quantity("lots"), None);
         assert_eq!(quantity("1.2.3"), None);
+    }
+
+    #[test]
+    fn quantities_as_the_apiserver_reads_them() {
+        let nanos = |q: &str| quantity(q).map(Amount::nanos);
+        let same = |a: &str, b: &str| {
+            let (x, y) = (quantity(a), quantity(b));
+            assert!(x.is_some() && x == y, "{a} = {x:?}, {b} = {y:?}");
+        };
+        const UNIT: i128 = NANOS_PER_UNIT;
+        same("0.5Gi", "512Mi");
+        same("1.5Gi", "1536Mi");
+        same("1E3", "1e3");
+        same("1e3", "1k");
+        same("1e+3", "1k");
+        same("1E-2", "10m");
+        same("1E", "1e18");
+        same("+1", "1");
+        same("1.", "1");
+        same(".5", "500m");
+        same("007", "7");
+        same("1000m", "1");
+        same("1Ki", "1.024k");
+        same(" 2Gi\n", "2Gi");
+        same("-0", "0");
+        same("0Gi", "0");
+        assert_eq!(nanos("-1"), Some(-UNIT));
+        assert!(quantity("-1").unwrap().is_negative());
+        assert!(!quantity("-0").unwrap().is_negative());
+        assert_eq!(nanos("1n"), Some(1));
+        assert_eq!(nanos("1Ei"), Some((1 << 60) * UNIT));
+        assert_eq!(nanos("129e6"), Some(129_000_000 * UNIT));
+        assert_eq!(nanos("123456789123456789"), Some(123456789123456789 * UNIT));
+        // Finer than 1n rounds up, away from zero.
+        assert_eq!(nanos("0.5n"), Some(1));
+        assert_eq!(nanos("1.1n"), Some(2));
+        assert_eq!(nanos("-0.5n"), Some(-1));
+        assert_eq!(nanos("1e-400"), Some(1));
+        // Binary amounts are capped at 2^63 - 1 units, decimal ones are not.
+        same("16Ei", "9223372036854775807");
+        same("8Ei", "9223372036854775807");
+        same("99999999999999999999999Ei", "16Ei");
+        assert!(quantity("1e19") > quantity("16Ei"));
+        assert_eq!(nanos("-16Ei"), Some(-i128::from(i64::MAX) * UNIT));
+        // Ordering is exact.
+        assert!(quantity("1Gi") > quantity("1G"));
+        assert!(quantity("1001m") > quantity("1"));
+        assert!(quantity("999999999n") < quantity("1"));
+        assert!(quantity("-2") < quantity("-1"));
+        // Not quantities: trailing junk, inner spaces, bad suffixes.
+        for bad in [
+            "",
+            " ",
+            ".",
+            "+",
+            "-",
+            "--1",
+            "+-1",
+            "Mi",
+            "1Gb",
+            "1Gix",
+            "1 Gi",
+            "1e3x",
+            "1k+",
+            "1.5.",
+            "1..5",
+            "1e",
+            "1E+",
+            "1e-",
+            "1ee3",
+            "1e3.5",
+            "1K",
+            "1ki",
+            "0x10",
+            "1_000",
+            "1,5",
+            "1e99999999999999999999",
+            "1e40",
+            "1e-99999999999999999999",
+        ] {
+            assert_eq!(quantity(bad), None, "{bad:?}");
+        }
+        // What the kubelet makes of them.
+        assert_eq!(quantity("1.1Gi").unwrap().ceil(), 1_181_116_007);
+        assert_eq!(quantity("512Mi").unwrap().ceil(), 512 << 20);
+        assert_eq!(quantity("1m").unwrap().ceil(), 1);
+        assert_eq!(quantity("-1.5").unwrap().ceil(), -1);
+        assert_eq!(quantity("1e20").unwrap().ceil(), i64::MAX);
+        assert_eq!(
+            quantity("750m").unwrap().times_rounded(1_000_000_000),
+            750_000_000
+        );
+        assert_eq!(quantity("700m").unwrap().times_rounded(1024), 717);
+        assert_eq!(quantity("250m").unwrap().times_rounded(1024), 256);
+        assert_eq!(quantity("1m").unwrap().times_rounded(1024), 1);
+        assert_eq!(quantity("-700m").unwrap().times_rounded(1024), -717);
+        assert_eq!(quantity("1e29").unwrap().times_rounded(1024), i64::MAX);
+        assert_eq!(quantity("-1e29").unwrap().times_rounded(1024), i64::MIN);
     }
 }

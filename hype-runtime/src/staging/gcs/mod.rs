@@ -34,8 +34,7 @@
 //! A store creates its client on first use, inside the tokio runtime that
 //! uses it, and stays bound to that runtime.
 
-pub(crate) mod credentials;
-mod rest;
+mod json;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,10 +47,10 @@ use google_cloud_storage::retry_policy::RetryableErrors;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use self::credentials::{GoogleCredentials, ensure_crypto_provider};
-use self::rest::{BucketState, Rest};
-pub(crate) use self::rest::{api_message, describe_send_error, encode as encode_segment};
+use self::json::{BucketState, Rest};
 use super::{BoxFuture, Staging, blob_uri};
+use crate::google::credentials::{GoogleCredentials, arc_source, ensure_crypto_provider};
+use crate::google::rest::api_message;
 use crate::error::Error;
 use crate::wire::BlobRef;
 
@@ -82,7 +81,7 @@ const HASH_OFF_THREAD: usize = 1024 * 1024;
 /// // An emulator (fake-gcs-server), no credentials.
 /// let test = GcsStaging::builder("gs://test-bucket")
 ///     .endpoint("http://127.0.0.1:4443")
-///     .anonymous()
+///     .anonymous(true)
 ///     .build()?;
 /// # Ok(()) }
 /// ```
@@ -169,9 +168,14 @@ impl GcsStagingBuilder {
         self
     }
 
-    /// Sends requests without credentials (an emulator).
-    pub fn anonymous(mut self) -> Self {
-        self.credentials = CredentialChoice::Anonymous;
+    /// Whether to send requests without credentials (an emulator);
+    /// `false` goes back to Application Default Credentials.
+    pub fn anonymous(mut self, anonymous: bool) -> Self {
+        self.credentials = if anonymous {
+            CredentialChoice::Anonymous
+        } else {
+            CredentialChoice::ApplicationDefault
+        };
         self
     }
 
@@ -244,7 +248,7 @@ impl GcsStaging {
                 } else {
                     format!("http://{host}")
                 };
-                builder.endpoint(endpoint).anonymous().build()
+                builder.endpoint(endpoint).anonymous(true).build()
             }
             _ => builder.build(),
         }
@@ -397,7 +401,7 @@ impl GcsStaging {
         err: google_cloud_storage::Error,
     ) -> Error {
         let Ok(clients) = self.clients().await else {
-            return Error::staging(operation, uri, err);
+            return staging_error(operation, uri, err);
         };
         if err.is_authentication() {
             return clients
@@ -420,7 +424,7 @@ impl GcsStaging {
                         uri: uri.to_owned(),
                     };
                 }
-                Error::staging(operation, uri, err)
+                staging_error(operation, uri, err)
             }
             Some(403) => Error::Staging {
                 operation,
@@ -429,12 +433,12 @@ impl GcsStaging {
                     "permission denied for {} (403: {}); grant it roles/storage.objectAdmin on gs://{bucket}",
                     clients.rest.credentials.source,
                     err.http_payload()
-                        .map(|body| rest::api_message(body))
+                        .map(|body| api_message(body))
                         .unwrap_or_else(|| err.to_string())
                 ),
-                source: credentials::arc_source(err),
+                source: arc_source(err),
             },
-            _ => Error::staging(operation, uri, err),
+            _ => staging_error(operation, uri, err),
         }
     }
 
@@ -632,6 +636,33 @@ impl Staging for GcsStaging {
             })
             .await
         })
+    }
+}
+
+/// A Cloud Storage client failure in hype's words, with the client's error
+/// as its source.
+fn staging_error(operation: &'static str, uri: &str, err: google_cloud_storage::Error) -> Error {
+    let message = if err.is_connect() {
+        "cannot connect to the storage service".to_owned()
+    } else if err.is_timeout() {
+        "the storage service did not answer in time".to_owned()
+    } else if let Some(code) = err.http_status_code() {
+        format!(
+            "HTTP {code}: {}",
+            err.http_payload()
+                .map(|body| api_message(body))
+                .unwrap_or_else(|| "no details".to_owned())
+        )
+    } else if err.is_io() || err.is_transport() {
+        "the connection to the storage service failed".to_owned()
+    } else {
+        "the storage client failed".to_owned()
+    };
+    Error::Staging {
+        operation,
+        uri: uri.to_owned(),
+        message,
+        source: arc_source(err),
     }
 }
 

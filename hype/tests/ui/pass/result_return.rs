@@ -24,6 +24,6 @@ async fn main() {
     );
     assert_eq!(
         ParseArgs::SIGNATURE,
-        hype::registry::fnv1a64(b"hype-sig-v1(String)->Result<u64,ParseFailure>")
+        hype::wire::fnv1a64(b"hype-sig-v1(String)->Result<u64,ParseFailure>")
     );
 }

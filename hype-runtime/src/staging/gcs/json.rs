@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 
-use super::credentials::GoogleCredentials;
 use crate::error::Error;
+use crate::google::credentials::GoogleCredentials;
+use crate::google::rest::{api_message, describe_send_error, encode};
 
 /// An object's size and generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,81 +206,5 @@ impl Rest {
             message,
             source: None,
         }
-    }
-}
-
-/// The `error.message` of a Google API error body, else the body itself
-/// (shortened).
-pub(crate) fn api_message(body: &[u8]) -> String {
-    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(body)
-        && let Some(message) = json
-            .pointer("/error/message")
-            .and_then(|m| m.as_str())
-            .filter(|m| !m.is_empty())
-    {
-        return message.to_owned();
-    }
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return "no details".to_owned();
-    }
-    let mut end = text.len().min(300);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].replace(['\n', '\r'], " ")
-}
-
-/// A reqwest error with its causes ("error sending request" alone says
-/// nothing).
-pub(crate) fn describe_send_error(err: &reqwest::Error) -> String {
-    let mut text = if err.is_timeout() {
-        "no answer in time".to_owned()
-    } else if err.is_connect() {
-        "cannot connect".to_owned()
-    } else {
-        err.to_string()
-    };
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// Percent-encodes one URL path segment (every byte but the unreserved
-/// ones, so `/` in an object name becomes `%2F` as the JSON API wants).
-pub(crate) fn encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn encodes_object_names_as_one_segment() {
-        assert_eq!(encode("hype/blobs/sha256/ab"), "hype%2Fblobs%2Fsha256%2Fab");
-        assert_eq!(encode("a b~c"), "a%20b~c");
-        assert_eq!(encode("é"), "%C3%A9");
-    }
-
-    #[test]
-    fn api_messages_come_from_the_error_body() {
-        let body = br#"{"error": {"code": 404, "message": "No such object: b/o"}}"#;
-        assert_eq!(api_message(body), "No such object: b/o");
-        assert_eq!(api_message(b"  plain\ntext "), "plain text");
-        assert_eq!(api_message(b""), "no details");
     }
 }

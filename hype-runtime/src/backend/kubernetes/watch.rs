@@ -17,12 +17,13 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use tokio::sync::watch;
 
-use super::retry;
+use super::retry as api;
+use crate::retry::{self, BackoffBuilder as _};
 use crate::error::Error;
 
 /// The latest thing the watch saw of one pod.
 #[derive(Debug, Clone, Default)]
-pub enum PodEvent {
+pub(crate) enum PodEvent {
     /// Nothing yet.
     #[default]
     Unseen,
@@ -36,10 +37,9 @@ type Waiters = Arc<Mutex<HashMap<String, watch::Sender<PodEvent>>>>;
 
 /// The shared watch of one session's pods.
 #[derive(Debug)]
-pub struct PodWatcher {
+pub(crate) struct PodWatcher {
     waiters: Waiters,
     task: tokio::task::JoinHandle<()>,
-    connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Drop for PodWatcher {
@@ -53,25 +53,19 @@ impl PodWatcher {
     /// watch task.
     pub async fn start(api: Api<Pod>, selector: String) -> Result<PodWatcher, Error> {
         let list_params = ListParams::default().labels(&selector);
-        let version = retry::bounded("list pods", || api.list_metadata(&list_params))
+        let version = api::bounded("list pods", || api.list_metadata(&list_params))
             .await?
             .metadata
             .resource_version
             .unwrap_or_else(|| "0".to_owned());
         let waiters: Waiters = Arc::default();
-        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let task = tokio::spawn(run(
             api,
             selector,
             version,
             waiters.clone(),
-            connections.clone(),
         ));
-        Ok(PodWatcher {
-            waiters,
-            task,
-            connections,
-        })
+        Ok(PodWatcher { waiters, task })
     }
 
     /// Starts following pod `name`; call before creating it.
@@ -84,12 +78,6 @@ impl PodWatcher {
     /// Stops following pod `name`.
     pub fn unregister(&self, name: &str) {
         self.lock().remove(name);
-    }
-
-    /// How many watch connections this watcher has opened (1 unless the
-    /// connection dropped and was resumed).
-    pub fn connections(&self) -> usize {
-        self.connections.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<PodEvent>>> {
@@ -115,19 +103,18 @@ async fn run(
     selector: String,
     mut version: String,
     waiters: Waiters,
-    connections: Arc<std::sync::atomic::AtomicUsize>,
 ) {
-    let mut backoff = Duration::from_millis(100);
+    let policy = retry::backoff(Duration::from_millis(100), Duration::from_secs(5), None);
+    let mut backoff = policy.build();
     loop {
         // Bookmarks are on by default: they keep `version` fresh.
         let params = WatchParams::default().labels(&selector).timeout(290);
-        connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stream = match api.watch(&params, &version).await {
             Ok(stream) => stream,
             Err(err) => {
-                tracing::warn!(%err, ?backoff, "cannot watch pods; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                let delay = backoff.next().unwrap_or(Duration::from_secs(5));
+                tracing::warn!(%err, ?delay, "cannot watch pods; retrying");
+                tokio::time::sleep(delay).await;
                 continue;
             }
         };
@@ -135,7 +122,7 @@ async fn run(
         while let Some(event) = stream.next().await {
             match event {
                 Ok(WatchEvent::Added(pod) | WatchEvent::Modified(pod)) => {
-                    backoff = Duration::from_millis(100);
+                    backoff = policy.build();
                     if let Some(v) = &pod.metadata.resource_version {
                         version.clone_from(v);
                     }
@@ -174,7 +161,7 @@ async fn run(
 /// cleanup.
 async fn relist(api: &Api<Pod>, selector: &str, waiters: &Waiters) -> String {
     let params = ListParams::default().labels(selector);
-    match retry::bounded("list pods", || api.list(&params)).await {
+    match api::bounded("list pods", || api.list(&params)).await {
         Ok(list) => {
             let names: Vec<Option<String>> =
                 list.items.iter().map(|p| p.metadata.name.clone()).collect();

@@ -42,7 +42,7 @@ pub(crate) fn ensure_crypto_provider() {
 /// Where a set of credentials came from, for error messages.
 #[derive(Debug, Clone)]
 pub(crate) enum Source {
-    /// Given in code (`with_credentials`).
+    /// Given in code (`ContainerEngineCluster::credentials`).
     Injected,
     /// No credentials: requests go unauthenticated (an emulator).
     Anonymous,

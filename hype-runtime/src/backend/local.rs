@@ -23,20 +23,20 @@
 //!   attached to errors) and forwarded to `tracing` at debug level.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
-use super::{Job, Runner};
+use super::{Cluster, Connection, Ended, Job, Runner, describe_end};
 use crate::cleanup;
+use crate::config;
 use crate::environment::{RunEnvironment, VolumeLifetime};
 use crate::error::Error;
 use crate::mounts::{self, MappedMount};
 use crate::staging::BoxFuture;
-use crate::wire::{EXIT_PANICKED, Failure};
 
 /// How many stderr lines of a failed child an error keeps.
 const STDERR_TAIL_LINES: usize = 20;
@@ -44,7 +44,8 @@ const STDERR_TAIL_LINES: usize = 20;
 /// grandchild may hold it open).
 const STDERR_DRAIN_BOUND: Duration = Duration::from_secs(2);
 
-/// Settings of the local runner; `LocalCluster` in the cluster vocabulary.
+/// Child processes of this binary (or a worker binary) on this machine:
+/// the embedded default.
 #[derive(Debug, Clone, Default)]
 pub struct LocalCluster {
     program: Option<PathBuf>,
@@ -79,31 +80,17 @@ impl LocalCluster {
         self
     }
 
-    /// Builds the runner.
-    pub fn into_runner(self) -> Result<LocalRunner, Error> {
+    /// Builds the runner: the program to run, the directories, and a
+    /// temporary directory for termination messages.
+    fn runner(self) -> Result<LocalRunner, Error> {
         let program = match self.program {
             Some(program) => program,
             None => std::env::current_exe().map_err(|err| Error::Config {
                 message: format!("cannot find this executable to run calls with: {err}"),
             })?,
         };
-        let home = std::env::var_os("HOME").map(PathBuf::from);
-        let default_dir = |var: &str, under_home: &[&str]| -> PathBuf {
-            std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
-                let mut dir = home.clone().unwrap_or_else(std::env::temp_dir);
-                dir.extend(under_home);
-                dir
-            })
-        };
-        let secrets_dir = self
-            .secrets_dir
-            .unwrap_or_else(|| default_dir("HYPE_LOCAL_SECRETS", &[".config", "hype", "secrets"]));
-        let volumes_dir = self.volumes_dir.unwrap_or_else(|| {
-            default_dir(
-                "HYPE_LOCAL_VOLUMES",
-                &[".local", "share", "hype", "volumes"],
-            )
-        });
+        let secrets_dir = self.secrets_dir.unwrap_or_else(config::local_secrets_dir);
+        let volumes_dir = self.volumes_dir.unwrap_or_else(config::local_volumes_dir);
         let work_dir = cleanup::temp_dir("hype-local-").map_err(|err| Error::Config {
             message: format!("cannot create a temporary directory for local calls: {err}"),
         })?;
@@ -117,9 +104,15 @@ impl LocalCluster {
     }
 }
 
-/// Runs each call as a child process. Built by [`LocalCluster::into_runner`].
+impl Cluster for LocalCluster {
+    fn connect(self, _connection: Connection) -> BoxFuture<'static, Result<Arc<dyn Runner>, Error>> {
+        Box::pin(async move { Ok(Arc::new(self.runner()?) as Arc<dyn Runner>) })
+    }
+}
+
+/// Runs each call as a child process. Built by connecting a [`LocalCluster`].
 #[derive(Debug)]
-pub struct LocalRunner {
+pub(crate) struct LocalRunner {
     program: PathBuf,
     secrets_dir: PathBuf,
     volumes_dir: PathBuf,
@@ -128,52 +121,47 @@ pub struct LocalRunner {
 }
 
 impl LocalRunner {
-    /// The binary calls run in.
-    pub fn program(&self) -> &Path {
-        &self.program
-    }
-
     /// Maps the environment's secrets and volumes to directories, creating
     /// volume directories; reports every missing secret at once.
     fn map_mounts(&self, env: &RunEnvironment) -> Result<Vec<MappedMount>, Error> {
         let mut problems = Vec::new();
         let mut mapped = Vec::new();
         for secret in env.secrets() {
-            let dir = self.secrets_dir.join(&secret.name);
+            let dir = self.secrets_dir.join(&secret.name());
             if dir.is_dir() {
                 mapped.push(MappedMount {
-                    container_path: secret.mount_path.clone(),
+                    container_path: secret.mount_path().to_owned(),
                     local_path: dir,
                     read_only: true,
                 });
             } else {
                 problems.push(format!(
                     "secret {} has no local directory {}: create it with one file per key, or point HYPE_LOCAL_SECRETS (or LocalCluster::secrets_dir) at a directory with one folder per secret",
-                    secret.name,
+                    secret.name(),
                     dir.display()
                 ));
             }
         }
         for mount in env.mounts() {
-            let dir = self.volumes_dir.join(&mount.volume.name);
+            let dir = self.volumes_dir.join(&mount.volume().name());
             if let Err(err) = std::fs::create_dir_all(&dir) {
                 problems.push(format!(
                     "volume {}: cannot create {}: {err}",
-                    mount.volume.name,
+                    mount.volume().name(),
                     dir.display()
                 ));
                 continue;
             }
-            if mount.volume.lifetime == VolumeLifetime::Transient && !mount.volume.keep_on_exit {
+            if mount.volume().lifetime() == VolumeLifetime::Transient && !mount.volume().is_kept_on_exit() {
                 let mut transient = self.transient.lock().unwrap_or_else(|e| e.into_inner());
                 if transient.insert(dir.clone()) {
                     cleanup::remove_at_exit(&dir);
                 }
             }
             mapped.push(MappedMount {
-                container_path: mount.mount_path.clone(),
+                container_path: mount.mount_path().to_owned(),
                 local_path: dir,
-                read_only: mount.read_only,
+                read_only: mount.is_read_only(),
             });
         }
         if problems.is_empty() {
@@ -198,9 +186,9 @@ impl LocalRunner {
             .arg(crate::entry::HYPE_RUN)
             .arg(&job.call)
             .envs(env.env_vars().iter().map(|(k, v)| (k, v)))
-            .env("HYPE_EXECUTION_ID", &job.execution_id)
-            .env("HYPE_TERMINATION_MESSAGE_PATH", &termination_path)
-            .env(mounts::HYPE_MOUNTS, mounts)
+            .env(config::HYPE_EXECUTION_ID, &job.execution_id)
+            .env(config::HYPE_TERMINATION_MESSAGE_PATH, &termination_path)
+            .env(config::HYPE_MOUNTS, mounts)
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped())
@@ -351,29 +339,12 @@ async fn collect_stderr(stderr: tokio::process::ChildStderr, execution_id: Strin
     Vec::from(tail).join("\n")
 }
 
+/// How a child that wrote no outcome ended.
 fn describe(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt as _;
-    if let Some(code) = status.code() {
-        let meaning = match code {
-            EXIT_PANICKED => Some("panicked"),
-            _ => Failure::describe_exit_code(code),
-        };
-        match meaning {
-            Some(meaning) => {
-                format!("exited with code {code} ({meaning}) without writing an outcome")
-            }
-            None => format!("exited with code {code} without writing an outcome"),
-        }
-    } else if let Some(signal) = status.signal() {
-        let name = match signal {
-            libc::SIGKILL => " (SIGKILL: killed from outside, or out of memory)",
-            libc::SIGTERM => " (SIGTERM)",
-            libc::SIGSEGV => " (SIGSEGV)",
-            libc::SIGABRT => " (SIGABRT: aborted)",
-            _ => "",
-        };
-        format!("killed by signal {signal}{name}")
-    } else {
-        format!("ended with {status}")
+    match (status.code(), status.signal()) {
+        (Some(code), _) => describe_end("the process", Ended::Code(code.into())),
+        (None, Some(signal)) => describe_end("the process", Ended::Signal(signal)),
+        (None, None) => format!("the process ended with {status}"),
     }
 }

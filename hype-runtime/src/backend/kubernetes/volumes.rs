@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
 use tokio::sync::OnceCell;
 
-use super::pod::{LABEL_MANAGED_BY, session_labels};
+use crate::backend::labels;
 use super::retry;
 use crate::environment::{VolumeLifetime, VolumeRequest};
 use crate::error::Error;
@@ -47,7 +47,7 @@ impl Volumes {
             .ready
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(request.name.clone())
+            .entry(request.name().to_owned())
             .or_default()
             .clone();
         cell.get_or_try_init(|| self.create_or_reuse(request))
@@ -56,8 +56,8 @@ impl Volumes {
     }
 
     async fn create_or_reuse(&self, request: &VolumeRequest) -> Result<(), Error> {
-        let name = &request.name;
-        if request.lifetime == VolumeLifetime::Persistent {
+        let name = request.name();
+        if request.lifetime() == VolumeLifetime::Persistent {
             let existing =
                 retry::bounded(&format!("get claim {name}"), || self.api.get_opt(name)).await?;
             if let Some(claim) = existing {
@@ -65,8 +65,8 @@ impl Volumes {
                     .spec
                     .as_ref()
                     .and_then(|s| s.storage_class_name.as_deref());
-                if class != Some(request.storage_class.as_str()) {
-                    tracing::warn!(claim = %name, ?class, wanted = %request.storage_class, "reusing a claim of another storage class");
+                if class != Some(request.storage_class()) {
+                    tracing::warn!(claim = %name, ?class, wanted = %request.storage_class(), "reusing a claim of another storage class");
                 }
                 return Ok(());
             }
@@ -84,11 +84,11 @@ impl Volumes {
             Some(_) => tracing::debug!(claim = %name, "created"),
             None => tracing::debug!(claim = %name, "already there; reusing"),
         }
-        if request.lifetime == VolumeLifetime::Transient && !request.keep_on_exit {
+        if request.lifetime() == VolumeLifetime::Transient && !request.is_kept_on_exit() {
             self.transient
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(name.clone());
+                .push(name.to_owned());
         }
         Ok(())
     }
@@ -116,6 +116,7 @@ impl Volumes {
             Err(Error::Cluster {
                 operation: "delete transient claims".to_owned(),
                 message: failures.join("; "),
+                source: None,
             })
         }
     }
@@ -123,26 +124,24 @@ impl Volumes {
 
 /// The claim of a volume request.
 pub fn claim(request: &VolumeRequest, session: &str) -> PersistentVolumeClaim {
-    let labels = match request.lifetime {
+    let labels = match request.lifetime() {
         // A transient claim belongs to its session; a persistent one outlives it.
-        VolumeLifetime::Transient => session_labels(session),
-        VolumeLifetime::Persistent => {
-            BTreeMap::from([(LABEL_MANAGED_BY.to_owned(), "hype".to_owned())])
-        }
+        VolumeLifetime::Transient => labels::session_labels(session),
+        VolumeLifetime::Persistent => labels::managed_labels(),
     };
     PersistentVolumeClaim {
         metadata: ObjectMeta {
-            name: Some(request.name.clone()),
+            name: Some(request.name().to_owned()),
             labels: Some(labels),
             ..ObjectMeta::default()
         },
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec!["ReadWriteOnce".to_owned(), "ReadOnlyMany".to_owned()]),
-            storage_class_name: Some(request.storage_class.clone()),
+            storage_class_name: Some(request.storage_class().to_owned()),
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([(
                     "storage".to_owned(),
-                    Quantity(request.size.clone()),
+                    Quantity(request.size().to_owned()),
                 )])),
                 limits: None,
             }),

@@ -29,19 +29,12 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use crate::backend::labels;
 use crate::environment::RunEnvironment;
 use crate::error::Error;
 
 /// The name of the container that runs the call.
 pub const CONTAINER: &str = "hype-run";
-/// Label: who manages the object.
-pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-/// Label: the submitter session that created the object.
-pub const LABEL_SESSION: &str = "hype.dev/session";
-/// Label: the function (its last path segment, label-safe).
-pub const LABEL_FUNCTION: &str = "hype.dev/function";
-/// Annotation: the function's full ID.
-pub const ANNOTATION_FUNCTION_ID: &str = "hype.dev/function-id";
 
 /// Everything a pod is made from.
 #[derive(Debug, Clone)]
@@ -58,22 +51,9 @@ pub struct PodRequest<'a> {
     pub env: &'a RunEnvironment,
 }
 
-pub use crate::ids::label_value;
-
-/// The labels of everything a session creates.
-pub fn session_labels(session: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (LABEL_MANAGED_BY.to_owned(), "hype".to_owned()),
-        (LABEL_SESSION.to_owned(), label_value(session)),
-    ])
-}
-
 /// The label selector of a session's objects.
-pub fn session_selector(session: &str) -> String {
-    format!(
-        "{LABEL_MANAGED_BY}=hype,{LABEL_SESSION}={}",
-        label_value(session)
-    )
+pub(crate) fn session_selector(session: &str) -> String {
+    labels::session_selector_terms(session).join(",")
 }
 
 /// The volume name of secret `name` in a pod.
@@ -97,7 +77,7 @@ fn volume_name(prefix: &str, name: &str) -> String {
     if full.len() <= 63 {
         return full;
     }
-    let hash = crate::registry::fnv1a64(name.as_bytes());
+    let hash = crate::wire::fnv1a64(name.as_bytes());
     let mut short: String = full.chars().take(63 - 17).collect();
     while short.ends_with('-') {
         short.pop();
@@ -116,15 +96,15 @@ pub fn build(request: &PodRequest<'_>) -> Result<Pod, Error> {
         });
     };
     let mut pod = match env.base_pod() {
-        Some(base) => parse_base_pod(&base.yaml, &base.path.display().to_string())?,
+        Some(base) => parse_base_pod(base.yaml(), &base.path().display().to_string())?,
         None => Pod::default(),
     };
 
     let mut labels = pod.metadata.labels.take().unwrap_or_default();
-    labels.extend(session_labels(request.session));
+    labels.extend(labels::session_labels::<BTreeMap<_, _>>(request.session));
     labels.insert(
-        LABEL_FUNCTION.to_owned(),
-        label_value(
+        labels::LABEL_FUNCTION.to_owned(),
+        labels::label_value(
             request
                 .function
                 .rsplit("::")
@@ -134,7 +114,7 @@ pub fn build(request: &PodRequest<'_>) -> Result<Pod, Error> {
     );
     let mut annotations = pod.metadata.annotations.take().unwrap_or_default();
     annotations.insert(
-        ANNOTATION_FUNCTION_ID.to_owned(),
+        labels::LABEL_FUNCTION_ID.to_owned(),
         request.function.to_owned(),
     );
     pod.metadata = ObjectMeta {
@@ -202,12 +182,12 @@ pub fn build(request: &PodRequest<'_>) -> Result<Pod, Error> {
     let mut mounts: Vec<VolumeMount> = container.volume_mounts.take().unwrap_or_default();
     let mut volumes: Vec<Volume> = spec.volumes.take().unwrap_or_default();
     for secret in env.secrets() {
-        let name = secret_volume(&secret.name);
+        let name = secret_volume(&secret.name());
         if !volumes.iter().any(|v| v.name == name) {
             volumes.push(Volume {
                 name: name.clone(),
                 secret: Some(SecretVolumeSource {
-                    secret_name: Some(secret.name.clone()),
+                    secret_name: Some(secret.name().to_owned()),
                     ..SecretVolumeSource::default()
                 }),
                 ..Volume::default()
@@ -215,32 +195,32 @@ pub fn build(request: &PodRequest<'_>) -> Result<Pod, Error> {
         }
         mounts.push(VolumeMount {
             name,
-            mount_path: secret.mount_path.display().to_string(),
+            mount_path: secret.mount_path().display().to_string(),
             read_only: Some(true),
             ..VolumeMount::default()
         });
     }
     for mount in env.mounts() {
-        let name = claim_volume(&mount.volume.name);
+        let name = claim_volume(&mount.volume().name());
         if let Some(existing) = volumes.iter_mut().find(|v| v.name == name) {
             // One claim mounted twice: the volume is read-only only if every mount is.
             if let Some(source) = existing.persistent_volume_claim.as_mut() {
-                source.read_only = Some(source.read_only.unwrap_or(false) && mount.read_only);
+                source.read_only = Some(source.read_only.unwrap_or(false) && mount.is_read_only());
             }
         } else {
             volumes.push(Volume {
                 name: name.clone(),
                 persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                    claim_name: mount.volume.name.clone(),
-                    read_only: Some(mount.read_only),
+                    claim_name: mount.volume().name().to_owned(),
+                    read_only: Some(mount.is_read_only()),
                 }),
                 ..Volume::default()
             });
         }
         mounts.push(VolumeMount {
             name,
-            mount_path: mount.mount_path.display().to_string(),
-            read_only: Some(mount.read_only),
+            mount_path: mount.mount_path().display().to_string(),
+            read_only: Some(mount.is_read_only()),
             ..VolumeMount::default()
         });
     }
@@ -277,7 +257,7 @@ pub fn parse_base_pod(yaml: &str, origin: &str) -> Result<Pod, Error> {
         problems: vec![format!("base pod {origin}: {problem}")],
     };
     let pod: Pod =
-        serde_yaml::from_str(yaml).map_err(|err| invalid(format!("not a Pod: {err}")))?;
+        serde_yaml_ng::from_str(yaml).map_err(|err| invalid(format!("not a Pod: {err}")))?;
     let Some(spec) = &pod.spec else {
         return Err(invalid("it has no spec".to_owned()));
     };
@@ -306,6 +286,7 @@ mod tests {
 
     use super::*;
     use crate::environment::{Secret, VolumeRequest};
+    use crate::backend::labels::label_value;
 
     fn request<'a>(env: &'a RunEnvironment) -> PodRequest<'a> {
         PodRequest {

@@ -23,27 +23,14 @@ use std::path::{Path, PathBuf};
 
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountTypeEnum};
 
-use super::quantity;
-use crate::environment::{RunEnvironment, VolumeRequest};
+use crate::environment::quantity;
+use crate::environment::{RunEnvironment, VolumeLifetime, VolumeRequest};
 use crate::error::Error;
-use crate::runner::Job;
-
-/// Label: who manages the object.
-pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-/// Label: the submitter session that created the object.
-pub const LABEL_SESSION: &str = "hype.dev/session";
-/// Label: the function (its last path segment, label-safe).
-pub const LABEL_FUNCTION: &str = "hype.dev/function";
-/// Label: the function's full ID.
-pub const LABEL_FUNCTION_ID: &str = "hype.dev/function-id";
-/// Label: the execution ID (the container's name).
-pub const LABEL_EXECUTION_ID: &str = "hype.dev/execution-id";
-/// Label of volumes: `transient` or `persistent`.
-pub const LABEL_LIFETIME: &str = "hype.dev/lifetime";
-/// Label of volumes: the requested storage class (Docker ignores it).
-pub const LABEL_STORAGE_CLASS: &str = "hype.dev/storage-class";
-/// Label of volumes: the requested size (Docker's local driver ignores it).
-pub const LABEL_SIZE: &str = "hype.dev/size";
+use crate::backend::Job;
+use crate::backend::labels::{
+    self, LABEL_EXECUTION_ID, LABEL_FUNCTION, LABEL_FUNCTION_ID, LABEL_LIFETIME, LABEL_SIZE,
+    LABEL_STORAGE_CLASS, label_value,
+};
 
 /// Where the per-call termination directory is mounted in the container.
 pub const TERMINATION_DIR: &str = "/run/hype";
@@ -83,34 +70,21 @@ pub struct ContainerPlan {
     pub memory_limit: Option<String>,
 }
 
-pub use crate::ids::label_value;
-
-/// The labels of everything a session creates.
-pub fn session_labels(session: &str) -> HashMap<String, String> {
-    HashMap::from([
-        (LABEL_MANAGED_BY.to_owned(), "hype".to_owned()),
-        (LABEL_SESSION.to_owned(), label_value(session)),
-    ])
-}
-
 /// The engine's label filter of a session's objects.
-pub fn session_filter(session: &str) -> HashMap<String, Vec<String>> {
+pub(crate) fn session_filter(session: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([(
         "label".to_owned(),
-        vec![
-            format!("{LABEL_MANAGED_BY}=hype"),
-            format!("{LABEL_SESSION}={}", label_value(session)),
-        ],
+        labels::session_selector_terms(session).to_vec(),
     )])
 }
 
 /// The labels of a volume hype creates.
-pub fn volume_labels(volume: &VolumeRequest, session: &str) -> HashMap<String, String> {
-    let transient = volume.lifetime == crate::environment::VolumeLifetime::Transient;
-    let mut labels = if transient {
-        session_labels(session)
+pub(crate) fn volume_labels(volume: &VolumeRequest, session: &str) -> HashMap<String, String> {
+    let transient = volume.lifetime() == VolumeLifetime::Transient;
+    let mut labels: HashMap<String, String> = if transient {
+        labels::session_labels(session)
     } else {
-        HashMap::from([(LABEL_MANAGED_BY.to_owned(), "hype".to_owned())])
+        labels::managed_labels()
     };
     labels.insert(
         LABEL_LIFETIME.to_owned(),
@@ -118,9 +92,9 @@ pub fn volume_labels(volume: &VolumeRequest, session: &str) -> HashMap<String, S
     );
     labels.insert(
         LABEL_STORAGE_CLASS.to_owned(),
-        label_value(&volume.storage_class),
+        label_value(volume.storage_class()),
     );
-    labels.insert(LABEL_SIZE.to_owned(), label_value(&volume.size));
+    labels.insert(LABEL_SIZE.to_owned(), label_value(volume.size()));
     labels
 }
 
@@ -196,11 +170,11 @@ pub fn build(request: &ContainerRequest<'_>) -> Result<ContainerPlan, Error> {
         },
     ];
     for secret in env.secrets() {
-        let dir = secrets_dir.join(&secret.name);
+        let dir = secrets_dir.join(&secret.name());
         if !dir.is_dir() {
             problems.push(format!(
                 "secret {} has no local directory {}: create it with one file per key, or point HYPE_LOCAL_SECRETS (or DockerCluster::secrets_dir) at a directory with one folder per secret",
-                secret.name,
+                secret.name(),
                 dir.display()
             ));
             continue;
@@ -208,7 +182,7 @@ pub fn build(request: &ContainerRequest<'_>) -> Result<ContainerPlan, Error> {
         mounts.push(Mount {
             typ: Some(MountTypeEnum::BIND),
             source: Some(path_text(&dir, "secret directory", &mut problems)),
-            target: Some(path_text(&secret.mount_path, "mount path", &mut problems)),
+            target: Some(path_text(&secret.mount_path(), "mount path", &mut problems)),
             read_only: Some(true),
             ..Default::default()
         });
@@ -216,13 +190,13 @@ pub fn build(request: &ContainerRequest<'_>) -> Result<ContainerPlan, Error> {
     let mut volumes: BTreeMap<String, VolumeRequest> = BTreeMap::new();
     for mount in env.mounts() {
         volumes
-            .entry(mount.volume.name.clone())
-            .or_insert_with(|| mount.volume.clone());
+            .entry(mount.volume().name().to_owned())
+            .or_insert_with(|| mount.volume().clone());
         mounts.push(Mount {
             typ: Some(MountTypeEnum::VOLUME),
-            source: Some(mount.volume.name.clone()),
-            target: Some(path_text(&mount.mount_path, "mount path", &mut problems)),
-            read_only: Some(mount.read_only),
+            source: Some(mount.volume().name().to_owned()),
+            target: Some(path_text(&mount.mount_path(), "mount path", &mut problems)),
+            read_only: Some(mount.is_read_only()),
             ..Default::default()
         });
     }
@@ -261,7 +235,7 @@ pub fn build(request: &ContainerRequest<'_>) -> Result<ContainerPlan, Error> {
     environment.push(format!("HYPE_EXECUTION_ID={}", job.execution_id));
     environment.push(format!("HYPE_TERMINATION_MESSAGE_PATH={termination_path}"));
 
-    let mut labels = session_labels(session);
+    let mut labels: HashMap<String, String> = labels::session_labels(session);
     let short_name = job.function.rsplit("::").next().unwrap_or(job.function);
     labels.insert(LABEL_FUNCTION.to_owned(), label_value(short_name));
     labels.insert(LABEL_FUNCTION_ID.to_owned(), job.function.to_owned());
@@ -324,6 +298,7 @@ pub fn staging_dir(location: &str) -> Result<PathBuf, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::labels::{LABEL_MANAGED_BY, LABEL_SESSION};
     use crate::environment::{Secret, VolumeRequest};
 
     fn job() -> Job {

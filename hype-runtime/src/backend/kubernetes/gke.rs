@@ -26,12 +26,12 @@ use http::{HeaderMap, Request, StatusCode};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::cluster::{Cluster, Connection};
+use super::KubeCluster;
+use crate::backend::{Cluster, Connection, Runner};
 use crate::error::Error;
-use crate::runner::Runner;
-use crate::runner::kubernetes::KubeCluster;
+use crate::google::credentials::{GoogleCredentials, ensure_crypto_provider};
+use crate::google::rest::{api_message, describe_send_error, encode};
 use crate::staging::BoxFuture;
-use crate::staging::gcs::credentials::{GoogleCredentials, ensure_crypto_provider};
 
 /// The GKE API.
 pub const DEFAULT_API_ENDPOINT: &str = "https://container.googleapis.com";
@@ -122,7 +122,7 @@ impl ContainerEngineCluster {
 
     /// The GKE API endpoint (default [`DEFAULT_API_ENDPOINT`]), for a
     /// private endpoint or a test server.
-    pub fn with_api_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+    pub fn api_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.api_endpoint = endpoint.into().trim_end_matches('/').to_owned();
         self
     }
@@ -130,7 +130,7 @@ impl ContainerEngineCluster {
     /// The credentials that read the cluster and authenticate to it
     /// (default: Application Default Credentials). Build them with
     /// `google-cloud-auth`, for instance from a service account key.
-    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
         self.credentials = Some(credentials);
         self
     }
@@ -167,7 +167,7 @@ impl ContainerEngineCluster {
         format!("GKE cluster {}", self.name())
     }
 
-    fn credentials(&self) -> Result<GoogleCredentials, Error> {
+    fn google_credentials(&self) -> Result<GoogleCredentials, Error> {
         match &self.credentials {
             Some(credentials) => Ok(GoogleCredentials::injected(credentials.clone())),
             None => GoogleCredentials::application_default(&self.purpose()),
@@ -177,7 +177,7 @@ impl ContainerEngineCluster {
     /// Reads the cluster's endpoint and CA certificate from the GKE API.
     pub async fn endpoint(&self) -> Result<ClusterEndpoint, Error> {
         ensure_crypto_provider();
-        let credentials = self.credentials()?;
+        let credentials = self.google_credentials()?;
         self.lookup(&credentials).await
     }
 
@@ -186,6 +186,7 @@ impl ContainerEngineCluster {
         let fail = |message: String| Error::Cluster {
             operation: operation.clone(),
             message,
+            source: None,
         };
         let http = reqwest::Client::builder()
             .build()
@@ -195,7 +196,7 @@ impl ContainerEngineCluster {
             self.api_endpoint,
             self.name()
                 .split('/')
-                .map(crate::staging::gcs::encode_segment)
+                .map(encode)
                 .collect::<Vec<_>>()
                 .join("/")
         );
@@ -223,7 +224,7 @@ impl ContainerEngineCluster {
                         Err(err) => format!("reading the answer failed: {err}"),
                     }
                 }
-                Err(err) => crate::staging::gcs::describe_send_error(&err),
+                Err(err) => describe_send_error(&err),
             };
             if attempt >= API_ATTEMPTS {
                 return Err(fail(format!(
@@ -234,7 +235,7 @@ impl ContainerEngineCluster {
             tokio::time::sleep(Duration::from_millis(250) * attempt).await;
             attempt += 1;
         };
-        let detail = crate::staging::gcs::api_message(&body);
+        let detail = api_message(&body);
         match status {
             StatusCode::OK => self.parse_cluster(&body).map_err(fail),
             StatusCode::NOT_FOUND => Err(fail(format!(
@@ -296,7 +297,7 @@ impl ContainerEngineCluster {
     /// access token on every request, refreshed before it expires.
     pub async fn client(&self) -> Result<kube::Client, Error> {
         ensure_crypto_provider();
-        let credentials = self.credentials()?;
+        let credentials = self.google_credentials()?;
         let endpoint = self.lookup(&credentials).await?;
         let fail = |message: String| Error::Config {
             message: format!(
@@ -425,6 +426,7 @@ where
                         .headers(&purpose, |message| Error::Cluster {
                             operation: format!("authenticate to {purpose}"),
                             message,
+                            source: None,
                         })
                         .await
                 })
@@ -468,7 +470,7 @@ mod tests {
             "projects/p/locations/europe-west1-b/clusters/c"
         );
         let regional = ContainerEngineCluster::new("p", "europe-west1", "c")
-            .with_api_endpoint("http://127.0.0.1:9/");
+            .api_endpoint("http://127.0.0.1:9/");
         assert_eq!(regional.api_endpoint, "http://127.0.0.1:9");
     }
 

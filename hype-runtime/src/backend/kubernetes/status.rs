@@ -1,10 +1,15 @@
-//! What a pod's status says about its call: still going, finished, or
-//! stuck or failed for a reason hype can name. Pure functions of the pod,
-//! so every case is unit-tested without a cluster.
+//! What a pod's status says about its call ([`progress`]): still going,
+//! finished, or stuck or failed for a reason hype can name; and the error
+//! each diagnosis stands for ([`error`]). Pure functions of the pod, so
+//! every case is unit-tested without a cluster.
+
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 
 use super::pod::CONTAINER;
+use crate::backend::Job;
+use crate::error::Error;
 
 /// Waiting reasons meaning the image cannot be had.
 const IMAGE_REASONS: &[&str] = &[
@@ -153,6 +158,75 @@ pub fn progress(pod: &Pod) -> Progress {
                 .unwrap_or_else(|| "no node can take the pod".to_owned())
         });
     Progress::Waiting { unschedulable }
+}
+
+/// The error a diagnosed pod stands for: an image that cannot be pulled, a
+/// container that cannot be created, an OOM kill, an eviction, the
+/// deadline. `pod` is the pod as last seen, for the memory limit and the
+/// deadline. Progress that is no diagnosis (still waiting, terminated,
+/// failed otherwise) is reported as such, for the caller to handle first.
+pub(crate) fn error(progress: Progress, job: &Job, pod: Option<&Pod>) -> Error {
+    let function = job.function.to_owned();
+    let execution_id = job.execution_id.clone();
+    match progress {
+        Progress::ImageUnavailable {
+            image,
+            reason,
+            message,
+        } => Error::ImageUnavailable {
+            function,
+            execution_id,
+            image,
+            reason,
+            message,
+        },
+        Progress::ContainerConfig { reason, message } => Error::ContainerConfig {
+            function,
+            execution_id,
+            reason,
+            message,
+        },
+        Progress::OutOfMemory => Error::OutOfMemory {
+            function,
+            execution_id,
+            limit: pod.and_then(memory_limit),
+        },
+        Progress::Evicted { message } => Error::Evicted {
+            function,
+            execution_id,
+            message,
+        },
+        Progress::DeadlineExceeded => Error::Timeout {
+            function,
+            execution_id,
+            after: pod
+                .and_then(|pod| pod.spec.as_ref()?.active_deadline_seconds)
+                .map(|s| Duration::from_secs(s.max(0).unsigned_abs()))
+                .unwrap_or_default(),
+        },
+        other @ (Progress::Waiting { .. }
+        | Progress::Terminated { .. }
+        | Progress::FailedOtherwise { .. }) => Error::Cluster {
+            operation: format!("read the status of pod {execution_id}"),
+            message: format!("{other:?} is not a diagnosis"),
+            source: None,
+        },
+    }
+}
+
+/// The memory limit of the pod's `hype-run` container, as written.
+fn memory_limit(pod: &Pod) -> Option<String> {
+    pod.spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == CONTAINER)?
+        .resources
+        .as_ref()?
+        .limits
+        .as_ref()?
+        .get("memory")
+        .map(|q| q.0.clone())
 }
 
 #[cfg(test)]

@@ -1,0 +1,169 @@
+//! [`KubeCluster`]: which cluster (kubeconfig context, in-cluster
+//! configuration, or a client built elsewhere), which namespace, and how
+//! calls behave there; connecting it starts the session's shared watch and
+//! builds the runner.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::Api;
+
+use super::runner::KubernetesRunner;
+use super::watch::PodWatcher;
+use super::{pod, volumes};
+use crate::backend::{Cluster, Connection, Runner};
+use crate::error::Error;
+use crate::staging::BoxFuture;
+
+/// How long a pod may stay unschedulable before its call fails, unless set
+/// with [`KubeCluster::pending_timeout`].
+pub const DEFAULT_PENDING_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// A Kubernetes cluster reached through kubeconfig or the in-cluster
+/// configuration.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), hype_runtime::Error> {
+/// use hype_runtime::{KubeCluster, Submitter};
+/// let cluster = KubeCluster::new().context("my-context").namespace("batch");
+/// let submitter = Submitter::new("gs://my-bucket/hype", cluster).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct KubeCluster {
+    source: Source,
+    namespace: Option<String>,
+    pending_timeout: Duration,
+    keep_pods: bool,
+}
+
+#[derive(Clone)]
+enum Source {
+    Infer { context: Option<String> },
+    Client(kube::Client),
+}
+
+impl std::fmt::Debug for KubeCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let source = match &self.source {
+            Source::Infer { context } => format!("infer(context: {context:?})"),
+            Source::Client(_) => "client".to_owned(),
+        };
+        f.debug_struct("KubeCluster")
+            .field("source", &source)
+            .field("namespace", &self.namespace)
+            .field("pending_timeout", &self.pending_timeout)
+            .field("keep_pods", &self.keep_pods)
+            .finish()
+    }
+}
+
+impl Default for KubeCluster {
+    fn default() -> Self {
+        KubeCluster::new()
+    }
+}
+
+impl KubeCluster {
+    /// The cluster of the current kubeconfig context, or the in-cluster
+    /// configuration inside a pod (`kube::Config::infer`).
+    pub fn new() -> Self {
+        KubeCluster {
+            source: Source::Infer { context: None },
+            namespace: None,
+            pending_timeout: DEFAULT_PENDING_TIMEOUT,
+            keep_pods: false,
+        }
+    }
+
+    /// The cluster of a named kubeconfig context.
+    pub fn context(mut self, context: impl Into<String>) -> Self {
+        self.source = Source::Infer {
+            context: Some(context.into()),
+        };
+        self
+    }
+
+    /// A cluster behind an existing client (its default namespace unless
+    /// [`KubeCluster::namespace`] says otherwise).
+    pub fn from_client(client: kube::Client) -> Self {
+        KubeCluster {
+            source: Source::Client(client),
+            ..KubeCluster::new()
+        }
+    }
+
+    /// The namespace of the pods and claims (default: the configuration's,
+    /// else `default`).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// How long a pod may stay unschedulable before its call fails with
+    /// [`Error::Unschedulable`].
+    pub fn pending_timeout(mut self, timeout: Duration) -> Self {
+        self.pending_timeout = timeout;
+        self
+    }
+
+    /// Keeps finished pods instead of deleting them, for debugging.
+    pub fn keep_pods(mut self, keep: bool) -> Self {
+        self.keep_pods = keep;
+        self
+    }
+
+    async fn client(&self) -> Result<(kube::Client, String), Error> {
+        let config_error = |err: String| Error::Config {
+            message: format!("cannot configure the Kubernetes client: {err}"),
+        };
+        let client = match &self.source {
+            Source::Client(client) => client.clone(),
+            Source::Infer { context } => {
+                let config = match context {
+                    None => kube::Config::infer()
+                        .await
+                        .map_err(|e| config_error(e.to_string()))?,
+                    Some(context) => {
+                        kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions {
+                            context: Some(context.clone()),
+                            ..Default::default()
+                        })
+                        .await
+                        .map_err(|e| config_error(format!("context {context}: {e}")))?
+                    }
+                };
+                kube::Client::try_from(config).map_err(|e| config_error(e.to_string()))?
+            }
+        };
+        let namespace = self
+            .namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_owned());
+        Ok((client, namespace))
+    }
+}
+
+impl Cluster for KubeCluster {
+    fn connect(self, connection: Connection) -> BoxFuture<'static, Result<Arc<dyn Runner>, Error>> {
+        Box::pin(async move {
+            let (client, namespace) = self.client().await?;
+            let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+            let claims: Api<PersistentVolumeClaim> = Api::namespaced(client, &namespace);
+            let watcher =
+                PodWatcher::start(pods.clone(), pod::session_selector(connection.session())).await?;
+            tracing::debug!(%namespace, session = %connection.session(), "connected to Kubernetes");
+            Ok(Arc::new(KubernetesRunner {
+                pods,
+                volumes: volumes::Volumes::new(claims, connection.session()),
+                watcher,
+                session: connection.session().to_owned(),
+                pending_timeout: self.pending_timeout,
+                keep_pods: self.keep_pods,
+                deletions: Arc::default(),
+            }) as Arc<dyn Runner>)
+        })
+    }
+}
+

@@ -1,0 +1,330 @@
+//! The Kubernetes runner: one pod per call. It makes sure of the call's
+//! claims, builds and creates the pod (bounded retries), waits on the
+//! shared watch until the container ends or its status is diagnosed, reads
+//! the outcome from the termination message, and deletes the pod once it
+//! is read, when the call's future is dropped, and on timeout.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, LogParams, PostParams};
+
+use super::status::{self, Progress};
+use super::watch::{PodEvent, PodWatcher};
+use super::{pod, retry, volumes};
+use crate::backend::{Ended, Job, Runner, describe_end};
+use crate::environment::RunEnvironment;
+use crate::error::Error;
+use crate::staging::BoxFuture;
+
+/// How long a call waits for its pod to be gone when that matters (the pod
+/// mounted a claim read-write, and readers may be scheduled next).
+pub(crate) const DELETION_WAIT: Duration = Duration::from_secs(120);
+/// How many log lines a failed call's error carries.
+const LOG_TAIL_LINES: i64 = 20;
+
+/// Runs each call as a pod. Built by connecting a `KubeCluster`.
+#[derive(Debug)]
+pub(crate) struct KubernetesRunner {
+    pub(super) pods: Api<Pod>,
+    pub(super) volumes: volumes::Volumes,
+    pub(super) watcher: PodWatcher,
+    pub(super) session: String,
+    pub(super) pending_timeout: Duration,
+    pub(super) keep_pods: bool,
+    pub(super) deletions: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl KubernetesRunner {
+    async fn run_job(&self, job: Job, env: &RunEnvironment) -> Result<String, Error> {
+        let pod = pod::build(&pod::PodRequest {
+            name: &job.execution_id,
+            function: job.function,
+            session: &self.session,
+            call: &job.call,
+            env,
+        })?;
+        for mount in env.mounts() {
+            self.volumes.ensure(&mount.volume()).await?;
+        }
+        let writes_a_claim = env.mounts().iter().any(|m| !m.is_read_only());
+        let name = job.execution_id.clone();
+        let mut events = self.watcher.register(&name);
+        let mut guard = PodGuard {
+            pods: self.pods.clone(),
+            name: name.clone(),
+            armed: false,
+            deletions: self.deletions.clone(),
+        };
+        let _registration = Unregister(&self.watcher, &name);
+
+        let operation = format!("create pod {name}");
+        let post = PostParams::default();
+        retry::bounded(&operation, || self.pods.create(&post, &pod)).await?;
+        guard.armed = !self.keep_pods;
+        tracing::debug!(function = job.function, pod = %name, "created");
+
+        let waited = tokio::time::timeout(env.timeout(), self.wait(&job, &mut events)).await;
+        let result = match waited {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                function: job.function.to_owned(),
+                execution_id: name.clone(),
+                after: env.timeout(),
+            }),
+        };
+        if matches!(result, Err(Error::DeletedExternally { .. })) {
+            guard.armed = false;
+        }
+        if guard.armed {
+            guard.armed = false;
+            self.delete(&name).await;
+            if writes_a_claim {
+                // Readers of the claim may be scheduled on other nodes next:
+                // return once the writer is gone and its volume can detach.
+                wait_deleted(&mut events, DELETION_WAIT).await;
+            }
+        }
+        result
+    }
+
+    /// Waits until the pod's container ends or its status says why it
+    /// cannot; gives the termination message.
+    async fn wait(
+        &self,
+        job: &Job,
+        events: &mut tokio::sync::watch::Receiver<PodEvent>,
+    ) -> Result<String, Error> {
+        let name = job.execution_id.as_str();
+        let function = job.function.to_owned();
+        let mut unschedulable_since: Option<tokio::time::Instant> = None;
+        loop {
+            let event = events.borrow_and_update().clone();
+            let progress = match &event {
+                PodEvent::Unseen => Progress::Waiting {
+                    unschedulable: None,
+                },
+                PodEvent::Seen(pod) | PodEvent::Deleted(pod) => {
+                    let progress = status::progress(pod);
+                    // Only hype's own deletion is silent, and it happens after
+                    // this wait: a pod going away now was deleted by someone
+                    // else, unless it had already written its outcome.
+                    let going = matches!(event, PodEvent::Deleted(_))
+                        || pod.metadata.deletion_timestamp.is_some();
+                    if going && !has_outcome(&progress) {
+                        return Err(Error::DeletedExternally {
+                            function,
+                            execution_id: name.to_owned(),
+                        });
+                    }
+                    progress
+                }
+            };
+            let mut pending_deadline = None;
+            match progress {
+                Progress::Waiting {
+                    unschedulable: None,
+                } => unschedulable_since = None,
+                Progress::Waiting {
+                    unschedulable: Some(message),
+                } => {
+                    let since = *unschedulable_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= self.pending_timeout {
+                        return Err(Error::Unschedulable {
+                            function,
+                            execution_id: name.to_owned(),
+                            message,
+                            after: self.pending_timeout,
+                        });
+                    }
+                    pending_deadline = Some(since + self.pending_timeout);
+                }
+                Progress::Terminated {
+                    exit_code,
+                    reason,
+                    message,
+                } => {
+                    return self.outcome(job, exit_code, reason, message).await;
+                }
+                Progress::FailedOtherwise { status } => {
+                    return Err(Error::RunnerFailed {
+                        function,
+                        execution_id: name.to_owned(),
+                        stderr_tail: self.log_tail(name).await,
+                        status,
+                    });
+                }
+                diagnosed => {
+                    let pod = match &event {
+                        PodEvent::Seen(pod) | PodEvent::Deleted(pod) => Some(pod.as_ref()),
+                        PodEvent::Unseen => None,
+                    };
+                    return Err(status::error(diagnosed, job, pod));
+                }
+            }
+            let changed = events.changed();
+            let result = match pending_deadline {
+                Some(deadline) => tokio::select! {
+                    changed = changed => changed,
+                    _ = tokio::time::sleep_until(deadline) => continue,
+                },
+                None => changed.await,
+            };
+            if result.is_err() {
+                return Err(Error::Cluster {
+                    operation: format!("watch pod {name}"),
+                    message: "the shared watch stopped".to_owned(),
+                    source: None,
+                });
+            }
+        }
+    }
+
+    /// The termination message of an ended container, or the error it
+    /// stands for.
+    async fn outcome(
+        &self,
+        job: &Job,
+        exit_code: i32,
+        reason: Option<String>,
+        message: Option<String>,
+    ) -> Result<String, Error> {
+        // An outcome written by hype-run (inline or a staged URI); with
+        // FallbackToLogsOnError the message may instead be the log tail.
+        if let Some(message) = message.as_deref()
+            && crate::wire::Reference::parse(message).is_ok()
+        {
+            return Ok(message.to_owned());
+        }
+        let mut status = describe_end("the container", Ended::Code(exit_code.into()));
+        if let Some(reason) = reason {
+            status.push_str(&format!(" (reason {reason})"));
+        }
+        let stderr_tail = match message {
+            Some(logs) => logs,
+            None => self.log_tail(&job.execution_id).await,
+        };
+        Err(Error::RunnerFailed {
+            function: job.function.to_owned(),
+            execution_id: job.execution_id.clone(),
+            status,
+            stderr_tail,
+        })
+    }
+
+    async fn log_tail(&self, name: &str) -> String {
+        let params = LogParams {
+            container: Some(pod::CONTAINER.to_owned()),
+            tail_lines: Some(LOG_TAIL_LINES),
+            ..LogParams::default()
+        };
+        match tokio::time::timeout(Duration::from_secs(10), self.pods.logs(name, &params)).await {
+            Ok(Ok(logs)) => logs.trim_end().to_owned(),
+            Ok(Err(err)) => format!("(logs unavailable: {err})"),
+            Err(_) => "(logs unavailable: no answer within 10s)".to_owned(),
+        }
+    }
+
+    async fn delete(&self, name: &str) {
+        if let Err(err) = delete_pod(&self.pods, name).await {
+            tracing::warn!(pod = %name, %err, "cannot delete pod");
+        }
+    }
+}
+
+/// Whether a pod's progress holds an outcome written by `hype-run`.
+fn has_outcome(progress: &Progress) -> bool {
+    matches!(progress, Progress::Terminated { message: Some(m), .. } if crate::wire::Reference::parse(m).is_ok())
+}
+
+async fn delete_pod(pods: &Api<Pod>, name: &str) -> Result<(), Error> {
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..DeleteParams::default()
+    };
+    retry::bounded(&format!("delete pod {name}"), || async {
+        match pods.delete(name, &params).await {
+            Err(err) if retry::is_not_found(&err) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    })
+    .await
+}
+
+/// Waits (bounded) until the watch reports the pod deleted.
+async fn wait_deleted(events: &mut tokio::sync::watch::Receiver<PodEvent>, bound: Duration) {
+    let gone = async {
+        loop {
+            if matches!(*events.borrow_and_update(), PodEvent::Deleted(_)) {
+                return;
+            }
+            if events.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    if tokio::time::timeout(bound, gone).await.is_err() {
+        tracing::warn!(?bound, "pod not gone yet; going on");
+    }
+}
+
+/// Deletes the pod of a call whose future was dropped.
+struct PodGuard {
+    pods: Api<Pod>,
+    name: String,
+    armed: bool,
+    deletions: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Drop for PodGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(pod = %self.name, "no runtime to delete the pod of a dropped call");
+            return;
+        };
+        let (pods, name) = (self.pods.clone(), std::mem::take(&mut self.name));
+        let task = handle.spawn(async move {
+            if let Err(err) = delete_pod(&pods, &name).await {
+                tracing::warn!(pod = %name, %err, "cannot delete the pod of a dropped call");
+            }
+        });
+        let mut deletions = self.deletions.lock().unwrap_or_else(|e| e.into_inner());
+        deletions.retain(|t| !t.is_finished());
+        deletions.push(task);
+    }
+}
+
+struct Unregister<'a>(&'a PodWatcher, &'a str);
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        self.0.unregister(self.1);
+    }
+}
+
+impl Runner for KubernetesRunner {
+    fn run<'a>(
+        &'a self,
+        job: Job,
+        env: &'a RunEnvironment,
+    ) -> BoxFuture<'a, Result<String, Error>> {
+        Box::pin(self.run_job(job, env))
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            // Calls in flight were dropped by the submitter: let their pods' deletions finish.
+            let tasks =
+                std::mem::take(&mut *self.deletions.lock().unwrap_or_else(|e| e.into_inner()));
+            for task in tasks {
+                let _ = tokio::time::timeout(Duration::from_secs(60), task).await;
+            }
+            self.volumes.delete_transient().await
+        })
+    }
+}
+

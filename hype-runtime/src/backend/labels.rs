@@ -1,0 +1,50 @@
+//! The labels and annotations everything hype creates carries (pods,
+//! claims, containers, volumes), and the selectors that find one session's
+//! objects. One set for every backend, so the same selectors work on pods
+//! and containers alike.
+
+/// Label: who manages the object (`hype`).
+pub(crate) const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Label: the submitter session that created the object.
+pub(crate) const LABEL_SESSION: &str = "hype.dev/session";
+/// Label: the function (its last path segment, label-safe).
+pub(crate) const LABEL_FUNCTION: &str = "hype.dev/function";
+/// Label (containers) or annotation (pods): the function's full ID.
+pub(crate) const LABEL_FUNCTION_ID: &str = "hype.dev/function-id";
+/// Label: the execution ID (the container's name).
+pub(crate) const LABEL_EXECUTION_ID: &str = "hype.dev/execution-id";
+/// Label of volumes: `transient` or `persistent`.
+pub(crate) const LABEL_LIFETIME: &str = "hype.dev/lifetime";
+/// Label of volumes: the requested storage class.
+pub(crate) const LABEL_STORAGE_CLASS: &str = "hype.dev/storage-class";
+/// Label of volumes: the requested size.
+pub(crate) const LABEL_SIZE: &str = "hype.dev/size";
+/// The value of [`LABEL_MANAGED_BY`].
+pub(crate) const MANAGED_BY: &str = "hype";
+
+pub(crate) use crate::ids::label_value;
+
+/// The labels of everything a session creates, as any map type.
+pub(crate) fn session_labels<M: FromIterator<(String, String)>>(session: &str) -> M {
+    [
+        (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
+        (LABEL_SESSION.to_owned(), label_value(session)),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// The labels of an object that outlives its session (a persistent volume).
+pub(crate) fn managed_labels<M: FromIterator<(String, String)>>() -> M {
+    [(LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned())]
+        .into_iter()
+        .collect()
+}
+
+/// The selector terms of a session's objects: `key=value` each.
+pub(crate) fn session_selector_terms(session: &str) -> [String; 2] {
+    [
+        format!("{LABEL_MANAGED_BY}={MANAGED_BY}"),
+        format!("{LABEL_SESSION}={}", label_value(session)),
+    ]
+}

@@ -1,0 +1,184 @@
+//! Backends: the places a call can run, one folder (or file) each, and the
+//! two traits they implement.
+//!
+//! | backend | cluster type | module | feature |
+//! |---|---|---|---|
+//! | child processes of this binary (the embedded default) | [`LocalCluster`] | [`local`] | none |
+//! | containers on a Docker engine | `DockerCluster` | `docker` | `docker` |
+//! | pods on Kubernetes | `KubeCluster` | `kubernetes` | `kubernetes` |
+//! | pods on Google Kubernetes Engine | `ContainerEngineCluster` | `kubernetes::gke` | `gcs` |
+//!
+//! A [`Cluster`] is a description of where calls go, built in code or from
+//! `HYPE_CLUSTER` ([`crate::config`]). [`Cluster::connect`] is the one way
+//! to connect, for every backend: the submitter calls it once, with its
+//! [`Connection`] (staging store and session), and gets a [`Runner`]. A
+//! runner takes a [`Job`] (the call as `hype-run`'s argument) and a
+//! [`RunEnvironment`], runs `hype-run` somewhere, and returns its
+//! termination message: the outcome envelope as a
+//! [`crate::wire::Reference`]. The submitter does the rest (staging,
+//! decoding, typed errors), so runners only start, wait and clean up.
+
+#[cfg(feature = "docker")]
+pub mod docker;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
+pub(crate) mod labels;
+pub mod local;
+
+use std::sync::Arc;
+
+pub use self::local::LocalCluster;
+use crate::environment::RunEnvironment;
+use crate::error::Error;
+use crate::staging::{BoxFuture, Staging};
+
+/// What a cluster is connected for: the submitter's staging store and
+/// session. Everything a runner creates carries the session in its labels
+/// (`hype.dev/session`), so one submitter's objects can be found and removed.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Connection {
+    staging: Arc<dyn Staging>,
+    session: String,
+}
+
+impl Connection {
+    /// A connection for the submitter of `session` staging in `staging`.
+    pub fn new(staging: Arc<dyn Staging>, session: impl Into<String>) -> Connection {
+        Connection {
+            staging,
+            session: session.into(),
+        }
+    }
+
+    /// The submitter's staging store.
+    pub fn staging(&self) -> &Arc<dyn Staging> {
+        &self.staging
+    }
+
+    /// The submitter's session ID: 10 characters of `[0-9a-z]`, a valid
+    /// label value. The submitter reports the same one
+    /// ([`crate::Submitter::session`]).
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+}
+
+/// Where calls can be sent: [`LocalCluster`], `DockerCluster`,
+/// `KubeCluster`, `ContainerEngineCluster`. Give one to
+/// [`crate::Submitter::builder`] or [`crate::Submitter::new`].
+pub trait Cluster: Send + 'static {
+    /// Connects for one submitter and gives the runner its calls go to.
+    #[doc(hidden)]
+    fn connect(self, connection: Connection) -> BoxFuture<'static, Result<Arc<dyn Runner>, Error>>;
+
+    /// Why this cluster cannot use a temporary staging directory on this
+    /// machine, when it cannot: a submitter built without a staging store
+    /// then fails with this reason instead of staging where its executions
+    /// cannot read.
+    #[doc(hidden)]
+    fn needs_shared_staging(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// One call, ready to run.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The function's ID.
+    pub function: &'static str,
+    /// The execution's name (pod, container, process): a DNS-1123 label.
+    pub execution_id: String,
+    /// The argument to give `hype-run`: `inline:<base64>` or a staging URI.
+    pub call: String,
+}
+
+/// A place calls run, connected for one submitter.
+///
+/// Dropping the future of [`Runner::run`] must stop the execution and
+/// remove what it created (process, container, pod): that is how callers
+/// cancel. Every wait inside has a bound: the environment's timeout, or a
+/// shorter one for start-up.
+pub trait Runner: Send + Sync + std::fmt::Debug {
+    /// Runs `hype-run` for `job` in `env` and returns its termination
+    /// message. Fails with [`Error::Timeout`] after `env.timeout()`, and with
+    /// [`Error::RunnerFailed`] when the execution ended without a message.
+    fn run<'a>(&'a self, job: Job, env: &'a RunEnvironment)
+    -> BoxFuture<'a, Result<String, Error>>;
+
+    /// Releases what the runner holds for its submitter (transient
+    /// volumes). Calls in flight have already been cancelled.
+    fn close(&self) -> BoxFuture<'_, Result<(), Error>>;
+}
+
+/// How an execution ended when it wrote no outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// It exited with this code. Containers report a death by signal `n`
+    /// as code `128 + n`, and are described as such.
+    Code(i64),
+    /// A signal killed it (a child process, whose signal is known).
+    Signal(i32),
+}
+
+/// The one description of an execution that ended without writing an
+/// outcome, for every backend: `"{subject} exited with code 66 (unknown
+/// function) without writing an outcome"`, `"{subject} was killed by signal
+/// 9 (SIGKILL: …)"`.
+pub(crate) fn describe_end(subject: &str, ended: Ended) -> String {
+    match ended {
+        Ended::Code(code) => {
+            let meaning = i32::try_from(code).ok().and_then(|code| {
+                crate::wire::describe_exit_code(code).or_else(|| {
+                    code.checked_sub(128)
+                        .filter(|signal| (1..=64).contains(signal))
+                        .and_then(signal_name)
+                })
+            });
+            match meaning {
+                Some(meaning) => {
+                    format!("{subject} exited with code {code} ({meaning}) without writing an outcome")
+                }
+                None => format!("{subject} exited with code {code} without writing an outcome"),
+            }
+        }
+        Ended::Signal(signal) => match signal_name(signal) {
+            Some(name) => format!("{subject} was killed by signal {signal} ({name})"),
+            None => format!("{subject} was killed by signal {signal}"),
+        },
+    }
+}
+
+fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        libc::SIGKILL => "SIGKILL: killed from outside, or out of memory",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT: aborted",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ends_are_described_once_for_every_backend() {
+        assert!(describe_end("the container", Ended::Code(137)).contains("SIGKILL"));
+        assert!(describe_end("the container", Ended::Code(101)).contains("panicked"));
+        assert!(describe_end("the container", Ended::Code(66)).contains("unknown function"));
+        assert_eq!(
+            describe_end("the container", Ended::Code(3)),
+            "the container exited with code 3 without writing an outcome"
+        );
+        assert_eq!(
+            describe_end("the process", Ended::Signal(libc::SIGKILL)),
+            "the process was killed by signal 9 (SIGKILL: killed from outside, or out of memory)"
+        );
+        assert_eq!(
+            describe_end("the process", Ended::Signal(64)),
+            "the process was killed by signal 64"
+        );
+    }
+}

@@ -1,0 +1,420 @@
+//! Call and outcome envelopes: what they hold, and their encoding (a
+//! 4-byte magic, a 1-byte protocol version, a MessagePack map with field
+//! names as keys).
+
+use serde::{Deserialize, Serialize};
+
+use super::failure::Failure;
+use super::value::at_end;
+use super::{Bytes, CALL_MAGIC, OUTCOME_MAGIC, PROTOCOL_VERSION};
+use crate::error::Error;
+
+
+/// A call of a remote function, as sent to `hype-run`. Built with
+/// [`CallEnvelope::new`]; fields may be added in later protocol versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CallEnvelope {
+    /// The function's stable ID.
+    pub function: String,
+    /// The caller's signature hash of the function.
+    pub signature: u64,
+    /// Which build sent the call.
+    pub build: BuildInfo,
+    /// Where `hype-run` stages a result too large to return inline
+    /// (`file:///dir`, `gs://bucket/prefix`), if anywhere.
+    pub staging: Option<String>,
+    /// The encoded `{Name}Args` value.
+    pub payload: Payload,
+}
+
+impl CallEnvelope {
+    /// A call of `function` with its signature and encoded arguments, from
+    /// this build ([`BuildInfo::current`]), naming no staging location.
+    pub fn new(function: impl Into<String>, signature: u64, payload: Payload) -> CallEnvelope {
+        CallEnvelope {
+            function: function.into(),
+            signature,
+            build: BuildInfo::current(),
+            staging: None,
+            payload,
+        }
+    }
+
+    /// The same call, telling `hype-run` where to stage a large result.
+    pub fn with_staging(mut self, location: impl Into<String>) -> CallEnvelope {
+        self.staging = Some(location.into());
+        self
+    }
+
+    /// The same call, as sent by another build.
+    pub fn with_build(mut self, build: BuildInfo) -> CallEnvelope {
+        self.build = build;
+        self
+    }
+}
+
+/// Which build of which program made a call: shown when the two sides of a
+/// call disagree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BuildInfo {
+    /// The `hype` version of the caller.
+    pub hype_version: String,
+    /// SHA-256 (hex) of the caller's executable, when it could be read.
+    pub binary_sha256: Option<String>,
+}
+
+static BINARY_SHA256: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+impl BuildInfo {
+    /// The build info of `hype_version`, with the executable's digest if
+    /// known.
+    pub fn new(hype_version: impl Into<String>, binary_sha256: Option<String>) -> BuildInfo {
+        BuildInfo {
+            hype_version: hype_version.into(),
+            binary_sha256,
+        }
+    }
+
+    /// This process's build info. `binary_sha256` is informative: it is
+    /// there once [`BuildInfo::start_hashing`] has finished hashing the
+    /// executable in the background (a debug build of a large binary takes
+    /// about a second), and never delays a call.
+    pub fn current() -> BuildInfo {
+        BuildInfo {
+            hype_version: env!("CARGO_PKG_VERSION").to_owned(),
+            binary_sha256: BINARY_SHA256.get().cloned().flatten(),
+        }
+    }
+
+    /// Starts hashing this executable on a background thread, once per
+    /// process. Submitters call it when they are created.
+    pub fn start_hashing() {
+        static STARTED: std::sync::Once = std::sync::Once::new();
+        STARTED.call_once(|| {
+            let spawned = std::thread::Builder::new()
+                .name("hype-hash-exe".to_owned())
+                .spawn(|| {
+                    let digest = std::env::current_exe().and_then(hash_file).ok();
+                    let _ = BINARY_SHA256.set(digest);
+                });
+            if spawned.is_err() {
+                let _ = BINARY_SHA256.set(None);
+            }
+        });
+    }
+}
+
+/// SHA-256 (hex) of a file, read in chunks so a large executable is never
+/// held in memory at once.
+fn hash_file(path: std::path::PathBuf) -> std::io::Result<String> {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Bytes carried inline or staged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    /// The bytes themselves.
+    Inline(Bytes),
+    /// A staged blob holding the bytes.
+    Staged(BlobRef),
+}
+
+/// A content-addressed blob in a staging store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BlobRef {
+    /// Where it is: `<staging>/blobs/sha256/<hex>`.
+    pub uri: String,
+    /// Its length in bytes.
+    pub len: u64,
+    /// Its SHA-256, lowercase hex.
+    pub sha256: String,
+}
+
+impl BlobRef {
+    /// The blob at `uri` of `len` bytes whose SHA-256 is `sha256` (hex).
+    pub fn new(uri: impl Into<String>, len: u64, sha256: impl Into<String>) -> BlobRef {
+        BlobRef {
+            uri: uri.into(),
+            len,
+            sha256: sha256.into(),
+        }
+    }
+}
+
+/// What became of a call, as written by `hype-run`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OutcomeEnvelope {
+    /// The function's ID, as the call named it (empty if the call could not
+    /// be decoded).
+    pub function: String,
+    /// The execution that ran it (`HYPE_EXECUTION_ID`).
+    pub execution_id: String,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+impl OutcomeEnvelope {
+    /// The outcome of `function` as run by `execution_id`.
+    pub fn new(
+        function: impl Into<String>,
+        execution_id: impl Into<String>,
+        outcome: Outcome,
+    ) -> OutcomeEnvelope {
+        OutcomeEnvelope {
+            function: function.into(),
+            execution_id: execution_id.into(),
+            outcome,
+        }
+    }
+}
+
+/// What happened to a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The function returned; the payload is its encoded result (a user
+    /// `Err(e)` is a returned value too).
+    Returned(Payload),
+    /// The function panicked.
+    Panicked {
+        /// The panic message.
+        message: String,
+        /// `file:line:column`, when known.
+        location: Option<String>,
+    },
+    /// The call could not be run.
+    Failed(Failure),
+}
+
+/// Encodes a call envelope: magic, version, MessagePack map.
+pub fn encode_call(envelope: &CallEnvelope) -> Result<Vec<u8>, Error> {
+    encode_envelope(CALL_MAGIC, envelope, "call envelope")
+}
+
+/// Decodes a call envelope, checking magic, version and trailing bytes.
+pub fn decode_call(bytes: &[u8]) -> Result<CallEnvelope, Error> {
+    decode_envelope(CALL_MAGIC, bytes, "call envelope")
+}
+
+/// Encodes an outcome envelope.
+pub fn encode_outcome(envelope: &OutcomeEnvelope) -> Result<Vec<u8>, Error> {
+    encode_envelope(OUTCOME_MAGIC, envelope, "outcome envelope")
+}
+
+/// Decodes an outcome envelope.
+pub fn decode_outcome(bytes: &[u8]) -> Result<OutcomeEnvelope, Error> {
+    decode_envelope(OUTCOME_MAGIC, bytes, "outcome envelope")
+}
+
+fn encode_envelope<T: Serialize>(magic: [u8; 4], value: &T, what: &str) -> Result<Vec<u8>, Error> {
+    let mut out = crate::bytes::LargeWriter(Vec::with_capacity(128));
+    out.0.extend_from_slice(&magic);
+    out.0.push(PROTOCOL_VERSION);
+    value
+        .serialize(&mut rmp_serde::Serializer::new(&mut out).with_struct_map())
+        .map_err(|err| Error::malformed(what, format!("cannot encode: {err}")))?;
+    Ok(out.0)
+}
+
+fn decode_envelope<T: serde::de::DeserializeOwned>(
+    magic: [u8; 4],
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, Error> {
+    let Some((head, body)) = bytes.split_at_checked(5) else {
+        return Err(Error::malformed(
+            what,
+            format!("{} bytes is too short for a hype envelope", bytes.len()),
+        ));
+    };
+    if head[..4] != magic {
+        let other = if magic == CALL_MAGIC {
+            OUTCOME_MAGIC
+        } else {
+            CALL_MAGIC
+        };
+        let reason = if head[..4] == other {
+            format!(
+                "found a {} envelope instead",
+                if other == CALL_MAGIC {
+                    "call"
+                } else {
+                    "outcome"
+                }
+            )
+        } else {
+            format!(
+                "does not start with {:?} (found {:02x?}): not hype data",
+                String::from_utf8_lossy(&magic),
+                &head[..4]
+            )
+        };
+        return Err(Error::malformed(what, reason));
+    }
+    if head[4] != PROTOCOL_VERSION {
+        return Err(Error::malformed(
+            what,
+            format!(
+                "protocol version {} but this build speaks version {PROTOCOL_VERSION}: build both sides from the same hype version",
+                head[4]
+            ),
+        ));
+    }
+    let mut deserializer = rmp_serde::Deserializer::from_read_ref(body);
+    let value = T::deserialize(&mut deserializer)
+        .map_err(|err| Error::malformed(what, format!("invalid or truncated: {err}")))?;
+    if !at_end(&mut deserializer) {
+        return Err(Error::malformed(
+            what,
+            "unexpected bytes after the envelope",
+        ));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::encode_value;
+
+    fn call() -> CallEnvelope {
+        CallEnvelope {
+            function: "demo::word_count".into(),
+            signature: 0x1234_5678_9abc_def0,
+            build: BuildInfo {
+                hype_version: "0.1.0".into(),
+                binary_sha256: None,
+            },
+            staging: Some("file:///tmp/s".into()),
+            payload: Payload::Inline(Bytes::from(vec![0x91, 0xa1, b'x'])),
+        }
+    }
+
+    #[test]
+    fn golden_call_bytes() {
+        let call = CallEnvelope {
+            function: "demo::add".into(),
+            signature: 0x0123_4567_89ab_cdef,
+            build: BuildInfo {
+                hype_version: "0.1.0".into(),
+                binary_sha256: None,
+            },
+            staging: Some("file:///tmp/s".into()),
+            payload: Payload::Inline(Bytes::from(vec![0x92, 0x01, 0x02])),
+        };
+        fn fixstr(out: &mut Vec<u8>, s: &str) {
+            out.push(0xa0 | s.len() as u8);
+            out.extend_from_slice(s.as_bytes());
+        }
+        let mut expected = b"HYPC\x01\x85".to_vec();
+        fixstr(&mut expected, "function");
+        fixstr(&mut expected, "demo::add");
+        fixstr(&mut expected, "signature");
+        expected.extend_from_slice(&[0xcf, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]);
+        fixstr(&mut expected, "build");
+        expected.push(0x82);
+        fixstr(&mut expected, "hype_version");
+        fixstr(&mut expected, "0.1.0");
+        fixstr(&mut expected, "binary_sha256");
+        expected.push(0xc0);
+        fixstr(&mut expected, "staging");
+        fixstr(&mut expected, "file:///tmp/s");
+        fixstr(&mut expected, "payload");
+        expected.push(0x81);
+        fixstr(&mut expected, "Inline");
+        expected.extend_from_slice(&[0xc4, 0x03, 0x92, 0x01, 0x02]);
+        assert_eq!(encode_call(&call).unwrap(), expected);
+        assert_eq!(
+            encode_value("demo::add", "arguments", &(1i64, 2i64)).unwrap(),
+            [0x92, 0x01, 0x02]
+        );
+    }
+
+    #[test]
+    fn call_round_trip() {
+        let bytes = encode_call(&call()).unwrap();
+        assert_eq!(&bytes[..5], b"HYPC\x01");
+        assert_eq!(decode_call(&bytes).unwrap(), call());
+    }
+
+    #[test]
+    fn outcome_round_trip_each_kind() {
+        for outcome in [
+            Outcome::Returned(Payload::Staged(BlobRef {
+                uri: "file:///s/blobs/sha256/ab".into(),
+                len: 3,
+                sha256: "ab".into(),
+            })),
+            Outcome::Panicked {
+                message: "boom".into(),
+                location: Some("src/lib.rs:1:2".into()),
+            },
+            Outcome::Failed(Failure::SignatureMismatch {
+                expected: 1,
+                found: 2,
+            }),
+        ] {
+            let env = OutcomeEnvelope {
+                function: "f".into(),
+                execution_id: "e".into(),
+                outcome,
+            };
+            assert_eq!(decode_outcome(&encode_outcome(&env).unwrap()).unwrap(), env);
+        }
+    }
+
+    #[test]
+    fn every_truncation_and_corruption_is_an_error_not_a_panic() {
+        let bytes = encode_call(&call()).unwrap();
+        for len in 0..bytes.len() {
+            let err = decode_call(&bytes[..len]).unwrap_err();
+            assert!(
+                matches!(err, Error::MalformedEnvelope { .. }),
+                "{len}: {err}"
+            );
+        }
+        for i in 0..bytes.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut corrupt = bytes.clone();
+                corrupt[i] ^= flip;
+                // Either still a valid envelope (a flipped payload byte) or a typed error.
+                let _ = decode_call(&corrupt);
+            }
+        }
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        let err = decode_call(&trailing).unwrap_err().to_string();
+        assert!(err.contains("unexpected bytes"), "{err}");
+        trailing.pop();
+        trailing.push(0xc1); // a reserved marker: still trailing bytes
+        let err = decode_call(&trailing).unwrap_err().to_string();
+        assert!(err.contains("unexpected bytes"), "{err}");
+    }
+
+    #[test]
+    fn magic_and_version_are_checked() {
+        let bytes = encode_call(&call()).unwrap();
+        let err = decode_outcome(&bytes).unwrap_err();
+        assert!(err.to_string().contains("found a call envelope"), "{err}");
+        let mut v2 = bytes.clone();
+        v2[4] = 2;
+        assert!(
+            decode_call(&v2)
+                .unwrap_err()
+                .to_string()
+                .contains("protocol version 2")
+        );
+        assert!(
+            decode_call(b"garbage garbage")
+                .unwrap_err()
+                .to_string()
+                .contains("not hype data")
+        );
+    }
+}

@@ -1,0 +1,328 @@
+//! Why `hype-run` could not run a call ([`Failure`]), the error each
+//! failure becomes on the caller's side, and the one table of `hype-run`'s
+//! exit codes.
+
+use serde::{Deserialize, Serialize};
+
+use super::FAILURE_MESSAGE_LIMIT;
+use crate::error::Error;
+
+/// Why `hype-run` could not run a call. Each kind has its own exit code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Failure {
+    /// Wrong command line.
+    BadInvocation {
+        /// What was wrong.
+        message: String,
+    },
+    /// The call text or envelope is not valid.
+    MalformedCall {
+        /// What was wrong.
+        message: String,
+    },
+    /// No function with the call's ID in this binary.
+    UnknownFunction {
+        /// Up to 20 IDs this binary knows.
+        known: Vec<String>,
+    },
+    /// The function's signature differs.
+    SignatureMismatch {
+        /// The caller's signature.
+        expected: u64,
+        /// This binary's signature.
+        found: u64,
+    },
+    /// A staged object is missing.
+    StagedObjectMissing {
+        /// Its URI.
+        uri: String,
+    },
+    /// A staged blob does not match its digest.
+    DigestMismatch {
+        /// Its URI.
+        uri: String,
+        /// The digest the reference names.
+        expected: String,
+        /// The digest found.
+        actual: String,
+        /// The length the reference names.
+        expected_len: u64,
+        /// The length found.
+        actual_len: u64,
+    },
+    /// The staging store failed.
+    Staging {
+        /// What went wrong.
+        message: String,
+    },
+    /// The arguments did not decode into the function's argument types.
+    DecodeArguments {
+        /// The decoder's message.
+        message: String,
+    },
+    /// The result could not be encoded.
+    EncodeResult {
+        /// The encoder's message.
+        message: String,
+    },
+    /// The binary registers one ID twice.
+    DuplicateFunction {
+        /// The duplicated IDs.
+        ids: Vec<String>,
+    },
+}
+
+impl Failure {
+    /// The exit code `hype-run` ends with for this failure. Codes are
+    /// distinct so the cause is visible even where only the exit code is
+    /// (`kubectl get pods`, `docker ps -a`).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Failure::BadInvocation { .. } => EXIT_BAD_INVOCATION,
+            Failure::MalformedCall { .. } => EXIT_MALFORMED_CALL,
+            Failure::UnknownFunction { .. } => EXIT_UNKNOWN_FUNCTION,
+            Failure::SignatureMismatch { .. } => EXIT_SIGNATURE_MISMATCH,
+            Failure::StagedObjectMissing { .. } => EXIT_STAGED_OBJECT_MISSING,
+            Failure::DigestMismatch { .. } => EXIT_DIGEST_MISMATCH,
+            Failure::Staging { .. } => EXIT_STAGING,
+            Failure::DuplicateFunction { .. } => EXIT_DUPLICATE_FUNCTION,
+            Failure::DecodeArguments { .. } => EXIT_DECODE_ARGUMENTS,
+            Failure::EncodeResult { .. } => EXIT_ENCODE_RESULT,
+        }
+    }
+
+    /// The error the caller sees for this failure.
+    pub fn into_error(self, function: &str, execution_id: &str) -> Error {
+        let (function, execution_id) = (function.to_owned(), execution_id.to_owned());
+        match self {
+            Failure::BadInvocation { message } => Error::BadInvocation { message },
+            Failure::MalformedCall { message } => Error::MalformedEnvelope {
+                what: "call".to_owned(),
+                reason: message,
+            },
+            Failure::UnknownFunction { known } => Error::UnknownFunction {
+                function,
+                execution_id,
+                known,
+            },
+            Failure::SignatureMismatch { expected, found } => Error::SignatureMismatch {
+                function,
+                expected,
+                found,
+                execution_id,
+            },
+            Failure::StagedObjectMissing { uri } => Error::StagedObjectMissing { uri },
+            Failure::DigestMismatch {
+                uri,
+                expected,
+                actual,
+                expected_len,
+                actual_len,
+            } => Error::DigestMismatch {
+                uri,
+                expected,
+                actual,
+                expected_len,
+                actual_len,
+            },
+            Failure::Staging { message } => Error::Staging {
+                operation: "access",
+                uri: format!("(from {execution_id})"),
+                message,
+                source: None,
+            },
+            Failure::DecodeArguments { message } => Error::Decode {
+                function,
+                what: "arguments",
+                message,
+            },
+            Failure::EncodeResult { message } => Error::Encode {
+                function,
+                what: "result",
+                message,
+            },
+            Failure::DuplicateFunction { ids } => Error::DuplicateFunction { ids },
+        }
+    }
+
+    /// The failure `hype-run` reports for an error it met, with messages cut
+    /// to [`FAILURE_MESSAGE_LIMIT`].
+    pub fn from_error(err: &Error) -> Failure {
+        let cut = |s: String| truncate(s, FAILURE_MESSAGE_LIMIT);
+        match err {
+            Error::BadInvocation { message } => Failure::BadInvocation {
+                message: cut(message.clone()),
+            },
+            Error::MalformedEnvelope { what, reason } => Failure::MalformedCall {
+                message: cut(if what == "call" {
+                    reason.clone()
+                } else {
+                    format!("{what}: {reason}")
+                }),
+            },
+            Error::UnknownFunction { known, .. } => Failure::UnknownFunction {
+                known: known.iter().take(20).cloned().collect(),
+            },
+            Error::SignatureMismatch {
+                expected, found, ..
+            } => Failure::SignatureMismatch {
+                expected: *expected,
+                found: *found,
+            },
+            Error::StagedObjectMissing { uri } => Failure::StagedObjectMissing {
+                uri: cut(uri.clone()),
+            },
+            Error::DigestMismatch {
+                uri,
+                expected,
+                actual,
+                expected_len,
+                actual_len,
+            } => Failure::DigestMismatch {
+                uri: cut(uri.clone()),
+                expected: expected.clone(),
+                actual: actual.clone(),
+                expected_len: *expected_len,
+                actual_len: *actual_len,
+            },
+            Error::Decode { message, .. } => Failure::DecodeArguments {
+                message: cut(message.clone()),
+            },
+            Error::Encode { message, .. } => Failure::EncodeResult {
+                message: cut(message.clone()),
+            },
+            Error::DuplicateFunction { ids } => Failure::DuplicateFunction { ids: ids.clone() },
+            other => Failure::Staging {
+                message: cut(other.full_text()),
+            },
+        }
+    }
+}
+
+/// `hype-run` ended because the function returned (the outcome holds the value).
+pub const EXIT_RETURNED: i32 = 0;
+/// The command line was wrong.
+pub const EXIT_BAD_INVOCATION: i32 = 64;
+/// The call text or envelope was not valid.
+pub const EXIT_MALFORMED_CALL: i32 = 65;
+/// The binary has no function with the call's ID.
+pub const EXIT_UNKNOWN_FUNCTION: i32 = 66;
+/// The binary's function has another signature.
+pub const EXIT_SIGNATURE_MISMATCH: i32 = 67;
+/// A staged object was missing.
+pub const EXIT_STAGED_OBJECT_MISSING: i32 = 68;
+/// A staged object did not match its digest or length.
+pub const EXIT_DIGEST_MISMATCH: i32 = 69;
+/// The staging store failed.
+pub const EXIT_STAGING: i32 = 70;
+/// The binary registers one ID twice.
+pub const EXIT_DUPLICATE_FUNCTION: i32 = 71;
+/// `hype-run` could not write the outcome at all.
+pub const EXIT_OUTCOME_UNWRITABLE: i32 = 72;
+/// The arguments did not decode into the function's argument types.
+pub const EXIT_DECODE_ARGUMENTS: i32 = 73;
+/// The result could not be encoded.
+pub const EXIT_ENCODE_RESULT: i32 = 74;
+/// The function panicked (the outcome says how); Rust's own exit code for a
+/// panicking `main`.
+pub const EXIT_PANICKED: i32 = 101;
+
+/// Every exit code of `hype-run` and what it means: the one table, read by
+/// [`describe_exit_code`] and written out in `docs/protocol.md`.
+pub const EXIT_CODES: &[(i32, &str)] = &[
+    (EXIT_RETURNED, "the function returned"),
+    (EXIT_BAD_INVOCATION, "bad hype-run invocation"),
+    (EXIT_MALFORMED_CALL, "malformed call"),
+    (EXIT_UNKNOWN_FUNCTION, "unknown function"),
+    (EXIT_SIGNATURE_MISMATCH, "signature mismatch"),
+    (EXIT_STAGED_OBJECT_MISSING, "staged object missing"),
+    (EXIT_DIGEST_MISMATCH, "staged object corrupt"),
+    (EXIT_STAGING, "staging failed"),
+    (EXIT_DUPLICATE_FUNCTION, "duplicate function IDs"),
+    (EXIT_OUTCOME_UNWRITABLE, "the outcome could not be written"),
+    (EXIT_DECODE_ARGUMENTS, "arguments did not decode"),
+    (EXIT_ENCODE_RESULT, "result did not encode"),
+    (EXIT_PANICKED, "the function panicked"),
+];
+
+/// What an exit code of `hype-run` means, for errors that carry only it.
+pub fn describe_exit_code(code: i32) -> Option<&'static str> {
+    EXIT_CODES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, meaning)| *meaning)
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max.saturating_sub(3);
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str("...");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_map_to_their_errors_and_codes() {
+        let codes: std::collections::HashSet<i32> = [
+            Failure::BadInvocation {
+                message: String::new(),
+            },
+            Failure::MalformedCall {
+                message: String::new(),
+            },
+            Failure::UnknownFunction { known: vec![] },
+            Failure::SignatureMismatch {
+                expected: 0,
+                found: 0,
+            },
+            Failure::StagedObjectMissing { uri: String::new() },
+            Failure::DigestMismatch {
+                uri: String::new(),
+                expected: String::new(),
+                actual: String::new(),
+                expected_len: 0,
+                actual_len: 0,
+            },
+            Failure::Staging {
+                message: String::new(),
+            },
+            Failure::DecodeArguments {
+                message: String::new(),
+            },
+            Failure::EncodeResult {
+                message: String::new(),
+            },
+            Failure::DuplicateFunction { ids: vec![] },
+        ]
+        .iter()
+        .map(Failure::exit_code)
+        .collect();
+        assert_eq!(codes.len(), 10);
+        assert!(
+            !codes.contains(&0)
+                && !codes.contains(&EXIT_PANICKED)
+                && !codes.contains(&EXIT_OUTCOME_UNWRITABLE)
+        );
+        let err = Failure::UnknownFunction {
+            known: vec!["a::b".into()],
+        }
+        .into_error("x::y", "hype-y-1");
+        assert!(matches!(err, Error::UnknownFunction { ref function, .. } if function == "x::y"));
+        assert!(err.to_string().contains("version skew"), "{err}");
+        let long = Failure::from_error(&Error::BadInvocation {
+            message: "x".repeat(5000),
+        });
+        let Failure::BadInvocation { message } = long else {
+            panic!()
+        };
+        assert!(message.len() <= FAILURE_MESSAGE_LIMIT);
+    }
+}
