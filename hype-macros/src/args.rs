@@ -9,7 +9,7 @@ use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::{Expr, ExprLit, Ident, Lit, LitStr, Token};
 
-use crate::ast::Ctxt;
+use crate::ctxt::Ctxt;
 
 mod kw {
     syn::custom_keyword!(name);

@@ -12,7 +12,8 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Ident, LitInt, Type};
 
 use crate::args::{self, RemoteArgs};
-use crate::ast::{Ctxt, Main, Remote};
+use crate::ast::{Main, Remote};
+use crate::ctxt::Ctxt;
 
 /// Expands `#[hype::remote]`. On any error the user's item is emitted
 /// unchanged next to one `compile_error!` per problem, so the rest of the

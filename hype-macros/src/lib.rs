@@ -5,11 +5,17 @@
 //! This crate has no API of its own beyond the two attributes.
 
 // The work flows through the modules in order: `args` parses the attributes'
-// own arguments, `ast` validates the item into a model while collecting every
-// error, and `expand` generates code from that model.
+// own arguments, `ast` validates the item into a model (running the signature
+// and type checks of `check`), and `expand` generates code from that model.
+// Every problem on the way is collected in a `ctxt::Ctxt`; `tokens` prints
+// tokens for the messages. Modules only use modules further down:
+// lib -> expand -> ast -> {args, check} -> ctxt, and ast and check -> tokens.
 pub(crate) mod args;
 pub(crate) mod ast;
+pub(crate) mod check;
+pub(crate) mod ctxt;
 pub(crate) mod expand;
+pub(crate) mod tokens;
 
 use proc_macro::TokenStream;
 
