@@ -106,6 +106,7 @@ pub fn termination_message_path() -> PathBuf {
 
 /// A cluster named by `HYPE_CLUSTER`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClusterSpec {
     /// Child processes on this machine.
     Local,

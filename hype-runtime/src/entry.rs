@@ -89,6 +89,7 @@ pub fn run(args: &[OsString]) -> i32 {
 /// What running one call in this process gave: `hype-run`'s exit code and
 /// its termination message.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct InProcessRun {
     /// The exit code `hype-run` would have exited with.
     pub exit_code: i32,
@@ -303,7 +304,8 @@ impl Context {
                 failure.exit_code()
             }
         };
-        let envelope = OutcomeEnvelope::new(self.function.clone(), self.execution_id.clone(), outcome);
+        let envelope =
+            OutcomeEnvelope::new(self.function.clone(), self.execution_id.clone(), outcome);
         let written = self
             .outcome_text(&envelope)
             .and_then(|text| match &self.termination_path {

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use crate::error::Error;
 
+// The conversions to engine numbers are for the Docker runner.
+#[cfg_attr(not(feature = "docker"), allow(dead_code))]
 pub(crate) mod quantity;
 
 /// The timeout of an environment that sets none: one hour. Every call has
@@ -204,8 +206,10 @@ impl RunEnvironment {
     }
 
     /// Checks what every runner needs: valid env var names, secret and
-    /// volume names, absolute and distinct mount paths, a non-zero timeout.
-    /// Reports every problem at once.
+    /// volume names, absolute and distinct mount paths, resource amounts
+    /// that are quantities (`750m`, `2Gi`), not negative and no request
+    /// above its limit, and a non-zero timeout. Reports every problem at
+    /// once.
     pub fn validate(&self) -> Result<(), Error> {
         let mut problems = Vec::new();
         for (key, value) in &self.inner.env {
@@ -240,6 +244,31 @@ impl RunEnvironment {
                 problems.push(format!(
                     "mount path {} is used more than once",
                     path.display()
+                ));
+            }
+        }
+        for (kind, amounts) in [
+            ("request", &self.inner.requests),
+            ("limit", &self.inner.limits),
+        ] {
+            for (resource, amount) in amounts {
+                match quantity::parse(amount) {
+                    Err(why) => problems.push(format!("{kind} of {resource}: {why}")),
+                    Ok(q) if q.is_negative() => problems.push(format!(
+                        "{kind} of {resource} is {amount:?}, which is negative"
+                    )),
+                    Ok(_) => {}
+                }
+            }
+        }
+        for (resource, request) in &self.inner.requests {
+            if let (Some(limit), Ok(r)) =
+                (self.inner.limits.get(resource), quantity::parse(request))
+                && let Ok(l) = quantity::parse(limit)
+                && r > l
+            {
+                problems.push(format!(
+                    "the request of {resource} ({request}) is more than its limit ({limit})"
                 ));
             }
         }
@@ -449,7 +478,12 @@ mod tests {
         assert_eq!(a.name.len(), "hype-request-".len() + 8);
         assert!(check_dns_subdomain(&a.name).is_ok());
         assert!(!a.keep_on_exit && a.clone().keep_on_exit(true).keep_on_exit);
-        assert!(!a.clone().keep_on_exit(true).keep_on_exit(false).is_kept_on_exit());
+        assert!(
+            !a.clone()
+                .keep_on_exit(true)
+                .keep_on_exit(false)
+                .is_kept_on_exit()
+        );
         assert!(VolumeRequest::persistent("data", "standard", "1Gi").keep_on_exit);
     }
 
@@ -471,6 +505,35 @@ mod tests {
         assert!(problems.iter().any(|p| p.contains("more than once")));
         assert!(problems.iter().any(|p| p.contains("timeout")));
         assert!(RunEnvironment::local().validate().is_ok());
+    }
+
+    #[test]
+    fn validate_checks_resource_quantities() {
+        let env = RunEnvironment::local()
+            .with_request("cpu", "lots")
+            .with_limit("memory", "-1Gi")
+            .with_request("ephemeral-storage", "2Gi")
+            .with_limit("ephemeral-storage", "1Gi");
+        let Err(Error::InvalidEnvironment { problems }) = env.validate() else {
+            panic!("expected InvalidEnvironment");
+        };
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("request of cpu") && p.contains("\"lots\""))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("limit of memory") && p.contains("negative"))
+        );
+        assert!(problems.iter().any(|p| p.contains("more than its limit")));
+        let fine = RunEnvironment::local()
+            .with_request("cpu", "750m")
+            .with_limit("cpu", "1")
+            .with_limit("memory", "512Mi");
+        assert!(fine.validate().is_ok());
     }
 
     #[test]

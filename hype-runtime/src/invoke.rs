@@ -111,4 +111,3 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         "Box<dyn Any> (a panic payload that is not a string)".to_owned()
     }
 }
-

@@ -7,14 +7,14 @@
 //!    [`Call`] of its generated `{Name}Args` ([`RemoteFn`]).
 //! 2. [`registry`]: every remote function of the binary, by ID
 //!    ([`Registration`]), collected at link time.
-//! 3. [`invoke`]: one registered function run on encoded arguments: decode,
+//! 3. `invoke`: one registered function run on encoded arguments: decode,
 //!    call, catch the panic, encode the outcome.
 //! 4. [`entry`]: `hype-run` itself: its command line, the termination
 //!    message, its exit codes.
 //! 5. [`wire`]: envelopes, values, failures and references: the protocol
 //!    both sides speak (`docs/protocol.md`).
 //! 6. [`staging`]: where payloads too large to travel inline wait
-//!    (`file://`, `gs://`); [`google`] holds the credentials and REST
+//!    (`file://`, `gs://`); `google` holds the credentials and REST
 //!    helpers Cloud Storage and GKE share.
 //! 7. [`backend`]: where a call runs ([`Cluster`], one folder per backend:
 //!    `local`, `docker`, `kubernetes`); each runner starts `hype-run` there
@@ -45,6 +45,7 @@
 //!   `.keep_on_exit(true)`; what it reads back is `is_*`
 //!   ([`VolumeRequest::is_kept_on_exit`]).
 
+pub mod backend;
 pub mod bytes;
 pub mod config;
 pub mod entry;
@@ -59,8 +60,8 @@ pub mod macro_support;
 pub mod mounts;
 pub mod registry;
 pub mod remote;
+#[cfg(feature = "kubernetes")]
 pub(crate) mod retry;
-pub mod backend;
 pub mod staging;
 pub mod submitter;
 pub mod wire;
@@ -86,7 +87,7 @@ pub use google_cloud_auth;
 pub use mounts::mount_path;
 pub use remote::{Call, Invoke, RemoteFn, Wire};
 pub use staging::LocalStaging;
+pub use staging::Staging;
 #[cfg(feature = "gcs")]
 pub use staging::{GcsStaging, GcsStagingBuilder};
-pub use staging::Staging;
 pub use submitter::{IntoStaging, Submitter, SubmitterBuilder};

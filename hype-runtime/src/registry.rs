@@ -14,7 +14,7 @@ use crate::remote::RemoteFn;
 pub static REMOTE_FNS: [Registration];
 
 /// One remote function as `hype-run` sees it: its ID, signature, and a
-/// monomorphised entry point ([`crate::invoke`]).
+/// monomorphised entry point (`invoke`).
 #[derive(Clone, Copy)]
 pub struct Registration {
     id: &'static str,

@@ -18,9 +18,8 @@ pub(crate) fn backoff(min: Duration, max: Duration, attempts: Option<u32>) -> Ex
         .with_factor(2.0)
         .with_jitter();
     match attempts {
-        Some(attempts) => {
-            builder.with_max_times(usize::try_from(attempts.saturating_sub(1)).unwrap_or(usize::MAX))
-        }
+        Some(attempts) => builder
+            .with_max_times(usize::try_from(attempts.saturating_sub(1)).unwrap_or(usize::MAX)),
         None => builder.without_max_times(),
     }
 }
@@ -31,15 +30,15 @@ mod tests {
 
     #[test]
     fn attempts_bound_the_delays() {
-        let delays: Vec<Duration> = backoff(
-            Duration::from_millis(100),
-            Duration::from_secs(3),
-            Some(6),
-        )
-        .build()
-        .collect();
+        let delays: Vec<Duration> =
+            backoff(Duration::from_millis(100), Duration::from_secs(3), Some(6))
+                .build()
+                .collect();
         assert_eq!(delays.len(), 5, "6 attempts wait 5 times: {delays:?}");
-        assert!(delays.iter().all(|d| *d <= Duration::from_secs(6)), "{delays:?}");
+        assert!(
+            delays.iter().all(|d| *d <= Duration::from_secs(6)),
+            "{delays:?}"
+        );
         let endless = backoff(Duration::from_millis(1), Duration::from_millis(5), None);
         assert_eq!(endless.build().take(1000).count(), 1000);
     }

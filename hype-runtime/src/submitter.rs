@@ -370,7 +370,10 @@ impl Submitter {
         };
         // Tracked while it lives, so that `close` can wait for the
         // execution's cleanup (which runs when the runner's future drops).
-        let running = self.inner.calls.track_future(self.inner.runner.run(job, env));
+        let running = self
+            .inner
+            .calls
+            .track_future(self.inner.runner.run(job, env));
         let message = tokio::select! {
             result = running => result?,
             _ = self.inner.closed.cancelled() => {

@@ -66,8 +66,8 @@ pub use hype_macros::{main, remote};
 #[doc(inline)]
 pub use hype_runtime::{
     BasePod, Bytes, Call, Cluster, DEFAULT_TIMEOUT, Error, IntoStaging, LocalCluster, LocalStaging,
-    RemoteFn, Result, RunEnvironment, Secret, Staging, Submitter, SubmitterBuilder,
-    VolumeLifetime, VolumeMount, VolumeRequest, Wire, dispatch_if_hype_run, mount_path,
+    RemoteFn, Result, RunEnvironment, Secret, Staging, Submitter, SubmitterBuilder, VolumeLifetime,
+    VolumeMount, VolumeRequest, Wire, dispatch_if_hype_run, mount_path,
 };
 
 #[cfg(feature = "kubernetes")]
@@ -92,6 +92,11 @@ pub use hype_runtime::google_cloud_auth;
 /// `docs/protocol.md` specifies it.
 #[doc(inline)]
 pub use hype_runtime::wire;
+
+/// What running a remote function's body gives ([`RemoteFn::invoke`]);
+/// generated code builds it.
+#[doc(hidden)]
+pub use hype_runtime::Invoke;
 
 /// For tools and test doubles that run calls themselves: `hype-run`'s
 /// entry points ([`entry::execute_in_process`]). Not needed to use hype.

@@ -32,8 +32,12 @@ fn value_round_trip<A: hype::RemoteFn>(args: &A) -> A {
 /// The same, wrapped in a call envelope (an inline payload).
 fn envelope_round_trip<A: hype::RemoteFn>(args: &A) -> A {
     let bytes = wire::encode_value(A::ID, "arguments", args).expect("encode");
-    let call = CallEnvelope::new(A::ID, A::SIGNATURE, Payload::Inline(wire::Bytes::from(bytes)))
-        .with_build(BuildInfo::current());
+    let call = CallEnvelope::new(
+        A::ID,
+        A::SIGNATURE,
+        Payload::Inline(wire::Bytes::from(bytes)),
+    )
+    .with_build(BuildInfo::current());
     let encoded = wire::encode_call(&call).expect("encode call");
     drop(call);
     let call = wire::decode_call(&encoded).expect("decode call");

@@ -12,10 +12,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hype::{
-    ByteBuf, Error, GcsStaging, LocalCluster, RunEnvironment, Staging,
-    Submitter,
-};
+use hype::{ByteBuf, Error, GcsStaging, LocalCluster, RunEnvironment, Staging, Submitter};
 use hype_tests::gcs_server::GcsServer;
 
 const BUCKET: &str = "hype-staging";

@@ -432,7 +432,10 @@ async fn the_volume_flow_one_writer_then_ten_readers(mode: Mode) {
             .collect::<Vec<_>>()
     };
     let before_close = server_pvcs(&c);
-    assert!(before_close.iter().any(|n| n == volume.name()) && before_close.contains(&"kept-data".to_owned()));
+    assert!(
+        before_close.iter().any(|n| n == volume.name())
+            && before_close.contains(&"kept-data".to_owned())
+    );
     c.submitter.close().await.unwrap();
     let after_close = server_pvcs(&c);
     assert!(

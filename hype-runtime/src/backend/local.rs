@@ -105,7 +105,10 @@ impl LocalCluster {
 }
 
 impl Cluster for LocalCluster {
-    fn connect(self, _connection: Connection) -> BoxFuture<'static, Result<Arc<dyn Runner>, Error>> {
+    fn connect(
+        self,
+        _connection: Connection,
+    ) -> BoxFuture<'static, Result<Arc<dyn Runner>, Error>> {
         Box::pin(async move { Ok(Arc::new(self.runner()?) as Arc<dyn Runner>) })
     }
 }
@@ -127,7 +130,7 @@ impl LocalRunner {
         let mut problems = Vec::new();
         let mut mapped = Vec::new();
         for secret in env.secrets() {
-            let dir = self.secrets_dir.join(&secret.name());
+            let dir = self.secrets_dir.join(secret.name());
             if dir.is_dir() {
                 mapped.push(MappedMount {
                     container_path: secret.mount_path().to_owned(),
@@ -143,7 +146,7 @@ impl LocalRunner {
             }
         }
         for mount in env.mounts() {
-            let dir = self.volumes_dir.join(&mount.volume().name());
+            let dir = self.volumes_dir.join(mount.volume().name());
             if let Err(err) = std::fs::create_dir_all(&dir) {
                 problems.push(format!(
                     "volume {}: cannot create {}: {err}",
@@ -152,7 +155,9 @@ impl LocalRunner {
                 ));
                 continue;
             }
-            if mount.volume().lifetime() == VolumeLifetime::Transient && !mount.volume().is_kept_on_exit() {
+            if mount.volume().lifetime() == VolumeLifetime::Transient
+                && !mount.volume().is_kept_on_exit()
+            {
                 let mut transient = self.transient.lock().unwrap_or_else(|e| e.into_inner());
                 if transient.insert(dir.clone()) {
                     cleanup::remove_at_exit(&dir);
@@ -183,7 +188,7 @@ impl LocalRunner {
 
         let mut command = tokio::process::Command::new(&self.program);
         command
-            .arg(crate::entry::HYPE_RUN)
+            .arg(crate::wire::HYPE_RUN)
             .arg(&job.call)
             .envs(env.env_vars().iter().map(|(k, v)| (k, v)))
             .env(config::HYPE_EXECUTION_ID, &job.execution_id)

@@ -22,6 +22,9 @@
 pub mod docker;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
+// Each container backend uses its part of the one set of labels.
+#[cfg(any(feature = "docker", feature = "kubernetes"))]
+#[cfg_attr(not(all(feature = "docker", feature = "kubernetes")), allow(dead_code))]
 pub(crate) mod labels;
 pub mod local;
 
@@ -84,6 +87,7 @@ pub trait Cluster: Send + 'static {
 
 /// One call, ready to run.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Job {
     /// The function's ID.
     pub function: &'static str,
@@ -137,7 +141,9 @@ pub(crate) fn describe_end(subject: &str, ended: Ended) -> String {
             });
             match meaning {
                 Some(meaning) => {
-                    format!("{subject} exited with code {code} ({meaning}) without writing an outcome")
+                    format!(
+                        "{subject} exited with code {code} ({meaning}) without writing an outcome"
+                    )
                 }
                 None => format!("{subject} exited with code {code} without writing an outcome"),
             }

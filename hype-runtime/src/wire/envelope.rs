@@ -9,7 +9,6 @@ use super::value::at_end;
 use super::{Bytes, CALL_MAGIC, OUTCOME_MAGIC, PROTOCOL_VERSION};
 use crate::error::Error;
 
-
 /// A call of a remote function, as sent to `hype-run`. Built with
 /// [`CallEnvelope::new`]; fields may be added in later protocol versions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@
 //!   version, and a MessagePack map (field names as keys). A **payload** is
 //!   inline bytes or a reference to a staged, content-addressed blob
 //!   ([`BlobRef`]) verified by SHA-256.
-//! - [`value`]: **values** (the generated `{Name}Args` struct, the result)
+//! - [`value`](self::value): **values** (the generated `{Name}Args` struct, the result)
 //!   are MessagePack with structs as arrays (`rmp_serde::to_vec`).
 //! - [`failure`]: why `hype-run` could not run a call ([`Failure`]), and the
 //!   one table of `hype-run`'s exit codes ([`EXIT_CODES`]).

@@ -5,7 +5,6 @@ use serde::Serialize;
 
 use crate::error::Error;
 
-
 /// Encodes a value (arguments or a result) for the wire.
 pub fn encode_value<T: Serialize + ?Sized>(
     function: &str,

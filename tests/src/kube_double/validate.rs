@@ -269,11 +269,6 @@ impl Amount {
     /// Nothing (`0`).
     pub(crate) const ZERO: Amount = Amount(0);
 
-    /// The value in billionths of the unit (`750m` → 750 000 000).
-    pub(crate) fn nanos(self) -> i128 {
-        self.0
-    }
-
     /// Whether the value is below zero.
     pub(crate) fn is_negative(self) -> bool {
         self.0 < 0
@@ -984,7 +979,7 @@ mod tests {
         for bad in ["Hype:latest", "a b", "x:", "gcr.io/P/x", "x:-tag"] {
             assert!(image_name_problem(bad).is_some(), "{bad}");
         }
-        let nanos = |q: &str| quantity(q).map(Amount::nanos);
+        let nanos = |q: &str| quantity(q).map(|a| a.0);
         const UNIT: i128 = NANOS_PER_UNIT;
         assert_eq!(nanos("750m"), Some(750_000_000)); // 0.75
         assert_eq!(nanos("1Gi"), Some(1073741824 * UNIT));
@@ -995,7 +990,7 @@ mod tests {
 
     #[test]
     fn quantities_as_the_apiserver_reads_them() {
-        let nanos = |q: &str| quantity(q).map(Amount::nanos);
+        let nanos = |q: &str| quantity(q).map(|a| a.0);
         let same = |a: &str, b: &str| {
             let (x, y) = (quantity(a), quantity(b));
             assert!(x.is_some() && x == y, "{a} = {x:?}, {b} = {y:?}");

@@ -179,8 +179,6 @@ impl DockerCluster {
 
 impl Cluster for DockerCluster {
     fn connect(self, connection: Connection) -> BoxFuture<'static, Result<Arc<dyn Runner>, Error>> {
-        Box::pin(
-            async move { Ok(Arc::new(self.runner(connection).await?) as Arc<dyn Runner>) },
-        )
+        Box::pin(async move { Ok(Arc::new(self.runner(connection).await?) as Arc<dyn Runner>) })
     }
 }

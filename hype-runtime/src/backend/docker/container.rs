@@ -16,9 +16,9 @@ use bollard::query_parameters::{
 use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
+use super::Shared;
 use super::engine::{EngineFailure, bounded, engine_message};
 use super::spec::{self, ContainerPlan};
-use super::Shared;
 use crate::backend::{Ended, Job, describe_end};
 use crate::error::Error;
 
@@ -34,8 +34,6 @@ fn cancelled_error(job: &Job) -> Error {
         reason: "the call's future was dropped".to_owned(),
     }
 }
-
-
 
 impl Shared {
     /// One call, start to cleanup.
@@ -414,4 +412,3 @@ mod tests {
         assert!(describe(127, Some("exec failed")).ends_with("the engine says: exec failed"));
     }
 }
-

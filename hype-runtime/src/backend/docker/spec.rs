@@ -23,14 +23,14 @@ use std::path::{Path, PathBuf};
 
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountTypeEnum};
 
-use crate::environment::quantity;
-use crate::environment::{RunEnvironment, VolumeLifetime, VolumeRequest};
-use crate::error::Error;
 use crate::backend::Job;
 use crate::backend::labels::{
     self, LABEL_EXECUTION_ID, LABEL_FUNCTION, LABEL_FUNCTION_ID, LABEL_LIFETIME, LABEL_SIZE,
     LABEL_STORAGE_CLASS, label_value,
 };
+use crate::environment::quantity;
+use crate::environment::{RunEnvironment, VolumeLifetime, VolumeRequest};
+use crate::error::Error;
 
 /// Where the per-call termination directory is mounted in the container.
 pub const TERMINATION_DIR: &str = "/run/hype";
@@ -170,7 +170,7 @@ pub fn build(request: &ContainerRequest<'_>) -> Result<ContainerPlan, Error> {
         },
     ];
     for secret in env.secrets() {
-        let dir = secrets_dir.join(&secret.name());
+        let dir = secrets_dir.join(secret.name());
         if !dir.is_dir() {
             problems.push(format!(
                 "secret {} has no local directory {}: create it with one file per key, or point HYPE_LOCAL_SECRETS (or DockerCluster::secrets_dir) at a directory with one folder per secret",
@@ -182,7 +182,7 @@ pub fn build(request: &ContainerRequest<'_>) -> Result<ContainerPlan, Error> {
         mounts.push(Mount {
             typ: Some(MountTypeEnum::BIND),
             source: Some(path_text(&dir, "secret directory", &mut problems)),
-            target: Some(path_text(&secret.mount_path(), "mount path", &mut problems)),
+            target: Some(path_text(secret.mount_path(), "mount path", &mut problems)),
             read_only: Some(true),
             ..Default::default()
         });
@@ -195,7 +195,7 @@ pub fn build(request: &ContainerRequest<'_>) -> Result<ContainerPlan, Error> {
         mounts.push(Mount {
             typ: Some(MountTypeEnum::VOLUME),
             source: Some(mount.volume().name().to_owned()),
-            target: Some(path_text(&mount.mount_path(), "mount path", &mut problems)),
+            target: Some(path_text(mount.mount_path(), "mount path", &mut problems)),
             read_only: Some(mount.is_read_only()),
             ..Default::default()
         });

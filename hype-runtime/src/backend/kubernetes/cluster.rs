@@ -152,7 +152,8 @@ impl Cluster for KubeCluster {
             let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
             let claims: Api<PersistentVolumeClaim> = Api::namespaced(client, &namespace);
             let watcher =
-                PodWatcher::start(pods.clone(), pod::session_selector(connection.session())).await?;
+                PodWatcher::start(pods.clone(), pod::session_selector(connection.session()))
+                    .await?;
             tracing::debug!(%namespace, session = %connection.session(), "connected to Kubernetes");
             Ok(Arc::new(KubernetesRunner {
                 pods,
@@ -161,9 +162,8 @@ impl Cluster for KubeCluster {
                 session: connection.session().to_owned(),
                 pending_timeout: self.pending_timeout,
                 keep_pods: self.keep_pods,
-                deletions: Arc::default(),
+                deletions: tokio_util::task::TaskTracker::new(),
             }) as Arc<dyn Runner>)
         })
     }
 }
-

@@ -30,7 +30,7 @@ use super::KubeCluster;
 use crate::backend::{Cluster, Connection, Runner};
 use crate::error::Error;
 use crate::google::credentials::{GoogleCredentials, ensure_crypto_provider};
-use crate::google::rest::{api_message, describe_send_error, encode};
+use crate::google::rest::{self, SendFailure, Sending, api_message, encode};
 use crate::staging::BoxFuture;
 
 /// The GKE API.
@@ -200,41 +200,23 @@ impl ContainerEngineCluster {
                 .collect::<Vec<_>>()
                 .join("/")
         );
-        let mut attempt = 1;
-        let (status, body) = loop {
-            let headers = credentials.headers(&self.purpose(), &fail).await?;
-            let sent = http
-                .get(&url)
-                .headers(headers)
-                .timeout(API_TIMEOUT)
-                .send()
-                .await;
-            let transient = match sent {
-                Ok(response) => {
-                    let status = response.status();
-                    match response.bytes().await {
-                        Ok(body)
-                            if !(status.is_server_error()
-                                || status == StatusCode::TOO_MANY_REQUESTS)
-                                || attempt >= API_ATTEMPTS =>
-                        {
-                            break (status, body);
-                        }
-                        Ok(_) => format!("HTTP {status}"),
-                        Err(err) => format!("reading the answer failed: {err}"),
-                    }
-                }
-                Err(err) => describe_send_error(&err),
-            };
-            if attempt >= API_ATTEMPTS {
-                return Err(fail(format!(
-                    "{transient} (after {attempt} attempts at {}); check the network and the API endpoint",
-                    self.api_endpoint
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(250) * attempt).await;
-            attempt += 1;
+        let sending = Sending {
+            timeout: API_TIMEOUT,
+            attempts: API_ATTEMPTS,
+            min_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(1),
         };
+        let purpose = self.purpose();
+        let headers = || credentials.headers(&purpose, &fail);
+        let (status, body) = rest::send(&http, reqwest::Method::GET, &url, sending, headers)
+            .await
+            .map_err(|failure| match failure {
+                SendFailure::Headers(err) => err,
+                SendFailure::Unanswered { what, attempts } => fail(format!(
+                    "{what} (after {attempts} attempts at {}); check the network and the API endpoint",
+                    self.api_endpoint
+                )),
+            })?;
         let detail = api_message(&body);
         match status {
             StatusCode::OK => self.parse_cluster(&body).map_err(fail),

@@ -182,7 +182,7 @@ pub fn build(request: &PodRequest<'_>) -> Result<Pod, Error> {
     let mut mounts: Vec<VolumeMount> = container.volume_mounts.take().unwrap_or_default();
     let mut volumes: Vec<Volume> = spec.volumes.take().unwrap_or_default();
     for secret in env.secrets() {
-        let name = secret_volume(&secret.name());
+        let name = secret_volume(secret.name());
         if !volumes.iter().any(|v| v.name == name) {
             volumes.push(Volume {
                 name: name.clone(),
@@ -201,7 +201,7 @@ pub fn build(request: &PodRequest<'_>) -> Result<Pod, Error> {
         });
     }
     for mount in env.mounts() {
-        let name = claim_volume(&mount.volume().name());
+        let name = claim_volume(mount.volume().name());
         if let Some(existing) = volumes.iter_mut().find(|v| v.name == name) {
             // One claim mounted twice: the volume is read-only only if every mount is.
             if let Some(source) = existing.persistent_volume_claim.as_mut() {
@@ -285,8 +285,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::environment::{Secret, VolumeRequest};
     use crate::backend::labels::label_value;
+    use crate::environment::{Secret, VolumeRequest};
 
     fn request<'a>(env: &'a RunEnvironment) -> PodRequest<'a> {
         PodRequest {
@@ -301,7 +301,7 @@ mod tests {
     /// Compares with `golden/<name>.json`; `HYPE_BLESS=1` rewrites it.
     fn golden(name: &str, pod: &Pod) {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("src/runner/kubernetes/golden")
+            .join("src/backend/kubernetes/golden")
             .join(format!("{name}.json"));
         let actual = serde_json::to_string_pretty(pod).unwrap() + "\n";
         if std::env::var_os("HYPE_BLESS").is_some() {

@@ -49,7 +49,11 @@ where
             }
         }
     };
-    let policy = retry::backoff(Duration::from_millis(100), Duration::from_secs(3), Some(ATTEMPTS));
+    let policy = retry::backoff(
+        Duration::from_millis(100),
+        Duration::from_secs(3),
+        Some(ATTEMPTS),
+    );
     attempt
         .retry(policy)
         .sleep(tokio::time::sleep)
@@ -58,7 +62,12 @@ where
             Failed::NoAnswer => true,
         })
         .notify(|failed, delay| {
-            tracing::debug!(operation, ?failed, ?delay, "transient API failure; retrying");
+            tracing::debug!(
+                operation,
+                ?failed,
+                ?delay,
+                "transient API failure; retrying"
+            );
         })
         .await
         .map_err(|failed| match failed {

@@ -4,11 +4,11 @@
 //! the outcome from the termination message, and deletes the pod once it
 //! is read, when the call's future is dropped, and on timeout.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, LogParams, PostParams};
+use tokio_util::task::TaskTracker;
 
 use super::status::{self, Progress};
 use super::watch::{PodEvent, PodWatcher};
@@ -21,6 +21,8 @@ use crate::staging::BoxFuture;
 /// How long a call waits for its pod to be gone when that matters (the pod
 /// mounted a claim read-write, and readers may be scheduled next).
 pub(crate) const DELETION_WAIT: Duration = Duration::from_secs(120);
+/// How long closing waits for the deletions of dropped calls' pods.
+const DELETIONS_WAIT: Duration = Duration::from_secs(60);
 /// How many log lines a failed call's error carries.
 const LOG_TAIL_LINES: i64 = 20;
 
@@ -33,7 +35,8 @@ pub(crate) struct KubernetesRunner {
     pub(super) session: String,
     pub(super) pending_timeout: Duration,
     pub(super) keep_pods: bool,
-    pub(super) deletions: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    /// Deletions of the pods of dropped calls, running in the background.
+    pub(super) deletions: TaskTracker,
 }
 
 impl KubernetesRunner {
@@ -46,7 +49,7 @@ impl KubernetesRunner {
             env,
         })?;
         for mount in env.mounts() {
-            self.volumes.ensure(&mount.volume()).await?;
+            self.volumes.ensure(mount.volume()).await?;
         }
         let writes_a_claim = env.mounts().iter().any(|m| !m.is_read_only());
         let name = job.execution_id.clone();
@@ -138,7 +141,8 @@ impl KubernetesRunner {
                             after: self.pending_timeout,
                         });
                     }
-                    pending_deadline = Some(since + self.pending_timeout);
+                    // None past the end of time: no deadline, as for Duration::MAX.
+                    pending_deadline = since.checked_add(self.pending_timeout);
                 }
                 Progress::Terminated {
                     exit_code,
@@ -274,7 +278,7 @@ struct PodGuard {
     pods: Api<Pod>,
     name: String,
     armed: bool,
-    deletions: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    deletions: TaskTracker,
 }
 
 impl Drop for PodGuard {
@@ -287,14 +291,14 @@ impl Drop for PodGuard {
             return;
         };
         let (pods, name) = (self.pods.clone(), std::mem::take(&mut self.name));
-        let task = handle.spawn(async move {
-            if let Err(err) = delete_pod(&pods, &name).await {
-                tracing::warn!(pod = %name, %err, "cannot delete the pod of a dropped call");
-            }
-        });
-        let mut deletions = self.deletions.lock().unwrap_or_else(|e| e.into_inner());
-        deletions.retain(|t| !t.is_finished());
-        deletions.push(task);
+        self.deletions.spawn_on(
+            async move {
+                if let Err(err) = delete_pod(&pods, &name).await {
+                    tracing::warn!(pod = %name, %err, "cannot delete the pod of a dropped call");
+                }
+            },
+            &handle,
+        );
     }
 }
 
@@ -318,13 +322,17 @@ impl Runner for KubernetesRunner {
     fn close(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
             // Calls in flight were dropped by the submitter: let their pods' deletions finish.
-            let tasks =
-                std::mem::take(&mut *self.deletions.lock().unwrap_or_else(|e| e.into_inner()));
-            for task in tasks {
-                let _ = tokio::time::timeout(Duration::from_secs(60), task).await;
+            self.deletions.close();
+            if tokio::time::timeout(DELETIONS_WAIT, self.deletions.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    pods = self.deletions.len(),
+                    "pod deletions still running after {DELETIONS_WAIT:?}; closing anyway"
+                );
             }
             self.volumes.delete_transient().await
         })
     }
 }
-

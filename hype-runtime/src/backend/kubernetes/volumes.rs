@@ -15,8 +15,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
 use tokio::sync::OnceCell;
 
-use crate::backend::labels;
 use super::retry;
+use crate::backend::labels;
 use crate::environment::{VolumeLifetime, VolumeRequest};
 use crate::error::Error;
 

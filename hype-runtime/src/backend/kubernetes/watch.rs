@@ -18,8 +18,8 @@ use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use tokio::sync::watch;
 
 use super::retry as api;
-use crate::retry::{self, BackoffBuilder as _};
 use crate::error::Error;
+use crate::retry::{self, BackoffBuilder as _};
 
 /// The latest thing the watch saw of one pod.
 #[derive(Debug, Clone, Default)]
@@ -59,12 +59,7 @@ impl PodWatcher {
             .resource_version
             .unwrap_or_else(|| "0".to_owned());
         let waiters: Waiters = Arc::default();
-        let task = tokio::spawn(run(
-            api,
-            selector,
-            version,
-            waiters.clone(),
-        ));
+        let task = tokio::spawn(run(api, selector, version, waiters.clone()));
         Ok(PodWatcher { waiters, task })
     }
 
@@ -98,12 +93,7 @@ fn dispatch(waiters: &Waiters, event: PodEvent) {
 }
 
 /// The watch loop: runs until the watcher is dropped.
-async fn run(
-    api: Api<Pod>,
-    selector: String,
-    mut version: String,
-    waiters: Waiters,
-) {
+async fn run(api: Api<Pod>, selector: String, mut version: String, waiters: Waiters) {
     let policy = retry::backoff(Duration::from_millis(100), Duration::from_secs(5), None);
     let mut backoff = policy.build();
     loop {

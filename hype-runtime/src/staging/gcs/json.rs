@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 
 use crate::error::Error;
 use crate::google::credentials::GoogleCredentials;
-use crate::google::rest::{api_message, describe_send_error, encode};
+use crate::google::rest::{self, SendFailure, Sending, api_message, encode};
 
 /// An object's size and generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,8 +119,7 @@ impl Rest {
         }
     }
 
-    /// Sends a body-less request, retrying connection failures, timeouts,
-    /// 408, 429 and 5xx up to `attempts` times with a short backoff.
+    /// Sends a body-less request with bounded retries ([`rest::send`]).
     async fn send(
         &self,
         method: Method,
@@ -128,57 +127,35 @@ impl Rest {
         operation: &'static str,
         uri: &str,
     ) -> Result<(StatusCode, bytes::Bytes), Error> {
-        let mut delay = Duration::from_millis(100);
-        let mut attempt = 1;
-        loop {
-            let headers = self
-                .credentials
+        let sending = Sending {
+            timeout: self.request_timeout,
+            attempts: self.attempts,
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
+        let headers = || {
+            self.credentials
                 .headers(&self.purpose, |message| Error::Staging {
                     operation,
                     uri: uri.to_owned(),
                     message,
                     source: None,
                 })
-                .await?;
-            let sent = self
-                .http
-                .request(method.clone(), url)
-                .headers(headers)
-                .timeout(self.request_timeout)
-                .send()
-                .await;
-            let retry = match sent {
-                Ok(response) => {
-                    let status = response.status();
-                    let transient = status == StatusCode::REQUEST_TIMEOUT
-                        || status == StatusCode::TOO_MANY_REQUESTS
-                        || status.is_server_error();
-                    match response.bytes().await {
-                        Ok(body) if !transient || attempt >= self.attempts => {
-                            return Ok((status, body));
-                        }
-                        Ok(_) => format!("HTTP {status}"),
-                        Err(err) => format!("reading the response failed: {err}"),
-                    }
-                }
-                Err(err) => describe_send_error(&err),
-            };
-            if attempt >= self.attempts {
-                return Err(Error::Staging {
+        };
+        rest::send(&self.http, method, url, sending, headers)
+            .await
+            .map_err(|failure| match failure {
+                SendFailure::Headers(err) => err,
+                SendFailure::Unanswered { what, attempts } => Error::Staging {
                     operation,
                     uri: uri.to_owned(),
                     message: format!(
-                        "{retry} (after {attempt} attempt(s) at {}); check that the storage endpoint is reachable",
+                        "{what} (after {attempts} attempt(s) at {}); check that the storage endpoint is reachable",
                         self.endpoint
                     ),
                     source: None,
-                });
-            }
-            tracing::debug!(%uri, attempt, %retry, "retrying a storage request");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(1));
-            attempt += 1;
-        }
+                },
+            })
     }
 
     fn status_error(

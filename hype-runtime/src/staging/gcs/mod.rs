@@ -34,7 +34,9 @@
 //! A store creates its client on first use, inside the tokio runtime that
 //! uses it, and stays bound to that runtime.
 
+mod digest;
 mod json;
+mod location;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,11 +49,13 @@ use google_cloud_storage::retry_policy::RetryableErrors;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
+use self::digest::hash;
 use self::json::{BucketState, Rest};
+use self::location::{parse_location, parse_object_uri};
 use super::{BoxFuture, Staging, blob_uri};
+use crate::error::Error;
 use crate::google::credentials::{GoogleCredentials, arc_source, ensure_crypto_provider};
 use crate::google::rest::api_message;
-use crate::error::Error;
 use crate::wire::BlobRef;
 
 /// The Cloud Storage endpoint.
@@ -67,8 +71,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The slowest transfer the deadline allows for: an operation on `n` bytes
 /// may take [`DEFAULT_TIMEOUT`] plus `n` / this many bytes per second.
 pub const DEFAULT_MIN_THROUGHPUT: u64 = 1024 * 1024;
-/// Payloads this large or larger are hashed off the async threads.
-const HASH_OFF_THREAD: usize = 1024 * 1024;
 
 /// A staging store in a Google Cloud Storage bucket, addressed as
 /// `gs://bucket` or `gs://bucket/prefix`.
@@ -365,7 +367,9 @@ impl GcsStaging {
 
     /// How long an operation on `len` bytes may take.
     fn deadline(&self, len: u64) -> Duration {
-        self.inner.timeout + Duration::from_secs_f64(len as f64 / self.inner.min_throughput as f64)
+        let transfer = Duration::try_from_secs_f64(len as f64 / self.inner.min_throughput as f64)
+            .unwrap_or(Duration::MAX);
+        self.inner.timeout.saturating_add(transfer)
     }
 
     /// Runs `work` within the deadline for `len` bytes.
@@ -677,107 +681,6 @@ fn missing_bucket(operation: &'static str, uri: &str, bucket: &str) -> Error {
     }
 }
 
-/// A payload's SHA-256 (hex: its name) and CRC32C (sent with the upload,
-/// so the service checks what it received).
-struct Digests {
-    sha256: String,
-    crc32c: u32,
-}
-
-fn digests(bytes: &[u8]) -> Digests {
-    // One pass, a megabyte at a time, so the second hash reads from cache.
-    let mut sha = Sha256::new();
-    let mut crc = 0;
-    for chunk in bytes.chunks(1024 * 1024) {
-        sha.update(chunk);
-        crc = crc32c::crc32c_append(crc, chunk);
-    }
-    Digests {
-        sha256: hex::encode(sha.finalize()),
-        crc32c: crc,
-    }
-}
-
-/// Hashes a payload, off the async threads when it is large.
-async fn hash(bytes: Vec<u8>) -> Result<(Vec<u8>, Digests), Error> {
-    if bytes.len() < HASH_OFF_THREAD {
-        let digests = digests(&bytes);
-        return Ok((bytes, digests));
-    }
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => handle
-            .spawn_blocking(move || {
-                let digests = digests(&bytes);
-                (bytes, digests)
-            })
-            .await
-            .map_err(|err| Error::Staging {
-                operation: "write",
-                uri: String::new(),
-                message: format!("hashing the payload failed: {err}"),
-                source: None,
-            }),
-        Err(_) => {
-            let digests = digests(&bytes);
-            Ok((bytes, digests))
-        }
-    }
-}
-
-/// Splits `gs://bucket/prefix` into bucket and prefix (no slashes at
-/// either end), checking the bucket name.
-fn parse_location(location: &str) -> Result<(String, String), Error> {
-    let bad = |why: String| Error::Config {
-        message: format!(
-            "staging location {location:?} {why}; expected gs://bucket or gs://bucket/prefix"
-        ),
-    };
-    let rest = location
-        .strip_prefix("gs://")
-        .ok_or_else(|| bad("is not a gs:// URI".to_owned()))?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    check_bucket_name(bucket).map_err(bad)?;
-    let prefix = prefix.trim_matches('/');
-    if prefix.split('/').any(|part| part == "." || part == "..") || prefix.contains("//") {
-        return Err(bad(format!("has an unusable prefix {prefix:?}")));
-    }
-    Ok((bucket.to_owned(), prefix.to_owned()))
-}
-
-/// Cloud Storage's bucket naming rules, enough to catch typos early.
-fn check_bucket_name(bucket: &str) -> Result<(), String> {
-    let valid_chars = bucket
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
-    let ends_ok = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    let max = if bucket.contains('.') { 222 } else { 63 };
-    if bucket.len() < 3
-        || bucket.len() > max
-        || !valid_chars
-        || !ends_ok(bucket.bytes().next())
-        || !ends_ok(bucket.bytes().last())
-    {
-        return Err(format!(
-            "names bucket {bucket:?}, which is not a valid bucket name (3 to 63 characters of a-z, 0-9, '-', '_' and '.', starting and ending with a letter or digit)"
-        ));
-    }
-    Ok(())
-}
-
-/// Splits `gs://bucket/name` into bucket and object name.
-fn parse_object_uri(uri: &str) -> Result<(String, String), Error> {
-    let parsed = uri
-        .strip_prefix("gs://")
-        .and_then(|rest| rest.split_once('/'))
-        .filter(|(bucket, name)| !bucket.is_empty() && !name.is_empty());
-    match parsed {
-        Some((bucket, name)) => Ok((bucket.to_owned(), name.to_owned())),
-        None => Err(Error::Config {
-            message: format!("{uri:?} is not a gs://bucket/object URI"),
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -808,17 +711,6 @@ mod tests {
             let err = GcsStaging::builder(bad).build().unwrap_err().to_string();
             assert!(err.contains("expected gs://bucket"), "{bad}: {err}");
         }
-    }
-
-    #[test]
-    fn object_uris_split_into_bucket_and_name() {
-        assert_eq!(
-            parse_object_uri("gs://b/p/outcomes/x").unwrap(),
-            ("b".to_owned(), "p/outcomes/x".to_owned())
-        );
-        assert!(parse_object_uri("gs://b").is_err());
-        assert!(parse_object_uri("gs://b/").is_err());
-        assert!(parse_object_uri("file:///x").is_err());
     }
 
     #[test]
