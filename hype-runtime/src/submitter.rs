@@ -121,14 +121,9 @@ impl IntoStaging for Arc<dyn Staging> {
     }
 }
 
-impl IntoStaging for LocalStaging {
-    fn into_staging(self) -> StagingChoice {
-        StagingChoice::Store(Arc::new(self))
-    }
-}
-
-#[cfg(feature = "gcs")]
-impl IntoStaging for crate::staging::GcsStaging {
+/// Any store built in code: [`LocalStaging`], `GcsStaging`, or one of
+/// your own.
+impl<S: Staging + 'static> IntoStaging for S {
     fn into_staging(self) -> StagingChoice {
         StagingChoice::Store(Arc::new(self))
     }

@@ -695,10 +695,35 @@ async fn keep_pods_leaves_finished_pods_for_debugging(mode: Mode) {
         pod.status.as_ref().and_then(|s| s.phase.as_deref()),
         Some("Succeeded")
     );
+    // The submitter and its runner share one session: the pod carries the
+    // session the submitter reports.
+    assert_eq!(
+        pod.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("hype.dev/session"))
+            .map(String::as_str),
+        Some(c.submitter.session())
+    );
     // What a debugging user would do: delete it by label.
     let name = pod.metadata.name.clone().unwrap();
     assert!(c.server.delete_pod_as_someone_else(&name));
     c.finish().await;
+}
+
+/// A Kubernetes submitter built without a staging store is refused with
+/// the reason, instead of staging where its pods cannot read.
+#[tokio::test]
+async fn a_submitter_without_staging_is_refused_for_kubernetes() {
+    let server = KubeTestServer::start(KubeletOptions::new().image(IMAGE, common::worker()));
+    let err = Submitter::builder(KubeCluster::from_client(server.client()))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Config { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("temporary files"), "{text}");
+    assert!(text.contains(".staging("), "{text}");
 }
 
 /// What only real containers can show.

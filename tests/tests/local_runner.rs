@@ -462,3 +462,42 @@ async fn a_missing_program_is_a_spawn_error() {
         "{err}"
     );
 }
+
+/// The builder takes a store built in code and stages in it; without one,
+/// a temporary directory is used and removed with the submitter.
+#[tokio::test]
+async fn the_builder_stages_in_a_store_given_in_code_or_a_temporary_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = hype::LocalStaging::new(dir.path().join("given")).unwrap();
+    let cluster = || hype::LocalCluster::new().program(common::worker());
+    let submitter = hype::Submitter::builder(cluster())
+        .staging(store)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        submitter.staging().location(),
+        format!("file://{}", dir.path().join("given").display())
+    );
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 7) as u8).collect();
+    let n = submitter
+        .run(bytes::reverse(ByteBuf::from(data)), &local())
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(n, 300_000);
+    assert_eq!(
+        Setup::files_under(&dir.path().join("given/blobs/sha256")).len(),
+        2,
+        "the argument and result blobs are in the given store"
+    );
+    submitter.close().await.unwrap();
+
+    let temporary = hype::Submitter::builder(cluster()).build().await.unwrap();
+    let location = temporary.staging().location().to_owned();
+    let path = std::path::PathBuf::from(location.strip_prefix("file://").unwrap());
+    assert_eq!(temporary.run(math::add(2, 3), &local()).await.unwrap(), 5);
+    temporary.close().await.unwrap();
+    drop(temporary);
+    assert!(!path.exists(), "{} outlived its submitter", path.display());
+}

@@ -3,25 +3,25 @@
 //! protocol is specified in `docs/protocol.md`, and this module is its
 //! reference implementation.
 //!
-//! - [`envelope`]: a **call envelope** ([`CallEnvelope`]) and an **outcome
+//! - `envelope.rs`: a **call envelope** ([`CallEnvelope`]) and an **outcome
 //!   envelope** ([`OutcomeEnvelope`]) are a 4-byte magic, a 1-byte protocol
 //!   version, and a MessagePack map (field names as keys). A **payload** is
 //!   inline bytes or a reference to a staged, content-addressed blob
 //!   ([`BlobRef`]) verified by SHA-256.
-//! - [`value`](self::value): **values** (the generated `{Name}Args` struct, the result)
+//! - `value.rs`: **values** (the generated `{Name}Args` struct, the result)
 //!   are MessagePack with structs as arrays (`rmp_serde::to_vec`).
-//! - [`failure`]: why `hype-run` could not run a call ([`Failure`]), and the
+//! - `failure.rs`: why `hype-run` could not run a call ([`Failure`]), and the
 //!   one table of `hype-run`'s exit codes ([`EXIT_CODES`]).
-//! - [`reference`]: as text (the `hype-run` argument, the termination
+//! - `reference.rs`: as text (the `hype-run` argument, the termination
 //!   message), an envelope is a [`Reference`]: `inline:<base64>` or a
 //!   staging URI.
 //!
 //! Decoding never panics: every malformed input is an [`Error`](crate::Error).
 
-pub mod envelope;
-pub mod failure;
-pub mod reference;
-pub mod value;
+mod envelope;
+mod failure;
+mod reference;
+mod value;
 
 pub use self::envelope::{
     BlobRef, BuildInfo, CallEnvelope, Outcome, OutcomeEnvelope, Payload, decode_call,

@@ -146,6 +146,10 @@ impl KubeCluster {
 }
 
 impl Cluster for KubeCluster {
+    fn needs_shared_staging(&self) -> Option<&'static str> {
+        Some("its pods cannot read this machine's temporary files")
+    }
+
     fn connect(self, connection: Connection) -> BoxFuture<'static, Result<Arc<dyn Runner>, Error>> {
         Box::pin(async move {
             let (client, namespace) = self.client().await?;

@@ -323,6 +323,10 @@ impl ContainerEngineCluster {
 }
 
 impl Cluster for ContainerEngineCluster {
+    fn needs_shared_staging(&self) -> Option<&'static str> {
+        Some("its pods cannot read this machine's temporary files")
+    }
+
     fn connect(self, connection: Connection) -> BoxFuture<'static, Result<Arc<dyn Runner>, Error>> {
         Box::pin(async move { self.kube_cluster().await?.connect(connection).await })
     }

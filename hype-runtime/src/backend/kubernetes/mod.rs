@@ -19,7 +19,6 @@
 //! submitter to remove them. Everything hype creates carries the labels
 //! `app.kubernetes.io/managed-by=hype` and `hype.dev/session=<session>`, so
 //! leftovers can be found with `kubectl get pods,pvc -l app.kubernetes.io/managed-by=hype`.
-
 //!
 //! The files, in the order a call meets them: [`cluster`] (the
 //! [`KubeCluster`] settings and connecting; [`gke`] finds a GKE cluster's
