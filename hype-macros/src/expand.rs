@@ -122,7 +122,13 @@ fn expand_remote(remote: &Remote) -> TokenStream {
     let signature = LitInt::new(
         &format!(
             "0x{:016x}_u64",
-            fnv1a64(normalised_signature(&types, output.as_ref()).as_bytes())
+            fnv1a64(
+                normalised_signature(
+                    &idents.iter().copied().zip(types.iter().copied()).collect::<Vec<_>>(),
+                    output.as_ref()
+                )
+                .as_bytes()
+            )
         ),
         Span::call_site(),
     );
@@ -211,13 +217,15 @@ fn expand_main(main: Main) -> TokenStream {
     quote!(#(#attrs)* #vis #sig #braced)
 }
 
-/// The text [`RemoteFn::SIGNATURE`] hashes:
-/// `hype-sig-v1(` + argument types joined by `,` + `)->` + return type,
-/// each type as its tokens with all whitespace removed, `()` for no return
-/// type.
+/// The text [`RemoteFn::SIGNATURE`] hashes: `hype-sig-v2(` + the
+/// arguments in order, each `name:type`, joined by `,` + `)->` + the return
+/// type. Names are as written without `r#` or `mut`, types are their tokens
+/// with all whitespace removed, and the return type is `()` when there is
+/// none. Names and order are in it, so swapping two arguments of one type
+/// is caught.
 ///
 /// [`RemoteFn::SIGNATURE`]: https://docs.rs/hype/latest/hype/trait.RemoteFn.html
-pub fn normalised_signature(args: &[&Type], output: Option<&Type>) -> String {
+pub fn normalised_signature(args: &[(&Ident, &Type)], output: Option<&Type>) -> String {
     let text = |ty: &Type| -> String {
         quote!(#ty)
             .to_string()
@@ -225,12 +233,15 @@ pub fn normalised_signature(args: &[&Type], output: Option<&Type>) -> String {
             .filter(|c| !c.is_whitespace())
             .collect()
     };
-    let args: Vec<String> = args.iter().map(|ty| text(ty)).collect();
+    let args: Vec<String> = args
+        .iter()
+        .map(|(name, ty)| format!("{}:{}", name.unraw(), text(ty)))
+        .collect();
     let output = output.map_or_else(|| "()".to_owned(), text);
-    format!("hype-sig-v1({})->{output}", args.join(","))
+    format!("hype-sig-v2({})->{output}", args.join(","))
 }
 
-/// FNV-1a, 64 bit; the same function as `hype_runtime::registry::fnv1a64`.
+/// FNV-1a, 64 bit; the same function as `hype_runtime::wire::fnv1a64`.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
@@ -243,12 +254,15 @@ mod tests {
 
     fn signature(item: TokenStream) -> (String, u64) {
         let item: syn::ItemFn = syn::parse2(item).unwrap();
-        let args: Vec<&Type> = item
+        let args: Vec<(&Ident, &Type)> = item
             .sig
             .inputs
             .iter()
             .map(|arg| match arg {
-                syn::FnArg::Typed(arg) => &*arg.ty,
+                syn::FnArg::Typed(arg) => match &*arg.pat {
+                    syn::Pat::Ident(pat) => (&pat.ident, &*arg.ty),
+                    _ => unreachable!(),
+                },
                 syn::FnArg::Receiver(_) => unreachable!(),
             })
             .collect();
@@ -271,31 +285,56 @@ mod tests {
     #[test]
     fn signature_text_and_hash_are_pinned() {
         // Changing these values breaks calls between binaries built by
-        // different hype versions; bump `hype-sig-v1` instead.
+        // different hype versions; bump `hype-sig-v2` instead.
         assert_eq!(
             signature(quote!(
                 fn f(a: Vec<u8>, b: String) -> Result<u64, E> {}
             )),
             (
-                "hype-sig-v1(Vec<u8>,String)->Result<u64,E>".to_owned(),
-                0x3338_7efe_c870_67cc
+                "hype-sig-v2(a:Vec<u8>,b:String)->Result<u64,E>".to_owned(),
+                0xa46d_cd3f_d57a_7668
             )
         );
         assert_eq!(
             signature(quote!(
                 async fn f() {}
             )),
-            ("hype-sig-v1()->()".to_owned(), 0xa6c5_36a1_a78b_c94e)
+            ("hype-sig-v2()->()".to_owned(), 0xcb4f_2ff1_b6a5_53f3)
         );
         assert_eq!(
             signature(quote!(
                 fn f(mut text: std::string::String, n: (u32, [u8; 4])) -> Option<Vec<String>> {}
             )),
             (
-                "hype-sig-v1(std::string::String,(u32,[u8;4]))->Option<Vec<String>>".to_owned(),
-                0xfaec_d8ef_e475_3317
+                "hype-sig-v2(text:std::string::String,n:(u32,[u8;4]))->Option<Vec<String>>"
+                    .to_owned(),
+                0x1484_dfac_e5a7_30f3
             )
         );
+    }
+
+    #[test]
+    fn names_order_and_return_type_are_in_the_signature() {
+        let base = signature(quote!(
+            fn f(width: u32, height: u32) -> u32 {}
+        ));
+        let swapped = signature(quote!(
+            fn f(height: u32, width: u32) -> u32 {}
+        ));
+        let renamed = signature(quote!(
+            fn f(w: u32, height: u32) -> u32 {}
+        ));
+        let other_return = signature(quote!(
+            fn f(width: u32, height: u32) -> u64 {}
+        ));
+        for other in [&swapped, &renamed, &other_return] {
+            assert_ne!(base.1, other.1, "{} vs {}", base.0, other.0);
+        }
+        // `mut` and `r#` are not part of the name.
+        let raw = signature(quote!(
+            fn f(mut r#type: u32, height: u32) -> u32 {}
+        ));
+        assert_eq!(raw.0, "hype-sig-v2(type:u32,height:u32)->u32");
     }
 
     #[test]
@@ -437,7 +476,7 @@ mod tests {
             ),
             "{out}"
         );
-        assert!(out.contains("0xa6c536a1a78bc94e_u64"), "{out}");
+        assert!(out.contains("0xcb4f2ff1b6a553f3_u64"), "{out}");
     }
 
     #[test]

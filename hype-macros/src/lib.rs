@@ -73,22 +73,24 @@ use proc_macro::TokenStream;
 ///
 /// # Signature hash
 ///
-/// Each function also gets a `SIGNATURE`: a hash of its argument and return
-/// types, checked by `hype-run` so that a pod running a binary built from
-/// other source refuses the call instead of misreading its bytes. It is the
-/// 64-bit FNV-1a hash (offset basis `0xcbf29ce484222325`, prime
-/// `0x100000001b3`) of the UTF-8 bytes of the normalised text
+/// Each function also gets a `SIGNATURE`: a hash of its argument names and
+/// types, in order, and its return type, checked by `hype-run` so that a
+/// pod running a binary built from other source refuses the call instead of
+/// misreading its bytes. It is the 64-bit FNV-1a hash (offset basis
+/// `0xcbf29ce484222325`, prime `0x100000001b3`) of the UTF-8 bytes of the
+/// normalised text
 ///
 /// ```text
-/// "hype-sig-v1(" + argument types joined by "," + ")->" + return type
+/// "hype-sig-v2(" + arguments as "name:type" joined by "," + ")->" + return type
 /// ```
 ///
-/// where each type is its tokens as written with all whitespace removed, and
-/// the return type is `()` when there is none. So
-/// `fn f(a: Vec<u8>, b: String) -> Result<u64, E>` has the text
-/// `hype-sig-v1(Vec<u8>,String)->Result<u64,E>`. Types are compared as
+/// where each name is as written without `mut` or `r#`, each type is its
+/// tokens as written with all whitespace removed, and the return type is
+/// `()` when there is none. So `fn f(a: Vec<u8>, b: String) -> Result<u64,
+/// E>` has the text `hype-sig-v2(a:Vec<u8>,b:String)->Result<u64,E>`.
+/// Swapping two arguments of one type changes it. Types are compared as
 /// written: `String` and `std::string::String` give different signatures.
-/// `hype::registry::fnv1a64` computes the same hash at run time.
+/// `hype::wire::fnv1a64` computes the same hash at run time.
 ///
 /// # Errors
 ///

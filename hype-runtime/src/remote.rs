@@ -30,8 +30,8 @@ pub trait RemoteFn: Serialize + DeserializeOwned + Send + 'static {
     /// The stable ID: `module_path::name`, or the `name = "…"` override.
     const ID: &'static str;
 
-    /// FNV-1a 64 hash of the normalised argument and return types (see the
-    /// wire documentation). A binary whose signature for [`RemoteFn::ID`]
+    /// FNV-1a 64 hash of the normalised argument names and types, in
+    /// order, and the return type (`docs/protocol.md`, section 5). A binary whose signature for [`RemoteFn::ID`]
     /// differs refuses the call instead of misreading its bytes.
     const SIGNATURE: u64;
 

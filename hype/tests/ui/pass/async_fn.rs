@@ -25,6 +25,6 @@ async fn main() {
     assert_eq!(joined, "a-b");
     assert_eq!(
         JoinWordsArgs::SIGNATURE,
-        hype::wire::fnv1a64(b"hype-sig-v1(Vec<String>,char)->String")
+        hype::wire::fnv1a64(b"hype-sig-v2(words:Vec<String>,separator:char)->String")
     );
 }

@@ -24,6 +24,6 @@ async fn main() {
     );
     assert_eq!(
         ParseArgs::SIGNATURE,
-        hype::wire::fnv1a64(b"hype-sig-v1(String)->Result<u64,ParseFailure>")
+        hype::wire::fnv1a64(b"hype-sig-v2(n:String)->Result<u64,ParseFailure>")
     );
 }

@@ -19,7 +19,7 @@ async fn main() {
     assert_eq!(WordCountArgs::ID, concat!(module_path!(), "::word_count"));
     assert_eq!(
         WordCountArgs::SIGNATURE,
-        hype::wire::fnv1a64(b"hype-sig-v1(String)->usize")
+        hype::wire::fnv1a64(b"hype-sig-v2(text:String)->usize")
     );
     let registry = hype::registry::Registry::global().unwrap();
     let registration = registry.get(WordCountArgs::ID).unwrap();

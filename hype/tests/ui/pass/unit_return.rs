@@ -19,10 +19,10 @@ async fn main() {
     explicit_unit(1).run_here().await.unwrap();
     assert_eq!(
         NothingArgs::SIGNATURE,
-        hype::wire::fnv1a64(b"hype-sig-v1()->()")
+        hype::wire::fnv1a64(b"hype-sig-v2()->()")
     );
     assert_eq!(
         ExplicitUnitArgs::SIGNATURE,
-        hype::wire::fnv1a64(b"hype-sig-v1(u8)->()")
+        hype::wire::fnv1a64(b"hype-sig-v2(_n:u8)->()")
     );
 }
