@@ -17,7 +17,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, so that tests on paused time see tokens expire in it.
+use tokio::time::Instant;
 
 use axum::Router;
 use axum::extract::{Path, State};

@@ -6,7 +6,7 @@
 //! which links these functions and is built with `#[hype::main]`.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hype::ByteBuf;
 use serde::{Deserialize, Serialize};
@@ -252,17 +252,19 @@ pub fn echo(data: ByteBuf) -> ByteBuf {
     data
 }
 
-/// Waits until `done()` or `bound` passes; says which.
-pub fn wait_until(bound: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + bound;
+/// Waits until `done()` or `bound` passes; says which. Async, so the
+/// runtime it is awaited on goes on serving (a test double's server in the
+/// same runtime, say) while it waits.
+pub async fn wait_until(bound: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + bound;
     loop {
         if done() {
             return true;
         }
-        if Instant::now() > deadline {
+        if tokio::time::Instant::now() > deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -830,7 +830,8 @@ async fn delete_kills_the_processes_and_emits_deleted() {
     assert!(
         hype_tests::wait_until(Duration::from_secs(5), || !hype_tests::process_alive(
             grandchild
-        )),
+        ))
+        .await,
         "and what it started"
     );
 
@@ -847,7 +848,8 @@ async fn delete_kills_the_processes_and_emits_deleted() {
     assert!(pods.get_opt("forced").await.unwrap().is_none());
     assert!(
         hype_tests::wait_until(Duration::from_secs(5), || !hype_tests::process_alive(pid)
-            && !hype_tests::process_alive(grandchild)),
+            && !hype_tests::process_alive(grandchild))
+        .await,
         "the processes of a force-deleted pod are killed"
     );
 
@@ -1373,9 +1375,7 @@ async fn volumes_and_mounts(server: KubeTestServer) {
     pods.delete_collection(&DeleteParams::default(), &ListParams::default())
         .await
         .unwrap();
-    assert!(hype_tests::wait_until(Duration::from_secs(5), || server
-        .pvcs()
-        .is_empty()));
+    assert!(hype_tests::wait_until(Duration::from_secs(5), || server.pvcs().is_empty()).await);
     assert!(!dir.exists());
     finish(server).await;
 }

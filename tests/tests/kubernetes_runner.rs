@@ -206,7 +206,8 @@ impl Cluster {
             hype_tests::wait_until(Duration::from_secs(10), || self
                 .server
                 .pod_processes()
-                .is_empty()),
+                .is_empty())
+            .await,
             "pod processes left running: {:?}",
             self.server.pod_processes()
         );

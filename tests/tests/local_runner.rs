@@ -263,7 +263,7 @@ async fn a_timeout_stops_the_call_and_its_children() {
         }
         other => panic!("expected Timeout, got {other:?}"),
     }
-    assert_killed(&pids);
+    assert_killed(&pids).await;
 }
 
 #[tokio::test]
@@ -289,11 +289,11 @@ async fn dropping_the_call_kills_the_process_group() {
         _ = tokio::time::timeout(Duration::from_secs(20), pid_file_written) => {}
     }
     // `call` is dropped here.
-    assert_killed(&pids);
+    assert_killed(&pids).await;
 }
 
 /// Reads `<pid> <grandchild pid>` and checks both processes are gone.
-fn assert_killed(pids: &std::path::Path) {
+async fn assert_killed(pids: &std::path::Path) {
     let entries: Vec<_> = std::fs::read_dir(pids).unwrap().flatten().collect();
     assert_eq!(entries.len(), 1, "the function started once");
     let text = std::fs::read_to_string(entries[0].path()).unwrap();
@@ -303,7 +303,8 @@ fn assert_killed(pids: &std::path::Path) {
         .collect();
     for pid in ids {
         assert!(
-            hype_tests::wait_until(Duration::from_secs(10), || !hype_tests::process_alive(pid)),
+            hype_tests::wait_until(Duration::from_secs(10), || !hype_tests::process_alive(pid))
+                .await,
             "process {pid} is still running"
         );
     }
@@ -324,17 +325,20 @@ async fn closing_the_submitter_cancels_calls_in_flight() {
             )
             .await
     });
-    assert!(hype_tests::wait_until(
-        Duration::from_secs(20),
-        || std::fs::read_dir(&pids).unwrap().count() == 1
-    ));
+    assert!(
+        hype_tests::wait_until(Duration::from_secs(20), || std::fs::read_dir(&pids)
+            .unwrap()
+            .count()
+            == 1)
+        .await
+    );
     s.submitter.close().await.unwrap();
     let result = tokio::time::timeout(Duration::from_secs(10), call)
         .await
         .expect("bounded")
         .unwrap();
     assert!(matches!(result, Err(Error::Cancelled { .. })), "{result:?}");
-    assert_killed(&pids);
+    assert_killed(&pids).await;
     let after = s
         .submitter
         .run(math::add(1, 1), &local())
