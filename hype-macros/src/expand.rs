@@ -124,7 +124,11 @@ fn expand_remote(remote: &Remote) -> TokenStream {
             "0x{:016x}_u64",
             fnv1a64(
                 normalised_signature(
-                    &idents.iter().copied().zip(types.iter().copied()).collect::<Vec<_>>(),
+                    &idents
+                        .iter()
+                        .copied()
+                        .zip(types.iter().copied())
+                        .collect::<Vec<_>>(),
                     output.as_ref()
                 )
                 .as_bytes()

@@ -5,9 +5,14 @@
 //!
 //! Regenerate the expected output after a deliberate change with
 //! `TRYBUILD=overwrite cargo test --workspace --test ui`, then read the diff.
-//! Use `--workspace`, as the README's test command does: the two
-//! `not_serde_*` cases quote rustc's list of types implementing serde's
-//! traits, which depends on the features the whole workspace unifies.
+//!
+//! trybuild builds `hype` with the features it was built with for this
+//! test. No workspace member turns on `hype`'s backend features in a plain
+//! `cargo test --workspace` (the integration tests take the backends from
+//! `hype-runtime`), so the cases compile against `hype` without backends:
+//! no second build of kube, the Google clients and bollard, and the two
+//! `not_serde_*` cases, which quote rustc's list of types implementing
+//! serde's traits, read the same under `-p hype` and `--workspace`.
 
 #[test]
 fn ui() {

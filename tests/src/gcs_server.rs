@@ -27,7 +27,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use hype::GcsStaging;
+use crate::backends::GcsStaging;
 
 /// Set to `1` to make a missing emulator a test failure instead of a skip.
 pub const REQUIRE_VAR: &str = "HYPE_REQUIRE_GCS";

@@ -22,13 +22,13 @@ use std::time::Duration;
 // tokio's clock, so that tests on paused time see tokens expire in it.
 use tokio::time::Instant;
 
+use crate::backends::google_cloud_auth::credentials::Credentials;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
-use hype::google_cloud_auth::credentials::Credentials;
 
 /// What the GKE API answers for a cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +223,7 @@ impl GkeServer {
             "refresh_token": "hype-test-refresh-token",
             "token_uri": self.token_uri(),
         });
-        hype::google_cloud_auth::credentials::user_account::Builder::new(json)
+        crate::backends::google_cloud_auth::credentials::user_account::Builder::new(json)
             .build()
             .expect("authorized_user credentials")
     }

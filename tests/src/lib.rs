@@ -11,6 +11,15 @@ use std::time::Duration;
 use hype::ByteBuf;
 use serde::{Deserialize, Serialize};
 
+/// The backends, from the runtime: `hype` is built without features in the
+/// tests' workspace build (see `tests/Cargo.toml`), so its re-exports of
+/// them are not there; these are the same types.
+pub mod backends {
+    pub use hype_runtime::{
+        ContainerEngineCluster, DockerCluster, GcsStaging, KubeCluster, google_cloud_auth,
+    };
+}
+
 pub mod docker_image;
 
 pub mod gcs_server;

@@ -16,7 +16,8 @@ use bollard::models::{ContainerSummary, ContainerSummaryStateEnum, Volume};
 use bollard::query_parameters::{
     InspectContainerOptions, ListContainersOptions, ListVolumesOptions, RemoveContainerOptions,
 };
-use hype::{ByteBuf, DockerCluster, Error, RunEnvironment, Secret, Submitter, VolumeRequest};
+use hype::{ByteBuf, Error, RunEnvironment, Secret, Submitter, VolumeRequest};
+use hype_tests::backends::DockerCluster;
 use hype_tests::docker_image;
 use hype_tests::{bytes, containers, failures, math, process};
 

@@ -12,7 +12,8 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hype::{ByteBuf, Error, GcsStaging, LocalCluster, RunEnvironment, Staging, Submitter};
+use hype::{ByteBuf, Error, LocalCluster, RunEnvironment, Staging, Submitter};
+use hype_tests::backends::GcsStaging;
 use hype_tests::gcs_server::GcsServer;
 
 const BUCKET: &str = "hype-staging";
@@ -445,7 +446,7 @@ async fn a_pod_without_credentials_says_where_it_looked() {
 /// emulator and stage their large results there.
 #[tokio::test]
 async fn large_calls_through_kubernetes_pods_are_staged_in_the_bucket() {
-    use hype::KubeCluster;
+    use hype_tests::backends::KubeCluster;
     use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
 
     let server = emulator!("large_calls_through_kubernetes_pods_are_staged_in_the_bucket");

@@ -6,7 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use hype::{ContainerEngineCluster, Error, Submitter};
+use hype::{Error, Submitter};
+use hype_tests::backends::ContainerEngineCluster;
 use hype_tests::gke_server::{ClusterAnswer, GkeServer};
 
 const PROJECT: &str = "hype-test-project";

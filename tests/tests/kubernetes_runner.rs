@@ -18,7 +18,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use hype::{ByteBuf, Error, KubeCluster, RunEnvironment, Secret, Submitter, VolumeRequest};
+use hype::{ByteBuf, Error, RunEnvironment, Secret, Submitter, VolumeRequest};
+use hype_tests::backends::KubeCluster;
 use hype_tests::docker_image;
 use hype_tests::kube_double::{DockerExecutor, Executor, KubeTestServer, KubeletOptions};
 use hype_tests::{bytes, containers, failures, files, math, process};
