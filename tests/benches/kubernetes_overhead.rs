@@ -10,6 +10,7 @@
 //! container finishes (the kubelet then updates the pod's status) to the
 //! moment the call returns its result, which includes seeing the status
 //! change through the watch, reading the outcome and deleting the pod.
+//! The bare pods and the calls alternate which runs first in each round.
 //!
 //! `cargo bench --bench kubernetes_overhead` (`HYPE_BENCH_QUICK=1`: fewer samples).
 //! Targets: at most 3 API requests per call plus one shared watch;
@@ -21,11 +22,12 @@ mod measure;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use hype::{KubeCluster, RunEnvironment, Submitter};
+use hype::{RunEnvironment, Submitter};
+use hype_tests::backends::KubeCluster;
 use hype_tests::kube_double::{Executor, InProcessResult, KubeTestServer, KubeletOptions};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use kube::api::{Api, DeleteParams, PostParams};
-use measure::{Samples, quick, ratio};
+use measure::{Samples, interleave, quick, ratio, rounds_text, verdict};
 
 /// The trivial remote call.
 #[hype::remote]
@@ -109,33 +111,46 @@ async fn bench() {
     };
 
     // One call at a time, interleaved with the bare baseline.
-    let mut bare = Samples::new("bare pod: create + delete requests");
-    let mut call = Samples::new("hype call through the Kubernetes runner");
     let mut completion = Samples::new("container finished -> call returned");
     let mut requests = 0usize;
-    for i in 0..samples + 5 {
-        let start = Instant::now();
-        bare_pod(&pods, &format!("bare-{i}"), &call_text).await;
-        let bare_time = start.elapsed();
-
-        server.clear_request_log();
-        let start = Instant::now();
-        assert_eq!(submitter.run(add(i, 1), &env).await.expect("call"), i + 1);
-        let call_time = start.elapsed();
-        let finished = LAST_FINISHED.lock().unwrap().take().expect("the pod ran");
-        let completion_time = finished.elapsed();
-        let log = server.request_log();
-        if i >= 5 {
-            requests += log
-                .iter()
-                .filter(|(_, path)| !path.contains("watch="))
-                .count();
-            bare.times.push(bare_time);
-            call.times.push(call_time);
-            completion.times.push(completion_time);
-        }
-    }
-    println!("Kubernetes runner, instant pods ({samples} interleaved samples after 5 warm-up)");
+    let warmup = 5;
+    let [bare, call] = interleave(
+        [
+            "bare pod: create + delete requests",
+            "hype call through the Kubernetes runner",
+        ],
+        warmup,
+        samples,
+        async |turn| {
+            if turn.side == 0 {
+                let start = Instant::now();
+                bare_pod(&pods, &format!("bare-{}", turn.round), &call_text).await;
+                return start.elapsed();
+            }
+            server.clear_request_log();
+            let i = turn.round as u64;
+            let start = Instant::now();
+            assert_eq!(submitter.run(add(i, 1), &env).await.expect("call"), i + 1);
+            let call_time = start.elapsed();
+            let finished = LAST_FINISHED.lock().unwrap().take().expect("the pod ran");
+            let completion_time = finished.elapsed();
+            if turn.recorded {
+                requests += server
+                    .request_log()
+                    .iter()
+                    .filter(|(_, path)| !path.contains("watch="))
+                    .count();
+                completion.times.push(completion_time);
+            }
+            call_time
+        },
+    )
+    .await;
+    let requests_per_call = requests as f64 / samples as f64;
+    println!(
+        "Kubernetes runner, instant pods ({})",
+        rounds_text(2, warmup, samples)
+    );
     println!("  {}", bare.line());
     println!("  {}", call.line());
     println!("  {}", completion.line());
@@ -144,12 +159,12 @@ async fn bench() {
         ratio(&call, &bare)
     );
     println!(
-        "  API requests per call: {:.2} (target <= 3, plus the one shared watch)",
-        requests as f64 / samples as f64
+        "  API requests per call: {requests_per_call:.2} (target <= 3, plus the one shared watch)"
     );
+    let completion_ms = completion.median().as_secs_f64() * 1e3;
     println!(
         "  completion seen and returned: median {:.1} ms, p90 {:.1} ms after the container finished (target 50 ms)",
-        completion.median().as_secs_f64() * 1e3,
+        completion_ms,
         completion.percentile(0.9).as_secs_f64() * 1e3
     );
 
@@ -173,15 +188,23 @@ async fn bench() {
         elapsed,
         elapsed.as_secs_f64() * 1e3 / concurrent as f64
     );
-    println!(
-        "  API requests per call: {:.2}",
-        non_watch as f64 / concurrent as f64
-    );
+    let concurrent_requests = non_watch as f64 / concurrent as f64;
+    println!("  API requests per call: {concurrent_requests:.2}");
+    let new_watches = server.watch_connections() - watches_before;
     println!(
         "  watch connections opened by the runner during the run: {} (target 0 new: one shared watch, opened at connect; total so far {})",
-        server.watch_connections() - watches_before,
+        new_watches,
         server.watch_connections()
     );
     submitter.close().await.expect("close");
     server.shutdown().await;
+    verdict(
+        requests_per_call <= 3.0
+            && concurrent_requests <= 3.0
+            && completion_ms <= 50.0
+            && new_watches == 0,
+        &format!(
+            "API requests per call {requests_per_call:.2} one at a time and {concurrent_requests:.2} with {concurrent} at once (target <= 3); completion returned {completion_ms:.1} ms (median) after the container finished (target <= 50 ms); {new_watches} new watch connections for {concurrent} concurrent calls (target 0)"
+        ),
+    );
 }

@@ -9,7 +9,7 @@ mod measure;
 use std::time::Instant;
 
 use hype::{LocalCluster, RunEnvironment, Submitter};
-use measure::{Samples, quick, ratio};
+use measure::{interleave, quick, ratio, rounds_text, verdict};
 
 /// The trivial remote call.
 #[hype::remote]
@@ -39,33 +39,41 @@ async fn bench() {
     let env = RunEnvironment::local();
     let (warmup, samples) = if quick() { (5, 40) } else { (20, 300) };
 
-    let mut spawn = Samples::new("bare spawn of the binary (--noop)");
-    let mut call = Samples::new("remote call round trip (local runner)");
-    for i in 0..warmup + samples {
-        let start = Instant::now();
-        let status = tokio::process::Command::new(&exe)
-            .arg("--noop")
-            .status()
-            .await
-            .expect("spawn");
-        let spawn_time = start.elapsed();
-        assert!(status.success());
-
-        let start = Instant::now();
-        let sum = submitter.run(add(i, 1), &env).await.expect("call");
-        let call_time = start.elapsed();
-        assert_eq!(sum, i + 1);
-
-        if i >= warmup {
-            spawn.times.push(spawn_time);
-            call.times.push(call_time);
-        }
-    }
-    println!("local round trip ({samples} interleaved samples after {warmup} warm-up)");
+    let [spawn, call] = interleave(
+        [
+            "bare spawn of the binary (--noop)",
+            "remote call round trip (local runner)",
+        ],
+        warmup,
+        samples,
+        async |turn| {
+            let start = Instant::now();
+            if turn.side == 0 {
+                let status = tokio::process::Command::new(&exe)
+                    .arg("--noop")
+                    .status()
+                    .await
+                    .expect("spawn");
+                let took = start.elapsed();
+                assert!(status.success());
+                took
+            } else {
+                let i = turn.round as u64;
+                let sum = submitter.run(add(i, 1), &env).await.expect("call");
+                let took = start.elapsed();
+                assert_eq!(sum, i + 1);
+                took
+            }
+        },
+    )
+    .await;
+    println!("local round trip ({})", rounds_text(2, warmup, samples));
     println!("  {}", spawn.line());
     println!("  {}", call.line());
-    println!(
-        "  ratio round trip / bare spawn (medians): {:.2}x (target <= 2x)",
-        ratio(&call, &spawn)
+    let ratio = ratio(&call, &spawn);
+    println!("  ratio round trip / bare spawn (medians): {ratio:.2}x (target <= 2x)");
+    verdict(
+        ratio <= 2.0,
+        &format!("local round trip {ratio:.2}x the bare spawn (target <= 2x)"),
     );
 }

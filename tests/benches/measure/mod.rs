@@ -1,7 +1,14 @@
 //! A small measuring harness for benchmarks that compare a subject against
-//! a baseline measured in the same run. Samples of the two alternate, so
-//! drift in a noisy machine's speed hits both alike; the report gives
-//! medians, the 10th and 90th percentiles, and the ratio of medians.
+//! a baseline measured in the same run.
+//!
+//! [`interleave`] (and [`interleave_blocking`]) run rounds: in each, every
+//! side of the comparison runs once, and the order rotates from round to
+//! round ([`order`]; for a pair, the side named first runs first in even
+//! rounds, the other in odd ones). So drift in a noisy machine's speed hits all
+//! sides alike, and no side always runs on a machine, cache or engine its
+//! partner has just warmed (or left busy). The report gives medians, the
+//! 10th and 90th percentiles, and the ratio of medians; every benchmark
+//! ends with a [`verdict`] line, `target met` or `target missed`.
 
 #![allow(dead_code)]
 
@@ -50,6 +57,85 @@ impl Samples {
     }
 }
 
+/// One side's turn in a round of [`interleave`].
+#[derive(Debug, Clone, Copy)]
+pub struct Turn {
+    /// Which side runs: an index into the names given to [`interleave`].
+    pub side: usize,
+    /// The round, counting the warm-up rounds (from 0).
+    pub round: usize,
+    /// Whether the turn's time is recorded (false in warm-up rounds).
+    pub recorded: bool,
+}
+
+/// The order in which `sides` sides run in round `round`: a rotation by
+/// the round, so each side runs first in every `sides`-th round (a pair
+/// alternates).
+pub fn order(round: usize, sides: usize) -> impl Iterator<Item = usize> {
+    (0..sides).map(move |k| (round + k) % sides)
+}
+
+/// Runs `warmup` unrecorded rounds, then `samples` recorded ones; in each
+/// round, `run` once per side in [`order`], returning the time to record.
+/// (The callee times its own work, so set-up and clean-up stay out.)
+pub async fn interleave<const N: usize>(
+    names: [&'static str; N],
+    warmup: usize,
+    samples: usize,
+    mut run: impl AsyncFnMut(Turn) -> Duration,
+) -> [Samples; N] {
+    let mut out = names.map(Samples::new);
+    for round in 0..warmup + samples {
+        for side in order(round, N) {
+            let turn = Turn {
+                side,
+                round,
+                recorded: round >= warmup,
+            };
+            let took = run(turn).await;
+            if turn.recorded {
+                out[side].times.push(took);
+            }
+        }
+    }
+    out
+}
+
+/// [`interleave`] for blocking work.
+pub fn interleave_blocking<const N: usize>(
+    names: [&'static str; N],
+    warmup: usize,
+    samples: usize,
+    mut run: impl FnMut(Turn) -> Duration,
+) -> [Samples; N] {
+    let mut out = names.map(Samples::new);
+    for round in 0..warmup + samples {
+        for side in order(round, N) {
+            let turn = Turn {
+                side,
+                round,
+                recorded: round >= warmup,
+            };
+            let took = run(turn);
+            if turn.recorded {
+                out[side].times.push(took);
+            }
+        }
+    }
+    out
+}
+
+/// What the header of a report says about the rounds.
+pub fn rounds_text(sides: usize, warmup: usize, samples: usize) -> String {
+    let how = if sides == 2 {
+        "interleaved, alternating which side runs first"
+    } else {
+        "interleaved, rotating which side runs first"
+    };
+    let plural = if warmup == 1 { "" } else { "s" };
+    format!("{samples} samples per side, {how}, after {warmup} warm-up round{plural}")
+}
+
 /// Times `f` once.
 pub fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
     let start = Instant::now();
@@ -60,6 +146,13 @@ pub fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
 /// Ratio of the subject's median to the baseline's.
 pub fn ratio(subject: &Samples, baseline: &Samples) -> f64 {
     subject.median().as_secs_f64() / baseline.median().as_secs_f64()
+}
+
+/// Prints the benchmark's last line: `target met: …` or `target missed: …`
+/// (printed, not asserted: a noisy machine should not fail a run).
+pub fn verdict(met: bool, what: &str) {
+    let word = if met { "met" } else { "missed" };
+    println!("target {word}: {what}");
 }
 
 /// Whether `cargo bench` asked for a quick run (`--quick` or `HYPE_BENCH_QUICK=1`).
