@@ -541,4 +541,151 @@ mod tests {
         let err = RunEnvironment::from_yaml("/nonexistent/pod.yaml").unwrap_err();
         assert!(err.to_string().contains("/nonexistent/pod.yaml"), "{err}");
     }
+
+    #[test]
+    fn from_yaml_keeps_the_file_and_its_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pod.yaml");
+        let yaml = "apiVersion: v1\nkind: Pod\n";
+        std::fs::write(&path, yaml).unwrap();
+        let env = RunEnvironment::from_yaml(&path).unwrap();
+        let pod = env.base_pod().expect("a base pod");
+        assert_eq!(pod.path(), path);
+        assert_eq!(pod.yaml(), yaml);
+        assert_eq!(env.image(), None);
+        let with_image = env.clone().with_image("img:1");
+        assert_eq!(with_image.image(), Some("img:1"));
+        assert_eq!(with_image.base_pod(), env.base_pod());
+        assert_eq!(RunEnvironment::new("img:1").base_pod(), None);
+    }
+
+    #[test]
+    fn the_default_timeout_is_one_hour() {
+        assert_eq!(DEFAULT_TIMEOUT, Duration::from_secs(3600));
+        assert_eq!(RunEnvironment::local().timeout(), Duration::from_secs(3600));
+        let short = RunEnvironment::local().with_timeout(Duration::from_secs(5));
+        assert_eq!(short.timeout(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn accessors_return_what_the_builders_set() {
+        let secret = Secret::new("gcp-key", "/etc/gcloud");
+        let volume = VolumeRequest::persistent("data", "ssd", "10Gi");
+        let env = RunEnvironment::local()
+            .with_image("img:1")
+            .with_secret(secret.clone())
+            .with_mount(volume.mount_read_write("/data"))
+            .with_request("cpu", "750m")
+            .with_limit("memory", "2Gi")
+            .with_limit("memory", "3Gi");
+        assert_eq!(RunEnvironment::local().image(), None);
+        assert_eq!(env.image(), Some("img:1"));
+        assert_eq!(env.clone().with_image("img:2").image(), Some("img:2"));
+        assert_eq!(env.secrets(), std::slice::from_ref(&secret));
+        assert_eq!(env.mounts(), &[volume.mount_read_write("/data")]);
+        assert_eq!(
+            env.requests(),
+            &BTreeMap::from([("cpu".to_owned(), "750m".to_owned())])
+        );
+        assert_eq!(
+            env.limits(),
+            &BTreeMap::from([("memory".to_owned(), "3Gi".to_owned())])
+        );
+        assert!(RunEnvironment::local().secrets().is_empty());
+        assert!(RunEnvironment::local().mounts().is_empty());
+        assert!(RunEnvironment::local().limits().is_empty());
+    }
+
+    #[test]
+    fn secrets_volumes_and_mounts_keep_their_settings() {
+        let secret = Secret::new("gcp-key", "/etc/gcloud");
+        assert_eq!(secret.name(), "gcp-key");
+        assert_eq!(secret.mount_path(), Path::new("/etc/gcloud"));
+
+        let volume = VolumeRequest::persistent("data", "ssd", "10Gi");
+        assert_eq!(volume.name(), "data");
+        assert_eq!(volume.storage_class(), "ssd");
+        assert_eq!(volume.size(), "10Gi");
+        assert_eq!(volume.lifetime(), VolumeLifetime::Persistent);
+        assert!(volume.is_kept_on_exit());
+        // Persistent volumes are always kept.
+        assert!(volume.clone().keep_on_exit(false).is_kept_on_exit());
+
+        let transient = VolumeRequest::new("standard", "1Gi");
+        assert_eq!(transient.storage_class(), "standard");
+        assert_eq!(transient.size(), "1Gi");
+        assert!(transient.name().starts_with("hype-request-"));
+        assert_eq!(transient.lifetime(), VolumeLifetime::Transient);
+        assert!(!transient.is_kept_on_exit());
+        assert!(transient.clone().keep_on_exit(true).is_kept_on_exit());
+
+        let read_write = volume.mount_read_write("/data");
+        assert_eq!(read_write.volume(), &volume);
+        assert_eq!(read_write.mount_path(), Path::new("/data"));
+        assert!(!read_write.is_read_only());
+        let read_only = transient.mount_read_only("/in");
+        assert_eq!(read_only.volume(), &transient);
+        assert_eq!(read_only.mount_path(), Path::new("/in"));
+        assert!(read_only.is_read_only());
+    }
+
+    #[test]
+    fn a_request_may_equal_its_limit() {
+        let env = RunEnvironment::local()
+            .with_request("memory", "1Gi")
+            .with_limit("memory", "1024Mi")
+            .with_request("cpu", "1")
+            .with_limit("cpu", "1000m");
+        assert!(env.validate().is_ok(), "{:?}", env.validate());
+    }
+
+    #[test]
+    fn kubernetes_names_are_dns_subdomains() {
+        let longest = "a".repeat(253);
+        for name in [
+            "a",
+            "0",
+            "data",
+            "a.b",
+            "a-b",
+            "my-vol.v1",
+            "9-x.y-0",
+            &longest,
+        ] {
+            assert_eq!(check_dns_subdomain(name), Ok(()), "{name}");
+        }
+        let too_long = "a".repeat(254);
+        for name in ["", &too_long] {
+            assert_eq!(
+                check_dns_subdomain(name),
+                Err("must be 1 to 253 characters"),
+                "{name}"
+            );
+        }
+        for name in [
+            "a_b",
+            "a b",
+            "A",
+            "aB",
+            "-a",
+            "a-",
+            ".a",
+            "a.",
+            "-",
+            ".",
+            "a/b",
+            "caf\u{e9}",
+        ] {
+            let why = check_dns_subdomain(name).unwrap_err();
+            assert!(why.contains("not a valid Kubernetes name"), "{name}: {why}");
+        }
+        // Through validate: an empty volume name is reported, not a panic.
+        let env = RunEnvironment::local()
+            .with_mount(VolumeRequest::persistent("", "c", "1Gi").mount_read_only("/data"));
+        let Err(Error::InvalidEnvironment { problems }) = env.validate() else {
+            panic!("expected InvalidEnvironment");
+        };
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(problems[0].contains("must be 1 to 253"), "{problems:#?}");
+    }
 }

@@ -734,4 +734,45 @@ mod tests {
         assert!(q("1") <= q("1000m"));
         assert!(q("1001m") > q("1"));
     }
+
+    #[test]
+    fn ordering_and_equality_agree_with_exact_nano_values() {
+        let texts = [
+            "-99", "-12", "-1Ki", "-1", "-500m", "-1n", "0", "-0", "0Gi", "1n", "999n", "1u",
+            "250m", "3e-1", "500m", ".5", "1", "1000m", "2", "9", "10", "12", "20", "99", "1k",
+            "1Ki", "1024", "1.5Ki", "1M", "1Mi", "1G", "1Gi",
+        ];
+        for a in texts {
+            for b in texts {
+                let (qa, qb) = (q(a), q(b));
+                let nanos = |x: Quantity| x.scaled(9, Rounding::Nearest).unwrap();
+                let expected = nanos(qa).cmp(&nanos(qb));
+                assert_eq!(qa.cmp(&qb), expected, "{a} cmp {b}");
+                assert_eq!(qa.partial_cmp(&qb), Some(expected), "{a} partial_cmp {b}");
+                assert_eq!(qa == qb, expected == Ordering::Equal, "{a} == {b}");
+            }
+        }
+        assert_ne!(q("1"), q("2"));
+        assert_ne!(q("1"), q("-1"));
+        assert_ne!(q("1Gi"), q("1G"));
+    }
+
+    #[test]
+    fn values_are_normalised() {
+        let parts = |text: &str| {
+            let x = q(text);
+            (x.negative, x.mantissa, x.exponent)
+        };
+        // A binary suffix can bring back trailing zeros: 5 × 2^10 = 5120.
+        assert_eq!(parts("5Ki"), (false, 512, 1));
+        assert_eq!(parts("10Ki"), (false, 1024, 1));
+        assert_eq!(parts("100Mi"), (false, 1_048_576, 2));
+        assert_eq!(parts("0.5Ki"), (false, 512, 0));
+        assert_eq!(parts("1Ki"), (false, 1024, 0));
+        assert_eq!(parts("-2.50k"), (true, 25, 2));
+        assert_eq!(parts("1000"), (false, 1, 3));
+        assert_eq!(parts("1.500"), (false, 15, -1));
+        assert_eq!(parts("0.000"), (false, 0, 0));
+        assert_eq!(parts("-0Ki"), (false, 0, 0));
+    }
 }

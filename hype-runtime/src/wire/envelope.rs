@@ -416,4 +416,37 @@ mod tests {
                 .contains("not hype data")
         );
     }
+
+    #[test]
+    fn hash_file_is_the_sha256_of_the_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        std::fs::write(&path, b"abc").unwrap();
+        assert_eq!(
+            hash_file(path).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(hash_file(dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn start_hashing_records_the_digest_of_this_executable() {
+        use std::time::{Duration, Instant};
+        BuildInfo::start_hashing();
+        BuildInfo::start_hashing(); // Once per process: a no-op.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let digest = loop {
+            if let Some(digest) = BuildInfo::current().binary_sha256 {
+                break digest;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the executable was not hashed within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(digest, hash_file(exe).unwrap());
+        assert_eq!(BuildInfo::current().hype_version, env!("CARGO_PKG_VERSION"));
+    }
 }

@@ -325,4 +325,44 @@ mod tests {
         };
         assert!(message.len() <= FAILURE_MESSAGE_LIMIT);
     }
+
+    #[test]
+    fn malformed_envelopes_name_what_was_malformed_unless_it_was_the_call() {
+        assert_eq!(
+            Failure::from_error(&Error::malformed("call", "bad magic")),
+            Failure::MalformedCall {
+                message: "bad magic".into()
+            }
+        );
+        assert_eq!(
+            Failure::from_error(&Error::malformed("inline reference", "bad base64")),
+            Failure::MalformedCall {
+                message: "inline reference: bad base64".into()
+            }
+        );
+    }
+
+    #[test]
+    fn truncate_keeps_short_text_and_cuts_long_text_on_a_char_boundary() {
+        assert_eq!(truncate(String::new(), 10), "");
+        assert_eq!(truncate("short".into(), 10), "short");
+        assert_eq!(truncate("exactly10!".into(), 10), "exactly10!");
+        assert_eq!(truncate("eleven char".into(), 10), "eleven ...");
+        // 'é' is bytes 6..8: a cut at byte 7 backs up to 6.
+        assert_eq!(truncate("abcdef\u{e9}xyz".into(), 10), "abcdef...");
+        let at_limit = "y".repeat(FAILURE_MESSAGE_LIMIT);
+        assert_eq!(
+            Failure::from_error(&Error::BadInvocation {
+                message: at_limit.clone()
+            }),
+            Failure::BadInvocation { message: at_limit }
+        );
+        let Failure::BadInvocation { message } = Failure::from_error(&Error::BadInvocation {
+            message: "z".repeat(FAILURE_MESSAGE_LIMIT + 1),
+        }) else {
+            panic!()
+        };
+        assert_eq!(message.len(), FAILURE_MESSAGE_LIMIT);
+        assert!(message.ends_with("z..."), "{message}");
+    }
 }

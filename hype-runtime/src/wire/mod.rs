@@ -93,4 +93,15 @@ mod tests {
         assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
         assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
     }
+
+    #[test]
+    fn limits_are_as_documented() {
+        assert_eq!(INLINE_ARGUMENTS_LIMIT, 64 * 1024);
+        assert_eq!(INLINE_ARGUMENTS_LIMIT, 65_536);
+        // Inline arguments as base64 stay under Linux's 128 KiB for one
+        // argument, with room for the rest of the envelope.
+        let text_len = inline_text_len(INLINE_ARGUMENTS_LIMIT);
+        assert!(text_len < 128 * 1024, "{text_len}");
+        assert!(text_len > 80 * 1024, "{text_len}");
+    }
 }

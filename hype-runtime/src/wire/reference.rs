@@ -89,4 +89,33 @@ mod tests {
         assert_eq!(inline_text_len(3), "inline:AQID".len());
         assert_eq!(inline_text_len(4), "inline:".len() + 8);
     }
+
+    #[test]
+    fn schemes_are_letters_digits_plus_minus_and_dot() {
+        for uri in [
+            "git+ssh://host/x",
+            "x-y://a",
+            "a.b://c",
+            "S3://bucket/key",
+            "file:///tmp/s/blobs/sha256/00",
+        ] {
+            assert_eq!(
+                Reference::parse(uri).unwrap(),
+                Reference::Object(uri.into()),
+                "{uri}"
+            );
+        }
+        for bad in [
+            "a_b://x",
+            "a b://x",
+            "a/b://x",
+            "a:b://x",
+            "caf\u{e9}://x",
+            "gs://",
+            "",
+        ] {
+            let err = Reference::parse(bad).unwrap_err();
+            assert!(err.to_string().contains("staging URI"), "{bad}: {err}");
+        }
+    }
 }
