@@ -86,12 +86,20 @@ pub(crate) fn open(location: &str) -> Result<Arc<dyn Staging>, Error> {
     })
 }
 
-/// The content address of a blob under `location`.
+/// The content address of a blob under `location`. Trailing slashes of the
+/// location's path go, but never those of `scheme://`: the root store
+/// `file:///` gives `file:///blobs/sha256/<hex>`.
 pub(crate) fn blob_uri(location: &str, sha256_hex: &str) -> String {
-    format!(
-        "{}/blobs/sha256/{sha256_hex}",
-        location.trim_end_matches('/')
-    )
+    match location.split_once("://") {
+        Some((scheme, path)) => format!(
+            "{scheme}://{}/blobs/sha256/{sha256_hex}",
+            path.trim_end_matches('/')
+        ),
+        None => format!(
+            "{}/blobs/sha256/{sha256_hex}",
+            location.trim_end_matches('/')
+        ),
+    }
 }
 
 /// The digest a content-addressed URI names, if it is one.
@@ -143,6 +151,18 @@ mod tests {
             Some(hex.as_str())
         );
         assert_eq!(digest_in_uri("file:///s/outcomes/x"), None);
+        // Found by the staging_uri fuzz target: the root store lost the
+        // slashes of `file://`, and its blobs could not be read back.
+        assert_eq!(
+            blob_uri("file:///", &hex),
+            format!("file:///blobs/sha256/{hex}")
+        );
+        assert_eq!(
+            blob_uri("gs://bucket/prefix//", &hex),
+            format!("gs://bucket/prefix/blobs/sha256/{hex}")
+        );
+        let root = LocalStaging::from_uri("file:///").unwrap();
+        assert!(LocalStaging::from_uri(&blob_uri(root.location(), &hex)).is_ok());
         assert_eq!(digest_in_uri("file:///s/blobs/sha256/zz"), None);
     }
 }

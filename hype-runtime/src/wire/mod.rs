@@ -57,6 +57,11 @@ pub const INLINE_ARGUMENTS_LIMIT: usize = 64 * 1024;
 /// limit). An outcome whose inline text is longer is staged.
 pub const TERMINATION_MESSAGE_LIMIT: usize = 4096;
 
+/// How deep a value may nest arrays, maps and enum variants: rmp-serde's
+/// own limit for arrays and maps, counted through enum variants too, so a
+/// recursive type cannot overflow the decoding thread's stack.
+pub const MAX_NESTING: usize = 1024;
+
 /// The longest message kept in a [`Failure`], so a failure outcome always
 /// fits in a termination message.
 pub const FAILURE_MESSAGE_LIMIT: usize = 1024;
