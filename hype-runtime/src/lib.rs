@@ -51,6 +51,8 @@ pub mod config;
 pub mod entry;
 pub mod environment;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "gcs")]
 pub(crate) mod google;
 pub mod ids;

@@ -81,6 +81,27 @@ impl Quantity {
         self.mantissa == 0
     }
 
+    /// The exact value in one canonical text: `0` for zero, else an
+    /// optional `-`, the significant digits, `e` and the power of ten
+    /// (`750m` is `75e-2`, `512Mi` is `536870912e0`). It parses to an equal
+    /// quantity and is its own canonical text. (An exponent of -2^63
+    /// cannot be written as such, so the digits move after a point.)
+    pub(crate) fn canonical(&self) -> String {
+        if self.mantissa == 0 {
+            return "0".to_owned();
+        }
+        let sign = if self.negative { "-" } else { "" };
+        let mantissa = self.mantissa;
+        match self.exponent.checked_neg() {
+            Some(_) => format!("{sign}{mantissa}e{}", self.exponent),
+            None => {
+                let digits = mantissa.to_string();
+                let shifted = self.exponent + digits.len() as i64;
+                format!("{sign}0.{digits}e{shifted}")
+            }
+        }
+    }
+
     /// -1, 0 or 1, as the value is below, at or above zero.
     fn signum(&self) -> i8 {
         if self.mantissa == 0 {
