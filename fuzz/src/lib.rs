@@ -137,7 +137,11 @@ fn messages(failure: &Failure) -> Vec<&String> {
         | Failure::Staging { message }
         | Failure::DecodeArguments { message }
         | Failure::EncodeResult { message } => vec![message],
-        Failure::StagedObjectMissing { uri } | Failure::DigestMismatch { uri, .. } => vec![uri],
+        Failure::StagedObjectMissing { uri }
+        | Failure::DigestMismatch { uri, .. }
+        | Failure::ExecutableMissing { uri } => vec![uri],
+        Failure::ExecutableCorrupt { uri, message } => vec![uri, message],
+        Failure::ExecutableCannotStart { image, message } => vec![image, message],
         Failure::UnknownFunction { .. }
         | Failure::SignatureMismatch { .. }
         | Failure::DuplicateFunction { .. } => vec![],

@@ -155,6 +155,15 @@ pub fn all() -> Vec<Seed> {
     add("call_envelope", "staged-payload", call(&staged_call));
     add(
         "call_envelope",
+        "version-2-executable",
+        call(
+            &staged_call
+                .clone()
+                .with_executable(example_blob(b"\x7fELF")),
+        ),
+    );
+    add(
+        "call_envelope",
         "no-staging",
         call(
             &CallEnvelope::new("f", 1, Payload::Inline(Bytes::new()))
@@ -174,9 +183,9 @@ pub fn all() -> Vec<Seed> {
     let mut trailing = golden.clone();
     trailing.push(0x00);
     add("call_envelope", "bad-trailing-byte", trailing);
-    let mut v2 = golden.clone();
-    v2[4] = 2;
-    add("call_envelope", "bad-version-2", v2);
+    let mut v3 = golden.clone();
+    v3[4] = 3;
+    add("call_envelope", "bad-version-3", v3);
     add("call_envelope", "bad-short", b"HYPC".to_vec());
 
     // Outcome envelopes (docs/protocol.md §2).
@@ -279,6 +288,26 @@ pub fn all() -> Vec<Seed> {
                 ids: vec!["demo::add".into()],
             },
         ),
+        (
+            "executable-missing",
+            Failure::ExecutableMissing {
+                uri: example_blob(b"\x7fELF").uri,
+            },
+        ),
+        (
+            "executable-corrupt",
+            Failure::ExecutableCorrupt {
+                uri: example_blob(b"\x7fELF").uri,
+                message: "length 3, not 4".into(),
+            },
+        ),
+        (
+            "executable-cannot-start",
+            Failure::ExecutableCannotStart {
+                image: "debian:11".into(),
+                message: "version `GLIBC_2.39' not found".into(),
+            },
+        ),
     ];
     for (name, failure) in failures {
         add(
@@ -345,7 +374,11 @@ pub fn all() -> Vec<Seed> {
     add("value", "bad-branch-2000-deep", nested_branch_bytes(2000));
     // Found by this target: enum variants nested past the limit overflowed
     // the stack before hype counted them too (wire::MAX_NESTING).
-    add("value", "bad-maybe-10000-deep", nested_tree_bytes(10_000, "Maybe"));
+    add(
+        "value",
+        "bad-maybe-10000-deep",
+        nested_tree_bytes(10_000, "Maybe"),
+    );
     let mut trailing = vec![0x92, 0x01, 0x02];
     trailing.push(0xc0);
     add("value", "bad-trailing-byte", trailing);

@@ -147,5 +147,8 @@ fn the_root_store_gives_readable_blob_uris() {
     let blob = hype_runtime::fuzzing::blob_uri(hype_runtime::Staging::location(&root), &hex);
     assert_eq!(blob, format!("file:///blobs/sha256/{hex}"));
     assert!(hype_runtime::LocalStaging::from_uri(&blob).is_ok());
-    assert_eq!(hype_runtime::fuzzing::digest_in_uri(&blob), Some(hex.as_str()));
+    assert_eq!(
+        hype_runtime::fuzzing::digest_in_uri(&blob),
+        Some(hex.as_str())
+    );
 }

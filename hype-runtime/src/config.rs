@@ -10,6 +10,11 @@
 //! | `HYPE_EXECUTION_ID` | `hype-run` | the execution's name (pod, container, process) |
 //! | `HYPE_TERMINATION_MESSAGE_PATH` | `hype-run` | where the outcome goes (default `/dev/termination-log`) |
 //! | `HYPE_MOUNTS` | [`crate::mount_path`] | the local runner's map of mount paths to directories |
+//! | `HYPE_EXECUTABLE` | submitters | the executable to ship with calls, instead of this one (a cross-built binary) |
+//! | `HYPE_SHIP_EXECUTABLE` | submitters | `0` or `false`: ship no executable (the image has the binary baked in); default `1` |
+//! | `HYPE_CACHE_DIR` | `hype-run` | where a launcher keeps fetched executables (default `$TMPDIR/hype-cache`) |
+//! | `HYPE_IMAGE` | `hype-run` | the image the execution runs in, set by the Docker and Kubernetes runners, for errors |
+//! | `HYPE_LAUNCHED` | `hype-run` | set by a launcher for the executable it runs: the digest it fetched (the loop guard) |
 //!
 //! `HYPE_CLUSTER` takes:
 //!
@@ -41,6 +46,17 @@ pub const HYPE_EXECUTION_ID: &str = "HYPE_EXECUTION_ID";
 pub const HYPE_TERMINATION_MESSAGE_PATH: &str = "HYPE_TERMINATION_MESSAGE_PATH";
 /// The local runner's mount map ([`crate::mounts`]).
 pub const HYPE_MOUNTS: &str = "HYPE_MOUNTS";
+
+/// The executable to ship with calls, when not this one.
+pub const HYPE_EXECUTABLE: &str = "HYPE_EXECUTABLE";
+/// `0`/`false` turns executable shipping off.
+pub const HYPE_SHIP_EXECUTABLE: &str = "HYPE_SHIP_EXECUTABLE";
+/// Where a launching `hype-run` caches fetched executables.
+pub const HYPE_CACHE_DIR: &str = "HYPE_CACHE_DIR";
+/// The image an execution runs in, for errors.
+pub const HYPE_IMAGE: &str = "HYPE_IMAGE";
+/// The digest of the executable a launcher fetched and started.
+pub const HYPE_LAUNCHED: &str = "HYPE_LAUNCHED";
 
 /// Where the termination message goes unless `HYPE_TERMINATION_MESSAGE_PATH` says.
 pub const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
@@ -102,6 +118,43 @@ pub fn termination_message_path() -> PathBuf {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_TERMINATION_MESSAGE_PATH))
+}
+
+/// `HYPE_SHIP_EXECUTABLE`: whether to ship the executable with calls
+/// (default yes). Anything but `0`, `1`, `false`, `true` (or empty) is an
+/// error naming the variable.
+pub fn ship_executable() -> Result<bool, Error> {
+    match var(HYPE_SHIP_EXECUTABLE)?.as_deref().map(str::trim) {
+        None | Some("" | "1" | "true") => Ok(true),
+        Some("0" | "false") => Ok(false),
+        Some(other) => Err(Error::Config {
+            message: format!("{HYPE_SHIP_EXECUTABLE}={other:?}: use 0 (off) or 1 (on)"),
+        }),
+    }
+}
+
+/// `HYPE_EXECUTABLE`, if set and not empty: the executable to ship.
+pub fn executable() -> Option<PathBuf> {
+    std::env::var_os(HYPE_EXECUTABLE)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// `HYPE_CACHE_DIR`, else `$TMPDIR/hype-cache`.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os(HYPE_CACHE_DIR)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("hype-cache"))
+}
+
+/// `HYPE_IMAGE`, else `unknown`.
+pub fn image() -> String {
+    var(HYPE_IMAGE)
+        .ok()
+        .flatten()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// A cluster named by `HYPE_CLUSTER`.

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use crate::config;
 use crate::error::Error;
 use crate::invoke::{self, Executed, runtime};
+use crate::launch::{self, Launched, Plan};
 use crate::registry::Registry;
 use crate::staging::{self, Staging};
 pub use crate::wire::HYPE_RUN;
@@ -40,6 +41,7 @@ use crate::wire::{
 /// first; call it yourself at the top of `main` if you do not use the
 /// attribute.
 pub fn dispatch_if_hype_run() {
+    DISPATCHES.store(true, std::sync::atomic::Ordering::Relaxed);
     let args: Vec<OsString> = std::env::args_os().collect();
     if let Some(rest) = hype_run_arguments(&args) {
         let code = run(rest);
@@ -47,6 +49,29 @@ pub fn dispatch_if_hype_run() {
         let _ = std::io::stderr().flush();
         std::process::exit(code);
     }
+}
+
+static DISPATCHES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this program dispatches `hype-run` ([`dispatch_if_hype_run`]
+/// has run): only then can its own executable run calls where it is
+/// shipped. A test harness binary (`cargo test`) does not.
+pub fn dispatches() -> bool {
+    DISPATCHES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The `main` of a generic launcher (`hype-cli`'s `hype-run`): runs
+/// `hype-run` with the command line's arguments (after `hype-run`, if the
+/// launcher was started under another name) and gives the exit code. A
+/// launcher has no remote functions of its own: its calls name the
+/// executable that has them.
+pub fn launcher_main() -> i32 {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let rest = hype_run_arguments(&args).unwrap_or(args.get(1..).unwrap_or_default());
+    let code = run(rest);
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    code
 }
 
 /// The arguments after `hype-run`, if the command line invokes it.
@@ -72,6 +97,7 @@ pub fn run(args: &[OsString]) -> i32 {
         function: String::new(),
         staging: None,
         message: None,
+        forward_signals: true,
     };
 
     let call_text = match parse_args(args) {
@@ -79,11 +105,11 @@ pub fn run(args: &[OsString]) -> i32 {
         Ok(Command::Run(text)) => text,
         Err(err) => return ctx.fail(&err),
     };
-    let outcome = match ctx.prepare_and_execute(&call_text) {
-        Ok(outcome) => outcome,
-        Err(err) => return ctx.fail(&err),
-    };
-    ctx.finish(outcome)
+    match ctx.prepare_and_execute(&call_text) {
+        Ok(Done::Here(outcome)) => ctx.finish(outcome),
+        Ok(Done::Launched(launched)) => ctx.pass_on(launched),
+        Err(err) => ctx.fail(&err),
+    }
 }
 
 /// What running one call in this process gave: `hype-run`'s exit code and
@@ -112,6 +138,7 @@ pub fn execute_in_process(call: &str, execution_id: &str) -> InProcessRun {
         function: String::new(),
         staging: None,
         message: None,
+        forward_signals: false,
     };
     let exit_code = if tokio::runtime::Handle::try_current().is_ok() {
         ctx.fail(&Error::BadInvocation {
@@ -119,7 +146,8 @@ pub fn execute_in_process(call: &str, execution_id: &str) -> InProcessRun {
         })
     } else {
         match ctx.prepare_and_execute(call) {
-            Ok(outcome) => ctx.finish(outcome),
+            Ok(Done::Here(outcome)) => ctx.finish(outcome),
+            Ok(Done::Launched(launched)) => ctx.pass_on(launched),
             Err(err) => ctx.fail(&err),
         }
     };
@@ -168,7 +196,18 @@ fn list() -> i32 {
     }
 }
 
+/// How a call was run: here, or by the executable it names.
+enum Done {
+    /// This binary ran it.
+    Here(Outcome),
+    /// The executable the call names ran it.
+    Launched(Launched),
+}
+
 struct Context {
+    /// Whether SIGTERM and SIGINT go on to a launched executable (a real
+    /// `hype-run` process).
+    forward_signals: bool,
     execution_id: String,
     /// Where the termination message goes; `None` keeps it in `message`.
     termination_path: Option<PathBuf>,
@@ -178,11 +217,25 @@ struct Context {
 }
 
 impl Context {
-    fn prepare_and_execute(&mut self, call_text: &str) -> Result<Outcome, Error> {
+    fn prepare_and_execute(&mut self, call_text: &str) -> Result<Done, Error> {
         let envelope = self.load_call(call_text)?;
         self.function.clone_from(&envelope.function);
         if let Some(location) = &envelope.staging {
             self.staging = Some(staging::open(location)?);
+        }
+        if let Some(blob) = &envelope.executable {
+            let store = self.store_for(&blob.uri)?;
+            if let Plan::Launch(path) = launch::plan(blob, &store, &self.execution_id)? {
+                tracing::debug!(executable = %path.display(), execution_id = %self.execution_id, "launching");
+                return launch::run(
+                    &path,
+                    call_text,
+                    blob,
+                    &self.execution_id,
+                    self.forward_signals,
+                )
+                .map(Done::Launched);
+            }
         }
         let registry = Registry::global()?;
         let Some(registration) = registry.get(&envelope.function) else {
@@ -213,11 +266,33 @@ impl Context {
             }
         };
         tracing::debug!(function = %envelope.function, execution_id = %self.execution_id, "executing");
-        Ok(match registration.execute(&arguments) {
+        Ok(Done::Here(match registration.execute(&arguments) {
             Executed::Returned(bytes) => Outcome::Returned(self.result_payload(bytes)?),
             Executed::Panicked { message, location } => Outcome::Panicked { message, location },
             Executed::Failed(failure) => Outcome::Failed(failure),
-        })
+        }))
+    }
+
+    /// Passes on what a launched executable wrote and its exit code. When
+    /// it wrote no outcome, none is written: the runner then reports how it
+    /// ended, as for any execution that wrote none.
+    fn pass_on(&mut self, launched: Launched) -> i32 {
+        let Some(text) = launched.message else {
+            return launched.exit_code;
+        };
+        match &self.termination_path {
+            Some(path) => {
+                if let Err(err) = std::fs::write(path, text) {
+                    eprintln!(
+                        "hype-run: cannot write the outcome to {}: {err}",
+                        path.display()
+                    );
+                    return EXIT_OUTCOME_UNWRITABLE;
+                }
+            }
+            None => self.message = Some(text),
+        }
+        launched.exit_code
     }
 
     fn load_call(&self, call_text: &str) -> Result<CallEnvelope, Error> {

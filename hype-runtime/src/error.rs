@@ -303,6 +303,59 @@ pub enum Error {
         looked: Vec<String>,
     },
 
+    /// The executable a submitter would ship with its calls cannot run
+    /// where the calls go (not a Linux ELF executable, or for another
+    /// machine): found when the submitter is built or a call is sent.
+    #[error(
+        "cannot ship {} with the calls: {reason}. Cross-build it for Linux (cargo build --target x86_64-unknown-linux-gnu, or --target x86_64-unknown-linux-musl for a static binary; aarch64-unknown-linux-gnu for arm64) and pass its path with HYPE_EXECUTABLE=/path or SubmitterBuilder::executable(path); or bake your binary into the image and turn shipping off with HYPE_SHIP_EXECUTABLE=0 or SubmitterBuilder::ship_executable(false)",
+        path.display()
+    )]
+    ExecutableNotShippable {
+        /// The executable.
+        path: PathBuf,
+        /// Why it cannot run there.
+        reason: String,
+    },
+
+    /// The executable a call names is not in the staging store: the
+    /// launcher where the call ran could not fetch it.
+    #[error(
+        "{execution_id} cannot fetch the executable its call names: {uri} is not in the staging store (was it deleted, or do the executions read another bucket?)"
+    )]
+    ExecutableMissing {
+        /// The execution that looked for it.
+        execution_id: String,
+        /// Where it should be.
+        uri: String,
+    },
+
+    /// The staged executable a call names does not match its digest or
+    /// length.
+    #[error("{execution_id} fetched a corrupt executable from {uri}: {message}")]
+    ExecutableCorrupt {
+        /// The execution that fetched it.
+        execution_id: String,
+        /// Where it was.
+        uri: String,
+        /// What did not match.
+        message: String,
+    },
+
+    /// The shipped executable cannot start in the call's image: the
+    /// dynamic loader refused it (a glibc newer than the image's, a missing
+    /// shared library) or the kernel did (ENOEXEC).
+    #[error(
+        "{execution_id}: the shipped executable cannot start in image {image}: {message}. Build it against a glibc no newer than the image's (e.g. cargo zigbuild --target x86_64-unknown-linux-gnu.2.28), or as a static musl binary, or use an image that has its libraries"
+    )]
+    ExecutableCannotStart {
+        /// The execution that tried to start it.
+        execution_id: String,
+        /// The image it ran in (`unknown` when the runner did not say).
+        image: String,
+        /// The loader's or the kernel's own message.
+        message: String,
+    },
+
     /// hype's configuration (`HYPE_CLUSTER`, `HYPE_STAGING`, a submitter
     /// setting) is invalid or names a backend that is not compiled in.
     #[error("configuration: {message}")]

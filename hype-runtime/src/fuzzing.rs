@@ -69,6 +69,7 @@ pub fn pod_with_base(path: &std::path::Path) -> Result<String, String> {
         session: "fuzzsession",
         call: "inline:SFlQQwE=",
         env: &env,
+        arch: Some(crate::backend::Arch::X86_64),
     };
     let pod = build(&request).map_err(|e| e.to_string())?;
     serde_json::to_string(&pod).map_err(|e| format!("cannot write the pod: {e}"))

@@ -51,12 +51,14 @@ pub mod config;
 pub mod entry;
 pub mod environment;
 pub mod error;
+pub mod executable;
 #[doc(hidden)]
 pub mod fuzzing;
 #[cfg(feature = "gcs")]
 pub(crate) mod google;
 pub mod ids;
 pub(crate) mod invoke;
+pub(crate) mod launch;
 #[doc(hidden)]
 pub mod macro_support;
 pub mod mounts;

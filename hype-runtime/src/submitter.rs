@@ -15,11 +15,12 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::backend::{Cluster, Connection, Job, LocalCluster, Runner};
+use crate::backend::{Cluster, Connection, Delivery, Job, JobExecutable, LocalCluster, Runner};
 use crate::cleanup;
 use crate::config::{self, ClusterSpec};
 use crate::environment::RunEnvironment;
 use crate::error::Error;
+use crate::executable::Executable;
 use crate::ids;
 use crate::remote::{Call, RemoteFn};
 use crate::staging::{self, LocalStaging, Staging};
@@ -64,6 +65,9 @@ struct Inner {
     closed: CancellationToken,
     /// The calls in flight; `close` waits for them to wind down.
     calls: TaskTracker,
+    /// The executable shipped with each call, and how it travels; `None`
+    /// when shipping is off or the runner runs this binary itself.
+    shipped: Option<(Executable, Delivery)>,
 }
 
 /// How long [`Submitter::close`] waits for cancelled calls to wind down.
@@ -136,6 +140,8 @@ impl<S: Staging + 'static> IntoStaging for S {
 pub struct SubmitterBuilder<C> {
     cluster: C,
     staging: Option<StagingChoice>,
+    executable: Option<PathBuf>,
+    ship_executable: Option<bool>,
 }
 
 impl<C: Cluster> SubmitterBuilder<C> {
@@ -147,6 +153,23 @@ impl<C: Cluster> SubmitterBuilder<C> {
     /// pods can read.
     pub fn staging(mut self, staging: impl IntoStaging) -> Self {
         self.staging = Some(staging.into_staging());
+        self
+    }
+
+    /// The executable to ship with the calls instead of this one
+    /// (`std::env::current_exe()`), e.g. a binary cross-built for the
+    /// cluster's machines from the same source. Overrides `HYPE_EXECUTABLE`.
+    pub fn executable(mut self, path: impl Into<PathBuf>) -> Self {
+        self.executable = Some(path.into());
+        self
+    }
+
+    /// Whether to ship the executable with the calls (default: yes, unless
+    /// `HYPE_SHIP_EXECUTABLE=0`). Shipping applies where calls run outside
+    /// this process tree (Docker, Kubernetes); turn it off for images with
+    /// the binary baked in.
+    pub fn ship_executable(mut self, ship: bool) -> Self {
+        self.ship_executable = Some(ship);
         self
     }
 
@@ -178,8 +201,16 @@ impl<C: Cluster> SubmitterBuilder<C> {
             .cluster
             .connect(Connection::new(staging.clone(), session.clone()))
             .await;
-        let runner = match connected {
-            Ok(runner) => runner,
+        let shipped = connected.and_then(|runner| {
+            let shipped = shipping(
+                runner.delivery(),
+                self.ship_executable,
+                self.executable.as_deref(),
+            )?;
+            Ok((runner, shipped))
+        });
+        let (runner, shipped) = match shipped {
+            Ok(connected) => connected,
             Err(err) => {
                 if let Some(dir) = &owned {
                     let _ = cleanup::remove_now(dir);
@@ -195,9 +226,80 @@ impl<C: Cluster> SubmitterBuilder<C> {
                 session,
                 closed: CancellationToken::new(),
                 calls: TaskTracker::new(),
+                shipped,
             }),
         })
     }
+}
+
+/// The executable to ship for a runner that gets it by `delivery`, checked
+/// (and its hash started) now: `None` when the runner runs this binary
+/// itself or shipping is off.
+fn shipping(
+    delivery: Delivery,
+    ship: Option<bool>,
+    path: Option<&std::path::Path>,
+) -> Result<Option<(Executable, Delivery)>, Error> {
+    if delivery == Delivery::Native || !ship.map_or_else(config::ship_executable, Ok)? {
+        return Ok(None);
+    }
+    let path = match path.map(PathBuf::from).or_else(config::executable) {
+        Some(path) => path,
+        None => {
+            let own = std::env::current_exe().map_err(|err| Error::Config {
+                message: format!(
+                    "cannot find this program's executable to ship with the calls ({err}); pass one with HYPE_EXECUTABLE=/path or SubmitterBuilder::executable(path)"
+                ),
+            })?;
+            if !crate::entry::dispatches() {
+                return Err(Error::ExecutableNotShippable {
+                    path: own,
+                    reason: "this program cannot run calls: its main does not dispatch hype-run (it is not #[hype::main] and does not call hype::dispatch_if_hype_run() first), as a test harness (cargo test) does not. Ship a program of yours that does".to_owned(),
+                });
+            }
+            own
+        }
+    };
+    let executable = Executable::inspect(path)?;
+    if let Delivery::Mount { arch: Some(arch) } = delivery
+        && arch != executable.arch()
+    {
+        return Err(Error::ExecutableNotShippable {
+            path: executable.path().to_owned(),
+            reason: format!(
+                "it is an {} executable, but the Docker engine runs {} ({}); build it with --target {}",
+                executable.arch(),
+                arch,
+                arch.go_name(),
+                arch.rust_target()
+            ),
+        });
+    }
+    Ok(Some((executable, delivery)))
+}
+
+/// The staged blob of each executable in each store, staged once per
+/// process: later calls and submitters of the same store reuse it.
+type StagedExecutables =
+    std::sync::Mutex<std::collections::HashMap<(String, String), Arc<OnceCell<wire::BlobRef>>>>;
+
+/// Stages `executable` in `store` unless this process already has.
+async fn staged_executable(
+    store: &Arc<dyn Staging>,
+    executable: &Executable,
+) -> Result<wire::BlobRef, Error> {
+    static STAGED: std::sync::OnceLock<StagedExecutables> = std::sync::OnceLock::new();
+    let digest = executable.digest().await?;
+    let cell = STAGED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry((store.location().to_owned(), digest.sha256.clone()))
+        .or_default()
+        .clone();
+    cell.get_or_try_init(|| store.put_file(executable.path(), &digest))
+        .await
+        .cloned()
 }
 
 impl Submitter {
@@ -206,6 +308,8 @@ impl Submitter {
         SubmitterBuilder {
             cluster,
             staging: None,
+            executable: None,
+            ship_executable: None,
         }
     }
 
@@ -325,6 +429,11 @@ impl Submitter {
         wire::decode_value(A::ID, "result", &bytes)
     }
 
+    /// The executable this submitter ships with its calls, if it ships one.
+    pub fn shipped_executable(&self) -> Option<&std::path::Path> {
+        self.inner.shipped.as_ref().map(|(exe, _)| exe.path())
+    }
+
     /// Encodes a call, staging its arguments when they are large.
     async fn call_envelope<A: RemoteFn>(&self, call: Call<A>) -> Result<CallEnvelope, Error> {
         let arguments = wire::encode_value(A::ID, "arguments", call.args())?;
@@ -333,8 +442,14 @@ impl Submitter {
         } else {
             Payload::Staged(self.inner.staging.put_blob(arguments).await?)
         };
-        Ok(CallEnvelope::new(A::ID, A::SIGNATURE, payload)
-            .with_staging(self.inner.staging.location()))
+        let envelope = CallEnvelope::new(A::ID, A::SIGNATURE, payload)
+            .with_staging(self.inner.staging.location());
+        Ok(match &self.inner.shipped {
+            Some((executable, Delivery::Staged)) => {
+                envelope.with_executable(staged_executable(&self.inner.staging, executable).await?)
+            }
+            _ => envelope,
+        })
     }
 
     /// The untyped lower half of [`Submitter::run`]: runs `hype-run` with
@@ -358,11 +473,15 @@ impl Submitter {
         if self.inner.closed.is_cancelled() {
             return Err(cancelled("the submitter is closed"));
         }
-        let job = Job {
-            function,
-            execution_id: execution_id.to_owned(),
-            call,
-        };
+        let mut job = Job::new(function, execution_id, call);
+        job.executable = self
+            .inner
+            .shipped
+            .as_ref()
+            .map(|(executable, _)| JobExecutable {
+                path: executable.path().to_owned(),
+                arch: executable.arch(),
+            });
         // Tracked while it lives, so that `close` can wait for the
         // execution's cleanup (which runs when the runner's future drops).
         let running = self

@@ -126,7 +126,11 @@ async fn bench() {
         .expect("build the test image");
     let dir = tempfile::tempdir().expect("temp dir");
     let staging = format!("file://{}", dir.path().join("staging").display());
-    let submitter = Submitter::new(staging, DockerCluster::new())
+    // Shipping the worker (the default: a bind mount as the entrypoint).
+    let submitter = Submitter::builder(DockerCluster::new())
+        .staging(staging)
+        .executable(&worker)
+        .build()
         .await
         .expect("submitter");
     let env = RunEnvironment::new(&image);

@@ -93,7 +93,11 @@ async fn bench() {
 
     let server = KubeTestServer::start(instant_pods());
     let staging = format!("file://{}", server.staging_dir().display());
-    let submitter = Submitter::new(staging, KubeCluster::from_client(server.client()))
+    // The runner's own overhead, with the worker baked into the image.
+    let submitter = Submitter::builder(KubeCluster::from_client(server.client()))
+        .staging(staging)
+        .ship_executable(false)
+        .build()
         .await
         .expect("submitter");
     let env = RunEnvironment::new(IMAGE);

@@ -51,7 +51,15 @@ async fn setup_with(
     std::fs::create_dir(dir.path().join("secrets")).unwrap();
     let cluster = configure(DockerCluster::new().secrets_dir(dir.path().join("secrets")));
     let staging = format!("file://{}", dir.path().join("staging").display());
-    let submitter = Submitter::new(staging, cluster).await.expect("submitter");
+    // The worker is also the image's hype-run, so shipping it (a bind
+    // mount, the default) and the baked image give the same program; the
+    // shipping tests below use images without it.
+    let submitter = Submitter::builder(cluster)
+        .staging(staging)
+        .executable(worker())
+        .build()
+        .await
+        .expect("submitter");
     Some(DockerSetup {
         dir,
         submitter,
@@ -582,6 +590,8 @@ async fn hype_cluster_docker_selects_the_docker_runner() {
         .args(["--exact", NAME, "--test-threads", "1"])
         .env("HYPE_DOCKER_TEST_CHILD_IMAGE", &s.image)
         .env("HYPE_CLUSTER", "docker")
+        // A test harness cannot run calls: ship the worker instead.
+        .env("HYPE_EXECUTABLE", worker())
         .env_remove("HYPE_STAGING")
         .output()
         .await

@@ -456,6 +456,7 @@ async fn large_calls_through_kubernetes_pods_are_staged_in_the_bucket() {
     let store: Arc<dyn Staging> = Arc::new(server.staging(&format!("gs://{BUCKET}/kube")));
     let submitter = Submitter::builder(KubeCluster::from_client(kube.client()))
         .staging(store)
+        .ship_executable(false)
         .build()
         .await
         .unwrap();

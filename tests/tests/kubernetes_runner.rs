@@ -121,11 +121,16 @@ impl Cluster {
         let server = KubeTestServer::start(options);
         let cluster = configure(KubeCluster::from_client(server.client()));
         let staging = format!("file://{}", server.staging_dir().display());
-        let submitter =
-            tokio::time::timeout(Duration::from_secs(30), Submitter::new(staging, cluster))
-                .await
-                .expect("connect within 30 s")
-                .expect("connect");
+        // The image has the worker baked in: these tests ship nothing (the
+        // shipping tests are in shipping.rs).
+        let connecting = Submitter::builder(cluster)
+            .staging(staging)
+            .ship_executable(false)
+            .build();
+        let submitter = tokio::time::timeout(Duration::from_secs(30), connecting)
+            .await
+            .expect("connect within 30 s")
+            .expect("connect");
         Some(Cluster {
             server,
             submitter,

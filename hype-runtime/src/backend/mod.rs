@@ -33,6 +33,7 @@ use std::sync::Arc;
 pub use self::local::LocalCluster;
 use crate::environment::RunEnvironment;
 use crate::error::Error;
+pub use crate::executable::Arch;
 use crate::staging::{BoxFuture, Staging};
 
 /// What a cluster is connected for: the submitter's staging store and
@@ -95,6 +96,51 @@ pub struct Job {
     pub execution_id: String,
     /// The argument to give `hype-run`: `inline:<base64>` or a staging URI.
     pub call: String,
+    /// The executable the call runs with, when the submitter ships one
+    /// ([`Runner::delivery`] is not [`Delivery::Native`]).
+    pub executable: Option<JobExecutable>,
+}
+
+impl Job {
+    /// A job of `function` as execution `execution_id`, with `call` as
+    /// `hype-run`'s argument, shipping no executable.
+    pub fn new(function: &'static str, execution_id: impl Into<String>, call: String) -> Job {
+        Job {
+            function,
+            execution_id: execution_id.into(),
+            call,
+            executable: None,
+        }
+    }
+}
+
+/// The executable a job ships: the file, and the machine it runs on.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct JobExecutable {
+    /// The file on this machine.
+    pub path: std::path::PathBuf,
+    /// Its machine type.
+    pub arch: Arch,
+}
+
+/// How a runner's executions get the program's executable
+/// ([`Runner::delivery`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// They run this binary itself (child processes): nothing travels.
+    Native,
+    /// The runner puts the file into each execution and runs it there
+    /// (a bind mount on a local Docker engine), which runs on `arch` when
+    /// known.
+    Mount {
+        /// The machine type of where executions run.
+        arch: Option<Arch>,
+    },
+    /// The executable travels as a staged blob that each call names, and a
+    /// launcher `hype-run` fetches it (Kubernetes).
+    Staged,
 }
 
 /// A place calls run, connected for one submitter.
@@ -113,6 +159,12 @@ pub trait Runner: Send + Sync + std::fmt::Debug {
     /// Releases what the runner holds for its submitter (transient
     /// volumes). Calls in flight have already been cancelled.
     fn close(&self) -> BoxFuture<'_, Result<(), Error>>;
+
+    /// How the runner's executions get the program's executable when the
+    /// submitter ships it. The default, [`Delivery::Native`], ships nothing.
+    fn delivery(&self) -> Delivery {
+        Delivery::Native
+    }
 }
 
 /// How an execution ended when it wrote no outcome.

@@ -110,6 +110,83 @@ impl Staging for LocalStaging {
         })
     }
 
+    fn put_file<'a>(
+        &'a self,
+        path: &'a Path,
+        digest: &'a crate::executable::Digest,
+    ) -> BoxFuture<'a, Result<BlobRef, Error>> {
+        let (this, source, digest) = (self.clone(), path.to_owned(), digest.clone());
+        Box::pin(blocking(move || {
+            let uri = blob_uri(&this.location, &digest.sha256);
+            let dest = this.root.join("blobs").join("sha256").join(&digest.sha256);
+            if std::fs::metadata(&dest).is_ok_and(|m| m.len() == digest.len) {
+                return Ok(BlobRef::new(uri, digest.len, digest.sha256));
+            }
+            let io = |err| Error::staging_io("write", &uri, err);
+            let dir = dest.parent().unwrap_or(&this.root);
+            std::fs::create_dir_all(dir).map_err(io)?;
+            let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+            let mut file = std::fs::File::open(&source)
+                .map_err(|err| Error::staging_io("read", source.display().to_string(), err))?;
+            let copied = copy_hashing(&mut file, tmp.as_file_mut()).map_err(io)?;
+            if copied != digest {
+                return Err(Error::Staging {
+                    operation: "write",
+                    uri,
+                    message: format!(
+                        "{} changed while it was staged (hashed {} bytes {}, read {} bytes {})",
+                        source.display(),
+                        digest.len,
+                        digest.sha256,
+                        copied.len,
+                        copied.sha256
+                    ),
+                    source: None,
+                });
+            }
+            tmp.persist(&dest).map_err(|err| io(err.error))?;
+            Ok(BlobRef::new(uri, digest.len, digest.sha256))
+        }))
+    }
+
+    fn get_blob_to_file<'a>(
+        &'a self,
+        blob: &'a BlobRef,
+        dest: &'a Path,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        let (blob, dest) = (blob.clone(), dest.to_owned());
+        Box::pin(blocking(move || {
+            let path = path_of(&blob.uri)?;
+            let mut file = std::fs::File::open(&path).map_err(|err| match err.kind() {
+                ErrorKind::NotFound => Error::StagedObjectMissing {
+                    uri: blob.uri.clone(),
+                },
+                _ => Error::staging_io("read", &blob.uri, err),
+            })?;
+            let mut out = std::fs::File::create(&dest)
+                .map_err(|err| Error::staging_io("write", dest.display().to_string(), err))?;
+            // One byte more than the blob's length is enough to know it is
+            // too long: never read an unbounded file.
+            let mut limited = std::io::Read::take(&mut file, blob.len.saturating_add(1));
+            let copied = copy_hashing(&mut limited, &mut out)
+                .map_err(|err| Error::staging_io("read", &blob.uri, err))?;
+            if copied.len != blob.len || !copied.sha256.eq_ignore_ascii_case(&blob.sha256) {
+                return Err(Error::DigestMismatch {
+                    uri: blob.uri.clone(),
+                    expected: blob.sha256.clone(),
+                    actual: if copied.len > blob.len {
+                        "(not read to the end: longer than the blob)".to_owned()
+                    } else {
+                        copied.sha256
+                    },
+                    expected_len: blob.len,
+                    actual_len: copied.len,
+                });
+            }
+            Ok(())
+        }))
+    }
+
     fn put_outcome<'a>(
         &'a self,
         execution_id: &'a str,
@@ -152,6 +229,33 @@ impl Staging for LocalStaging {
             }
         })
     }
+}
+
+/// Copies `from` to `to`, hashing the bytes on the way.
+fn copy_hashing(
+    from: &mut impl std::io::Read,
+    to: &mut impl std::io::Write,
+) -> std::io::Result<crate::executable::Digest> {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        hasher.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
+        len += n as u64;
+    }
+    to.flush()?;
+    Ok(crate::executable::Digest {
+        sha256: hex::encode(hasher.finalize()),
+        len,
+    })
 }
 
 /// Runs file I/O off the async threads when there are any.

@@ -46,6 +46,59 @@ pub trait Staging: Send + Sync + std::fmt::Debug {
     /// [`Error::DigestMismatch`] if its bytes are not the ones named.
     fn get_blob<'a>(&'a self, blob: &'a BlobRef) -> BoxFuture<'a, Result<Vec<u8>, Error>>;
 
+    /// Stages the file at `path`, whose contents are `digest` (computed
+    /// beforehand, once), as a content-addressed blob: one existence check,
+    /// then an upload only if it is missing. Used for the executable a
+    /// submitter ships. The default reads the file and calls
+    /// [`Staging::put_blob`]; stores override it to stream.
+    fn put_file<'a>(
+        &'a self,
+        path: &'a std::path::Path,
+        digest: &'a crate::executable::Digest,
+    ) -> BoxFuture<'a, Result<BlobRef, Error>> {
+        Box::pin(async move {
+            let path = path.to_owned();
+            let bytes = tokio::task::spawn_blocking(move || std::fs::read(&path))
+                .await
+                .map_err(|err| Error::Staging {
+                    operation: "read",
+                    uri: String::new(),
+                    message: format!("the read of a file to stage failed: {err}"),
+                    source: None,
+                })?
+                .map_err(|err| Error::staging_io("read", "(the file to stage)", err))?;
+            let blob = self.put_blob(bytes).await?;
+            if blob.sha256 != digest.sha256 || blob.len != digest.len {
+                return Err(Error::Staging {
+                    operation: "write",
+                    uri: blob.uri,
+                    message: format!(
+                        "the file changed while it was staged (hashed {} bytes {}, staged {} bytes {})",
+                        digest.len, digest.sha256, blob.len, blob.sha256
+                    ),
+                    source: None,
+                });
+            }
+            Ok(blob)
+        })
+    }
+
+    /// Reads a blob into the file `dest` (created or replaced) and verifies
+    /// its length and digest, with the errors of [`Staging::get_blob`]. The
+    /// default reads the blob into memory; stores override it to stream.
+    fn get_blob_to_file<'a>(
+        &'a self,
+        blob: &'a BlobRef,
+        dest: &'a std::path::Path,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let bytes = self.get_blob(blob).await?;
+            tokio::fs::write(dest, bytes)
+                .await
+                .map_err(|err| Error::staging_io("write", dest.display().to_string(), err))
+        })
+    }
+
     /// Writes the outcome object of an execution, returning its URI.
     fn put_outcome<'a>(
         &'a self,

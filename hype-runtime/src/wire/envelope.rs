@@ -25,6 +25,12 @@ pub struct CallEnvelope {
     pub staging: Option<String>,
     /// The encoded `{Name}Args` value.
     pub payload: Payload,
+    /// The executable to run the call with, staged as a blob (protocol
+    /// version 2): a launcher `hype-run` whose own executable is another
+    /// fetches it and runs the call with it. `None` (version 1): whatever
+    /// `hype-run` receives the call runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executable: Option<BlobRef>,
 }
 
 impl CallEnvelope {
@@ -37,7 +43,14 @@ impl CallEnvelope {
             build: BuildInfo::current(),
             staging: None,
             payload,
+            executable: None,
         }
+    }
+
+    /// The same call, to be run by the staged executable `executable`.
+    pub fn with_executable(mut self, executable: BlobRef) -> CallEnvelope {
+        self.executable = Some(executable);
+        self
     }
 
     /// The same call, telling `hype-run` where to stage a large result.
@@ -64,8 +77,6 @@ pub struct BuildInfo {
     pub binary_sha256: Option<String>,
 }
 
-static BINARY_SHA256: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-
 impl BuildInfo {
     /// The build info of `hype_version`, with the executable's digest if
     /// known.
@@ -83,35 +94,16 @@ impl BuildInfo {
     pub fn current() -> BuildInfo {
         BuildInfo {
             hype_version: env!("CARGO_PKG_VERSION").to_owned(),
-            binary_sha256: BINARY_SHA256.get().cloned().flatten(),
+            binary_sha256: crate::executable::current_digest_now().map(|d| d.sha256),
         }
     }
 
     /// Starts hashing this executable on a background thread, once per
-    /// process. Submitters call it when they are created.
+    /// process (the same hash a shipped executable uses). Submitters call
+    /// it when they are created.
     pub fn start_hashing() {
-        static STARTED: std::sync::Once = std::sync::Once::new();
-        STARTED.call_once(|| {
-            let spawned = std::thread::Builder::new()
-                .name("hype-hash-exe".to_owned())
-                .spawn(|| {
-                    let digest = std::env::current_exe().and_then(hash_file).ok();
-                    let _ = BINARY_SHA256.set(digest);
-                });
-            if spawned.is_err() {
-                let _ = BINARY_SHA256.set(None);
-            }
-        });
+        crate::executable::start_hashing_current();
     }
-}
-
-/// SHA-256 (hex) of a file, read in chunks so a large executable is never
-/// held in memory at once.
-fn hash_file(path: std::path::PathBuf) -> std::io::Result<String> {
-    use sha2::Digest as _;
-    let mut hasher = sha2::Sha256::new();
-    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
-    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Bytes carried inline or staged.
@@ -192,29 +184,43 @@ pub enum Outcome {
 }
 
 /// Encodes a call envelope: magic, version, MessagePack map.
+/// A call that names no executable is written as version 1, so a
+/// `hype-run` of an older build still reads it; one that does is version 2.
 pub fn encode_call(envelope: &CallEnvelope) -> Result<Vec<u8>, Error> {
-    encode_envelope(CALL_MAGIC, envelope, "call envelope")
+    let version = if envelope.executable.is_some() {
+        PROTOCOL_VERSION
+    } else {
+        1
+    };
+    encode_envelope(CALL_MAGIC, version, envelope, "call envelope")
 }
 
-/// Decodes a call envelope, checking magic, version and trailing bytes.
+/// Decodes a call envelope (version 1 or 2), checking magic, version and
+/// trailing bytes.
 pub fn decode_call(bytes: &[u8]) -> Result<CallEnvelope, Error> {
-    decode_envelope(CALL_MAGIC, bytes, "call envelope")
+    decode_envelope(CALL_MAGIC, 1..=PROTOCOL_VERSION, bytes, "call envelope")
 }
 
-/// Encodes an outcome envelope.
+/// Encodes an outcome envelope (version 1: outcomes did not change in
+/// version 2).
 pub fn encode_outcome(envelope: &OutcomeEnvelope) -> Result<Vec<u8>, Error> {
-    encode_envelope(OUTCOME_MAGIC, envelope, "outcome envelope")
+    encode_envelope(OUTCOME_MAGIC, 1, envelope, "outcome envelope")
 }
 
 /// Decodes an outcome envelope.
 pub fn decode_outcome(bytes: &[u8]) -> Result<OutcomeEnvelope, Error> {
-    decode_envelope(OUTCOME_MAGIC, bytes, "outcome envelope")
+    decode_envelope(OUTCOME_MAGIC, 1..=1, bytes, "outcome envelope")
 }
 
-fn encode_envelope<T: Serialize>(magic: [u8; 4], value: &T, what: &str) -> Result<Vec<u8>, Error> {
+fn encode_envelope<T: Serialize>(
+    magic: [u8; 4],
+    version: u8,
+    value: &T,
+    what: &str,
+) -> Result<Vec<u8>, Error> {
     let mut out = crate::bytes::LargeWriter(Vec::with_capacity(128));
     out.0.extend_from_slice(&magic);
-    out.0.push(PROTOCOL_VERSION);
+    out.0.push(version);
     value
         .serialize(&mut rmp_serde::Serializer::new(&mut out).with_struct_map())
         .map_err(|err| Error::malformed(what, format!("cannot encode: {err}")))?;
@@ -223,6 +229,7 @@ fn encode_envelope<T: Serialize>(magic: [u8; 4], value: &T, what: &str) -> Resul
 
 fn decode_envelope<T: serde::de::DeserializeOwned>(
     magic: [u8; 4],
+    versions: std::ops::RangeInclusive<u8>,
     bytes: &[u8],
     what: &str,
 ) -> Result<T, Error> {
@@ -256,11 +263,16 @@ fn decode_envelope<T: serde::de::DeserializeOwned>(
         };
         return Err(Error::malformed(what, reason));
     }
-    if head[4] != PROTOCOL_VERSION {
+    if !versions.contains(&head[4]) {
+        let speaks = if versions.start() == versions.end() {
+            format!("version {}", versions.start())
+        } else {
+            format!("versions {} to {}", versions.start(), versions.end())
+        };
         return Err(Error::malformed(
             what,
             format!(
-                "protocol version {} but this build speaks version {PROTOCOL_VERSION}: build both sides from the same hype version",
+                "protocol version {} but this build reads {speaks}: build both sides from compatible hype versions",
                 head[4]
             ),
         ));
@@ -292,6 +304,7 @@ mod tests {
             },
             staging: Some("file:///tmp/s".into()),
             payload: Payload::Inline(Bytes::from(vec![0x91, 0xa1, b'x'])),
+            executable: None,
         }
     }
 
@@ -306,6 +319,7 @@ mod tests {
             },
             staging: Some("file:///tmp/s".into()),
             payload: Payload::Inline(Bytes::from(vec![0x92, 0x01, 0x02])),
+            executable: None,
         };
         fn fixstr(out: &mut Vec<u8>, s: &str) {
             out.push(0xa0 | s.len() as u8);
@@ -397,36 +411,53 @@ mod tests {
     }
 
     #[test]
+    fn a_call_naming_an_executable_is_version_2_and_round_trips() {
+        let plain = encode_call(&call()).unwrap();
+        assert_eq!(plain[4], 1, "a call without an executable stays version 1");
+        let blob = BlobRef::new("file:///s/blobs/sha256/aa", 7, "aa");
+        let shipped = call().with_executable(blob.clone());
+        let bytes = encode_call(&shipped).unwrap();
+        assert_eq!(bytes[4], 2);
+        let decoded = decode_call(&bytes).unwrap();
+        assert_eq!(decoded.executable, Some(blob));
+        assert_eq!(decoded, shipped);
+    }
+
+    #[test]
     fn magic_and_version_are_checked() {
         let bytes = encode_call(&call()).unwrap();
         let err = decode_outcome(&bytes).unwrap_err();
         assert!(err.to_string().contains("found a call envelope"), "{err}");
+        // A version-2 reader reads version 1 and 2; 0 and 3 are refused.
         let mut v2 = bytes.clone();
         v2[4] = 2;
-        assert!(
-            decode_call(&v2)
-                .unwrap_err()
-                .to_string()
-                .contains("protocol version 2")
-        );
+        assert_eq!(decode_call(&v2).unwrap(), call());
+        for version in [0, 3] {
+            let mut other = bytes.clone();
+            other[4] = version;
+            let err = decode_call(&other).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("protocol version {version}")),
+                "{err}"
+            );
+            assert!(err.contains("versions 1 to 2"), "{err}");
+        }
+        let mut outcome = encode_outcome(&OutcomeEnvelope::new(
+            "f",
+            "e",
+            Outcome::Returned(Payload::Inline(Bytes::new())),
+        ))
+        .unwrap();
+        assert_eq!(outcome[4], 1);
+        outcome[4] = 2;
+        let err = decode_outcome(&outcome).unwrap_err().to_string();
+        assert!(err.contains("reads version 1"), "{err}");
         assert!(
             decode_call(b"garbage garbage")
                 .unwrap_err()
                 .to_string()
                 .contains("not hype data")
         );
-    }
-
-    #[test]
-    fn hash_file_is_the_sha256_of_the_contents() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("blob");
-        std::fs::write(&path, b"abc").unwrap();
-        assert_eq!(
-            hash_file(path).unwrap(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert!(hash_file(dir.path().join("missing")).is_err());
     }
 
     #[test]
@@ -446,7 +477,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         };
         let exe = std::env::current_exe().unwrap();
-        assert_eq!(digest, hash_file(exe).unwrap());
+        assert_eq!(digest, crate::executable::hash_file(&exe).unwrap().sha256);
         assert_eq!(BuildInfo::current().hype_version, env!("CARGO_PKG_VERSION"));
     }
 }

@@ -70,6 +70,25 @@ pub enum Failure {
         /// The duplicated IDs.
         ids: Vec<String>,
     },
+    /// The executable the call names is not in the staging store.
+    ExecutableMissing {
+        /// Where it should be.
+        uri: String,
+    },
+    /// The staged executable does not match its digest or length.
+    ExecutableCorrupt {
+        /// Where it was.
+        uri: String,
+        /// What did not match.
+        message: String,
+    },
+    /// The shipped executable cannot start in this image.
+    ExecutableCannotStart {
+        /// The image (`HYPE_IMAGE`), or `unknown`.
+        image: String,
+        /// The loader's or the kernel's message.
+        message: String,
+    },
 }
 
 impl Failure {
@@ -88,6 +107,9 @@ impl Failure {
             Failure::DuplicateFunction { .. } => EXIT_DUPLICATE_FUNCTION,
             Failure::DecodeArguments { .. } => EXIT_DECODE_ARGUMENTS,
             Failure::EncodeResult { .. } => EXIT_ENCODE_RESULT,
+            Failure::ExecutableMissing { .. } => EXIT_EXECUTABLE_MISSING,
+            Failure::ExecutableCorrupt { .. } => EXIT_EXECUTABLE_CORRUPT,
+            Failure::ExecutableCannotStart { .. } => EXIT_EXECUTABLE_CANNOT_START,
         }
     }
 
@@ -142,6 +164,17 @@ impl Failure {
                 message,
             },
             Failure::DuplicateFunction { ids } => Error::DuplicateFunction { ids },
+            Failure::ExecutableMissing { uri } => Error::ExecutableMissing { execution_id, uri },
+            Failure::ExecutableCorrupt { uri, message } => Error::ExecutableCorrupt {
+                execution_id,
+                uri,
+                message,
+            },
+            Failure::ExecutableCannotStart { image, message } => Error::ExecutableCannotStart {
+                execution_id,
+                image,
+                message,
+            },
         }
     }
 
@@ -192,6 +225,17 @@ impl Failure {
                 message: cut(message.clone()),
             },
             Error::DuplicateFunction { ids } => Failure::DuplicateFunction { ids: ids.clone() },
+            Error::ExecutableMissing { uri, .. } => Failure::ExecutableMissing {
+                uri: cut(uri.clone()),
+            },
+            Error::ExecutableCorrupt { uri, message, .. } => Failure::ExecutableCorrupt {
+                uri: cut(uri.clone()),
+                message: cut(message.clone()),
+            },
+            Error::ExecutableCannotStart { image, message, .. } => Failure::ExecutableCannotStart {
+                image: cut(image.clone()),
+                message: cut(message.clone()),
+            },
             other => Failure::Staging {
                 message: cut(other.full_text()),
             },
@@ -223,6 +267,12 @@ pub const EXIT_OUTCOME_UNWRITABLE: i32 = 72;
 pub const EXIT_DECODE_ARGUMENTS: i32 = 73;
 /// The result could not be encoded.
 pub const EXIT_ENCODE_RESULT: i32 = 74;
+/// The executable the call names is not in the staging store.
+pub const EXIT_EXECUTABLE_MISSING: i32 = 75;
+/// The staged executable did not match its digest or length.
+pub const EXIT_EXECUTABLE_CORRUPT: i32 = 76;
+/// The shipped executable cannot start in this image.
+pub const EXIT_EXECUTABLE_CANNOT_START: i32 = 77;
 /// The function panicked (the outcome says how); Rust's own exit code for a
 /// panicking `main`.
 pub const EXIT_PANICKED: i32 = 101;
@@ -242,6 +292,12 @@ pub const EXIT_CODES: &[(i32, &str)] = &[
     (EXIT_OUTCOME_UNWRITABLE, "the outcome could not be written"),
     (EXIT_DECODE_ARGUMENTS, "arguments did not decode"),
     (EXIT_ENCODE_RESULT, "result did not encode"),
+    (EXIT_EXECUTABLE_MISSING, "the shipped executable is missing"),
+    (EXIT_EXECUTABLE_CORRUPT, "the shipped executable is corrupt"),
+    (
+        EXIT_EXECUTABLE_CANNOT_START,
+        "the shipped executable cannot start in this image",
+    ),
     (EXIT_PANICKED, "the function panicked"),
 ];
 
@@ -301,11 +357,20 @@ mod tests {
                 message: String::new(),
             },
             Failure::DuplicateFunction { ids: vec![] },
+            Failure::ExecutableMissing { uri: String::new() },
+            Failure::ExecutableCorrupt {
+                uri: String::new(),
+                message: String::new(),
+            },
+            Failure::ExecutableCannotStart {
+                image: String::new(),
+                message: String::new(),
+            },
         ]
         .iter()
         .map(Failure::exit_code)
         .collect();
-        assert_eq!(codes.len(), 10);
+        assert_eq!(codes.len(), 13);
         assert!(
             !codes.contains(&0)
                 && !codes.contains(&EXIT_PANICKED)

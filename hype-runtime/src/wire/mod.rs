@@ -29,7 +29,8 @@ pub use self::envelope::{
 };
 pub use self::failure::{
     EXIT_BAD_INVOCATION, EXIT_CODES, EXIT_DECODE_ARGUMENTS, EXIT_DIGEST_MISMATCH,
-    EXIT_DUPLICATE_FUNCTION, EXIT_ENCODE_RESULT, EXIT_MALFORMED_CALL, EXIT_OUTCOME_UNWRITABLE,
+    EXIT_DUPLICATE_FUNCTION, EXIT_ENCODE_RESULT, EXIT_EXECUTABLE_CANNOT_START,
+    EXIT_EXECUTABLE_CORRUPT, EXIT_EXECUTABLE_MISSING, EXIT_MALFORMED_CALL, EXIT_OUTCOME_UNWRITABLE,
     EXIT_PANICKED, EXIT_RETURNED, EXIT_SIGNATURE_MISMATCH, EXIT_STAGED_OBJECT_MISSING,
     EXIT_STAGING, EXIT_UNKNOWN_FUNCTION, Failure, describe_exit_code,
 };
@@ -45,8 +46,10 @@ pub const HYPE_RUN: &str = "hype-run";
 pub const CALL_MAGIC: [u8; 4] = *b"HYPC";
 /// The first four bytes of an encoded outcome envelope.
 pub const OUTCOME_MAGIC: [u8; 4] = *b"HYPO";
-/// The protocol version this build writes and reads.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The newest protocol version this build writes and reads. Version 2
+/// adds the call's `executable`; a call without one is still written as
+/// version 1, and outcomes are version 1.
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Arguments up to this many encoded bytes travel inside the call; larger
 /// ones are staged. 64 KiB keeps the `hype-run` argument (base64) under

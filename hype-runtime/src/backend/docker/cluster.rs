@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use super::engine::engine_message;
 use super::{DockerRunner, Shared, spec};
-use crate::backend::{Cluster, Connection, Runner};
+use crate::backend::{Arch, Cluster, Connection, Runner};
 use crate::cleanup;
 use crate::config;
 use crate::error::Error;
@@ -149,6 +149,11 @@ impl DockerCluster {
                 });
             }
         };
+        // The engine's machine type: a shipped executable must run on it.
+        let arch = match tokio::time::timeout(CONNECT_BOUND, docker.version()).await {
+            Ok(Ok(version)) => version.arch.as_deref().and_then(Arch::from_name),
+            _ => None,
+        };
         let secrets_dir = match self.secrets_dir {
             Some(dir) => dir,
             None => config::local_secrets_dir(),
@@ -169,6 +174,7 @@ impl DockerCluster {
                 keep_volumes: self.keep_volumes,
                 pull_timeout: self.pull_timeout,
                 command_prefix: self.command_prefix,
+                arch,
                 volumes: Mutex::new(HashMap::new()),
                 transient: Mutex::new(BTreeSet::new()),
                 tasks: TaskTracker::new(),

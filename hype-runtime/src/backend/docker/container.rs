@@ -21,6 +21,7 @@ use super::engine::{EngineFailure, bounded, engine_message};
 use super::spec::{self, ContainerPlan};
 use crate::backend::{Ended, Job, describe_end};
 use crate::error::Error;
+use crate::launch;
 
 /// How many log lines a failed call's error carries.
 const LOG_TAIL_LINES: usize = 20;
@@ -94,7 +95,7 @@ impl Shared {
         if cancelled.is_cancelled() {
             return Err(cancelled_error(job));
         }
-        self.start(job).await?;
+        self.start(job, &plan.image).await?;
         tracing::debug!(function = job.function, container = %job.execution_id, image = %plan.image, "container started");
         let exit_code = self.wait(job, timeout, cancelled).await?;
         let state = self.inspect(job).await?;
@@ -113,16 +114,31 @@ impl Shared {
         let termination_path = termination_dir.join(spec::TERMINATION_FILE);
         match tokio::fs::read_to_string(&termination_path).await {
             Ok(message) if !message.is_empty() => Ok(message),
-            _ => Err(Error::RunnerFailed {
-                function: job.function.to_owned(),
-                execution_id: job.execution_id.clone(),
-                status: describe(exit_code, state.error.as_deref()),
-                stderr_tail: self
+            _ => {
+                let stderr_tail = self
                     .logs(&job.execution_id, Some(LOG_TAIL_LINES))
                     .await
                     .trim_end()
-                    .to_owned(),
-            }),
+                    .to_owned();
+                // The dynamic loader refused a shipped executable: exit 127
+                // and its message, before main ran.
+                if job.executable.is_some()
+                    && exit_code == 127
+                    && let Some(message) = launch::loader_failure(stderr_tail.as_bytes())
+                {
+                    return Err(Error::ExecutableCannotStart {
+                        execution_id: job.execution_id.clone(),
+                        image: plan.image.clone(),
+                        message,
+                    });
+                }
+                Err(Error::RunnerFailed {
+                    function: job.function.to_owned(),
+                    execution_id: job.execution_id.clone(),
+                    status: describe(exit_code, state.error.as_deref()),
+                    stderr_tail,
+                })
+            }
         }
     }
 
@@ -220,7 +236,7 @@ impl Shared {
         }
     }
 
-    pub(super) async fn start(&self, job: &Job) -> Result<(), Error> {
+    pub(super) async fn start(&self, job: &Job, image: &str) -> Result<(), Error> {
         bounded(
             self.docker
                 .start_container(&job.execution_id, None::<StartContainerOptions>),
@@ -229,6 +245,20 @@ impl Shared {
         .map_err(|failure| match failure {
             EngineFailure::Api(_) => {
                 let message = failure.message();
+                // The runtime cannot exec the mounted executable: its ELF
+                // interpreter is not in the image, or the kernel refuses it.
+                if job.executable.is_some()
+                    && (message.contains("no such file or directory")
+                        || message.contains("exec format error"))
+                {
+                    return Error::ExecutableCannotStart {
+                        execution_id: job.execution_id.clone(),
+                        image: image.to_owned(),
+                        message: format!(
+                            "{message} (the executable is there: its ELF interpreter, the dynamic loader it was linked against, is not in the image, or the kernel cannot run it)"
+                        ),
+                    };
+                }
                 let hint = if message.contains("executable file not found")
                     || message.contains("no such file or directory")
                 {

@@ -67,7 +67,7 @@ use tokio_util::task::TaskTracker;
 pub use self::cluster::{DEFAULT_PULL_TIMEOUT, DockerCluster};
 use self::engine::bounded;
 use self::spec::ContainerRequest;
-use super::{Job, Runner};
+use super::{Arch, Delivery, Job, Runner};
 use crate::cleanup;
 use crate::environment::RunEnvironment;
 use crate::error::Error;
@@ -94,6 +94,8 @@ struct Shared {
     keep_volumes: bool,
     pull_timeout: Duration,
     command_prefix: Vec<String>,
+    /// The engine's machine type, when it says.
+    arch: Option<Arch>,
     /// Volumes this runner has made sure of (created once per runner).
     volumes: Mutex<HashMap<String, Arc<OnceCell<()>>>>,
     /// Transient volumes to remove on close.
@@ -145,6 +147,13 @@ impl Runner for DockerRunner {
 
     fn close(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(self.shared.close())
+    }
+
+    /// The engine is local: the executable is bind-mounted, never staged.
+    fn delivery(&self) -> Delivery {
+        Delivery::Mount {
+            arch: self.shared.arch,
+        }
     }
 }
 

@@ -13,6 +13,8 @@
 //! | `memory` limit (else request) | `Memory`, and `MemorySwap` equal to it (no swap, as on Kubernetes) |
 //! | staging directory | bind mount at the same path, so staged URIs stay valid |
 //! | termination message | bind mount of a per-call host directory at [`TERMINATION_DIR`] |
+//! | the shipped executable (when the submitter ships one) | read-only bind mount at [`SHIPPED_EXECUTABLE`], which is the `Entrypoint`; `Cmd = [<call>]` |
+//! | the image's name | `HYPE_IMAGE`, for errors the executable reports |
 //!
 //! Labels: `app.kubernetes.io/managed-by=hype`, `hype.dev/session`,
 //! `hype.dev/function` (the last path segment, label-safe),
@@ -34,6 +36,10 @@ use crate::error::Error;
 
 /// Where the per-call termination directory is mounted in the container.
 pub const TERMINATION_DIR: &str = "/run/hype";
+/// Where a shipped executable is mounted in the container, and run as its
+/// entrypoint: argv\[0\]'s basename is `hype-run`, so the program dispatches.
+pub const SHIPPED_EXECUTABLE: &str = "/run/hype-bin/hype-run";
+
 /// The termination message's file name in that directory.
 pub const TERMINATION_FILE: &str = "termination-log";
 
@@ -169,6 +175,19 @@ pub fn build(request: &ContainerRequest<'_>) -> Result<ContainerPlan, Error> {
             ..Default::default()
         },
     ];
+    if let Some(executable) = &job.executable {
+        mounts.push(Mount {
+            typ: Some(MountTypeEnum::BIND),
+            source: Some(path_text(
+                &executable.path,
+                "the shipped executable",
+                &mut problems,
+            )),
+            target: Some(SHIPPED_EXECUTABLE.to_owned()),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
     for secret in env.secrets() {
         let dir = secrets_dir.join(secret.name());
         if !dir.is_dir() {
@@ -229,11 +248,16 @@ pub fn build(request: &ContainerRequest<'_>) -> Result<ContainerPlan, Error> {
     let mut environment: Vec<String> = env
         .env_vars()
         .iter()
-        .filter(|(key, _)| key != "HYPE_EXECUTION_ID" && key != "HYPE_TERMINATION_MESSAGE_PATH")
+        .filter(|(key, _)| {
+            key != "HYPE_EXECUTION_ID"
+                && key != "HYPE_TERMINATION_MESSAGE_PATH"
+                && key != "HYPE_IMAGE"
+        })
         .map(|(key, value)| format!("{key}={value}"))
         .collect();
     environment.push(format!("HYPE_EXECUTION_ID={}", job.execution_id));
     environment.push(format!("HYPE_TERMINATION_MESSAGE_PATH={termination_path}"));
+    environment.push(format!("HYPE_IMAGE={image}"));
 
     let mut labels: HashMap<String, String> = labels::session_labels(session);
     let short_name = job.function.rsplit("::").next().unwrap_or(job.function);
@@ -241,11 +265,16 @@ pub fn build(request: &ContainerRequest<'_>) -> Result<ContainerPlan, Error> {
     labels.insert(LABEL_FUNCTION_ID.to_owned(), job.function.to_owned());
     labels.insert(LABEL_EXECUTION_ID.to_owned(), job.execution_id.clone());
 
-    let mut cmd: Vec<String> = command_prefix.to_vec();
+    // A shipped executable is the entrypoint itself: no prefix.
+    let (entrypoint, mut cmd) = match &job.executable {
+        Some(_) => (Some(vec![SHIPPED_EXECUTABLE.to_owned()]), Vec::new()),
+        None => (None, command_prefix.to_vec()),
+    };
     cmd.push(job.call.clone());
 
     let body = ContainerCreateBody {
         image: Some(image.clone()),
+        entrypoint,
         cmd: Some(cmd),
         env: Some(environment),
         labels: Some(labels),
@@ -306,6 +335,7 @@ mod tests {
             function: "my_crate::jobs::word_count",
             execution_id: "hype-word-count-abcd1234".to_owned(),
             call: "inline:AAAA".to_owned(),
+            executable: None,
         }
     }
 
@@ -392,6 +422,40 @@ mod tests {
         assert_eq!(at("/data").read_only, Some(true));
         assert_eq!(at("/data-rw").read_only, Some(false));
         assert_eq!(plan.volumes.len(), 1, "one volume, mounted twice");
+    }
+
+    #[test]
+    fn a_shipped_executable_is_mounted_read_only_and_is_the_entrypoint() {
+        let env = RunEnvironment::new("debian:12");
+        let mut job = job();
+        job.executable = Some(crate::backend::JobExecutable {
+            path: PathBuf::from("/home/me/target/release/app"),
+            arch: crate::backend::Arch::X86_64,
+        });
+        let prefix = vec!["ignored".to_owned()];
+        let plan = build(&request(&job, &env, Path::new("/nonexistent"), &prefix)).unwrap();
+        let body = &plan.body;
+        assert_eq!(
+            body.entrypoint.as_deref(),
+            Some(&[SHIPPED_EXECUTABLE.to_owned()][..])
+        );
+        assert!(SHIPPED_EXECUTABLE.ends_with("/hype-run"));
+        assert_eq!(body.cmd.as_deref(), Some(&["inline:AAAA".to_owned()][..]));
+        let mounts = body.host_config.as_ref().unwrap().mounts.as_ref().unwrap();
+        let exe = mounts
+            .iter()
+            .find(|m| m.target.as_deref() == Some(SHIPPED_EXECUTABLE))
+            .expect("the executable is mounted");
+        assert_eq!(exe.source.as_deref(), Some("/home/me/target/release/app"));
+        assert_eq!(exe.read_only, Some(true));
+        let vars = body.env.as_ref().unwrap();
+        assert!(
+            vars.contains(&"HYPE_IMAGE=debian:12".to_owned()),
+            "{vars:?}"
+        );
+        // Without one, the image's own entrypoint runs.
+        let plan = build(&request(&self::job(), &env, Path::new("/nonexistent"), &[])).unwrap();
+        assert_eq!(plan.body.entrypoint, None);
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //!   flag, resource requests and limits, env vars;
 //! - `activeDeadlineSeconds` from the timeout;
 //! - `terminationMessagePolicy: FallbackToLogsOnError`;
+//! - `HYPE_IMAGE` set to the image, for errors a launcher reports;
+//! - when the call ships an executable, the node selector
+//!   `kubernetes.io/arch` of its machine type (`amd64`, `arm64`), unless a
+//!   base pod selects an arch itself (node selector or node affinity);
 //! - a restrictive security context (no privilege escalation, all
 //!   capabilities dropped, `RuntimeDefault` seccomp) unless a base pod sets
 //!   its own.
@@ -49,7 +53,12 @@ pub struct PodRequest<'a> {
     pub call: &'a str,
     /// The environment.
     pub env: &'a RunEnvironment,
+    /// The machine type of the executable the call ships, if it ships one.
+    pub arch: Option<crate::backend::Arch>,
 }
+
+/// The node label of a machine type.
+pub const ARCH_LABEL: &str = "kubernetes.io/arch";
 
 /// The label selector of a session's objects.
 pub(crate) fn session_selector(session: &str) -> String {
@@ -169,8 +178,9 @@ pub fn build(request: &PodRequest<'_>) -> Result<Pod, Error> {
         vars.retain(|v| v.name != *key);
         vars.push(plain_var(key, value));
     }
-    vars.retain(|v| v.name != "HYPE_EXECUTION_ID");
+    vars.retain(|v| v.name != "HYPE_EXECUTION_ID" && v.name != "HYPE_IMAGE");
     vars.push(plain_var("HYPE_EXECUTION_ID", request.name));
+    vars.push(plain_var("HYPE_IMAGE", image));
     container.env = Some(vars);
 
     let resources = container
@@ -226,7 +236,44 @@ pub fn build(request: &PodRequest<'_>) -> Result<Pod, Error> {
     }
     container.volume_mounts = (!mounts.is_empty()).then_some(mounts);
     spec.volumes = (!volumes.is_empty()).then_some(volumes);
+    if let Some(arch) = request.arch
+        && !selects_arch(spec)
+    {
+        spec.node_selector
+            .get_or_insert_with(BTreeMap::new)
+            .insert(ARCH_LABEL.to_owned(), arch.go_name().to_owned());
+    }
     Ok(pod)
+}
+
+/// Whether a (base) pod spec already chooses nodes by machine type.
+fn selects_arch(spec: &PodSpec) -> bool {
+    let by_selector = spec
+        .node_selector
+        .as_ref()
+        .is_some_and(|s| s.contains_key(ARCH_LABEL));
+    let by_affinity = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .is_some_and(|affinity| {
+            let required = affinity
+                .required_during_scheduling_ignored_during_execution
+                .iter()
+                .flat_map(|r| &r.node_selector_terms);
+            let preferred = affinity
+                .preferred_during_scheduling_ignored_during_execution
+                .iter()
+                .flatten()
+                .map(|p| &p.preference);
+            required.chain(preferred).any(|term| {
+                term.match_expressions
+                    .iter()
+                    .flatten()
+                    .any(|e| e.key == ARCH_LABEL)
+            })
+        });
+    by_selector || by_affinity
 }
 
 fn plain_var(name: &str, value: &str) -> EnvVar {
@@ -295,6 +342,7 @@ mod tests {
             session: "s3ss10nabc",
             call: "inline:SFlQQwE=",
             env,
+            arch: None,
         }
     }
 
@@ -335,6 +383,55 @@ mod tests {
             "minimal",
             &build(&request(&RunEnvironment::new("img"))).unwrap(),
         );
+    }
+
+    #[test]
+    fn a_shipped_executable_selects_nodes_of_its_arch_unless_the_base_pod_does() {
+        use crate::backend::Arch;
+        let env = RunEnvironment::new("img");
+        let shipped = PodRequest {
+            arch: Some(Arch::Aarch64),
+            ..request(&env)
+        };
+        let pod = build(&shipped).unwrap();
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!(spec.node_selector.as_ref().unwrap()[ARCH_LABEL], "arm64");
+        let vars = spec.containers[0].env.as_ref().unwrap();
+        assert!(
+            vars.iter()
+                .any(|v| v.name == "HYPE_IMAGE" && v.value.as_deref() == Some("img"))
+        );
+        assert_eq!(
+            build(&request(&env)).unwrap().spec.unwrap().node_selector,
+            None
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        for (name, yaml) in [
+            (
+                "selector.yaml",
+                "spec:\n  nodeSelector:\n    kubernetes.io/arch: amd64\n  containers:\n    - name: hype-run\n",
+            ),
+            (
+                "affinity.yaml",
+                "spec:\n  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        nodeSelectorTerms:\n          - matchExpressions:\n              - key: kubernetes.io/arch\n                operator: In\n                values: [amd64]\n  containers:\n    - name: hype-run\n",
+            ),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, yaml).unwrap();
+            let env = RunEnvironment::from_yaml(&path).unwrap().with_image("img");
+            let pod = build(&PodRequest {
+                arch: Some(Arch::Aarch64),
+                ..request(&env)
+            })
+            .unwrap();
+            let selector = pod.spec.unwrap().node_selector.unwrap_or_default();
+            assert_ne!(
+                selector.get(ARCH_LABEL).map(String::as_str),
+                Some("arm64"),
+                "{name}: the base pod's own choice stays"
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use super::status::{self, Progress};
 use super::watch::{PodEvent, PodWatcher};
 use super::{pod, retry, volumes};
-use crate::backend::{Ended, Job, Runner, describe_end};
+use crate::backend::{Delivery, Ended, Job, Runner, describe_end};
 use crate::environment::RunEnvironment;
 use crate::error::Error;
 use crate::staging::BoxFuture;
@@ -47,6 +47,7 @@ impl KubernetesRunner {
             session: &self.session,
             call: &job.call,
             env,
+            arch: job.executable.as_ref().map(|e| e.arch),
         })?;
         for mount in env.mounts() {
             self.volumes.ensure(mount.volume()).await?;
@@ -334,5 +335,11 @@ impl Runner for KubernetesRunner {
             }
             self.volumes.delete_transient().await
         })
+    }
+
+    /// Pods read the executable from the staging store: each call names
+    /// its blob, and the image's `hype-run` launcher fetches it.
+    fn delivery(&self) -> Delivery {
+        Delivery::Staged
     }
 }

@@ -1,0 +1,311 @@
+//! The launcher half of `hype-run`: a call that names an executable other
+//! than this one is run by that executable. `hype-run` fetches it from
+//! staging into a cache directory, verifies it, starts it on the same call
+//! (passing SIGTERM and SIGINT on), and hands back what it wrote. A generic
+//! env image then holds only a launcher, and the program's own binary
+//! travels with its calls.
+//!
+//! The executable runs with `HYPE_LAUNCHED=<its digest>`: a launched
+//! `hype-run` whose call names that digest runs the call itself without
+//! hashing its own file, and one that is asked to launch again refuses (the
+//! loop guard).
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use crate::config;
+use crate::error::Error;
+use crate::executable;
+use crate::invoke::runtime;
+use crate::staging::Staging;
+use crate::wire::{BlobRef, HYPE_RUN};
+
+/// What to do with a call that names `executable`.
+pub(crate) enum Plan {
+    /// This binary is that executable: run the call here.
+    RunHere,
+    /// Run it with this other executable, fetched to this path.
+    Launch(PathBuf),
+}
+
+/// How a launched executable ended.
+pub(crate) struct Launched {
+    /// The termination message it wrote, if it wrote one.
+    pub message: Option<String>,
+    /// The exit code to end with (128 + n for a death by signal n).
+    pub exit_code: i32,
+}
+
+/// Whether this binary is the executable `blob` names, and if not, the
+/// cached copy of it (fetched from `store` when not cached yet).
+pub(crate) fn plan(
+    blob: &BlobRef,
+    store: &Arc<dyn Staging>,
+    execution_id: &str,
+) -> Result<Plan, Error> {
+    if let Some(launched) = config::var(config::HYPE_LAUNCHED)? {
+        if launched.eq_ignore_ascii_case(&blob.sha256) {
+            return Ok(Plan::RunHere);
+        }
+        return Err(Error::BadInvocation {
+            message: format!(
+                "this hype-run was launched as executable {launched}, but its call names {}: refusing to launch again",
+                blob.sha256
+            ),
+        });
+    }
+    if is_this_binary(blob) {
+        return Ok(Plan::RunHere);
+    }
+    fetch(blob, store, execution_id).map(Plan::Launch)
+}
+
+/// Whether this process's own executable is the blob: compared by length
+/// first, so a launcher hashes itself only when the lengths agree.
+fn is_this_binary(blob: &BlobRef) -> bool {
+    let Ok(own) = std::env::current_exe() else {
+        return false;
+    };
+    if std::fs::metadata(&own).map(|m| m.len()).ok() != Some(blob.len) {
+        return false;
+    }
+    executable::hash_file(&own).is_ok_and(|d| d.sha256.eq_ignore_ascii_case(&blob.sha256))
+}
+
+/// The cached copy of `blob` in `HYPE_CACHE_DIR`: reused when present with
+/// the right length, else fetched to a temporary file in the same
+/// directory, verified by length and SHA-256, made executable (0755) and
+/// renamed into place, so no reader sees half an executable.
+pub(crate) fn fetch(
+    blob: &BlobRef,
+    store: &Arc<dyn Staging>,
+    execution_id: &str,
+) -> Result<PathBuf, Error> {
+    if blob.sha256.len() != 64 || !blob.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::malformed(
+            "call",
+            format!(
+                "the executable's digest {:?} is not 64 hex digits",
+                blob.sha256
+            ),
+        ));
+    }
+    let dir = config::cache_dir();
+    let cached = dir.join(blob.sha256.to_ascii_lowercase());
+    if std::fs::metadata(&cached).is_ok_and(|m| m.is_file() && m.len() == blob.len) {
+        return Ok(cached);
+    }
+    let cache_error = |err: std::io::Error| Error::Staging {
+        operation: "write",
+        uri: dir.display().to_string(),
+        message: format!("cannot write the executable cache ({HYPE_CACHE}): {err}"),
+        source: Some(Arc::new(err)),
+    };
+    std::fs::create_dir_all(&dir).map_err(cache_error)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".fetch-")
+        .tempfile_in(&dir)
+        .map_err(cache_error)?;
+    let fetched = runtime()?.block_on(store.get_blob_to_file(blob, tmp.path()));
+    match fetched {
+        Ok(()) => {}
+        Err(Error::StagedObjectMissing { uri }) => {
+            return Err(Error::ExecutableMissing {
+                execution_id: execution_id.to_owned(),
+                uri,
+            });
+        }
+        Err(err @ Error::DigestMismatch { .. }) => {
+            return Err(Error::ExecutableCorrupt {
+                execution_id: execution_id.to_owned(),
+                uri: blob.uri.clone(),
+                message: err.to_string(),
+            });
+        }
+        Err(err) => return Err(err),
+    }
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+        .map_err(cache_error)?;
+    tmp.persist(&cached).map_err(|err| cache_error(err.error))?;
+    Ok(cached)
+}
+
+const HYPE_CACHE: &str = config::HYPE_CACHE_DIR;
+
+/// The child a signal handler passes SIGTERM and SIGINT to (0: none).
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(signal: libc::c_int) {
+    let child = CHILD.load(Ordering::SeqCst);
+    if child > 0 {
+        // SAFETY: kill is async-signal-safe; a stale pid is at worst ESRCH.
+        unsafe {
+            libc::kill(child, signal);
+        }
+    }
+}
+
+/// Passes SIGTERM and SIGINT on to the launched child from now on.
+fn forward_signals() {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: installs a handler that only calls kill(2) on an atomic pid.
+        unsafe {
+            libc::signal(signal, forward as *const () as libc::sighandler_t);
+        }
+    }
+}
+
+/// How long the launcher waits for the end of a finished executable's
+/// stderr.
+const STDERR_DRAIN: Duration = Duration::from_secs(2);
+
+/// How many bytes of the launched executable's stderr are kept to explain
+/// a failure to start.
+const STDERR_KEPT: usize = 4096;
+
+/// Runs `executable` as `hype-run <call>` with `HYPE_LAUNCHED` set, its
+/// termination message redirected to a private file, its stdout and stdin
+/// inherited and its stderr passed through (the start kept). A failure to
+/// start (the kernel's ENOEXEC, a missing ELF interpreter, the dynamic
+/// loader's refusal) is [`Error::ExecutableCannotStart`] with the loader's
+/// own message; any other end is the child's own exit code and message.
+/// `forward` installs signal forwarding (a real `hype-run` process; not
+/// for calls run inside another program).
+pub(crate) fn run(
+    executable: &Path,
+    call: &str,
+    blob: &BlobRef,
+    execution_id: &str,
+    forward: bool,
+) -> Result<Launched, Error> {
+    let cannot_start = |message: String| Error::ExecutableCannotStart {
+        execution_id: execution_id.to_owned(),
+        image: config::image(),
+        message,
+    };
+    let message_file = tempfile::Builder::new()
+        .prefix(".outcome-")
+        .tempfile()
+        .map_err(|err| Error::staging_io("write", "a temporary termination message", err))?;
+    let mut command = Command::new(executable);
+    command
+        .arg0(HYPE_RUN)
+        .arg(call)
+        .env(config::HYPE_LAUNCHED, blob.sha256.to_ascii_lowercase())
+        .env(config::HYPE_EXECUTION_ID, execution_id)
+        .env(config::HYPE_TERMINATION_MESSAGE_PATH, message_file.path())
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped());
+    if forward {
+        forward_signals();
+    }
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            let message = match err.raw_os_error() {
+                Some(libc::ENOEXEC) => format!("exec format error (ENOEXEC): {err}"),
+                Some(libc::ENOENT) if executable.exists() => format!(
+                    "its ELF interpreter (the dynamic loader it was linked against) is not in this image ({err}); build it static (musl) or for this image's C library"
+                ),
+                _ => format!("cannot start {}: {err}", executable.display()),
+            };
+            return Err(cannot_start(message));
+        }
+    };
+    CHILD.store(child.id() as i32, Ordering::SeqCst);
+    let (kept_tx, kept) = std::sync::mpsc::channel();
+    if let Some(stderr) = child.stderr.take() {
+        std::thread::spawn(move || {
+            let _ = kept_tx.send(pass_through(stderr, &mut std::io::stderr()));
+        });
+    }
+    let status = child.wait();
+    CHILD.store(0, Ordering::SeqCst);
+    // A process the executable started may hold its stderr open: wait for
+    // the end of the pipe a little, not for ever.
+    let stderr_start = kept.recv_timeout(STDERR_DRAIN).unwrap_or_default();
+    let status = status.map_err(|err| cannot_start(format!("cannot wait for it: {err}")))?;
+    let message = std::fs::read_to_string(message_file.path())
+        .ok()
+        .filter(|m| !m.trim().is_empty());
+    let exit_code = match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => 1,
+    };
+    if message.is_none()
+        && exit_code == 127
+        && let Some(reason) = loader_failure(&stderr_start)
+    {
+        return Err(cannot_start(reason));
+    }
+    Ok(Launched { message, exit_code })
+}
+
+/// Copies `from` to `to` as it arrives and gives back its first
+/// [`STDERR_KEPT`] bytes.
+fn pass_through(mut from: impl std::io::Read, to: &mut impl std::io::Write) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let _ = to.write_all(&buf[..n]);
+                let room = STDERR_KEPT.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let _ = to.flush();
+    kept
+}
+
+/// The dynamic loader's complaint in what an executable printed before it
+/// exited with 127, if that is what it is.
+pub(crate) fn loader_failure(stderr: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text.lines().find(|line| {
+        line.contains("error while loading shared libraries")
+            || (line.contains("version `GLIBC") && line.contains("not found"))
+            || line.contains("not found (required by")
+            || line.contains("cannot execute binary file")
+            || line.contains("Exec format error")
+    })?;
+    Some(line.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loader_messages_are_recognised() {
+        let glibc = b"/cache/abc: /lib/x86_64-linux-gnu/libc.so.6: version `GLIBC_2.39' not found (required by /cache/abc)\n";
+        assert!(loader_failure(glibc).unwrap().contains("GLIBC_2.39"));
+        let lib = b"/cache/abc: error while loading shared libraries: libssl.so.3: cannot open shared object file: No such file or directory\n";
+        assert!(loader_failure(lib).unwrap().contains("libssl.so.3"));
+        assert_eq!(
+            loader_failure(b"thread 'main' panicked at src/main.rs\n"),
+            None
+        );
+        assert_eq!(loader_failure(b""), None);
+    }
+
+    #[test]
+    fn pass_through_copies_everything_and_keeps_the_start() {
+        let input = vec![b'x'; 3 * STDERR_KEPT];
+        let mut out = Vec::new();
+        let kept = pass_through(&input[..], &mut out);
+        assert_eq!(out, input);
+        assert_eq!(kept.len(), STDERR_KEPT);
+    }
+}
