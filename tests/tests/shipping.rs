@@ -1,0 +1,499 @@
+//! Shipping the program with its calls: images that hold only a generic
+//! launcher (`hype-launcher`, the same `main` as `hype-cli`'s `hype-run`,
+//! with none of the test functions) run functions they do not contain, on
+//! the Docker runner and on the Kubernetes double in both of its modes;
+//! the launcher's own failures (a missing, corrupt or unstartable
+//! executable) come back as their own errors; unshippable executables are
+//! refused when the submitter is built; and the executable is staged once.
+//!
+//! Without a Docker engine the Docker tests skip with a loud message,
+//! unless `HYPE_REQUIRE_DOCKER=1` (as `.ci/run` sets).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hype::wire::{self, BlobRef, BuildInfo, CallEnvelope, Payload, Reference};
+use hype::{Error, LocalCluster, LocalStaging, RemoteFn, RunEnvironment, Staging, Submitter};
+use hype_runtime::staging::BoxFuture;
+use hype_tests::backends::{DockerCluster, KubeCluster};
+use hype_tests::docker_image;
+use hype_tests::kube_double::{DockerExecutor, Executor, KubeTestServer, KubeletOptions};
+use hype_tests::math::{self, AddArgs};
+
+const ADD: &str = "hype_tests::math::add";
+const LAUNCHER_IMAGE: &str = "hype-launcher-only:1";
+
+fn launcher() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hype-launcher"))
+}
+
+/// The premise of every test here: the launcher has no functions.
+#[test]
+fn the_launcher_holds_no_remote_functions() {
+    let output = std::process::Command::new(launcher())
+        .args(["hype-run", "--list"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "");
+    let worker = std::process::Command::new(common::worker())
+        .args(["hype-run", "--list"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&worker.stdout).contains(ADD));
+}
+
+/// A call of `add(a, b)` naming the staged executable `executable`.
+fn call_naming(executable: BlobRef, staging: &Path, a: i64, b: i64) -> String {
+    let payload = Payload::Inline(wire::Bytes::from(
+        wire::encode_value(ADD, "arguments", &AddArgs { a, b }).unwrap(),
+    ));
+    let envelope = CallEnvelope::new(ADD, AddArgs::SIGNATURE, payload)
+        .with_build(BuildInfo::current())
+        .with_staging(format!("file://{}", staging.display()))
+        .with_executable(executable);
+    Reference::Inline(wire::encode_call(&envelope).unwrap()).to_string()
+}
+
+/// A local submitter whose child processes are the launcher.
+async fn launcher_setup() -> (tempfile::TempDir, Submitter, LocalStaging) {
+    let dir = tempfile::tempdir().unwrap();
+    let staging = LocalStaging::new(dir.path().join("staging")).unwrap();
+    let submitter = Submitter::builder(
+        LocalCluster::new()
+            .program(launcher())
+            .secrets_dir(dir.path().join("secrets"))
+            .volumes_dir(dir.path().join("volumes")),
+    )
+    .staging(staging.clone())
+    .build()
+    .await
+    .unwrap();
+    (dir, submitter, staging)
+}
+
+fn cache_env(dir: &Path) -> RunEnvironment {
+    RunEnvironment::local().with_env("HYPE_CACHE_DIR", dir.join("cache").display().to_string())
+}
+
+async fn stage_worker(staging: &LocalStaging) -> BlobRef {
+    let digest = hype_runtime::executable::hash_file(&common::worker()).unwrap();
+    staging.put_file(&common::worker(), &digest).await.unwrap()
+}
+
+/// The launcher fetches the executable a call names into its cache
+/// (verified, 0755), runs the call with it, and reuses the cached copy.
+#[tokio::test]
+async fn the_launcher_fetches_runs_and_caches_the_named_executable() {
+    let (dir, submitter, staging) = launcher_setup().await;
+    let blob = stage_worker(&staging).await;
+    let env = cache_env(dir.path());
+    for (i, (a, b)) in [(20, 22), (1, 2)].into_iter().enumerate() {
+        let call = call_naming(blob.clone(), staging.root(), a, b);
+        let bytes = submitter
+            .run_raw(ADD, &format!("hype-ship-{i}"), call, &env)
+            .await
+            .unwrap();
+        assert_eq!(
+            wire::decode_value::<i64>(ADD, "result", &bytes).unwrap(),
+            a + b
+        );
+    }
+    let cached: Vec<_> = std::fs::read_dir(dir.path().join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(cached, [dir.path().join("cache").join(&blob.sha256)]);
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&cached[0]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755);
+    assert_eq!(
+        hype_runtime::executable::hash_file(&cached[0])
+            .unwrap()
+            .sha256,
+        blob.sha256
+    );
+    submitter.close().await.unwrap();
+}
+
+/// A missing staged executable and a corrupt one each get their own error.
+#[tokio::test]
+async fn a_missing_or_corrupt_executable_gets_its_own_error() {
+    let (dir, submitter, staging) = launcher_setup().await;
+    let env = cache_env(dir.path());
+
+    let absent = hype_runtime::executable::Digest {
+        sha256: "0".repeat(64),
+        len: 10,
+    };
+    let missing = BlobRef::new(
+        format!("{}/blobs/sha256/{}", staging.location(), absent.sha256),
+        absent.len,
+        absent.sha256,
+    );
+    let err = submitter
+        .run_raw(
+            ADD,
+            "hype-ship-missing",
+            call_naming(missing.clone(), staging.root(), 1, 2),
+            &env,
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        Error::ExecutableMissing { uri, execution_id } => {
+            assert_eq!(uri, &missing.uri);
+            assert_eq!(execution_id, "hype-ship-missing");
+        }
+        other => panic!("expected ExecutableMissing, got {other:?}"),
+    }
+
+    let blob = stage_worker(&staging).await;
+    let path = staging.root().join("blobs/sha256").join(&blob.sha256);
+    // Same length, other bytes; then another length.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    for (i, corrupt) in [bytes.clone(), bytes[..1000].to_vec()]
+        .into_iter()
+        .enumerate()
+    {
+        std::fs::write(&path, corrupt).unwrap();
+        let err = submitter
+            .run_raw(
+                ADD,
+                &format!("hype-ship-corrupt-{i}"),
+                call_naming(blob.clone(), staging.root(), 1, 2),
+                &env,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::ExecutableCorrupt { uri, .. } if uri == &blob.uri),
+            "{err:?}"
+        );
+    }
+    // Nothing half-fetched stays in the cache.
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("cache"))
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    submitter.close().await.unwrap();
+}
+
+/// A launched executable that cannot start in the image: the loader's own
+/// message comes back, with the image's name.
+#[tokio::test]
+async fn an_executable_the_loader_refuses_reports_the_loaders_message() {
+    let (dir, submitter, staging) = launcher_setup().await;
+    // A file the kernel will not run: ELF magic, then nothing sensible.
+    let bogus = dir.path().join("bogus");
+    let mut header = std::fs::read(common::worker()).unwrap();
+    header.truncate(64);
+    header.extend_from_slice(&[0u8; 64]);
+    std::fs::write(&bogus, &header).unwrap();
+    let digest = hype_runtime::executable::hash_file(&bogus).unwrap();
+    let blob = staging.put_file(&bogus, &digest).await.unwrap();
+    let env = cache_env(dir.path()).with_env("HYPE_IMAGE", "local-test-image");
+    let err = submitter
+        .run_raw(
+            ADD,
+            "hype-ship-noexec",
+            call_naming(blob, staging.root(), 1, 2),
+            &env,
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        Error::ExecutableCannotStart { image, message, .. } => {
+            assert_eq!(image, "local-test-image");
+            assert!(!message.is_empty());
+        }
+        other => panic!("expected ExecutableCannotStart, got {other:?}"),
+    }
+    submitter.close().await.unwrap();
+}
+
+/// What the Kubernetes and Docker submitters refuse to ship, at build time.
+#[tokio::test]
+async fn unshippable_executables_are_refused_when_the_submitter_is_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("run.sh");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    // The worker, relabelled as an aarch64 executable (e_machine 0xb7).
+    let arm = dir.path().join("arm");
+    let mut bytes = std::fs::read(common::worker()).unwrap();
+    bytes[18..20].copy_from_slice(&0xb7u16.to_le_bytes());
+    std::fs::write(&arm, bytes).unwrap();
+
+    let server = KubeTestServer::start(KubeletOptions::new().image(LAUNCHER_IMAGE, launcher()));
+    let staging = format!("file://{}", server.staging_dir().display());
+    let err = Submitter::builder(KubeCluster::from_client(server.client()))
+        .staging(&staging)
+        .executable(&script)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ExecutableNotShippable { .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("a script"), "{text}");
+    assert!(text.contains("--target x86_64-unknown-linux-gnu"), "{text}");
+    assert!(text.contains("HYPE_SHIP_EXECUTABLE=0"), "{text}");
+
+    // A test harness cannot run calls: shipping it is refused too.
+    let err = Submitter::builder(KubeCluster::from_client(server.client()))
+        .staging(&staging)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("does not dispatch hype-run"),
+        "{err}"
+    );
+
+    // An aarch64 executable on Kubernetes is fine (a node selector picks
+    // arm64 nodes); on an amd64 Docker engine it is refused.
+    let ok = Submitter::builder(KubeCluster::from_client(server.client()))
+        .staging(&staging)
+        .executable(&arm)
+        .build()
+        .await
+        .unwrap();
+    ok.close().await.unwrap();
+    if cfg!(target_arch = "x86_64")
+        && docker_image::engine_or_skip("shipping: the wrong arch for Docker")
+            .await
+            .is_some()
+    {
+        let err = Submitter::builder(DockerCluster::new())
+            .staging(format!("file://{}", dir.path().join("staging").display()))
+            .executable(&arm)
+            .build()
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, Error::ExecutableNotShippable { .. }),
+            "{text}"
+        );
+        assert!(
+            text.contains("aarch64 executable, but the Docker engine runs x86_64"),
+            "{text}"
+        );
+    }
+}
+
+/// The Docker runner on an image whose `hype-run` is only the launcher:
+/// shipped, the worker runs the call; with shipping off, the image's own
+/// launcher does, and knows no function.
+#[tokio::test]
+async fn docker_runs_functions_the_launcher_image_lacks() {
+    let Some(docker) = docker_image::engine_or_skip("shipping on Docker").await else {
+        return;
+    };
+    let image = docker_image::worker_image(&docker, &launcher())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let staging = format!("file://{}", dir.path().join("staging").display());
+    let env = RunEnvironment::new(&image);
+
+    let shipped = Submitter::builder(DockerCluster::new())
+        .staging(&staging)
+        .executable(common::worker())
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(shipped.run(math::add(20, 22), &env).await.unwrap(), 42);
+    shipped.close().await.unwrap();
+
+    let baked = Submitter::builder(DockerCluster::new())
+        .staging(&staging)
+        .ship_executable(false)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(baked.shipped_executable(), None);
+    let err = baked.run(math::add(1, 2), &env).await.unwrap_err();
+    assert!(matches!(err, Error::UnknownFunction { .. }), "{err:?}");
+    baked.close().await.unwrap();
+}
+
+/// A binary that needs a shared library the image lacks (python3 needs
+/// libz and libexpat; the image has only the launcher's libraries): the
+/// loader's message comes back as its own error.
+#[tokio::test]
+async fn docker_reports_a_missing_shared_library() {
+    let Some(docker) = docker_image::engine_or_skip("shipping: a missing library").await else {
+        return;
+    };
+    let Ok(python) = std::fs::canonicalize("/usr/bin/python3") else {
+        panic!("this test needs /usr/bin/python3 (an ELF that links libz)");
+    };
+    let image = docker_image::worker_image(&docker, &launcher())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let submitter = Submitter::builder(DockerCluster::new())
+        .staging(format!("file://{}", dir.path().join("staging").display()))
+        .executable(&python)
+        .build()
+        .await
+        .unwrap();
+    let err = submitter
+        .run(math::add(1, 2), &RunEnvironment::new(&image))
+        .await
+        .unwrap_err();
+    match &err {
+        Error::ExecutableCannotStart {
+            image: reported,
+            message,
+            ..
+        } => {
+            assert_eq!(reported, &image);
+            assert!(
+                message.contains("error while loading shared libraries"),
+                "{message}"
+            );
+        }
+        other => panic!("expected ExecutableCannotStart, got {other:?}"),
+    }
+    submitter.close().await.unwrap();
+}
+
+/// A store that counts what is staged in it.
+#[derive(Debug)]
+struct Counting {
+    inner: LocalStaging,
+    files: AtomicUsize,
+    blobs: AtomicUsize,
+}
+
+impl Staging for Counting {
+    fn location(&self) -> &str {
+        self.inner.location()
+    }
+    fn put_blob(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<BlobRef, Error>> {
+        self.blobs.fetch_add(1, Ordering::SeqCst);
+        self.inner.put_blob(bytes)
+    }
+    fn put_file<'a>(
+        &'a self,
+        path: &'a Path,
+        digest: &'a hype_runtime::executable::Digest,
+    ) -> BoxFuture<'a, Result<BlobRef, Error>> {
+        self.files.fetch_add(1, Ordering::SeqCst);
+        self.inner.put_file(path, digest)
+    }
+    fn get_blob<'a>(&'a self, blob: &'a BlobRef) -> BoxFuture<'a, Result<Vec<u8>, Error>> {
+        self.inner.get_blob(blob)
+    }
+    fn put_outcome<'a>(
+        &'a self,
+        execution_id: &'a str,
+        bytes: Vec<u8>,
+    ) -> BoxFuture<'a, Result<String, Error>> {
+        self.inner.put_outcome(execution_id, bytes)
+    }
+    fn get_object<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, Result<Vec<u8>, Error>> {
+        self.inner.get_object(uri)
+    }
+    fn delete_object<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        self.inner.delete_object(uri)
+    }
+}
+
+/// Pods of an image that holds only the launcher run the worker's
+/// functions, in the double's process mode and its Docker mode; N calls
+/// stage the executable once, and a second submitter stages nothing.
+async fn kubernetes_launcher_image(docker_mode: bool) {
+    let options = if docker_mode {
+        let Some(_) = docker_image::engine_or_skip("shipping on the Kubernetes double").await
+        else {
+            return;
+        };
+        let executor = DockerExecutor::connect().await.unwrap();
+        let image = docker_image::worker_image(executor.docker(), &launcher())
+            .await
+            .unwrap();
+        KubeletOptions::new()
+            .executor(Executor::Docker(executor))
+            .docker_image(LAUNCHER_IMAGE, image)
+    } else {
+        KubeletOptions::new().image(LAUNCHER_IMAGE, launcher())
+    };
+    let server = KubeTestServer::start(options);
+    let store = Arc::new(Counting {
+        inner: LocalStaging::new(server.staging_dir()).unwrap(),
+        files: AtomicUsize::new(0),
+        blobs: AtomicUsize::new(0),
+    });
+    let connect = || {
+        Submitter::builder(KubeCluster::from_client(server.client()))
+            .staging(store.clone() as Arc<dyn Staging>)
+            .executable(common::worker())
+            .build()
+    };
+    let submitter = tokio::time::timeout(Duration::from_secs(30), connect())
+        .await
+        .unwrap()
+        .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let env = RunEnvironment::new(LAUNCHER_IMAGE).with_env(
+        "HYPE_CACHE_DIR",
+        if docker_mode {
+            "/tmp/hype-cache".to_owned()
+        } else {
+            cache.path().display().to_string()
+        },
+    );
+    let calls = (0..4).map(|i| submitter.run(math::add(i, 40), &env));
+    for (i, result) in futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(result.unwrap(), i as i64 + 40);
+    }
+    assert_eq!(store.files.load(Ordering::SeqCst), 1, "staged once");
+    let second = connect().await.unwrap();
+    assert_eq!(second.run(math::add(1, 1), &env).await.unwrap(), 2);
+    assert_eq!(
+        store.files.load(Ordering::SeqCst),
+        1,
+        "a second submitter stages nothing"
+    );
+    assert_eq!(store.blobs.load(Ordering::SeqCst), 0);
+    // Each pod asked for nodes of the executable's arch.
+    for pod in server.pods() {
+        let selector = pod.spec.and_then(|s| s.node_selector).unwrap_or_default();
+        let arch = if cfg!(target_arch = "aarch64") {
+            "arm64"
+        } else {
+            "amd64"
+        };
+        assert_eq!(
+            selector.get("kubernetes.io/arch").map(String::as_str),
+            Some(arch)
+        );
+    }
+    second.close().await.unwrap();
+    submitter.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn kubernetes_process_mode_runs_a_launcher_only_image() {
+    kubernetes_launcher_image(false).await;
+}
+
+#[tokio::test]
+async fn kubernetes_docker_mode_runs_a_launcher_only_image() {
+    kubernetes_launcher_image(true).await;
+}
