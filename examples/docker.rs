@@ -1,18 +1,18 @@
 //! docker: remote functions run in containers on the local Docker engine.
 //!
-//! The image must hold this very example as `hype-run` (the calls name
-//! functions by ID and signature, which only this binary has). Build it
-//! with the repository's Dockerfile, from the repository root:
+//! This program ships itself: the Docker runner bind-mounts its executable
+//! into each container and runs it there, so the image needs no hype code,
+//! only a C library that suits this binary. Build the generic env image
+//! once, from the repository root, and run; after a code change, run again
+//! without rebuilding the image:
 //!
 //! ```text
-//! docker build -f docker/Dockerfile --build-arg EXAMPLE=docker \
-//!   --build-arg PACKAGE=hype-examples --build-arg FEATURES=docker \
-//!   -t hype-example:1 .
-//! HYPE_IMAGE=hype-example:1 cargo run --example docker --features docker
+//! docker build -f docker/Dockerfile -t hype-env:1 .
+//! HYPE_IMAGE=hype-env:1 cargo run --example docker --features docker
 //! ```
 //!
-//! (Where nothing can be pulled, import the example binary and its shared
-//! libraries instead: see "Without a registry" in docker/README.md.)
+//! (Where nothing can be pulled, import a root filesystem instead: see
+//! "Without a registry" in docker/README.md.)
 //!
 //! The engine is `DOCKER_HOST`, else the default socket. Staging is a
 //! temporary directory, bind-mounted into each container at the same path.
@@ -80,7 +80,7 @@ fn divide(a: u32, b: u32) -> u32 {
 async fn main() -> anyhow::Result<()> {
     let Ok(image) = std::env::var("HYPE_IMAGE") else {
         anyhow::bail!(
-            "set HYPE_IMAGE to an image holding this example as hype-run; build one with:\n  docker build -f docker/Dockerfile --build-arg EXAMPLE=docker --build-arg PACKAGE=hype-examples --build-arg FEATURES=docker -t hype-example:1 .\nthen: HYPE_IMAGE=hype-example:1 cargo run --example docker --features docker"
+            "set HYPE_IMAGE to an env image (this program ships itself into it); build the generic one once with:\n  docker build -f docker/Dockerfile -t hype-env:1 .\nthen: HYPE_IMAGE=hype-env:1 cargo run --example docker --features docker"
         );
     };
     let staging = std::env::temp_dir().join(format!("hype-docker-example-{}", std::process::id()));

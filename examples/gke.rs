@@ -3,9 +3,10 @@
 //! pod it runs in.
 //!
 //! ```text
-//! # 1. an env image whose entrypoint is this example's binary as hype-run
-//! #    (see docker/README.md), pushed to a registry the cluster can pull:
-//! #    gcr.io/$PROJECT/env-image (or Artifact Registry);
+//! # 1. the generic env image, built once (no rebuild after code changes:
+//! #    this program ships itself through the bucket), pushed to a registry
+//! #    the cluster can pull (see docker/README.md):
+//! #    docker build -f docker/Dockerfile -t gcr.io/$PROJECT/env-image .
 //! # 2. a bucket for staging, and a Kubernetes secret `gcp-key` holding a
 //! #    service account key `key.json` that may use it (or Workload
 //! #    Identity: see the README, "Giving pods access to the bucket");

@@ -3,17 +3,21 @@
 //! read-write writer, then 10 read-only readers in parallel).
 //!
 //! ```text
-//! # 1. an env image whose entrypoint is this example's binary as hype-run
-//! #    (see docker/README.md), pushed where the cluster can pull it;
-//! # 2. kubectl pointing at the cluster (the current context is used):
-//! HYPE_IMAGE=registry.example.com/hype-examples:latest \
+//! # 1. the generic env image, built once and pushed where the cluster
+//! #    pulls from (see docker/README.md):
+//! docker build -f docker/Dockerfile -t registry.example.com/hype-env:1 .
+//! # 2. kubectl pointing at the cluster (the current context is used), and
+//! #    a staging store the pods can read (this program ships itself there):
+//! HYPE_IMAGE=registry.example.com/hype-env:1 HYPE_STAGING=gs://bucket/hype \
 //! HYPE_STORAGE_CLASS=standard \
-//!     cargo run --example kubernetes --features kubernetes
+//!     cargo run --example kubernetes --features kubernetes,gcs
 //! ```
 //!
 //! `HYPE_KUBE_CONTEXT` picks another kubeconfig context, `HYPE_NAMESPACE`
-//! another namespace. All payloads here are small, so they travel inline
-//! and no staging store is touched.
+//! another namespace. Without `HYPE_STAGING`, staging is a local temporary
+//! directory the pods cannot read: the program is then not shipped, and
+//! the image must have it baked in (`docker/baked.Dockerfile`); the payloads
+//! here are small enough to travel inline.
 
 use hype::{KubeCluster, RunEnvironment, Submitter, VolumeRequest};
 
@@ -53,8 +57,17 @@ async fn main() -> anyhow::Result<()> {
     if let Ok(namespace) = std::env::var("HYPE_NAMESPACE") {
         cluster = cluster.namespace(namespace);
     }
-    let staging = std::env::temp_dir().join("hype-example-staging");
-    let submitter = Submitter::new(format!("file://{}", staging.display()), cluster).await?;
+    let submitter = match std::env::var("HYPE_STAGING") {
+        Ok(staging) => Submitter::new(staging, cluster).await?,
+        Err(_) => {
+            let staging = std::env::temp_dir().join("hype-example-staging");
+            Submitter::builder(cluster)
+                .staging(format!("file://{}", staging.display()))
+                .ship_executable(false)
+                .build()
+                .await?
+        }
+    };
 
     let env = RunEnvironment::new(image).with_request("cpu", "100m");
     let vars = submitter.run(container_env(), &env).await?;
