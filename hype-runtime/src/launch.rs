@@ -131,14 +131,21 @@ pub(crate) fn fetch(
     }
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
         .map_err(cache_error)?;
-    tmp.persist(&cached).map_err(|err| cache_error(err.error))?;
+    // Closed before it is renamed into place: a file open for writing
+    // cannot be executed (ETXTBSY), and another launcher sharing the cache
+    // may start it the moment it appears.
+    tmp.into_temp_path()
+        .persist(&cached)
+        .map_err(|err| cache_error(err.error))?;
     Ok(cached)
 }
 
 const HYPE_CACHE: &str = config::HYPE_CACHE_DIR;
 
-/// The child a signal handler passes SIGTERM and SIGINT to (0: none).
+/// The child a signal handler passes SIGTERM and SIGINT to (0: none yet).
 static CHILD: AtomicI32 = AtomicI32::new(0);
+/// A signal that arrived before the child started: passed on once it has.
+static PENDING: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn forward(signal: libc::c_int) {
     let child = CHILD.load(Ordering::SeqCst);
@@ -147,6 +154,8 @@ extern "C" fn forward(signal: libc::c_int) {
         unsafe {
             libc::kill(child, signal);
         }
+    } else {
+        PENDING.store(signal, Ordering::SeqCst);
     }
 }
 
@@ -205,7 +214,7 @@ pub(crate) fn run(
     if forward {
         forward_signals();
     }
-    let mut child = match command.spawn() {
+    let mut child = match spawn(&mut command) {
         Ok(child) => child,
         Err(err) => {
             let message = match err.raw_os_error() {
@@ -218,7 +227,15 @@ pub(crate) fn run(
             return Err(cannot_start(message));
         }
     };
-    CHILD.store(child.id() as i32, Ordering::SeqCst);
+    let pid = child.id() as i32;
+    CHILD.store(pid, Ordering::SeqCst);
+    let pending = PENDING.swap(0, Ordering::SeqCst);
+    if pending != 0 {
+        // SAFETY: as in `forward`; the child was just started.
+        unsafe {
+            libc::kill(pid, pending);
+        }
+    }
     let (kept_tx, kept) = std::sync::mpsc::channel();
     if let Some(stderr) = child.stderr.take() {
         std::thread::spawn(move || {
@@ -246,6 +263,22 @@ pub(crate) fn run(
         return Err(cannot_start(reason));
     }
     Ok(Launched { message, exit_code })
+}
+
+/// Starts the command, retrying a few times while the file is busy
+/// (ETXTBSY: a process that forked while another thread had it open for
+/// writing still holds it, for the moment before its exec).
+fn spawn(command: &mut Command) -> std::io::Result<std::process::Child> {
+    let mut attempt = 0;
+    loop {
+        match command.spawn() {
+            Err(err) if err.raw_os_error() == Some(libc::ETXTBSY) && attempt < 20 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Copies `from` to `to` as it arrives and gives back its first

@@ -218,6 +218,58 @@ async fn an_executable_the_loader_refuses_reports_the_loaders_message() {
     submitter.close().await.unwrap();
 }
 
+/// SIGTERM to a launcher (a pod being deleted) reaches the executable it
+/// runs: the launcher ends with the child's death by SIGTERM (143), long
+/// before the 60 s the function would sleep.
+#[tokio::test]
+async fn the_launcher_passes_sigterm_on_to_the_executable() {
+    use hype_tests::containers::SleepArgs;
+    let dir = tempfile::tempdir().unwrap();
+    let staging = LocalStaging::new(dir.path().join("staging")).unwrap();
+    let blob = stage_worker(&staging).await;
+    const SLEEP: &str = "hype_tests::containers::sleep";
+    let payload = Payload::Inline(wire::Bytes::from(
+        wire::encode_value(SLEEP, "arguments", &SleepArgs { millis: 60_000 }).unwrap(),
+    ));
+    let envelope = CallEnvelope::new(SLEEP, SleepArgs::SIGNATURE, payload)
+        .with_staging(staging.location())
+        .with_executable(blob.clone());
+    let call = Reference::Inline(wire::encode_call(&envelope).unwrap()).to_string();
+    let cache = dir.path().join("cache");
+    let mut child = std::process::Command::new(launcher())
+        .arg("hype-run")
+        .arg(call)
+        .env("HYPE_EXECUTION_ID", "hype-sigterm-1")
+        .env(
+            "HYPE_TERMINATION_MESSAGE_PATH",
+            dir.path().join("termination-log"),
+        )
+        .env("HYPE_CACHE_DIR", &cache)
+        .spawn()
+        .unwrap();
+    // Fetched: the launcher is about to start (or has started) the worker.
+    let fetched = hype_tests::wait_until(Duration::from_secs(30), || {
+        cache.join(&blob.sha256).exists()
+    })
+    .await;
+    assert!(fetched, "the launcher did not fetch the executable");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // SAFETY: signals a child this test started and has not reaped.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let ended = hype_tests::wait_until(Duration::from_secs(20), || {
+        child.try_wait().unwrap().is_some()
+    })
+    .await;
+    if !ended {
+        let _ = child.kill();
+        panic!("the launcher was still running 20 s after SIGTERM");
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
+}
+
 /// What the Kubernetes and Docker submitters refuse to ship, at build time.
 #[tokio::test]
 async fn unshippable_executables_are_refused_when_the_submitter_is_built() {
