@@ -378,6 +378,50 @@ async fn docker_runs_functions_the_launcher_image_lacks() {
     baked.close().await.unwrap();
 }
 
+/// The caller's side of the workers' `build_number` (its body never runs
+/// here: the shipped executable's does).
+#[hype::remote(name = "hype_tests::build_number")]
+fn build_number() -> u32 {
+    0
+}
+
+/// Two executables of one program (before and after a code change) run
+/// against one launcher-only image, with no rebuild in between: each call
+/// runs the body of the executable its submitter ships.
+#[tokio::test]
+async fn docker_runs_two_builds_against_one_image() {
+    let Some(docker) = docker_image::engine_or_skip("shipping: two builds, one image").await else {
+        return;
+    };
+    let image = docker_image::worker_image(&docker, &launcher())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let staging = format!("file://{}", dir.path().join("staging").display());
+    let env = RunEnvironment::new(&image);
+    for (executable, expected) in [
+        (common::worker(), 1),
+        (PathBuf::from(env!("CARGO_BIN_EXE_hype-test-worker-v2")), 2),
+        (common::worker(), 1),
+    ] {
+        let submitter = Submitter::builder(DockerCluster::new())
+            .staging(&staging)
+            .executable(&executable)
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(submitter.run(build_number(), &env).await.unwrap(), expected);
+        submitter.close().await.unwrap();
+    }
+    assert_eq!(
+        docker_image::worker_image(&docker, &launcher())
+            .await
+            .unwrap(),
+        image,
+        "the image did not change"
+    );
+}
+
 /// A binary that needs a shared library the image lacks (python3 needs
 /// libz and libexpat; the image has only the launcher's libraries): the
 /// loader's message comes back as its own error.
