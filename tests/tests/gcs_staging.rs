@@ -117,6 +117,55 @@ async fn corruption_behind_hypes_back_is_detected() {
     assert_eq!(store.get_blob(&blob).await.unwrap(), payload);
 }
 
+/// A shipped executable goes through files on both sides: staged from a
+/// file (once), fetched into a file, verified on the way.
+#[tokio::test]
+async fn executables_are_staged_from_and_fetched_to_files() {
+    let server = emulator!("executables_are_staged_from_and_fetched_to_files");
+    server.create_bucket(BUCKET).await;
+    let store = server.staging(&format!("gs://{BUCKET}/exe"));
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("app");
+    let payload = bytes(700_000, 3);
+    std::fs::write(&source, &payload).unwrap();
+    let digest = hype_runtime::executable::hash_file(&source).unwrap();
+    let blob = store.put_file(&source, &digest).await.unwrap();
+    assert_eq!(
+        (blob.len, blob.sha256.as_str()),
+        (digest.len, digest.sha256.as_str())
+    );
+    let name = format!("exe/blobs/sha256/{}", blob.sha256);
+    let generation = server.generation(BUCKET, &name).await.expect("staged");
+    assert_eq!(store.put_file(&source, &digest).await.unwrap(), blob);
+    assert_eq!(
+        server.generation(BUCKET, &name).await.as_deref(),
+        Some(generation.as_str()),
+        "staged twice"
+    );
+
+    let dest = dir.path().join("fetched");
+    store.get_blob_to_file(&blob, &dest).await.unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), payload);
+
+    let mut flipped = payload.clone();
+    flipped[1] ^= 1;
+    server.put_raw(BUCKET, &name, flipped).await;
+    let err = store.get_blob_to_file(&blob, &dest).await.unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err:?}");
+    server.put_raw(BUCKET, &name, bytes(800_000, 3)).await;
+    let err = store.get_blob_to_file(&blob, &dest).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::DigestMismatch {
+                actual_len: 800_000,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
 #[tokio::test]
 async fn missing_objects_are_typed() {
     let server = emulator!("missing_objects_are_typed");

@@ -453,6 +453,21 @@ impl GcsStaging {
         uri: &str,
         expected: Option<&BlobRef>,
     ) -> Result<(Vec<u8>, Option<String>), Error> {
+        let mut bytes = Vec::new();
+        let digest = self.read_into(uri, expected, &mut bytes).await?;
+        Ok((bytes, digest))
+    }
+
+    /// Reads an object chunk by chunk into `sink` (after `reserve` with the
+    /// length to expect), hashing as the bytes arrive when `expected` names
+    /// the blob they should be; an object longer than that blob is refused
+    /// before it is read.
+    async fn read_into(
+        &self,
+        uri: &str,
+        expected: Option<&BlobRef>,
+        sink: &mut (dyn Sink + Send),
+    ) -> Result<Option<String>, Error> {
         let (bucket, name) = parse_object_uri(uri)?;
         let clients = self.clients().await?;
         let mut response = match clients
@@ -479,8 +494,7 @@ impl GcsStaging {
                 actual_len: size,
             });
         }
-        let capacity = usize::try_from(limit.unwrap_or(size).min(size)).unwrap_or(0);
-        let mut bytes = Vec::with_capacity(capacity);
+        sink.reserve(usize::try_from(limit.unwrap_or(size).min(size)).unwrap_or(0));
         let mut hasher = expected.map(|_| Sha256::new());
         while let Some(chunk) = response.next().await {
             let chunk = match chunk {
@@ -490,9 +504,10 @@ impl GcsStaging {
             if let Some(hasher) = &mut hasher {
                 hasher.update(&chunk);
             }
-            bytes.extend_from_slice(&chunk);
+            sink.write_all(&chunk)
+                .map_err(|err| Error::staging_io("read", uri, err))?;
         }
-        Ok((bytes, hasher.map(|h| hex::encode(h.finalize()))))
+        Ok(hasher.map(|h| hex::encode(h.finalize())))
     }
 
     /// Uploads `bytes` as `name` with an optional generation precondition.
@@ -592,6 +607,48 @@ impl Staging for GcsStaging {
         })
     }
 
+    /// Streams the blob into `dest` (a shipped executable on the pod side),
+    /// never holding it in memory.
+    fn get_blob_to_file<'a>(
+        &'a self,
+        blob: &'a BlobRef,
+        dest: &'a std::path::Path,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let mut file = std::io::BufWriter::with_capacity(
+                256 * 1024,
+                std::fs::File::create(dest)
+                    .map_err(|err| Error::staging_io("write", dest.display().to_string(), err))?,
+            );
+            let actual = self
+                .bounded(
+                    "read",
+                    &blob.uri,
+                    blob.len,
+                    self.read_into(&blob.uri, Some(blob), &mut file),
+                )
+                .await?;
+            let file = file.into_inner().map_err(|err| {
+                Error::staging_io("write", dest.display().to_string(), err.into_error())
+            })?;
+            let written = file
+                .metadata()
+                .map_err(|err| Error::staging_io("write", dest.display().to_string(), err))?
+                .len();
+            let actual = actual.unwrap_or_default();
+            if written != blob.len || !actual.eq_ignore_ascii_case(&blob.sha256) {
+                return Err(Error::DigestMismatch {
+                    uri: blob.uri.clone(),
+                    expected: blob.sha256.clone(),
+                    actual,
+                    expected_len: blob.len,
+                    actual_len: written,
+                });
+            }
+            Ok(())
+        })
+    }
+
     fn put_outcome<'a>(
         &'a self,
         execution_id: &'a str,
@@ -642,6 +699,20 @@ impl Staging for GcsStaging {
         })
     }
 }
+
+/// Where [`GcsStaging::read_into`] puts what it reads.
+trait Sink: std::io::Write {
+    /// Makes room for `len` bytes, when that helps.
+    fn reserve(&mut self, _len: usize) {}
+}
+
+impl Sink for Vec<u8> {
+    fn reserve(&mut self, len: usize) {
+        Vec::reserve(self, len);
+    }
+}
+
+impl Sink for std::io::BufWriter<std::fs::File> {}
 
 /// A Cloud Storage client failure in hype's words, with the client's error
 /// as its source.
