@@ -103,7 +103,11 @@ pub(crate) fn fetch(
     let cache_error = |err: std::io::Error| Error::Staging {
         operation: "write",
         uri: dir.display().to_string(),
-        message: format!("cannot write the executable cache ({HYPE_CACHE}): {err}"),
+        message: format!(
+            "cannot write the executable cache ({}): {err}; point {} at a writable directory",
+            dir.display(),
+            config::HYPE_CACHE_DIR
+        ),
         source: Some(Arc::new(err)),
     };
     std::fs::create_dir_all(&dir).map_err(cache_error)?;
@@ -139,8 +143,6 @@ pub(crate) fn fetch(
         .map_err(|err| cache_error(err.error))?;
     Ok(cached)
 }
-
-const HYPE_CACHE: &str = config::HYPE_CACHE_DIR;
 
 /// The child a signal handler passes SIGTERM and SIGINT to (0: none yet).
 static CHILD: AtomicI32 = AtomicI32::new(0);

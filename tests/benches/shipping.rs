@@ -256,13 +256,15 @@ fn call_naming(blob: &BlobRef, staging: &Path) -> String {
     Reference::Inline(wire::encode_call(&envelope).unwrap()).to_string()
 }
 
-fn run_call(program: &Path, call: &str, dir: &Path, cache: &Path) {
+/// Runs `program` as `hype-run <call>` with its termination message in
+/// `dir` and the variables `vars`, and checks that the call succeeded.
+fn run_call(program: &Path, call: &str, dir: &Path, vars: &[(&str, &std::ffi::OsStr)]) {
     let status = Command::new(program)
         .arg("hype-run")
         .arg(call)
         .env("HYPE_EXECUTION_ID", "hype-bench-1")
         .env("HYPE_TERMINATION_MESSAGE_PATH", dir.join("termination-log"))
-        .env("HYPE_CACHE_DIR", cache)
+        .envs(vars.iter().copied())
         .status()
         .expect("start");
     assert!(status.success(), "{program:?} failed: {status}");
@@ -294,7 +296,12 @@ fn pod_side() -> (bool, String) {
                 .join(format!("cache-{}-{}", turn.round, turn.side));
             let took = if turn.side == 0 {
                 let start = Instant::now();
-                run_call(&launcher(), &call, dir.path(), &cache);
+                run_call(
+                    &launcher(),
+                    &call,
+                    dir.path(),
+                    &[("HYPE_CACHE_DIR", cache.as_os_str())],
+                );
                 start.elapsed()
             } else {
                 let start = Instant::now();
@@ -315,18 +322,12 @@ fn pod_side() -> (bool, String) {
                 drop(to);
                 std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
                 // The copy is the named executable: it runs the call itself.
-                let status = Command::new(&copy)
-                    .arg("hype-run")
-                    .arg(&call)
-                    .env("HYPE_EXECUTION_ID", "hype-bench-1")
-                    .env(
-                        "HYPE_TERMINATION_MESSAGE_PATH",
-                        dir.path().join("termination-log"),
-                    )
-                    .env("HYPE_LAUNCHED", &blob.sha256)
-                    .status()
-                    .unwrap();
-                assert!(status.success());
+                run_call(
+                    &copy,
+                    &call,
+                    dir.path(),
+                    &[("HYPE_LAUNCHED", blob.sha256.as_ref())],
+                );
                 start.elapsed()
             };
             let _ = std::fs::remove_dir_all(&cache);
@@ -374,19 +375,15 @@ async fn pod_side_gcs() -> Option<(bool, String)> {
     let call = Reference::Inline(wire::encode_call(&envelope).unwrap()).to_string();
     let (warmup, samples) = if quick() { (1, 5) } else { (2, 15) };
     let start_copy = |copy: &Path| {
-        let status = Command::new(copy)
-            .arg("hype-run")
-            .arg(&call)
-            .env("HYPE_EXECUTION_ID", "hype-bench-1")
-            .env(
-                "HYPE_TERMINATION_MESSAGE_PATH",
-                dir.path().join("termination-log"),
-            )
-            .env("HYPE_LAUNCHED", &blob.sha256)
-            .env("STORAGE_EMULATOR_HOST", server.endpoint())
-            .status()
-            .unwrap();
-        assert!(status.success());
+        run_call(
+            copy,
+            &call,
+            dir.path(),
+            &[
+                ("HYPE_LAUNCHED", blob.sha256.as_ref()),
+                ("STORAGE_EMULATOR_HOST", server.endpoint().as_ref()),
+            ],
+        );
     };
     let [launched, plain] = interleave(
         [
@@ -401,19 +398,15 @@ async fn pod_side_gcs() -> Option<(bool, String)> {
                 .join(format!("cache-{}-{}", turn.round, turn.side));
             let took = if turn.side == 0 {
                 let start = Instant::now();
-                let status = Command::new(launcher())
-                    .arg("hype-run")
-                    .arg(&call)
-                    .env("HYPE_EXECUTION_ID", "hype-bench-1")
-                    .env(
-                        "HYPE_TERMINATION_MESSAGE_PATH",
-                        dir.path().join("termination-log"),
-                    )
-                    .env("HYPE_CACHE_DIR", &cache)
-                    .env("STORAGE_EMULATOR_HOST", server.endpoint())
-                    .status()
-                    .unwrap();
-                assert!(status.success(), "the launcher failed: {status}");
+                run_call(
+                    &launcher(),
+                    &call,
+                    dir.path(),
+                    &[
+                        ("HYPE_CACHE_DIR", cache.as_os_str()),
+                        ("STORAGE_EMULATOR_HOST", server.endpoint().as_ref()),
+                    ],
+                );
                 start.elapsed()
             } else {
                 let start = Instant::now();

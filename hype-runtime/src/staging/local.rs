@@ -4,7 +4,7 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use super::{BoxFuture, Staging, blob_uri, verify};
+use super::{BoxFuture, Staging, blob_uri, check_digest, verify};
 use crate::error::Error;
 use crate::wire::{BlobRef, sha256_hex};
 
@@ -170,20 +170,12 @@ impl Staging for LocalStaging {
             let mut limited = std::io::Read::take(&mut file, blob.len.saturating_add(1));
             let copied = copy_hashing(&mut limited, &mut out)
                 .map_err(|err| Error::staging_io("read", &blob.uri, err))?;
-            if copied.len != blob.len || !copied.sha256.eq_ignore_ascii_case(&blob.sha256) {
-                return Err(Error::DigestMismatch {
-                    uri: blob.uri.clone(),
-                    expected: blob.sha256.clone(),
-                    actual: if copied.len > blob.len {
-                        "(not read to the end: longer than the blob)".to_owned()
-                    } else {
-                        copied.sha256
-                    },
-                    expected_len: blob.len,
-                    actual_len: copied.len,
-                });
-            }
-            Ok(())
+            let actual = if copied.len > blob.len {
+                "(not read to the end: longer than the blob)".to_owned()
+            } else {
+                copied.sha256
+            };
+            check_digest(&blob, copied.len, actual)
         }))
     }
 

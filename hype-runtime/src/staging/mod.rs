@@ -57,16 +57,17 @@ pub trait Staging: Send + Sync + std::fmt::Debug {
         digest: &'a crate::executable::Digest,
     ) -> BoxFuture<'a, Result<BlobRef, Error>> {
         Box::pin(async move {
-            let path = path.to_owned();
-            let bytes = tokio::task::spawn_blocking(move || std::fs::read(&path))
+            let file = path.display().to_string();
+            let owned = path.to_owned();
+            let bytes = tokio::task::spawn_blocking(move || std::fs::read(&owned))
                 .await
                 .map_err(|err| Error::Staging {
                     operation: "read",
-                    uri: String::new(),
+                    uri: file.clone(),
                     message: format!("the read of a file to stage failed: {err}"),
                     source: None,
                 })?
-                .map_err(|err| Error::staging_io("read", "(the file to stage)", err))?;
+                .map_err(|err| Error::staging_io("read", file, err))?;
             let blob = self.put_blob(bytes).await?;
             if blob.sha256 != digest.sha256 || blob.len != digest.len {
                 return Err(Error::Staging {
@@ -163,17 +164,23 @@ pub(crate) fn digest_in_uri(uri: &str) -> Option<&str> {
 
 /// Checks bytes read from `uri` against the blob reference that named them.
 pub(crate) fn verify(blob: &BlobRef, bytes: &[u8]) -> Result<(), Error> {
-    let actual = crate::wire::sha256_hex(bytes);
-    if bytes.len() as u64 != blob.len || !actual.eq_ignore_ascii_case(&blob.sha256) {
-        return Err(Error::DigestMismatch {
-            uri: blob.uri.clone(),
-            expected: blob.sha256.clone(),
-            actual,
-            expected_len: blob.len,
-            actual_len: bytes.len() as u64,
-        });
+    check_digest(blob, bytes.len() as u64, crate::wire::sha256_hex(bytes))
+}
+
+/// Checks what was read for `blob` (`len` bytes with SHA-256 `actual`, hex)
+/// against it: [`Error::DigestMismatch`] unless both agree. The one check
+/// of every store's reads.
+pub(crate) fn check_digest(blob: &BlobRef, len: u64, actual: String) -> Result<(), Error> {
+    if len == blob.len && actual.eq_ignore_ascii_case(&blob.sha256) {
+        return Ok(());
     }
-    Ok(())
+    Err(Error::DigestMismatch {
+        uri: blob.uri.clone(),
+        expected: blob.sha256.clone(),
+        actual,
+        expected_len: blob.len,
+        actual_len: len,
+    })
 }
 
 #[cfg(test)]

@@ -52,7 +52,7 @@ use tokio::sync::OnceCell;
 use self::digest::hash;
 use self::json::{BucketState, Rest};
 use self::location::{parse_location, parse_object_uri};
-use super::{BoxFuture, Staging, blob_uri};
+use super::{BoxFuture, Staging, blob_uri, check_digest};
 use crate::error::Error;
 use crate::google::credentials::{GoogleCredentials, arc_source, ensure_crypto_provider};
 use crate::google::rest::api_message;
@@ -593,16 +593,7 @@ impl Staging for GcsStaging {
                     self.read(&blob.uri, Some(blob)),
                 )
                 .await?;
-            let actual = actual.unwrap_or_default();
-            if bytes.len() as u64 != blob.len || !actual.eq_ignore_ascii_case(&blob.sha256) {
-                return Err(Error::DigestMismatch {
-                    uri: blob.uri.clone(),
-                    expected: blob.sha256.clone(),
-                    actual,
-                    expected_len: blob.len,
-                    actual_len: bytes.len() as u64,
-                });
-            }
+            check_digest(blob, bytes.len() as u64, actual.unwrap_or_default())?;
             Ok(bytes)
         })
     }
@@ -635,17 +626,7 @@ impl Staging for GcsStaging {
                 .metadata()
                 .map_err(|err| Error::staging_io("write", dest.display().to_string(), err))?
                 .len();
-            let actual = actual.unwrap_or_default();
-            if written != blob.len || !actual.eq_ignore_ascii_case(&blob.sha256) {
-                return Err(Error::DigestMismatch {
-                    uri: blob.uri.clone(),
-                    expected: blob.sha256.clone(),
-                    actual,
-                    expected_len: blob.len,
-                    actual_len: written,
-                });
-            }
-            Ok(())
+            check_digest(blob, written, actual.unwrap_or_default())
         })
     }
 
