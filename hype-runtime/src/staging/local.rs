@@ -4,7 +4,8 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use super::{BoxFuture, Staging, blob_uri, check_digest, verify};
+use super::hashing::copy_hashing;
+use super::{BoxFuture, Staging, blob_uri, check_digest, open_for_fetch, verify};
 use crate::error::Error;
 use crate::wire::{BlobRef, sha256_hex};
 
@@ -163,8 +164,7 @@ impl Staging for LocalStaging {
                 },
                 _ => Error::staging_io("read", &blob.uri, err),
             })?;
-            let mut out = std::fs::File::create(&dest)
-                .map_err(|err| Error::staging_io("write", dest.display().to_string(), err))?;
+            let mut out = open_for_fetch(&dest)?;
             // One byte more than the blob's length is enough to know it is
             // too long: never read an unbounded file.
             let mut limited = std::io::Read::take(&mut file, blob.len.saturating_add(1));
@@ -221,33 +221,6 @@ impl Staging for LocalStaging {
             }
         })
     }
-}
-
-/// Copies `from` to `to`, hashing the bytes on the way.
-fn copy_hashing(
-    from: &mut impl std::io::Read,
-    to: &mut impl std::io::Write,
-) -> std::io::Result<crate::executable::Digest> {
-    use sha2::Digest as _;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut len = 0u64;
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(err) if err.kind() == ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err),
-        };
-        hasher.update(&buf[..n]);
-        to.write_all(&buf[..n])?;
-        len += n as u64;
-    }
-    to.flush()?;
-    Ok(crate::executable::Digest {
-        sha256: hex::encode(hasher.finalize()),
-        len,
-    })
 }
 
 /// Runs file I/O off the async threads when there are any.

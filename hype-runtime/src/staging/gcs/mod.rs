@@ -46,13 +46,13 @@ use google_cloud_gax::exponential_backoff::ExponentialBackoffBuilder;
 use google_cloud_gax::retry_policy::RetryPolicyExt;
 use google_cloud_storage::client::Storage;
 use google_cloud_storage::retry_policy::RetryableErrors;
-use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 use self::digest::hash;
 use self::json::{BucketState, Rest};
 use self::location::{parse_location, parse_object_uri};
-use super::{BoxFuture, Staging, blob_uri, check_digest};
+use super::hashing::StreamHasher;
+use super::{BoxFuture, Staging, blob_uri, check_digest, open_for_fetch};
 use crate::error::Error;
 use crate::google::credentials::{GoogleCredentials, arc_source, ensure_crypto_provider};
 use crate::google::rest::api_message;
@@ -495,19 +495,38 @@ impl GcsStaging {
             });
         }
         sink.reserve(usize::try_from(limit.unwrap_or(size).min(size)).unwrap_or(0));
-        let mut hasher = expected.map(|_| Sha256::new());
+        // Hashed on a thread of its own while the next bytes arrive.
+        let mut hasher = match expected {
+            Some(_) => Some(
+                StreamHasher::<bytes::Bytes>::new()
+                    .map_err(|err| Error::staging_io("read", uri, err))?,
+            ),
+            None => None,
+        };
         while let Some(chunk) = response.next().await {
             let chunk = match chunk {
                 Ok(chunk) => chunk,
                 Err(err) => return Err(self.client_error("read", uri, &bucket, err).await),
             };
-            if let Some(hasher) = &mut hasher {
-                hasher.update(&chunk);
-            }
             sink.write_all(&chunk)
                 .map_err(|err| Error::staging_io("read", uri, err))?;
+            if let Some(hasher) = &mut hasher {
+                hasher
+                    .update(chunk)
+                    .await
+                    .map_err(|err| Error::staging_io("read", uri, err))?;
+            }
         }
-        Ok(hasher.map(|h| hex::encode(h.finalize())))
+        match hasher {
+            Some(hasher) => Ok(Some(
+                hasher
+                    .finish()
+                    .await
+                    .map_err(|err| Error::staging_io("read", uri, err))?
+                    .sha256,
+            )),
+            None => Ok(None),
+        }
     }
 
     /// Uploads `bytes` as `name` with an optional generation precondition.
@@ -606,11 +625,7 @@ impl Staging for GcsStaging {
         dest: &'a std::path::Path,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let mut file = std::io::BufWriter::with_capacity(
-                256 * 1024,
-                std::fs::File::create(dest)
-                    .map_err(|err| Error::staging_io("write", dest.display().to_string(), err))?,
-            );
+            let mut file = std::io::BufWriter::with_capacity(256 * 1024, open_for_fetch(dest)?);
             let actual = self
                 .bounded(
                     "read",
