@@ -52,6 +52,7 @@ pub mod entry;
 pub mod environment;
 pub mod error;
 pub mod executable;
+pub mod fanout;
 #[doc(hidden)]
 pub mod fuzzing;
 #[cfg(feature = "gcs")]
@@ -85,6 +86,7 @@ pub use environment::{
     BasePod, DEFAULT_TIMEOUT, RunEnvironment, Secret, VolumeLifetime, VolumeMount, VolumeRequest,
 };
 pub use error::{Error, Result};
+pub use fanout::{DEFAULT_CONCURRENCY, Map, TryMap};
 /// `google-cloud-auth`, for credentials given in code.
 #[cfg(feature = "gcs")]
 pub use google_cloud_auth;

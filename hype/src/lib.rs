@@ -65,10 +65,15 @@ pub use hype_macros::{main, remote};
 
 #[doc(inline)]
 pub use hype_runtime::{
-    BasePod, Bytes, Call, Cluster, DEFAULT_TIMEOUT, Error, IntoStaging, LocalCluster, LocalStaging,
-    RemoteFn, Result, RunEnvironment, Secret, Staging, Submitter, SubmitterBuilder, VolumeLifetime,
-    VolumeMount, VolumeRequest, Wire, dispatch_if_hype_run, mount_path,
+    BasePod, Bytes, Call, Cluster, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Error, IntoStaging,
+    LocalCluster, LocalStaging, Map, RemoteFn, Result, RunEnvironment, Secret, Staging, Submitter,
+    SubmitterBuilder, TryMap, VolumeLifetime, VolumeMount, VolumeRequest, Wire,
+    dispatch_if_hype_run, mount_path,
 };
+
+/// Fan-out's parts: [`Map`], [`TryMap`] and the future an awaited
+/// `TryMap` is.
+pub use hype_runtime::fanout;
 
 #[cfg(feature = "kubernetes")]
 #[doc(inline)]

@@ -77,6 +77,68 @@ pub mod bytes {
     }
 }
 
+/// For the fan-out tests: calls that say when they ran.
+pub mod fanout {
+    /// When a call ran, in nanoseconds since the Unix epoch (one clock for
+    /// every backend on this machine), and the process it ran in.
+    #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+    pub struct Ran {
+        /// The call's index, as given.
+        pub index: u64,
+        /// When its body started.
+        pub start_ns: u128,
+        /// When its body ended.
+        pub end_ns: u128,
+        /// The process it ran in.
+        pub pid: u32,
+    }
+
+    fn now_ns() -> u128 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    }
+
+    /// Writes its process ID into `dir` (when not empty), sleeps `millis`
+    /// ms and says when it ran; panics instead when `fail` is set, after
+    /// the same sleep.
+    #[hype::remote]
+    pub fn timed(index: u64, millis: u64, fail: bool, dir: String) -> Ran {
+        let start_ns = now_ns();
+        let pid = std::process::id();
+        if !dir.is_empty() {
+            let _ = std::fs::write(std::path::Path::new(&dir).join(pid.to_string()), "");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(millis));
+        if fail {
+            panic!("call {index} fails as asked");
+        }
+        Ran {
+            index,
+            start_ns,
+            end_ns: now_ns(),
+            pid,
+        }
+    }
+
+    /// The most intervals that overlap at one instant.
+    pub fn max_overlap(ran: &[Ran]) -> usize {
+        let mut edges: Vec<(u128, i32)> = ran
+            .iter()
+            .flat_map(|r| [(r.start_ns, 1), (r.end_ns, -1)])
+            .collect();
+        // Ends before starts at the same instant: touching is not overlap.
+        edges.sort();
+        let (mut now, mut most) = (0i32, 0i32);
+        for (_, step) in edges {
+            now += step;
+            most = most.max(now);
+        }
+        most as usize
+    }
+}
+
 /// What the process a call runs in looks like.
 pub mod process {
     /// The value of an environment variable in the call's process.
