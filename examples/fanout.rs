@@ -26,7 +26,11 @@ fn collatz_steps(n: u64) -> Result<u32, String> {
     }
     let (mut x, mut steps) = (n.max(1), 0);
     while x != 1 {
-        x = if x.is_multiple_of(2) { x / 2 } else { 3 * x + 1 };
+        x = if x.is_multiple_of(2) {
+            x / 2
+        } else {
+            3 * x + 1
+        };
         steps += 1;
     }
     Ok(steps)

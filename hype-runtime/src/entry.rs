@@ -223,7 +223,9 @@ impl Context {
         if let Some(location) = &envelope.staging {
             self.staging = Some(staging::open(location)?);
         }
+        let location = envelope.staging.as_deref();
         if let Some(blob) = &envelope.executable {
+            check_under(location, "executable", &blob.uri)?;
             let store = self.store_for(&blob.uri)?;
             if let Plan::Launch(path) = launch::plan(blob, &store, &self.execution_id)? {
                 tracing::debug!(executable = %path.display(), execution_id = %self.execution_id, "launching");
@@ -261,6 +263,7 @@ impl Context {
         let arguments = match envelope.payload {
             Payload::Inline(bytes) => bytes.into_vec(),
             Payload::Staged(blob) => {
+                check_under(location, "staged arguments", &blob.uri)?;
                 let store = self.store_for(&blob.uri)?;
                 runtime()?.block_on(store.get_blob(&blob))?
             }
@@ -429,9 +432,28 @@ impl Context {
 }
 
 fn parent_location(uri: &str) -> String {
-    uri.rsplit_once('/')
-        .map(|(p, _)| p.to_owned())
-        .unwrap_or_default()
+    match uri.rsplit_once('/') {
+        // `file:///tmp`: the parent is the root, `file:///`.
+        Some((parent, _)) if parent.ends_with("://") => format!("{parent}/"),
+        Some((parent, _)) => parent.to_owned(),
+        None => String::new(),
+    }
+}
+
+/// Refuses a staged reference outside the call's staging location, when
+/// the call names one: a call's objects all live in its own store.
+fn check_under(location: Option<&str>, what: &str, uri: &str) -> Result<(), Error> {
+    let Some(location) = location else {
+        return Ok(());
+    };
+    let root = format!("{}/", location.trim_end_matches('/'));
+    if uri.starts_with(&root) {
+        return Ok(());
+    }
+    Err(Error::malformed(
+        "call",
+        format!("its {what} {uri} lies outside the call's staging location {location}"),
+    ))
 }
 
 fn one_line(s: &str) -> String {

@@ -467,3 +467,104 @@ fn in_process_execution_gives_what_hype_run_writes() {
     assert_eq!(garbage.exit_code, 65);
     assert!(garbage.termination_message.unwrap().starts_with("inline:"));
 }
+
+/// A staged blob far longer than its reference says is refused before it
+/// is read: a sparse 2 GiB file declared as 3 bytes fails at once.
+#[tokio::test]
+async fn a_blob_longer_than_declared_is_refused_unread() {
+    let s = Setup::new().await;
+    let hex = "a".repeat(64);
+    let dir = s.staging_dir().join("blobs/sha256");
+    std::fs::create_dir_all(&dir).unwrap();
+    let huge = std::fs::File::create(dir.join(&hex)).unwrap();
+    huge.set_len(2 << 30).unwrap();
+    drop(huge);
+    let blob = BlobRef::new(
+        format!("file://{}/blobs/sha256/{hex}", s.staging_dir().display()),
+        3,
+        hex,
+    );
+    let call = inline(&envelope(
+        ADD,
+        AddArgs::SIGNATURE,
+        Payload::Staged(blob),
+        &s.staging_dir(),
+    ));
+    let started = std::time::Instant::now();
+    let err = via_submitter(&s, call.clone()).await;
+    match &err {
+        Error::DigestMismatch {
+            actual,
+            actual_len,
+            expected_len,
+            ..
+        } => {
+            assert!(actual.contains("not read"), "{actual}");
+            assert_eq!((*expected_len, *actual_len), (3, 2 << 30));
+        }
+        other => panic!("expected DigestMismatch, got {other:?}"),
+    }
+    let direct = Direct::run(&common::worker(), &[call.into()], s.dir.path());
+    direct.assert_fails(69, "longer than the blob");
+    // Reading 2 GiB takes seconds and 2 GB of memory; refusing it, none.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// A call reference naming a device, a FIFO or a directory is refused with
+/// its own message, without reading it (a FIFO with no writer would block
+/// for ever, `/dev/zero` would fill memory).
+#[tokio::test]
+async fn references_to_devices_fifos_and_directories_are_refused() {
+    let s = Setup::new().await;
+    let fifo = s.dir.path().join("fifo");
+    let c_path = std::ffi::CString::new(fifo.display().to_string()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let dir = s.dir.path().join("a-directory");
+    std::fs::create_dir(&dir).unwrap();
+    for (uri, needle) in [
+        ("file:///dev/zero".to_owned(), "is a device"),
+        (format!("file://{}", fifo.display()), "is a FIFO"),
+        (format!("file://{}", dir.display()), "is a directory"),
+        ("file:///tmp".to_owned(), "is a directory"),
+    ] {
+        let err = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            via_submitter(&s, uri.clone()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{uri}: no answer within 30 s"));
+        assert!(
+            matches!(&err, Error::Staging { message, .. } if message.contains(needle)),
+            "{uri}: {err:?}"
+        );
+        Direct::run(&common::worker(), &[uri.into()], s.dir.path()).assert_fails(70, needle);
+    }
+}
+
+/// Staged arguments outside the call's staging location are refused.
+#[tokio::test]
+async fn a_staged_reference_outside_the_staging_root_is_refused() {
+    let s = Setup::new().await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other = hype::LocalStaging::new(elsewhere.path()).unwrap();
+    let bytes = wire::encode_value(ADD, "arguments", &AddArgs { a: 1, b: 2 }).unwrap();
+    let blob = hype::Staging::put_blob(&other, bytes).await.unwrap();
+    let call = inline(&envelope(
+        ADD,
+        AddArgs::SIGNATURE,
+        Payload::Staged(blob),
+        &s.staging_dir(),
+    ));
+    let err = via_submitter(&s, call.clone()).await;
+    assert!(
+        matches!(&err, Error::MalformedEnvelope { .. }) && err.to_string().contains("outside"),
+        "{err:?}"
+    );
+    Direct::run(&common::worker(), &[call.into()], s.dir.path())
+        .assert_fails(65, "lies outside the call's staging location");
+}

@@ -65,14 +65,77 @@ pub(crate) fn path_of(uri: &str) -> Result<PathBuf, Error> {
     }
 }
 
-fn read(uri: &str) -> Result<Vec<u8>, Error> {
+/// Opens the staged object at `uri` for reading, and gives its length. Only
+/// a regular file is one: a directory, a FIFO (whose read may wait for
+/// ever), a device (whose read may never end, as `/dev/zero`'s) or a socket
+/// is refused, each with its own message, before a byte is read. Opened
+/// non-blocking, so that opening a FIFO does not wait for a writer.
+fn open_object(uri: &str) -> Result<(std::fs::File, u64), Error> {
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
     let path = path_of(uri)?;
-    std::fs::read(&path).map_err(|err| match err.kind() {
-        ErrorKind::NotFound => Error::StagedObjectMissing {
-            uri: uri.to_owned(),
-        },
-        _ => Error::staging_io("read", uri, err),
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(&path)
+        .map_err(|err| match err.kind() {
+            ErrorKind::NotFound => Error::StagedObjectMissing {
+                uri: uri.to_owned(),
+            },
+            _ => Error::staging_io("read", uri, err),
+        })?;
+    let metadata = file
+        .metadata()
+        .map_err(|err| Error::staging_io("read", uri, err))?;
+    let kind = metadata.file_type();
+    let refused = if kind.is_file() {
+        return Ok((file, metadata.len()));
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO (named pipe), whose read could wait for ever"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device, whose read need never end"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(Error::Staging {
+        operation: "read",
+        uri: uri.to_owned(),
+        message: format!(
+            "{} is {refused}: a staged object is a regular file",
+            path.display()
+        ),
+        source: None,
     })
+}
+
+/// Reads the staged object at `uri`: at most `declared` bytes when its
+/// length is declared (a longer file is refused before it is read), else
+/// at most the file's own length, plus one byte to notice a file that
+/// grows.
+fn read_bounded(uri: &str, declared: Option<&BlobRef>) -> Result<Vec<u8>, Error> {
+    let (file, len) = open_object(uri)?;
+    if let Some(blob) = declared
+        && len > blob.len
+    {
+        return Err(Error::DigestMismatch {
+            uri: uri.to_owned(),
+            expected: blob.sha256.clone(),
+            actual: "(not read: the file is longer than the blob)".to_owned(),
+            expected_len: blob.len,
+            actual_len: len,
+        });
+    }
+    let limit = declared.map_or(len, |blob| blob.len);
+    let mut bytes = Vec::with_capacity(usize::try_from(len.min(limit)).unwrap_or(0));
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, limit.saturating_add(1)),
+        &mut bytes,
+    )
+    .map_err(|err| Error::staging_io("read", uri, err))?;
+    Ok(bytes)
 }
 
 impl Staging for LocalStaging {
@@ -103,7 +166,7 @@ impl Staging for LocalStaging {
         Box::pin(async move {
             let blob = blob.clone();
             blocking(move || {
-                let bytes = read(&blob.uri)?;
+                let bytes = read_bounded(&blob.uri, Some(&blob))?;
                 verify(&blob, &bytes)?;
                 Ok(bytes)
             })
@@ -157,13 +220,16 @@ impl Staging for LocalStaging {
     ) -> BoxFuture<'a, Result<(), Error>> {
         let (blob, dest) = (blob.clone(), dest.to_owned());
         Box::pin(blocking(move || {
-            let path = path_of(&blob.uri)?;
-            let mut file = std::fs::File::open(&path).map_err(|err| match err.kind() {
-                ErrorKind::NotFound => Error::StagedObjectMissing {
+            let (mut file, len) = open_object(&blob.uri)?;
+            if len > blob.len {
+                return Err(Error::DigestMismatch {
                     uri: blob.uri.clone(),
-                },
-                _ => Error::staging_io("read", &blob.uri, err),
-            })?;
+                    expected: blob.sha256.clone(),
+                    actual: "(not read: the file is longer than the blob)".to_owned(),
+                    expected_len: blob.len,
+                    actual_len: len,
+                });
+            }
             let mut out = open_for_fetch(&dest)?;
             // One byte more than the blob's length is enough to know it is
             // too long: never read an unbounded file.
@@ -208,7 +274,7 @@ impl Staging for LocalStaging {
 
     fn get_object<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, Result<Vec<u8>, Error>> {
         let uri = uri.to_owned();
-        Box::pin(blocking(move || read(&uri)))
+        Box::pin(blocking(move || read_bounded(&uri, None)))
     }
 
     fn delete_object<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, Result<(), Error>> {
