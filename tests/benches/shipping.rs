@@ -323,14 +323,14 @@ async fn requests_per_call() -> (bool, String) {
     )
 }
 
-/// A call of `add(1, 2)` naming `blob`, staged under `staging`.
-fn call_naming(blob: &BlobRef, staging: &Path) -> String {
+/// A call of `add(1, 2)` naming `blob`, with `location` as its staging.
+fn call_naming(blob: &BlobRef, location: &str) -> String {
     let payload = Payload::Inline(wire::Bytes::from(
         wire::encode_value(ADD, "arguments", &AddArgs { a: 1, b: 2 }).unwrap(),
     ));
     let envelope = CallEnvelope::new(ADD, AddArgs::SIGNATURE, payload)
         .with_build(BuildInfo::current())
-        .with_staging(format!("file://{}", staging.display()))
+        .with_staging(location)
         .with_executable(blob.clone());
     Reference::Inline(wire::encode_call(&envelope).unwrap()).to_string()
 }
@@ -349,6 +349,53 @@ fn run_call(program: &Path, call: &str, dir: &Path, vars: &[(&str, &std::ffi::Os
     assert!(status.success(), "{program:?} failed: {status}");
 }
 
+/// The pod side, measured: the launcher running `call` (which names
+/// `blob`) to a cold cache, against a fresh process running
+/// `plain-download <source…> <copy>` and then a start of the copy on the
+/// same call; every process with `vars`. Gives the two sides' samples and
+/// the launcher's speed as a ratio to the plain side's.
+fn pod_side_samples(
+    names: [&'static str; 2],
+    call: &str,
+    blob: &BlobRef,
+    source: &[&std::ffi::OsStr],
+    vars: &[(&str, &std::ffi::OsStr)],
+    samples: usize,
+) -> ([measure::Samples; 2], f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let warmup = 2;
+    let [launched, plain] = interleave_blocking(names, warmup, samples, |turn| {
+        let cache = dir
+            .path()
+            .join(format!("cache-{}-{}", turn.round, turn.side));
+        let start = Instant::now();
+        if turn.side == 0 {
+            let mut with_cache = vars.to_vec();
+            with_cache.push(("HYPE_CACHE_DIR", cache.as_os_str()));
+            run_call(&launcher(), call, dir.path(), &with_cache);
+        } else {
+            std::fs::create_dir_all(&cache).unwrap();
+            let copy = cache.join("worker");
+            let mut args = source.to_vec();
+            args.push(copy.as_os_str());
+            run_plain_download(&args, vars);
+            // The copy is the named executable: it runs the call itself.
+            let mut launched = vars.to_vec();
+            launched.push(("HYPE_LAUNCHED", blob.sha256.as_ref()));
+            run_call(&copy, call, dir.path(), &launched);
+        }
+        let took = start.elapsed();
+        let _ = std::fs::remove_dir_all(&cache);
+        took
+    });
+    println!("  ({})", rounds_text(2, warmup, samples));
+    println!("  {}", launched.line());
+    println!("  {}", plain.line());
+    let speed = ratio(&plain, &launched);
+    ([launched, plain], speed)
+}
+
+/// The pod side from `file://` staging (a local copy; reported).
 fn pod_side() -> String {
     let dir = tempfile::tempdir().unwrap();
     let staging = LocalStaging::new(dir.path().join("staging")).unwrap();
@@ -360,57 +407,22 @@ fn pod_side() -> String {
         .block_on(staging.put_file(&worker(), &digest))
         .unwrap();
     let blob_path = staging.root().join("blobs/sha256").join(&blob.sha256);
-    let call = call_naming(&blob, staging.root());
-    let (warmup, samples) = if quick() { (1, 5) } else { (2, 20) };
-    let [launched, plain] = interleave_blocking(
+    let call = call_naming(&blob, staging.location());
+    println!(
+        "3a. the pod side from file://, a {} MiB executable",
+        digest.len / MIB as u64
+    );
+    let (_, speed) = pod_side_samples(
         [
             "launcher: fetch, verify, start",
             "plain download, then start it",
         ],
-        warmup,
-        samples,
-        |turn| {
-            let cache = dir
-                .path()
-                .join(format!("cache-{}-{}", turn.round, turn.side));
-            let took = if turn.side == 0 {
-                let start = Instant::now();
-                run_call(
-                    &launcher(),
-                    &call,
-                    dir.path(),
-                    &[("HYPE_CACHE_DIR", cache.as_os_str())],
-                );
-                start.elapsed()
-            } else {
-                let start = Instant::now();
-                std::fs::create_dir_all(&cache).unwrap();
-                let copy = cache.join("worker");
-                run_plain_download(
-                    &["file".as_ref(), blob_path.as_os_str(), copy.as_os_str()],
-                    &[],
-                );
-                // The copy is the named executable: it runs the call itself.
-                run_call(
-                    &copy,
-                    &call,
-                    dir.path(),
-                    &[("HYPE_LAUNCHED", blob.sha256.as_ref())],
-                );
-                start.elapsed()
-            };
-            let _ = std::fs::remove_dir_all(&cache);
-            took
-        },
+        &call,
+        &blob,
+        &["file".as_ref(), blob_path.as_os_str()],
+        &[],
+        if quick() { 5 } else { 20 },
     );
-    let speed = ratio(&plain, &launched);
-    println!(
-        "3a. the pod side from file://, a {} MiB executable ({})",
-        digest.len / MIB as u64,
-        rounds_text(2, warmup, samples)
-    );
-    println!("  {}", launched.line());
-    println!("  {}", plain.line());
     println!(
         "  launcher speed / plain copy and start: {speed:.2}x (reported: SHA-256 is slower than a local copy)"
     );
@@ -432,78 +444,24 @@ async fn pod_side_gcs() -> Option<(bool, String)> {
         .uri
         .trim_start_matches(&format!("gs://{BUCKET}/"))
         .to_owned();
-    let dir = tempfile::tempdir().unwrap();
-    let payload = Payload::Inline(wire::Bytes::from(
-        wire::encode_value(ADD, "arguments", &AddArgs { a: 1, b: 2 }).unwrap(),
-    ));
-    let envelope = CallEnvelope::new(ADD, AddArgs::SIGNATURE, payload)
-        .with_staging(&location)
-        .with_executable(blob.clone());
-    let call = Reference::Inline(wire::encode_call(&envelope).unwrap()).to_string();
-    let (warmup, samples) = if quick() { (1, 5) } else { (2, 15) };
-    let start_copy = |copy: &Path| {
-        run_call(
-            copy,
-            &call,
-            dir.path(),
-            &[
-                ("HYPE_LAUNCHED", blob.sha256.as_ref()),
-                ("STORAGE_EMULATOR_HOST", server.endpoint().as_ref()),
-            ],
-        );
-    };
-    let [launched, plain] = interleave(
+    let call = call_naming(&blob, &location);
+    println!(
+        "3b. the pod side from fake-gcs-server, a {} MiB executable",
+        digest.len / MIB as u64
+    );
+    // The emulator is a process of its own: blocking this thread while
+    // the turns run holds nothing up.
+    let (_, speed) = pod_side_samples(
         [
             "launcher: fetch from gs://, verify, start",
             "plain download from gs://, start",
         ],
-        warmup,
-        samples,
-        async |turn| {
-            let cache = dir
-                .path()
-                .join(format!("cache-{}-{}", turn.round, turn.side));
-            let took = if turn.side == 0 {
-                let start = Instant::now();
-                run_call(
-                    &launcher(),
-                    &call,
-                    dir.path(),
-                    &[
-                        ("HYPE_CACHE_DIR", cache.as_os_str()),
-                        ("STORAGE_EMULATOR_HOST", server.endpoint().as_ref()),
-                    ],
-                );
-                start.elapsed()
-            } else {
-                let start = Instant::now();
-                std::fs::create_dir_all(&cache).unwrap();
-                let copy = cache.join("worker");
-                run_plain_download(
-                    &[
-                        "gs".as_ref(),
-                        location.as_ref(),
-                        name.as_ref(),
-                        copy.as_os_str(),
-                    ],
-                    &[("STORAGE_EMULATOR_HOST", server.endpoint().as_ref())],
-                );
-                start_copy(&copy);
-                start.elapsed()
-            };
-            let _ = std::fs::remove_dir_all(&cache);
-            took
-        },
-    )
-    .await;
-    let speed = ratio(&plain, &launched);
-    println!(
-        "3b. the pod side from fake-gcs-server, a {} MiB executable ({})",
-        digest.len / MIB as u64,
-        rounds_text(2, warmup, samples)
+        &call,
+        &blob,
+        &["gs".as_ref(), location.as_ref(), name.as_ref()],
+        &[("STORAGE_EMULATOR_HOST", server.endpoint().as_ref())],
+        if quick() { 5 } else { 15 },
     );
-    println!("  {}", launched.line());
-    println!("  {}", plain.line());
     println!("  launcher speed / plain download and start: {speed:.2}x (target >= 0.8x)");
     Some((
         speed >= 0.8,

@@ -5,7 +5,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::hashing::copy_hashing;
-use super::{BoxFuture, Staging, blob_uri, check_digest, open_for_fetch, verify};
+use super::{BoxFuture, Staging, blob_uri, check_digest, open_for_fetch, refuse_longer, verify};
 use crate::error::Error;
 use crate::wire::{BlobRef, sha256_hex};
 
@@ -117,16 +117,8 @@ fn open_object(uri: &str) -> Result<(std::fs::File, u64), Error> {
 /// grows.
 fn read_bounded(uri: &str, declared: Option<&BlobRef>) -> Result<Vec<u8>, Error> {
     let (file, len) = open_object(uri)?;
-    if let Some(blob) = declared
-        && len > blob.len
-    {
-        return Err(Error::DigestMismatch {
-            uri: uri.to_owned(),
-            expected: blob.sha256.clone(),
-            actual: "(not read: the file is longer than the blob)".to_owned(),
-            expected_len: blob.len,
-            actual_len: len,
-        });
+    if let Some(blob) = declared {
+        refuse_longer(uri, blob, len)?;
     }
     let limit = declared.map_or(len, |blob| blob.len);
     let mut bytes = Vec::with_capacity(usize::try_from(len.min(limit)).unwrap_or(0));
@@ -221,15 +213,7 @@ impl Staging for LocalStaging {
         let (blob, dest) = (blob.clone(), dest.to_owned());
         Box::pin(blocking(move || {
             let (mut file, len) = open_object(&blob.uri)?;
-            if len > blob.len {
-                return Err(Error::DigestMismatch {
-                    uri: blob.uri.clone(),
-                    expected: blob.sha256.clone(),
-                    actual: "(not read: the file is longer than the blob)".to_owned(),
-                    expected_len: blob.len,
-                    actual_len: len,
-                });
-            }
+            refuse_longer(&blob.uri, &blob, len)?;
             let mut out = open_for_fetch(&dest)?;
             // One byte more than the blob's length is enough to know it is
             // too long: never read an unbounded file.

@@ -197,6 +197,21 @@ pub(crate) fn verify(blob: &BlobRef, bytes: &[u8]) -> Result<(), Error> {
     check_digest(blob, bytes.len() as u64, crate::wire::sha256_hex(bytes))
 }
 
+/// Refuses, unread, an object at `uri` of `len` bytes that is longer than
+/// the blob it should be: [`Error::DigestMismatch`] when it is.
+pub(crate) fn refuse_longer(uri: &str, blob: &BlobRef, len: u64) -> Result<(), Error> {
+    if len <= blob.len {
+        return Ok(());
+    }
+    Err(Error::DigestMismatch {
+        uri: uri.to_owned(),
+        expected: blob.sha256.clone(),
+        actual: "(not read: the object is longer than the blob)".to_owned(),
+        expected_len: blob.len,
+        actual_len: len,
+    })
+}
+
 /// Checks what was read for `blob` (`len` bytes with SHA-256 `actual`, hex)
 /// against it: [`Error::DigestMismatch`] unless both agree. The one check
 /// of every store's reads.

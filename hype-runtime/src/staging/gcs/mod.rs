@@ -52,7 +52,7 @@ use self::digest::hash;
 use self::json::{BucketState, Rest};
 use self::location::{parse_location, parse_object_uri};
 use super::hashing::StreamHasher;
-use super::{BoxFuture, Staging, blob_uri, check_digest, open_for_fetch};
+use super::{BoxFuture, Staging, blob_uri, check_digest, open_for_fetch, refuse_longer};
 use crate::error::Error;
 use crate::google::credentials::{GoogleCredentials, arc_source, ensure_crypto_provider};
 use crate::google::rest::api_message;
@@ -483,16 +483,8 @@ impl GcsStaging {
         let limit = expected.map(|blob| blob.len);
         // A blob longer than its reference is corrupt: stop early instead
         // of buffering all of it.
-        if let Some(limit) = limit
-            && size > limit
-        {
-            return Err(Error::DigestMismatch {
-                uri: uri.to_owned(),
-                expected: expected.map(|b| b.sha256.clone()).unwrap_or_default(),
-                actual: "(not read: the object is longer than the blob)".to_owned(),
-                expected_len: limit,
-                actual_len: size,
-            });
+        if let Some(blob) = expected {
+            refuse_longer(uri, blob, size)?;
         }
         sink.reserve(usize::try_from(limit.unwrap_or(size).min(size)).unwrap_or(0));
         // Hashed on a thread of its own while the next bytes arrive.
