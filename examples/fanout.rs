@@ -9,7 +9,8 @@
 //! It shows the two ways to fan out: `map`, a stream of `(index, result)`
 //! pairs where each call fails or succeeds on its own, and `try_map`,
 //! which gives back every result or stops at the first failure and cancels
-//! the calls still running.
+//! the calls still running; then retries, for calls whose execution is lost
+//! (here: killed by SIGKILL, as by an OOM killer or a lost node).
 
 use futures::StreamExt as _;
 use hype::{RunEnvironment, Submitter};
@@ -34,6 +35,25 @@ fn collatz_steps(n: u64) -> Result<u32, String> {
         steps += 1;
     }
     Ok(steps)
+}
+
+/// Returns `n`, but the first time it runs for `n` (no marker file in
+/// `dir` yet) its process is killed with SIGKILL before it can answer.
+#[hype::remote]
+fn lost_once(n: u64, dir: String) -> u64 {
+    let marker = std::path::Path::new(&dir).join(n.to_string());
+    if std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(marker)
+        .is_ok()
+    {
+        // SAFETY: kill(2) of this process; no memory is involved.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+    n
 }
 
 #[hype::main]
@@ -84,5 +104,24 @@ async fn main() -> anyhow::Result<()> {
         Ok(_) => println!("try_map: 600..=700 all succeeded (unexpected)"),
         Err(err) => println!("try_map: 600..=700 stopped at the first failure: {err}"),
     }
+
+    // Retries: each of these calls is killed once; with_retries runs it
+    // again as a new execution, after a short backoff.
+    let dir = std::env::temp_dir().join(format!("hype-fanout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let marker_dir = dir.display().to_string();
+    let retried = env
+        .clone()
+        .with_retries(2)
+        .with_retry_backoff(std::time::Duration::from_millis(100));
+    let back = submitter
+        .try_map((1..=20).map(|n| lost_once(n, marker_dir.clone())), &retried)
+        .progress(false)
+        .await;
+    std::fs::remove_dir_all(&dir)?;
+    println!(
+        "retries: 20 calls, each killed once, {} came back after a retry",
+        back?.len()
+    );
     Ok(())
 }

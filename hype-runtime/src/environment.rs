@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 
 // The conversions to engine numbers are for the Docker runner.
 #[cfg_attr(not(feature = "docker"), allow(dead_code))]
@@ -55,7 +55,18 @@ struct Settings {
     env: Vec<(String, String)>,
     timeout: Option<Duration>,
     base_pod: Option<BasePod>,
+    retries: u32,
+    retry_on: Vec<ErrorKind>,
+    retry_backoff: Option<Duration>,
 }
+
+/// The first wait before a retry when not set
+/// ([`RunEnvironment::with_retry_backoff`]); each later wait doubles, up
+/// to [`MAX_RETRY_BACKOFF`], with jitter.
+pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The longest wait between two attempts of a call.
+pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
 
 /// A base pod read by [`RunEnvironment::from_yaml`]: the YAML text, kept as
 /// written; the Kubernetes runner parses and merges it.
@@ -163,6 +174,65 @@ impl RunEnvironment {
     /// finished after `timeout` ([`DEFAULT_TIMEOUT`] when not set).
     pub fn with_timeout(self, timeout: Duration) -> Self {
         self.with(|s| s.timeout = Some(timeout))
+    }
+
+    /// Runs a call again, up to `n` more times, when its execution is lost
+    /// to the infrastructure ([`ErrorKind::Lost`]: an eviction, a node
+    /// preempted or lost, a pod deleted by someone else, a container
+    /// killed by a signal without an outcome or gone, the cluster's API
+    /// failing after its own bounded retries). Each attempt is a new
+    /// execution with its own ID, after an exponential backoff with
+    /// jitter. A user's `Err`, a panic, running out of memory, a timeout
+    /// and bad input are not retried unless asked for with
+    /// [`RunEnvironment::retry_on`]. When the retries run out the call
+    /// fails with [`Error::RetriesExhausted`], which lists every attempt.
+    /// Default: 0 (no retries).
+    pub fn with_retries(self, n: u32) -> Self {
+        self.with(|s| s.retries = n)
+    }
+
+    /// Also retries failures of `kind` (with [`RunEnvironment::with_retries`]
+    /// giving how many times): [`ErrorKind::Panicked`] for a flaky
+    /// function, [`ErrorKind::OutOfMemory`], [`ErrorKind::Timeout`].
+    pub fn retry_on(self, kind: ErrorKind) -> Self {
+        self.with(|s| {
+            if !s.retry_on.contains(&kind) {
+                s.retry_on.push(kind);
+            }
+        })
+    }
+
+    /// The first wait before a retry (default [`DEFAULT_RETRY_BACKOFF`]);
+    /// each later one doubles, up to [`MAX_RETRY_BACKOFF`], with jitter.
+    pub fn with_retry_backoff(self, first: Duration) -> Self {
+        self.with(|s| s.retry_backoff = Some(first))
+    }
+
+    /// How many times a lost call is run again.
+    pub fn retries(&self) -> u32 {
+        self.inner.retries
+    }
+
+    /// Whether a call that failed with `error` is run again (while
+    /// retries are left): a loss, or a kind asked for with
+    /// [`RunEnvironment::retry_on`].
+    pub fn is_retried(&self, error: &Error) -> bool {
+        let kind = error.kind();
+        // Never a call the caller cancelled or closed.
+        !matches!(error, Error::Cancelled { .. })
+            && (kind == ErrorKind::Lost || self.inner.retry_on.contains(&kind))
+    }
+
+    /// The wait before attempt `attempt` + 1 (`attempt` from 1): the
+    /// backoff doubled per attempt, capped, and then drawn uniformly from
+    /// its upper half (jitter, so that calls lost together do not come
+    /// back together).
+    pub fn retry_delay(&self, attempt: u32) -> Duration {
+        let first = self.inner.retry_backoff.unwrap_or(DEFAULT_RETRY_BACKOFF);
+        let doubled = first
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .min(MAX_RETRY_BACKOFF.max(first));
+        doubled.mul_f64(0.5 + fastrand::f64() * 0.5)
     }
 
     /// The image, if any.
@@ -458,6 +528,54 @@ impl VolumeMount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_delays_double_with_jitter_up_to_the_cap() {
+        let env = RunEnvironment::local().with_retry_backoff(Duration::from_millis(100));
+        for attempt in 1..=12u32 {
+            let full = Duration::from_millis(100)
+                .saturating_mul(1 << (attempt - 1))
+                .min(MAX_RETRY_BACKOFF);
+            for _ in 0..50 {
+                let delay = env.retry_delay(attempt);
+                assert!(
+                    delay >= full / 2 && delay <= full,
+                    "attempt {attempt}: {delay:?}"
+                );
+            }
+        }
+        assert!(RunEnvironment::local().retry_delay(1) <= DEFAULT_RETRY_BACKOFF);
+    }
+
+    #[test]
+    fn losses_are_retried_and_other_kinds_only_when_asked() {
+        let lost = Error::Evicted {
+            function: "f".into(),
+            execution_id: "e".into(),
+            message: "m".into(),
+        };
+        let panic = Error::RemotePanic {
+            function: "f".into(),
+            message: "m".into(),
+            location: None,
+            execution_id: "e".into(),
+        };
+        let cancelled = Error::Cancelled {
+            function: "f".into(),
+            execution_id: "e".into(),
+            reason: "closed".into(),
+        };
+        let env = RunEnvironment::local().with_retries(1);
+        assert!(env.is_retried(&lost));
+        assert!(!env.is_retried(&panic));
+        assert!(!env.is_retried(&cancelled));
+        let env = env.retry_on(ErrorKind::Panicked).retry_on(ErrorKind::Other);
+        assert!(env.is_retried(&panic));
+        assert!(
+            !env.is_retried(&cancelled),
+            "a cancelled call never runs again"
+        );
+    }
 
     #[test]
     fn builders_return_new_values_and_share_nothing_mutable() {

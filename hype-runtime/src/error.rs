@@ -172,6 +172,11 @@ pub enum Error {
         status: String,
         /// The last lines the execution wrote to stderr.
         stderr_tail: String,
+        /// The signal that killed it, when one did (a container's exit
+        /// code 128 + n counts as signal n). SIGKILL, SIGTERM, SIGINT or
+        /// SIGHUP with no outcome written is an execution lost to the
+        /// infrastructure ([`ErrorKind::Lost`]).
+        signal: Option<i32>,
     },
 
     /// The image of the call cannot be pulled or found (Kubernetes
@@ -242,6 +247,37 @@ pub enum Error {
         execution_id: String,
         /// The eviction message.
         message: String,
+    },
+
+    /// The node running the execution was shut down or lost: a GKE spot
+    /// or preemptible VM reclaimed, a node drained or gone (the pod's
+    /// reason `Terminated`, `NodeShutdown` or `NodeLost`, or a
+    /// `DisruptionTarget` condition).
+    #[error(
+        "{execution_id} was stopped because its node went away ({reason}: {message}); RunEnvironment::with_retries(n) runs such calls again"
+    )]
+    Preempted {
+        /// The function's ID.
+        function: String,
+        /// The execution.
+        execution_id: String,
+        /// The pod's reason (`Terminated`, `NodeShutdown`, …).
+        reason: String,
+        /// The pod's message.
+        message: String,
+    },
+
+    /// Every attempt of a call with retries ([`RunEnvironment::with_retries`])
+    /// failed in a way that is retried (lost to the infrastructure, or a
+    /// kind asked for): each attempt, with its error and how long it ran.
+    ///
+    /// [`RunEnvironment::with_retries`]: crate::RunEnvironment::with_retries
+    #[error("remote function {function} failed {} times, and no retries are left: {}", attempts.len(), attempts.iter().enumerate().map(|(i, a)| format!("attempt {} ({}, {:.1?}): {}", i + 1, a.execution_id, a.took, a.error)).collect::<Vec<_>>().join("; "))]
+    RetriesExhausted {
+        /// The function's ID.
+        function: String,
+        /// Every attempt, in order.
+        attempts: Vec<Attempt>,
     },
 
     /// Someone other than hype deleted the execution while it ran.
@@ -401,6 +437,65 @@ impl Error {
         Error::MalformedEnvelope {
             what: what.into(),
             reason: reason.into(),
+        }
+    }
+}
+
+/// One attempt of a call that was retried ([`Error::RetriesExhausted`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Attempt {
+    /// The attempt's execution (each attempt has its own).
+    pub execution_id: String,
+    /// What happened to it.
+    pub error: Error,
+    /// How long it ran before it failed.
+    pub took: Duration,
+}
+
+/// What kind of failure an [`Error`] is, for retry policies
+/// ([`RunEnvironment::retry_on`]).
+///
+/// [`RunEnvironment::retry_on`]: crate::RunEnvironment::retry_on
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The execution was lost to the infrastructure: evicted, its node
+    /// preempted or lost, deleted by someone else, killed by a signal
+    /// without writing an outcome, its container gone, or the cluster's
+    /// API failing after its bounded retries. Retried by
+    /// `RunEnvironment::with_retries`.
+    Lost,
+    /// The function panicked.
+    Panicked,
+    /// The execution ran out of memory.
+    OutOfMemory,
+    /// The call ran past its timeout.
+    Timeout,
+    /// Anything else: bad input, configuration, version skew, the image,
+    /// staging, a cancelled call. Retrying these rarely helps.
+    Other,
+}
+
+impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Evicted { .. }
+            | Error::Preempted { .. }
+            | Error::DeletedExternally { .. }
+            | Error::Cluster { .. }
+            // Signals sent from outside (the kernel, a kubelet, someone):
+            // not SIGABRT or SIGSEGV, which the program brought on itself.
+            | Error::RunnerFailed {
+                signal: Some(1 | 2 | 9 | 15),
+                ..
+            } => ErrorKind::Lost,
+            Error::RetriesExhausted { .. } => ErrorKind::Lost,
+            Error::RemotePanic { .. } => ErrorKind::Panicked,
+            Error::OutOfMemory { .. } => ErrorKind::OutOfMemory,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            _ => ErrorKind::Other,
         }
     }
 }

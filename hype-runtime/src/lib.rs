@@ -83,9 +83,10 @@ pub use backend::{Cluster, LocalCluster};
 pub use bytes::Bytes;
 pub use entry::dispatch_if_hype_run;
 pub use environment::{
-    BasePod, DEFAULT_TIMEOUT, RunEnvironment, Secret, VolumeLifetime, VolumeMount, VolumeRequest,
+    BasePod, DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT, MAX_RETRY_BACKOFF, RunEnvironment, Secret,
+    VolumeLifetime, VolumeMount, VolumeRequest,
 };
-pub use error::{Error, Result};
+pub use error::{Attempt, Error, ErrorKind, Result};
 pub use fanout::{DEFAULT_CONCURRENCY, Map, TryMap};
 /// `google-cloud-auth`, for credentials given in code.
 #[cfg(feature = "gcs")]

@@ -19,7 +19,7 @@ use crate::backend::{Cluster, Connection, Delivery, Job, JobExecutable, LocalClu
 use crate::cleanup;
 use crate::config::{self, ClusterSpec};
 use crate::environment::RunEnvironment;
-use crate::error::Error;
+use crate::error::{Attempt, Error};
 use crate::executable::Executable;
 use crate::ids;
 use crate::remote::{Call, RemoteFn};
@@ -424,9 +424,70 @@ impl Submitter {
     ) -> Result<A::Output, Error> {
         let envelope = self.call_envelope(call).await?;
         let text = Reference::Inline(wire::encode_call(&envelope)?).to_string();
-        let execution_id = ids::execution_id(A::ID);
-        let bytes = self.run_raw(A::ID, &execution_id, text, env).await?;
+        let bytes = self.run_attempts(A::ID, text, env).await?;
         wire::decode_value(A::ID, "result", &bytes)
+    }
+
+    /// Runs the encoded call, and again as a new execution after a backoff
+    /// while it fails in a way `env` retries and retries are left
+    /// ([`RunEnvironment::with_retries`]).
+    async fn run_attempts(
+        &self,
+        function: &'static str,
+        call: String,
+        env: &RunEnvironment,
+    ) -> Result<Vec<u8>, Error> {
+        let mut attempts: Vec<Attempt> = Vec::new();
+        loop {
+            let execution_id = ids::execution_id(function);
+            let started = std::time::Instant::now();
+            let err = match self
+                .run_raw(function, &execution_id, call.clone(), env)
+                .await
+            {
+                Ok(bytes) => return Ok(bytes),
+                Err(err) => err,
+            };
+            if env.retries() == 0 || !env.is_retried(&err) {
+                return Err(err);
+            }
+            let took = started.elapsed();
+            attempts.push(Attempt {
+                execution_id,
+                error: err,
+                took,
+            });
+            let done = u32::try_from(attempts.len()).unwrap_or(u32::MAX);
+            if done > env.retries() {
+                return Err(Error::RetriesExhausted {
+                    function: function.to_owned(),
+                    attempts,
+                });
+            }
+            let delay = env.retry_delay(done);
+            let Some(last) = attempts.last() else {
+                continue;
+            };
+            tracing::warn!(
+                function,
+                execution_id = %last.execution_id,
+                attempt = done,
+                retries = env.retries(),
+                ?delay,
+                error = %last.error,
+                "call lost; running it again"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.inner.closed.cancelled() => {
+                    return Err(Error::Cancelled {
+                        function: function.to_owned(),
+                        execution_id: last.execution_id.clone(),
+                        reason: "the submitter was closed while the call waited to be retried".to_owned(),
+                    });
+                }
+            }
+        }
     }
 
     /// The executable this submitter ships with its calls, if it ships one.

@@ -65,9 +65,9 @@ pub use hype_macros::{main, remote};
 
 #[doc(inline)]
 pub use hype_runtime::{
-    BasePod, Bytes, Call, Cluster, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Error, IntoStaging,
-    LocalCluster, LocalStaging, Map, RemoteFn, Result, RunEnvironment, Secret, Staging, Submitter,
-    SubmitterBuilder, TryMap, VolumeLifetime, VolumeMount, VolumeRequest, Wire,
+    Attempt, BasePod, Bytes, Call, Cluster, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Error, ErrorKind,
+    IntoStaging, LocalCluster, LocalStaging, Map, RemoteFn, Result, RunEnvironment, Secret,
+    Staging, Submitter, SubmitterBuilder, TryMap, VolumeLifetime, VolumeMount, VolumeRequest, Wire,
     dispatch_if_hype_run, mount_path,
 };
 

@@ -169,6 +169,26 @@ pub mod process {
         let _ = child.wait();
     }
 
+    /// Kills its own process with `signal` the first time (when `marker`
+    /// does not exist yet, which it then creates) and returns 7 after
+    /// that: an execution lost once, as to the OOM killer or a node.
+    #[hype::remote]
+    pub fn killed_once(marker: String, signal: i32) -> u32 {
+        if std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&marker)
+            .is_ok()
+        {
+            // SAFETY: kill(2) of this process; no memory is involved.
+            unsafe {
+                libc::kill(libc::getpid(), signal);
+            }
+            std::thread::sleep(std::time::Duration::from_secs(5));
+        }
+        7
+    }
+
     /// Writes a line to stderr and exits without an outcome.
     #[hype::remote]
     pub fn exit_abruptly(code: i32) {

@@ -604,3 +604,44 @@ async fn hype_cluster_docker_selects_the_docker_runner() {
     );
     s.close_and_check_clean().await;
 }
+
+/// A container removed from under its call (as an engine restart or a
+/// `docker rm -f` does) is an execution lost: with retries the call runs
+/// again in a new container and succeeds.
+#[tokio::test]
+async fn a_vanished_container_is_run_again_with_retries() {
+    let Some(s) = setup("a_vanished_container_is_run_again_with_retries").await else {
+        return;
+    };
+    let env = s
+        .env()
+        .with_retries(1)
+        .with_retry_backoff(Duration::from_millis(50));
+    let call = tokio::spawn({
+        let submitter = s.submitter.clone();
+        async move { submitter.run(containers::sleep(3_000), &env).await }
+    });
+    let running = eventually(Duration::from_secs(60), || async {
+        let containers = s.containers().await;
+        containers.len() == 1 && containers[0].state == Some(ContainerSummaryStateEnum::RUNNING)
+    })
+    .await;
+    assert!(running, "the call's container never ran");
+    let first = s.containers().await[0].id.clone().expect("an ID");
+    s.docker
+        .remove_container(
+            &first,
+            Some(RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("remove the container from under its call");
+    let result = tokio::time::timeout(Duration::from_secs(90), call)
+        .await
+        .expect("bounded")
+        .unwrap();
+    assert_eq!(result.unwrap(), 3_000, "the second attempt ran to its end");
+    s.close_and_check_clean().await;
+}

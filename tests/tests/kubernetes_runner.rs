@@ -76,6 +76,10 @@ in_both_modes!(
     an_oom_kill_is_reported_as_such,
     an_eviction_is_reported_as_such,
     a_pod_deleted_by_someone_else_is_reported_as_such,
+    a_preempted_node_is_reported_as_such,
+    a_preempted_or_vanished_pod_is_run_again_with_retries,
+    retries_that_run_out_list_every_attempt,
+    an_oom_kill_is_not_retried,
     the_deadline_stops_the_pod,
     dropping_the_call_deletes_its_pod,
     transient_api_errors_are_retried_and_bounded,
@@ -560,6 +564,148 @@ async fn a_pod_deleted_by_someone_else_is_reported_as_such(mode: Mode) {
         matches!(result, Err(Error::DeletedExternally { ref execution_id, .. }) if *execution_id == name),
         "{result:?}"
     );
+    c.finish().await;
+}
+
+/// The pods of the test double created so far, by name.
+fn pods_created(c: &Cluster) -> usize {
+    c.server
+        .request_log()
+        .iter()
+        .filter(|(method, path)| {
+            method == "POST" && path.split('?').next().is_some_and(|p| p.ends_with("/pods"))
+        })
+        .count()
+}
+
+async fn a_preempted_node_is_reported_as_such(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
+    let submitter = c.submitter.clone();
+    let env = c.env();
+    let call = tokio::spawn(async move { submitter.run(containers::sleep(30_000), &env).await });
+    c.running_pod().await;
+    c.server.faults().preempt_next();
+    let result = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("bounded")
+        .unwrap();
+    match result {
+        Err(err @ Error::Preempted { .. }) => {
+            let Error::Preempted {
+                reason, message, ..
+            } = &err
+            else {
+                unreachable!()
+            };
+            assert_eq!(reason, "Terminated");
+            assert!(message.contains("imminent node shutdown"), "{message}");
+            assert_eq!(err.kind(), hype::ErrorKind::Lost);
+            assert!(err.to_string().contains("with_retries"), "{err}");
+        }
+        other => panic!("expected Preempted, got {other:?}"),
+    }
+    c.finish().await;
+}
+
+/// With retries, a call whose pod lost its node (failed as GKE reports a
+/// reclaimed spot VM) or vanished (deleted, as the pod garbage collector
+/// does for a lost node) runs again in a new pod and succeeds.
+async fn a_preempted_or_vanished_pod_is_run_again_with_retries(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
+    let env = c
+        .env()
+        .with_retries(2)
+        .with_retry_backoff(Duration::from_millis(50));
+    for vanish in [false, true] {
+        c.server.clear_request_log();
+        let submitter = c.submitter.clone();
+        let env = env.clone();
+        let call = tokio::spawn(async move { submitter.run(containers::sleep(1_500), &env).await });
+        let first = c.running_pod().await;
+        if vanish {
+            assert!(c.server.delete_pod_as_someone_else(&first));
+        } else {
+            c.server.faults().preempt_next();
+        }
+        let result = tokio::time::timeout(Duration::from_secs(60), call)
+            .await
+            .expect("bounded")
+            .unwrap();
+        assert_eq!(result.unwrap(), 1_500, "vanish: {vanish}");
+        assert_eq!(
+            pods_created(&c),
+            2,
+            "one pod per attempt (vanish: {vanish})"
+        );
+    }
+    c.finish().await;
+}
+
+async fn retries_that_run_out_list_every_attempt(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
+    let env = c
+        .env()
+        .with_retries(1)
+        .with_retry_backoff(Duration::from_millis(50));
+    let submitter = c.submitter.clone();
+    let call = tokio::spawn(async move { submitter.run(containers::sleep(30_000), &env).await });
+    let first = c.running_pod().await;
+    c.server.faults().preempt_next();
+    // The second attempt's pod: another name.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let second = loop {
+        let running = c.server.pods().into_iter().find(|p| {
+            p.metadata.name.as_deref() != Some(first.as_str())
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        });
+        if let Some(pod) = running {
+            break pod.metadata.name.unwrap_or_default();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no second attempt ran"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    c.server.faults().preempt_next();
+    let result = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("bounded")
+        .unwrap();
+    let Err(Error::RetriesExhausted { attempts, .. }) = &result else {
+        panic!("expected RetriesExhausted, got {result:?}");
+    };
+    let ids: Vec<&str> = attempts.iter().map(|a| a.execution_id.as_str()).collect();
+    assert_eq!(ids, [first.as_str(), second.as_str()]);
+    for attempt in attempts {
+        assert!(
+            matches!(attempt.error, Error::Preempted { .. }),
+            "{attempt:?}"
+        );
+        assert!(attempt.took > Duration::ZERO);
+    }
+    c.finish().await;
+}
+
+async fn an_oom_kill_is_not_retried(mode: Mode) {
+    let Some(c) = Cluster::new(mode).await else {
+        return;
+    };
+    c.server.clear_request_log();
+    c.server.faults().oom_kill_next();
+    let env = c
+        .env()
+        .with_retries(3)
+        .with_retry_backoff(Duration::from_millis(10));
+    let err = c.run(containers::sleep(10), &env).await.unwrap_err();
+    assert!(matches!(err, Error::OutOfMemory { .. }), "{err:?}");
+    assert_eq!(pods_created(&c), 1, "not retried");
     c.finish().await;
 }
 

@@ -505,3 +505,103 @@ async fn the_builder_stages_in_a_store_given_in_code_or_a_temporary_one() {
     drop(temporary);
     assert!(!path.exists(), "{} outlived its submitter", path.display());
 }
+
+/// A child killed by SIGKILL without writing an outcome is an execution
+/// lost ([`hype::ErrorKind::Lost`]): reported as such without retries, and
+/// run again, as a new execution, with them. SIGABRT (the program's own
+/// abort) is not retried.
+#[tokio::test]
+async fn a_killed_child_is_lost_and_retried_when_asked() {
+    let s = Setup::new().await;
+    let marker = |name: &str| s.path(name).display().to_string();
+
+    let err = s
+        .submitter
+        .run(
+            process::killed_once(marker("once-a"), libc::SIGKILL),
+            &local(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::RunnerFailed {
+                signal: Some(9),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), hype::ErrorKind::Lost);
+
+    let env = local()
+        .with_retries(2)
+        .with_retry_backoff(Duration::from_millis(20));
+    let value = s
+        .submitter
+        .run(process::killed_once(marker("once-b"), libc::SIGKILL), &env)
+        .await
+        .unwrap();
+    assert_eq!(value, 7, "the second attempt ran to its end");
+
+    let err = s
+        .submitter
+        .run(process::killed_once(marker("once-c"), libc::SIGABRT), &env)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::RunnerFailed {
+                signal: Some(6),
+                ..
+            }
+        ),
+        "an abort is the program's own doing, not retried: {err:?}"
+    );
+    assert_eq!(err.kind(), hype::ErrorKind::Other);
+}
+
+/// A panic is not retried unless asked for by kind; asked, every attempt
+/// fails the same way and the error lists each with its own execution.
+#[tokio::test]
+async fn panics_are_retried_only_by_kind_and_the_attempts_are_listed() {
+    let s = Setup::new().await;
+    let env = local()
+        .with_retries(2)
+        .with_retry_backoff(Duration::from_millis(10));
+    let err = s
+        .submitter
+        .run(failures::explode("boom".into()), &env)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::RemotePanic { .. }), "{err:?}");
+
+    let err = s
+        .submitter
+        .run(
+            failures::explode("boom".into()),
+            &env.clone().retry_on(hype::ErrorKind::Panicked),
+        )
+        .await
+        .unwrap_err();
+    let Error::RetriesExhausted { attempts, .. } = &err else {
+        panic!("expected RetriesExhausted, got {err:?}");
+    };
+    assert_eq!(attempts.len(), 3, "the first run and two retries");
+    let ids: std::collections::BTreeSet<&str> =
+        attempts.iter().map(|a| a.execution_id.as_str()).collect();
+    assert_eq!(ids.len(), 3, "each attempt is its own execution");
+    for attempt in attempts {
+        assert!(
+            matches!(attempt.error, Error::RemotePanic { .. }),
+            "{attempt:?}"
+        );
+    }
+    let text = err.to_string();
+    for id in &ids {
+        assert!(text.contains(id), "{text} names {id}");
+    }
+    assert!(text.contains("attempt 3"), "{text}");
+}

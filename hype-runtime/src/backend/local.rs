@@ -218,6 +218,7 @@ impl LocalRunner {
                     execution_id: job.execution_id,
                     status: format!("cannot wait for the child process: {err}"),
                     stderr_tail: String::new(),
+                    signal: None,
                 });
             }
             Err(_) => {
@@ -246,6 +247,7 @@ impl LocalRunner {
                 execution_id: job.execution_id,
                 status: describe(status),
                 stderr_tail,
+                signal: std::os::unix::process::ExitStatusExt::signal(&status),
             }),
         }
     }

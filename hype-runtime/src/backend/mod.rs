@@ -207,6 +207,18 @@ pub(crate) fn describe_end(subject: &str, ended: Ended) -> String {
     }
 }
 
+/// The signal an execution that wrote no outcome died of: a child's own,
+/// or `n` for a container's exit code 128 + n.
+#[cfg_attr(not(any(feature = "docker", feature = "kubernetes")), allow(dead_code))]
+pub(crate) fn signal_of(ended: Ended) -> Option<i32> {
+    match ended {
+        Ended::Signal(signal) => Some(signal),
+        Ended::Code(code) => i32::try_from(code - 128)
+            .ok()
+            .filter(|signal| (1..=64).contains(signal)),
+    }
+}
+
 fn signal_name(signal: i32) -> Option<&'static str> {
     Some(match signal {
         libc::SIGKILL => "SIGKILL: killed from outside, or out of memory",

@@ -1,5 +1,5 @@
 //! Faults a test injects into the double while it runs: refused creates,
-//! an unschedulable cluster, OOM kills, evictions, dropped watches, slow
+//! an unschedulable cluster, OOM kills, evictions, node preemptions, dropped watches, slow
 //! starts, an expired watch history.
 //!
 //! A [`Faults`] handle is cheap to clone and safe to use from any thread;
@@ -20,6 +20,7 @@ struct State {
     unschedulable: Option<String>,
     oom_kills: usize,
     evictions: usize,
+    preemptions: usize,
     delay_start: Duration,
 }
 
@@ -140,6 +141,22 @@ impl Faults {
 
     pub(crate) fn take_eviction(&self) -> bool {
         take(&mut self.lock().evictions)
+    }
+
+    /// The next running pod (one running now, or else the next to start)
+    /// loses its node as a GKE spot VM being reclaimed does: killed, phase
+    /// Failed, reason `Terminated`, message `Pod was terminated in response
+    /// to imminent node shutdown.`, and a `DisruptionTarget` condition.
+    /// (For a node that vanishes with its pods, delete the pod with
+    /// [`KubeTestServer::delete_pod_as_someone_else`](super::KubeTestServer::delete_pod_as_someone_else),
+    /// as the pod garbage collector would.)
+    pub fn preempt_next(&self) {
+        self.lock().preemptions += 1;
+        self.changed();
+    }
+
+    pub(crate) fn take_preemption(&self) -> bool {
+        take(&mut self.lock().preemptions)
     }
 
     /// Closes every open watch stream now, as an apiserver restart or a

@@ -1823,6 +1823,15 @@ impl PodWorker {
                 pod_reason = Some(("Evicted", "The node was low on resource: memory."));
                 continue;
             }
+            if !killed && self.shared.faults.take_preemption() {
+                kill_all();
+                killed = true;
+                pod_reason = Some((
+                    "Terminated",
+                    "Pod was terminated in response to imminent node shutdown.",
+                ));
+                continue;
+            }
             self.faults.borrow_and_update();
             let deadline = self.deadline.filter(|_| !killed);
             let next = tokio::select! {
@@ -2120,16 +2129,17 @@ impl PodWorker {
             if let Some((reason, message)) = pod_reason {
                 status.reason = Some(reason.into());
                 status.message = Some(message.into());
-                if reason == "Evicted" || reason == "DeadlineExceeded" {
+                let disruption = match reason {
+                    "Evicted" | "Terminated" => Some("TerminationByKubelet"),
+                    "DeadlineExceeded" => Some("DeadlineExceeded"),
+                    _ => None,
+                };
+                if let Some(disruption) = disruption {
                     condition(
                         status,
                         "DisruptionTarget",
                         true,
-                        Some(if reason == "Evicted" {
-                            "TerminationByKubelet"
-                        } else {
-                            "DeadlineExceeded"
-                        }),
+                        Some(disruption),
                         Some(message),
                     );
                 }

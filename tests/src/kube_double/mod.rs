@@ -41,7 +41,7 @@
 //!   them and kept while the claim exists; `emptyDir` is per pod. Read-only
 //!   mounts really refuse writes (see [`ReadOnlyMounts`]).
 //! - **Faults** ([`Faults`]): refused creates (429/500), an unschedulable
-//!   cluster, OOM kills, evictions, dropped watches, slow starts, an expired
+//!   cluster, OOM kills, evictions, node preemptions, dropped watches, slow starts, an expired
 //!   watch history.
 //!
 //! # Docker executor

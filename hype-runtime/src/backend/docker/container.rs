@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::engine::{EngineFailure, bounded, engine_message};
 use super::spec::{self, ContainerPlan};
-use crate::backend::{Ended, Job, describe_end};
+use crate::backend::{Ended, Job, describe_end, signal_of};
 use crate::error::Error;
 use crate::launch;
 
@@ -137,6 +137,7 @@ impl Shared {
                     execution_id: job.execution_id.clone(),
                     status: describe(exit_code, state.error.as_deref()),
                     stderr_tail,
+                    signal: signal_of(Ended::Code(exit_code)),
                 })
             }
         }

@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use super::status::{self, Progress};
 use super::watch::{PodEvent, PodWatcher};
 use super::{pod, retry, volumes};
-use crate::backend::{Delivery, Ended, Job, Runner, describe_end};
+use crate::backend::{Delivery, Ended, Job, Runner, describe_end, signal_of};
 use crate::environment::RunEnvironment;
 use crate::error::Error;
 use crate::staging::BoxFuture;
@@ -158,6 +158,7 @@ impl KubernetesRunner {
                         execution_id: name.to_owned(),
                         stderr_tail: self.log_tail(name).await,
                         status,
+                        signal: None,
                     });
                 }
                 diagnosed => {
@@ -215,6 +216,7 @@ impl KubernetesRunner {
             execution_id: job.execution_id.clone(),
             status,
             stderr_tail,
+            signal: signal_of(Ended::Code(exit_code.into())),
         })
     }
 

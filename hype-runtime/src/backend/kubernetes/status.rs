@@ -11,6 +11,11 @@ use super::pod::CONTAINER;
 use crate::backend::Job;
 use crate::error::Error;
 
+/// Pod reasons meaning its node went away under it: graceful node
+/// shutdown (`Terminated`, as GKE's spot and preemptible VMs give when
+/// reclaimed, or `NodeShutdown`), and a lost node (`NodeLost`).
+const PREEMPTED_REASONS: &[&str] = &["Terminated", "NodeShutdown", "NodeLost", "Shutdown"];
+
 /// Waiting reasons meaning the image cannot be had.
 const IMAGE_REASONS: &[&str] = &[
     "ErrImagePull",
@@ -68,6 +73,14 @@ pub enum Progress {
         /// The eviction message.
         message: String,
     },
+    /// The pod's node was shut down or lost (a spot VM reclaimed, a node
+    /// drained or gone).
+    Preempted {
+        /// The pod's reason, or the disruption condition's.
+        reason: String,
+        /// The pod's message, or the condition's.
+        message: String,
+    },
     /// `activeDeadlineSeconds` passed.
     DeadlineExceeded,
     /// The pod failed without a container outcome (another reason).
@@ -91,7 +104,30 @@ pub fn progress(pod: &Pod) -> Progress {
             };
         }
         Some("DeadlineExceeded") => return Progress::DeadlineExceeded,
+        Some(reason) if PREEMPTED_REASONS.contains(&reason) => {
+            return Progress::Preempted {
+                reason: reason.to_owned(),
+                message: status.message.clone().unwrap_or_default(),
+            };
+        }
         _ => {}
+    }
+    // A pod the kubelet, the scheduler or the pod GC disrupted fails with
+    // a `DisruptionTarget` condition (Kubernetes 1.26+).
+    if status.phase.as_deref() == Some("Failed")
+        && let Some(condition) = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "DisruptionTarget" && c.status == "True")
+    {
+        return Progress::Preempted {
+            reason: condition
+                .reason
+                .clone()
+                .unwrap_or_else(|| "DisruptionTarget".to_owned()),
+            message: condition.message.clone().unwrap_or_default(),
+        };
     }
     let container = status
         .container_statuses
@@ -194,6 +230,12 @@ pub(crate) fn error(progress: Progress, job: &Job, pod: Option<&Pod>) -> Error {
         Progress::Evicted { message } => Error::Evicted {
             function,
             execution_id,
+            message,
+        },
+        Progress::Preempted { reason, message } => Error::Preempted {
+            function,
+            execution_id,
+            reason,
             message,
         },
         Progress::DeadlineExceeded => Error::Timeout {
@@ -344,12 +386,50 @@ mod tests {
         );
         let deadline = pod(serde_json::json!({"phase": "Failed", "reason": "DeadlineExceeded"}));
         assert_eq!(progress(&deadline), Progress::DeadlineExceeded);
-        let other = pod(serde_json::json!({"phase": "Failed", "reason": "NodeLost"}));
+        let other =
+            pod(serde_json::json!({"phase": "Failed", "reason": "UnexpectedAdmissionError"}));
         assert_eq!(
             progress(&other),
             Progress::FailedOtherwise {
-                status: "pod failed: NodeLost".into()
+                status: "pod failed: UnexpectedAdmissionError".into()
             }
         );
+    }
+
+    #[test]
+    fn a_node_that_went_away_is_a_preemption() {
+        let spot = pod(serde_json::json!({
+            "phase": "Failed", "reason": "Terminated",
+            "message": "Pod was terminated in response to imminent node shutdown."
+        }));
+        assert_eq!(
+            progress(&spot),
+            Progress::Preempted {
+                reason: "Terminated".into(),
+                message: "Pod was terminated in response to imminent node shutdown.".into()
+            }
+        );
+        let lost = pod(serde_json::json!({"phase": "Failed", "reason": "NodeLost"}));
+        assert!(
+            matches!(progress(&lost), Progress::Preempted { reason, .. } if reason == "NodeLost")
+        );
+        let disrupted = pod(serde_json::json!({
+            "phase": "Failed",
+            "conditions": [{"type": "DisruptionTarget", "status": "True",
+                            "reason": "DeletionByPodGC", "message": "PodGC: node no longer exists"}]
+        }));
+        assert_eq!(
+            progress(&disrupted),
+            Progress::Preempted {
+                reason: "DeletionByPodGC".into(),
+                message: "PodGC: node no longer exists".into()
+            }
+        );
+        // A disruption condition on a pod still running is no loss yet.
+        let running = pod(serde_json::json!({
+            "phase": "Running",
+            "conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet"}]
+        }));
+        assert!(matches!(progress(&running), Progress::Waiting { .. }));
     }
 }
