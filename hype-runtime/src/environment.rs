@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind};
+use crate::logs::LogMode;
 
 // The conversions to engine numbers are for the Docker runner.
 #[cfg_attr(not(feature = "docker"), allow(dead_code))]
@@ -58,6 +59,7 @@ struct Settings {
     retries: u32,
     retry_on: Vec<ErrorKind>,
     retry_backoff: Option<Duration>,
+    log_mode: Option<LogMode>,
 }
 
 /// The first wait before a retry when not set
@@ -206,6 +208,20 @@ impl RunEnvironment {
     /// each later one doubles, up to [`MAX_RETRY_BACKOFF`], with jitter.
     pub fn with_retry_backoff(self, first: Duration) -> Self {
         self.with(|s| s.retry_backoff = Some(first))
+    }
+
+    /// What happens to the output of this environment's calls (see
+    /// [`LogMode`]); overrides the submitter's
+    /// ([`SubmitterBuilder::log_mode`](crate::SubmitterBuilder::log_mode)).
+    /// Unset, a single call streams ([`LogMode::Stream`]) and a fan-out
+    /// shows a call's output only when it fails ([`LogMode::OnFailure`]).
+    pub fn with_log_mode(self, mode: LogMode) -> Self {
+        self.with(|s| s.log_mode = Some(mode))
+    }
+
+    /// The log mode set with [`RunEnvironment::with_log_mode`], if any.
+    pub fn log_mode(&self) -> Option<LogMode> {
+        self.inner.log_mode
     }
 
     /// How many times a lost call is run again.

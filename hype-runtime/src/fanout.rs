@@ -25,6 +25,7 @@ use futures::stream::{FuturesUnordered, Stream, StreamExt as _};
 use self::progress::Progress;
 use crate::environment::RunEnvironment;
 use crate::error::Error;
+use crate::logs::LogMode;
 use crate::remote::{Call, RemoteFn};
 use crate::submitter::Submitter;
 
@@ -217,9 +218,10 @@ where
                 }
                 let submitter = this.submitter.clone();
                 let env = Arc::clone(&this.env);
-                state.in_flight.push(Box::pin(
-                    async move { (index, submitter.run(call, &env).await) },
-                ));
+                state.in_flight.push(Box::pin(async move {
+                    let result = submitter.run_logged(call, &env, LogMode::OnFailure).await;
+                    (index, result)
+                }));
             }
             if options.ordered
                 && let Some(result) = state.held.remove(&state.next_yield)

@@ -60,6 +60,7 @@ pub(crate) mod google;
 pub mod ids;
 pub(crate) mod invoke;
 pub(crate) mod launch;
+pub mod logs;
 #[doc(hidden)]
 pub mod macro_support;
 pub mod mounts;
@@ -91,6 +92,7 @@ pub use fanout::{DEFAULT_CONCURRENCY, Map, TryMap};
 /// `google-cloud-auth`, for credentials given in code.
 #[cfg(feature = "gcs")]
 pub use google_cloud_auth;
+pub use logs::LogMode;
 pub use mounts::mount_path;
 pub use remote::{Call, Invoke, RemoteFn, Wire};
 pub use staging::LocalStaging;

@@ -22,6 +22,7 @@ use crate::environment::RunEnvironment;
 use crate::error::{Attempt, Error};
 use crate::executable::Executable;
 use crate::ids;
+use crate::logs::{LogMode, LogSink};
 use crate::remote::{Call, RemoteFn};
 use crate::staging::{self, LocalStaging, Staging};
 use crate::wire::{
@@ -68,6 +69,8 @@ struct Inner {
     /// The executable shipped with each call, and how it travels; `None`
     /// when shipping is off or the runner runs this binary itself.
     shipped: Option<(Executable, Delivery)>,
+    /// The builder's log mode, if it set one.
+    log_mode: Option<LogMode>,
 }
 
 /// How long [`Submitter::close`] waits for cancelled calls to wind down.
@@ -142,6 +145,7 @@ pub struct SubmitterBuilder<C> {
     staging: Option<StagingChoice>,
     executable: Option<PathBuf>,
     ship_executable: Option<bool>,
+    log_mode: Option<LogMode>,
 }
 
 impl<C: Cluster> SubmitterBuilder<C> {
@@ -170,6 +174,15 @@ impl<C: Cluster> SubmitterBuilder<C> {
     /// the binary baked in.
     pub fn ship_executable(mut self, ship: bool) -> Self {
         self.ship_executable = Some(ship);
+        self
+    }
+
+    /// What happens to the output of this submitter's calls, unless their
+    /// environment says ([`RunEnvironment::with_log_mode`]). Unset, a
+    /// single call streams ([`LogMode::Stream`]) and a fan-out shows a
+    /// call's output only when it fails ([`LogMode::OnFailure`]).
+    pub fn log_mode(mut self, mode: LogMode) -> Self {
+        self.log_mode = Some(mode);
         self
     }
 
@@ -227,6 +240,7 @@ impl<C: Cluster> SubmitterBuilder<C> {
                 closed: CancellationToken::new(),
                 calls: TaskTracker::new(),
                 shipped,
+                log_mode: self.log_mode,
             }),
         })
     }
@@ -310,6 +324,7 @@ impl Submitter {
             staging: None,
             executable: None,
             ship_executable: None,
+            log_mode: None,
         }
     }
 
@@ -422,9 +437,22 @@ impl Submitter {
         call: Call<A>,
         env: &RunEnvironment,
     ) -> Result<A::Output, Error> {
+        self.run_logged(call, env, LogMode::Stream).await
+    }
+
+    /// [`Submitter::run`], with `logs` as the log mode when neither the
+    /// environment nor the builder set one (a fan-out passes
+    /// [`LogMode::OnFailure`]).
+    pub(crate) async fn run_logged<A: RemoteFn>(
+        &self,
+        call: Call<A>,
+        env: &RunEnvironment,
+        logs: LogMode,
+    ) -> Result<A::Output, Error> {
         let envelope = self.call_envelope(call).await?;
         let text = Reference::Inline(wire::encode_call(&envelope)?).to_string();
-        let bytes = self.run_attempts(A::ID, text, env).await?;
+        let logs = env.log_mode().or(self.inner.log_mode).unwrap_or(logs);
+        let bytes = self.run_attempts(A::ID, text, env, logs).await?;
         wire::decode_value(A::ID, "result", &bytes)
     }
 
@@ -436,15 +464,18 @@ impl Submitter {
         function: &'static str,
         call: String,
         env: &RunEnvironment,
+        logs: LogMode,
     ) -> Result<Vec<u8>, Error> {
         let mut attempts: Vec<Attempt> = Vec::new();
         loop {
             let execution_id = ids::execution_id(function);
             let started = std::time::Instant::now();
-            let err = match self
-                .run_raw(function, &execution_id, call.clone(), env)
-                .await
-            {
+            let sink = LogSink::new(&execution_id, logs);
+            let result = self
+                .run_job(function, &execution_id, call.clone(), env, &sink)
+                .await;
+            sink.finish(result.is_err());
+            let err = match result {
                 Ok(bytes) => return Ok(bytes),
                 Err(err) => err,
             };
@@ -525,6 +556,25 @@ impl Submitter {
         call: String,
         env: &RunEnvironment,
     ) -> Result<Vec<u8>, Error> {
+        let logs = env
+            .log_mode()
+            .or(self.inner.log_mode)
+            .unwrap_or(LogMode::Stream);
+        let sink = LogSink::new(execution_id, logs);
+        let result = self.run_job(function, execution_id, call, env, &sink).await;
+        sink.finish(result.is_err());
+        result
+    }
+
+    /// One execution of `call`, its output going to `sink`.
+    async fn run_job(
+        &self,
+        function: &'static str,
+        execution_id: &str,
+        call: String,
+        env: &RunEnvironment,
+        sink: &Arc<LogSink>,
+    ) -> Result<Vec<u8>, Error> {
         env.validate()?;
         let cancelled = |reason: &str| Error::Cancelled {
             function: function.to_owned(),
@@ -535,6 +585,7 @@ impl Submitter {
             return Err(cancelled("the submitter is closed"));
         }
         let mut job = Job::new(function, execution_id, call);
+        job.logs = Arc::clone(sink);
         job.executable = self
             .inner
             .shipped

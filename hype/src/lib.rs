@@ -66,14 +66,17 @@ pub use hype_macros::{main, remote};
 #[doc(inline)]
 pub use hype_runtime::{
     Attempt, BasePod, Bytes, Call, Cluster, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Error, ErrorKind,
-    IntoStaging, LocalCluster, LocalStaging, Map, RemoteFn, Result, RunEnvironment, Secret,
-    Staging, Submitter, SubmitterBuilder, TryMap, VolumeLifetime, VolumeMount, VolumeRequest, Wire,
-    dispatch_if_hype_run, mount_path,
+    IntoStaging, LocalCluster, LocalStaging, LogMode, Map, RemoteFn, Result, RunEnvironment,
+    Secret, Staging, Submitter, SubmitterBuilder, TryMap, VolumeLifetime, VolumeMount,
+    VolumeRequest, Wire, dispatch_if_hype_run, mount_path,
 };
 
 /// Fan-out's parts: [`Map`], [`TryMap`] and the future an awaited
 /// `TryMap` is.
 pub use hype_runtime::fanout;
+
+/// The remote output streamed back: [`LogMode`] and its limits.
+pub use hype_runtime::logs;
 
 #[cfg(feature = "kubernetes")]
 #[doc(inline)]

@@ -139,6 +139,115 @@ pub mod fanout {
     }
 }
 
+/// For the log tests: calls that write to stdout and stderr.
+pub mod output {
+    /// Writes `lines` numbered lines to stdout and to stderr (`{tag} out
+    /// {i}`, `{tag} err {i}`), pausing `pause_ms` halfway; with `crash`,
+    /// then writes `{tag} last words` and aborts, writing no outcome.
+    #[hype::remote]
+    pub fn chatter(tag: String, lines: u32, pause_ms: u64, crash: bool) -> u32 {
+        for i in 0..lines {
+            println!("{tag} out {i}");
+            eprintln!("{tag} err {i}");
+            if i == lines / 2 {
+                std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+            }
+        }
+        if crash {
+            eprintln!("{tag} last words");
+            std::process::abort();
+        }
+        lines
+    }
+
+    /// Writes one line of `tag` and `len` bytes of `z` to stdout.
+    #[hype::remote]
+    pub fn long_line(tag: String, len: usize) {
+        println!("{tag}{}", "z".repeat(len));
+    }
+}
+
+/// The remote output lines the caller emitted as `tracing` events (target
+/// `hype::remote`), captured for the whole test process.
+pub mod captured {
+    use std::sync::{Mutex, Once};
+
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
+
+    static LINES: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+    struct Capture;
+
+    #[derive(Default)]
+    struct Fields {
+        execution_id: String,
+        message: String,
+    }
+
+    impl Visit for Fields {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            if field.name() == "execution_id" {
+                self.execution_id = value.to_owned();
+            }
+        }
+
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            match field.name() {
+                "message" => self.message = format!("{value:?}"),
+                "execution_id" => self.execution_id = format!("{value:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    impl<S: tracing::Subscriber> Layer<S> for Capture {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            if event.metadata().target() != "hype::remote" {
+                return;
+            }
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            LINES
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((fields.execution_id, fields.message));
+        }
+    }
+
+    /// Installs the capture (once per process).
+    pub fn install() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            let subscriber = tracing_subscriber::registry().with(Capture);
+            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        });
+    }
+
+    /// The captured lines of execution `execution_id`, in order.
+    pub fn lines_of(execution_id: &str) -> Vec<String> {
+        LINES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(id, _)| id == execution_id)
+            .map(|(_, line)| line.clone())
+            .collect()
+    }
+
+    /// The captured lines that start with `tag`, with their execution IDs,
+    /// in the order they came.
+    pub fn lines(tag: &str) -> Vec<(String, String)> {
+        LINES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, line)| line.starts_with(tag))
+            .cloned()
+            .collect()
+    }
+}
+
 /// What the process a call runs in looks like.
 pub mod process {
     /// The value of an environment variable in the call's process.

@@ -12,224 +12,31 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::future::IntoFuture as _;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bollard::Docker;
-use bollard::query_parameters::ListContainersOptions;
+use common::backend::{Backend, Setup};
 use futures::StreamExt as _;
-use hype::{Error, RunEnvironment, Submitter};
-use hype_tests::backends::{DockerCluster, KubeCluster};
-use hype_tests::docker_image;
+use hype::Error;
 use hype_tests::fanout::{self, Ran};
-use hype_tests::kube_double::{DockerExecutor, Executor, KubeTestServer, KubeletOptions};
 
-const IMAGE: &str = "hype-test-worker:1";
-
-/// Where the calls run.
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Local,
-    KubeProcesses,
-    KubeContainers,
-    Docker,
-}
-
-/// A submitter on one backend, and what is needed to check that nothing
-/// of it is left.
-struct Setup {
-    backend: Backend,
-    submitter: Submitter,
-    env: RunEnvironment,
-    /// Where the calls write their process IDs (local and pod processes).
-    pids: Option<PathBuf>,
-    server: Option<KubeTestServer>,
-    docker: Option<Docker>,
-    _dir: tempfile::TempDir,
-}
-
-impl Setup {
-    /// The backend, or `None` (after a loud message) for a Docker one when
-    /// no engine answers and `HYPE_REQUIRE_DOCKER` is not `1`.
-    async fn new(backend: Backend, test: &str) -> Option<Setup> {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let staging = format!("file://{}", dir.path().join("staging").display());
-        let pids = dir.path().join("pids");
-        std::fs::create_dir(&pids).unwrap();
-        let (submitter, env, server, docker, pids) = match backend {
-            Backend::Local => {
-                let cluster = hype::LocalCluster::new().program(common::worker());
-                let submitter = Submitter::new(staging, cluster).await.expect("submitter");
-                (submitter, RunEnvironment::local(), None, None, Some(pids))
-            }
-            Backend::KubeProcesses | Backend::KubeContainers => {
-                let options = if let Backend::KubeContainers = backend {
-                    docker_image::engine_or_skip(&format!("fanout {test}")).await?;
-                    let executor = DockerExecutor::connect().await.expect("the engine");
-                    let image = docker_image::worker_image(executor.docker(), &common::worker())
-                        .await
-                        .expect("build the test image");
-                    KubeletOptions::new()
-                        .executor(Executor::Docker(executor))
-                        .docker_image(IMAGE, image)
-                } else {
-                    KubeletOptions::new().image(IMAGE, common::worker())
-                };
-                let server = KubeTestServer::start(options);
-                let staging = format!("file://{}", server.staging_dir().display());
-                let submitter = Submitter::builder(KubeCluster::from_client(server.client()))
-                    .staging(staging)
-                    .ship_executable(false)
-                    .build()
-                    .await
-                    .expect("connect");
-                let pids = matches!(backend, Backend::KubeProcesses).then_some(pids);
-                (
-                    submitter,
-                    RunEnvironment::new(IMAGE),
-                    Some(server),
-                    None,
-                    pids,
-                )
-            }
-            Backend::Docker => {
-                let docker = docker_image::engine_or_skip(&format!("fanout {test}")).await?;
-                let image = docker_image::worker_image(&docker, &common::worker())
-                    .await
-                    .expect("build the test image");
-                let submitter = Submitter::builder(DockerCluster::new())
-                    .staging(staging)
-                    .executable(common::worker())
-                    .build()
-                    .await
-                    .expect("submitter");
-                (
-                    submitter,
-                    RunEnvironment::new(&image),
-                    None,
-                    Some(docker),
-                    None,
-                )
-            }
-        };
-        Some(Setup {
-            backend,
-            submitter,
-            env,
-            pids,
-            server,
-            docker,
-            _dir: dir,
-        })
-    }
-
-    /// `timed` calls: `millis(index)` long, failing where `fail(index)`.
-    fn calls(
-        &self,
-        n: u64,
-        millis: impl Fn(u64) -> u64,
-        fail: impl Fn(u64) -> bool,
-    ) -> Vec<hype::Call<fanout::TimedArgs>> {
-        let dir = self
-            .pids
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        (0..n)
-            .map(|i| fanout::timed(i, millis(i), fail(i), dir.clone()))
-            .collect()
-    }
-
-    /// The executions of this session still there: processes, pods or
-    /// containers.
-    async fn executions_left(&self) -> Vec<String> {
-        let mut left = Vec::new();
-        if let Some(pids) = &self.pids {
-            for entry in std::fs::read_dir(pids).unwrap().flatten() {
-                let pid: u32 = entry.file_name().to_string_lossy().parse().unwrap();
-                if hype_tests::process_alive(pid) {
-                    left.push(format!("process {pid}"));
-                }
-            }
-        }
-        if let Some(server) = &self.server {
-            let session = self.submitter.session();
-            for pod in server.pods() {
-                let labels = pod.metadata.labels.unwrap_or_default();
-                if labels.get("hype.dev/session").map(String::as_str) == Some(session) {
-                    left.push(format!("pod {}", pod.metadata.name.unwrap_or_default()));
-                }
-            }
-            for container in server.pod_containers().await {
-                left.push(format!("pod container {container:?}"));
-            }
-        }
-        if let Some(docker) = &self.docker {
-            let options = ListContainersOptions {
-                all: true,
-                filters: Some(HashMap::from([(
-                    "label".to_owned(),
-                    vec![format!("hype.dev/session={}", self.submitter.session())],
-                )])),
-                ..Default::default()
-            };
-            for container in docker.list_containers(Some(options)).await.unwrap() {
-                left.push(format!("container {:?}", container.names));
-            }
-        }
-        left
-    }
-
-    /// Waits (bounded) until no execution of this session is left.
-    async fn assert_nothing_left(&self, bound: Duration) {
-        let deadline = tokio::time::Instant::now() + bound;
-        let mut left = self.executions_left().await;
-        while !left.is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            left = self.executions_left().await;
-        }
-        assert!(
-            left.is_empty(),
-            "{:?}: left after {bound:?}: {left:?}",
-            self.backend
-        );
-    }
-
-    async fn finish(self) {
-        self.submitter.close().await.expect("close");
-        self.assert_nothing_left(Duration::from_secs(20)).await;
-        if let Some(server) = self.server {
-            server.shutdown().await;
-        }
-    }
-}
-
-/// Generates, for each test function `name(backend)`, one test per
-/// backend: `local::name`, `kube_processes::name`, `kube_containers::name`
-/// and `docker::name`.
-macro_rules! on_every_backend {
-    ($($test:ident),* $(,)?) => {
-        mod local { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() { super::$test(super::Backend::Local).await; }
-        )* }
-        mod kube_processes { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() { super::$test(super::Backend::KubeProcesses).await; }
-        )* }
-        mod kube_containers { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() { super::$test(super::Backend::KubeContainers).await; }
-        )* }
-        mod docker { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() { super::$test(super::Backend::Docker).await; }
-        )* }
-    };
+/// `timed` calls: `millis(index)` long, failing where `fail(index)`.
+fn calls(
+    s: &Setup,
+    n: u64,
+    millis: impl Fn(u64) -> u64,
+    fail: impl Fn(u64) -> bool,
+) -> Vec<hype::Call<fanout::TimedArgs>> {
+    let dir = s
+        .pids
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    (0..n)
+        .map(|i| fanout::timed(i, millis(i), fail(i), dir.clone()))
+        .collect()
 }
 
 on_every_backend!(
@@ -249,7 +56,7 @@ async fn results_come_back_in_input_order_with_the_cap_held(backend: Backend) {
     const CAP: usize = 3;
     // Later calls are shorter, so they finish before earlier ones and the
     // order has to be restored.
-    let calls = s.calls(N, |i| 300 + (N - i) * 40, |_| false);
+    let calls = calls(&s, N, |i| 300 + (N - i) * 40, |_| false);
     let results: Vec<(usize, Result<Ran, Error>)> = tokio::time::timeout(
         BOUND,
         s.submitter
@@ -285,7 +92,7 @@ async fn unordered_yields_every_result_once_as_it_finishes(backend: Backend) {
     };
     const N: u64 = 4;
     // Index 0 sleeps longest by far: it comes last.
-    let calls = s.calls(N, |i| if i == 0 { 4_000 } else { 200 }, |_| false);
+    let calls = calls(&s, N, |i| if i == 0 { 4_000 } else { 200 }, |_| false);
     let mut results = s
         .submitter
         .map(calls, &s.env)
@@ -315,7 +122,7 @@ async fn try_map_stops_at_the_first_error_and_leaves_nothing_running(backend: Ba
         return;
     };
     // Call 1 fails after a moment; the others would run for minutes.
-    let calls = s.calls(12, |i| if i == 1 { 500 } else { 300_000 }, |i| i == 1);
+    let calls = calls(&s, 12, |i| if i == 1 { 500 } else { 300_000 }, |i| i == 1);
     let started = std::time::Instant::now();
     let result = tokio::time::timeout(
         BOUND,
@@ -352,7 +159,7 @@ async fn a_concurrency_of_zero_is_refused_for_every_call() {
     let s = Setup::new(Backend::Local, "zero").await.unwrap();
     let results: Vec<_> = s
         .submitter
-        .map(s.calls(3, |_| 0, |_| false), &s.env)
+        .map(calls(&s, 3, |_| 0, |_| false), &s.env)
         .concurrency(0)
         .progress(false)
         .collect()
@@ -367,7 +174,7 @@ async fn a_concurrency_of_zero_is_refused_for_every_call() {
     }
     let err = s
         .submitter
-        .try_map(s.calls(3, |_| 0, |_| false), &s.env)
+        .try_map(calls(&s, 3, |_| 0, |_| false), &s.env)
         .concurrency(0)
         .await
         .unwrap_err();
@@ -418,7 +225,7 @@ async fn calls_are_taken_from_the_iterator_only_as_slots_free_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_returns_every_result_in_input_order() {
     let s = Setup::new(Backend::Local, "try_map_ok").await.unwrap();
-    let calls = s.calls(20, |i| (20 - i) * 5, |_| false);
+    let calls = calls(&s, 20, |i| (20 - i) * 5, |_| false);
     let ran = tokio::time::timeout(
         BOUND,
         s.submitter

@@ -22,19 +22,18 @@
 //! - Its stdout is inherited; its stderr is captured (the last lines are
 //!   attached to errors) and forwarded to `tracing` at debug level.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use super::{Cluster, Connection, Ended, Job, Runner, describe_end};
 use crate::cleanup;
 use crate::config;
 use crate::environment::{RunEnvironment, VolumeLifetime};
 use crate::error::Error;
+use crate::logs::{self, Stream};
 use crate::mounts::{self, MappedMount};
 use crate::staging::BoxFuture;
 
@@ -195,7 +194,7 @@ impl LocalRunner {
             .env(config::HYPE_TERMINATION_MESSAGE_PATH, &termination_path)
             .env(config::HYPE_MOUNTS, mounts)
             .stdin(Stdio::null())
-            .stdout(Stdio::inherit())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
@@ -206,9 +205,20 @@ impl LocalRunner {
         let mut group = GroupGuard(child.id().map(|pid| pid as i32));
         tracing::debug!(function = job.function, execution_id = %job.execution_id, pid = ?child.id(), "started");
 
+        // Both streams are read to their end into the job's log sink;
+        // stderr's last lines also go into the error of a child that
+        // writes no outcome.
+        let stdout = child.stdout.take().map(|stdout| {
+            let logs = Arc::clone(&job.logs);
+            tokio::spawn(async move { logs::pump(stdout, &logs, Stream::Stdout, 0).await })
+        });
         let stderr = child.stderr.take().map(|stderr| {
-            let execution_id = job.execution_id.clone();
-            tokio::spawn(collect_stderr(stderr, execution_id))
+            let logs = Arc::clone(&job.logs);
+            tokio::spawn(async move {
+                logs::pump(stderr, &logs, Stream::Stderr, STDERR_TAIL_LINES)
+                    .await
+                    .join("\n")
+            })
         });
         let status = match tokio::time::timeout(env.timeout(), child.wait()).await {
             Ok(Ok(status)) => status,
@@ -232,6 +242,11 @@ impl LocalRunner {
             }
         };
         group.0 = None; // the leader is reaped: its group ID may be reused
+        // The child is gone; a process it started may hold the pipes open:
+        // wait for their end a little, not for ever.
+        if let Some(task) = stdout {
+            let _ = tokio::time::timeout(STDERR_DRAIN_BOUND, task).await;
+        }
         let stderr_tail = match stderr {
             Some(task) => tokio::time::timeout(STDERR_DRAIN_BOUND, task)
                 .await
@@ -331,19 +346,6 @@ impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
-}
-
-async fn collect_stderr(stderr: tokio::process::ChildStderr, execution_id: String) -> String {
-    let mut lines = BufReader::new(stderr).lines();
-    let mut tail = VecDeque::with_capacity(STDERR_TAIL_LINES);
-    while let Ok(Some(line)) = lines.next_line().await {
-        tracing::debug!(target: "hype::remote", execution_id = %execution_id, "{line}");
-        if tail.len() == STDERR_TAIL_LINES {
-            tail.pop_front();
-        }
-        tail.push_back(line);
-    }
-    Vec::from(tail).join("\n")
 }
 
 /// How a child that wrote no outcome ended.

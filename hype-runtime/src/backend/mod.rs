@@ -34,6 +34,7 @@ pub use self::local::LocalCluster;
 use crate::environment::RunEnvironment;
 use crate::error::Error;
 pub use crate::executable::Arch;
+use crate::logs::{LogMode, LogSink};
 use crate::staging::{BoxFuture, Staging};
 
 /// What a cluster is connected for: the submitter's staging store and
@@ -99,15 +100,21 @@ pub struct Job {
     /// The executable the call runs with, when the submitter ships one
     /// ([`Runner::delivery`] is not [`Delivery::Native`]).
     pub executable: Option<JobExecutable>,
+    /// Where the execution's output goes, line by line: the runner reads
+    /// its stdout and stderr into it while it runs, to their end.
+    pub logs: Arc<LogSink>,
 }
 
 impl Job {
     /// A job of `function` as execution `execution_id`, with `call` as
-    /// `hype-run`'s argument, shipping no executable.
+    /// `hype-run`'s argument, shipping no executable, its output streamed
+    /// ([`LogMode::Stream`]).
     pub fn new(function: &'static str, execution_id: impl Into<String>, call: String) -> Job {
+        let execution_id = execution_id.into();
         Job {
             function,
-            execution_id: execution_id.into(),
+            logs: LogSink::new(&execution_id, LogMode::Stream),
+            execution_id,
             call,
             executable: None,
         }

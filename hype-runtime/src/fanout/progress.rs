@@ -16,6 +16,8 @@ pub(crate) struct Progress {
     function: &'static str,
     enabled: bool,
     bar: Option<ProgressBar>,
+    /// Remote output is printed above the bar while it is drawn.
+    _above: Option<crate::logs::BarGuard>,
     total: Option<u64>,
     started: u64,
     done: u64,
@@ -49,6 +51,7 @@ impl Progress {
         Progress {
             function,
             enabled,
+            _above: bar.as_ref().map(crate::logs::print_above),
             bar,
             total,
             started: 0,

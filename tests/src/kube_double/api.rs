@@ -927,6 +927,65 @@ impl Watch {
     }
 }
 
+/// A `follow=true` log: the file's bytes as they are written, until the
+/// container has terminated and the file is read to its end (or the pod
+/// is gone). A [`Faults::break_next_log_stream`](super::Faults::break_next_log_stream)
+/// fault ends the stream after its first chunk, as a broken connection
+/// would.
+fn follow_log(
+    shared: Arc<Shared>,
+    key: Key,
+    container: String,
+    path: std::path::PathBuf,
+) -> Response {
+    let broken = shared.faults.take_log_break();
+    let state = (shared, key, container, path, 0u64, false);
+    let stream = futures::stream::unfold(state, move |state| async move {
+        let (shared, key, container, path, offset, sent) = state;
+        if broken && sent {
+            // An error item aborts the response mid-body: the client sees a
+            // broken connection, not the log's end.
+            let broke = Err(std::io::Error::other(
+                "the log stream broke (injected fault)",
+            ));
+            return Some((broke, (shared, key, container, path, offset, false)));
+        }
+        loop {
+            // Whether it was over before this read: then the read gets all.
+            let finished = kubelet::log_finished(&shared, &key, &container);
+            let bytes = read_from(&path, offset);
+            if !bytes.is_empty() {
+                let next = offset + bytes.len() as u64;
+                let chunk = Ok::<_, std::io::Error>(Bytes::from(bytes));
+                return Some((chunk, (shared, key, container, path, next, true)));
+            }
+            if finished {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// Up to 64 KiB of `path` from `offset` (nothing if it cannot be read).
+fn read_from(path: &std::path::Path, offset: u64) -> Vec<u8> {
+    use std::io::{Read as _, Seek as _};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let mut bytes = Vec::new();
+    if file.seek(std::io::SeekFrom::Start(offset)).is_ok() {
+        let _ = file.take(64 * 1024).read_to_end(&mut bytes);
+    }
+    bytes
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct LogQuery {
     pub(crate) container: Option<String>,
@@ -944,7 +1003,14 @@ async fn logs(
         tail_lines: params.get("tailLines").and_then(|v| v.parse().ok()),
         limit_bytes: params.get("limitBytes").and_then(|v| v.parse().ok()),
     };
-    match kubelet::logs(&shared, &(ns, name), &query) {
+    let key = (ns, name);
+    if params.get("follow").map(String::as_str) == Some("true") {
+        return match kubelet::log_file(&shared, &key, &query) {
+            Ok((path, container)) => follow_log(shared, key, container, path),
+            Err(err) => err.into_response(),
+        };
+    }
+    match kubelet::logs(&shared, &key, &query) {
         Ok(text) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], text).into_response(),
         Err(err) => err.into_response(),
     }

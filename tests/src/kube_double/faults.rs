@@ -21,6 +21,7 @@ struct State {
     oom_kills: usize,
     evictions: usize,
     preemptions: usize,
+    log_breaks: usize,
     delay_start: Duration,
 }
 
@@ -157,6 +158,18 @@ impl Faults {
 
     pub(crate) fn take_preemption(&self) -> bool {
         take(&mut self.lock().preemptions)
+    }
+
+    /// The next `log?follow=true` stream ends after its first chunk, while
+    /// the container still runs, as a broken connection would: a client
+    /// must open it again without losing or repeating a line.
+    pub fn break_next_log_stream(&self) {
+        self.lock().log_breaks += 1;
+        self.changed();
+    }
+
+    pub(crate) fn take_log_break(&self) -> bool {
+        take(&mut self.lock().log_breaks)
     }
 
     /// Closes every open watch stream now, as an apiserver restart or a

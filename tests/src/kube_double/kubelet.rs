@@ -554,6 +554,45 @@ fn release_claims(shared: &Shared) {
 
 /// A container's log, as `GET …/pods/{name}/log` returns it.
 pub(crate) fn logs(shared: &Shared, key: &Key, query: &LogQuery) -> Result<String, ApiError> {
+    let (path, _) = log_file(shared, key, query)?;
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    if let Some(n) = query.tail_lines {
+        text = tail_lines(&text, n).to_owned();
+    }
+    if let Some(limit) = query.limit_bytes
+        && text.len() > limit
+    {
+        let mut end = limit;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    Ok(text)
+}
+
+/// Whether a `follow=true` log stream of `container` is over: the
+/// container has terminated, or the pod is gone.
+pub(crate) fn log_finished(shared: &Shared, key: &Key, container: &str) -> bool {
+    let Some(pod) = shared.store.get::<Pod>(&key.0, &key.1) else {
+        return true;
+    };
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == container))
+        .and_then(|c| c.state.as_ref())
+        .is_some_and(|s| s.terminated.is_some())
+}
+
+/// The file holding a pod container's log, and the container's name, or
+/// the API's error when there is no such log yet (as a kubelet answers).
+pub(crate) fn log_file(
+    shared: &Shared,
+    key: &Key,
+    query: &LogQuery,
+) -> Result<(PathBuf, String), ApiError> {
     let pod: Pod = shared
         .store
         .get(&key.0, &key.1)
@@ -603,22 +642,7 @@ pub(crate) fn logs(shared: &Shared, key: &Key, query: &LogQuery) -> Result<Strin
         )));
     }
     let uid = pod.metadata.uid.unwrap_or_default();
-    let path = log_path(&shared.kubelet.pod_dir(&uid), &name);
-    let bytes = std::fs::read(path).unwrap_or_default();
-    let mut text = String::from_utf8_lossy(&bytes).into_owned();
-    if let Some(n) = query.tail_lines {
-        text = tail_lines(&text, n).to_owned();
-    }
-    if let Some(limit) = query.limit_bytes
-        && text.len() > limit
-    {
-        let mut end = limit;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    Ok(text)
+    Ok((log_path(&shared.kubelet.pod_dir(&uid), &name), name))
 }
 
 /// The last `n` lines of `text` (a trailing newline ends a line).

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod backend;
+
 use std::path::{Path, PathBuf};
 
 use hype::{LocalCluster, Submitter};

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bollard::container::LogOutput;
 use bollard::errors::Error as EngineError;
 use bollard::models::ContainerState;
 use bollard::query_parameters::{
@@ -14,7 +15,9 @@ use bollard::query_parameters::{
     LogsOptions, RemoveContainerOptions, StartContainerOptions, WaitContainerOptions,
 };
 use futures::StreamExt as _;
+use tokio::io::AsyncWriteExt as _;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::Shared;
 use super::engine::{EngineFailure, bounded, engine_message};
@@ -22,11 +25,12 @@ use super::spec::{self, ContainerPlan};
 use crate::backend::{Ended, Job, describe_end, signal_of};
 use crate::error::Error;
 use crate::launch;
+use crate::logs::{self, Stream};
 
 /// How many log lines a failed call's error carries.
 const LOG_TAIL_LINES: usize = 20;
-/// Where `hype-run`'s output goes when debug logging is on.
-const REMOTE_TARGET: &str = "hype::remote";
+/// How long the end of a finished container's log stream is waited for.
+const LOG_DRAIN: Duration = Duration::from_secs(5);
 
 fn cancelled_error(job: &Job) -> Error {
     Error::Cancelled {
@@ -97,7 +101,11 @@ impl Shared {
         }
         self.start(job, &plan.image).await?;
         tracing::debug!(function = job.function, container = %job.execution_id, image = %plan.image, "container started");
+        let following = self.follow_logs(job);
         let exit_code = self.wait(job, timeout, cancelled).await?;
+        // The log stream ends with the container: read it to its end (its
+        // last lines included) before the container is removed.
+        let _ = tokio::time::timeout(LOG_DRAIN, following).await;
         let state = self.inspect(job).await?;
         if state.oom_killed == Some(true) {
             return Err(Error::OutOfMemory {
@@ -105,11 +113,6 @@ impl Shared {
                 execution_id: job.execution_id.clone(),
                 limit: plan.memory_limit.clone(),
             });
-        }
-        if tracing::enabled!(target: REMOTE_TARGET, tracing::Level::DEBUG) {
-            for line in self.logs(&job.execution_id, None).await.lines() {
-                tracing::debug!(target: REMOTE_TARGET, execution_id = %job.execution_id, "{line}");
-            }
         }
         let termination_path = termination_dir.join(spec::TERMINATION_FILE);
         match tokio::fs::read_to_string(&termination_path).await {
@@ -343,6 +346,47 @@ impl Shared {
 
     /// The container's output (stdout and stderr): the last `tail` lines,
     /// or all of it. Never fails: a failure to read becomes the text.
+    /// Follows the container's output into the job's log sink, a line at
+    /// a time, until the container ends (the stream then ends). Stopped
+    /// when the handle is dropped.
+    fn follow_logs(&self, job: &Job) -> AbortOnDropHandle<()> {
+        let docker = self.docker.clone();
+        let name = job.execution_id.clone();
+        let sink = Arc::clone(&job.logs);
+        AbortOnDropHandle::new(tokio::spawn(async move {
+            let options = LogsOptions {
+                follow: true,
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            };
+            // Frames may split lines: each stream goes through a pipe to
+            // the one line reader.
+            let (mut stdout, stdout_lines) = tokio::io::duplex(64 * 1024);
+            let (mut stderr, stderr_lines) = tokio::io::duplex(64 * 1024);
+            let feed = async move {
+                let mut chunks = std::pin::pin!(docker.logs(&name, Some(options)));
+                while let Some(Ok(chunk)) = chunks.next().await {
+                    let written = match chunk {
+                        LogOutput::StdErr { message } => stderr.write_all(&message).await,
+                        LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                            stdout.write_all(&message).await
+                        }
+                        LogOutput::StdIn { .. } => Ok(()),
+                    };
+                    if written.is_err() {
+                        break;
+                    }
+                }
+            };
+            tokio::join!(
+                feed,
+                logs::pump(stdout_lines, &sink, Stream::Stdout, 0),
+                logs::pump(stderr_lines, &sink, Stream::Stderr, 0),
+            );
+        }))
+    }
+
     pub(super) async fn logs(&self, container: &str, tail: Option<usize>) -> String {
         let options = LogsOptions {
             stdout: true,

@@ -331,12 +331,11 @@ mod tests {
     use crate::environment::{Secret, VolumeRequest};
 
     fn job() -> Job {
-        Job {
-            function: "my_crate::jobs::word_count",
-            execution_id: "hype-word-count-abcd1234".to_owned(),
-            call: "inline:AAAA".to_owned(),
-            executable: None,
-        }
+        Job::new(
+            "my_crate::jobs::word_count",
+            "hype-word-count-abcd1234",
+            "inline:AAAA".to_owned(),
+        )
     }
 
     fn request<'a>(

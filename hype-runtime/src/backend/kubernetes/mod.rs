@@ -31,6 +31,7 @@
 pub mod cluster;
 #[cfg(feature = "gcs")]
 pub mod gke;
+pub(crate) mod logs;
 pub(crate) mod pod;
 pub(crate) mod retry;
 pub(crate) mod runner;

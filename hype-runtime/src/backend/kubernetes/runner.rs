@@ -4,12 +4,14 @@
 //! the outcome from the termination message, and deletes the pod once it
 //! is read, when the call's future is dropped, and on timeout.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, LogParams, PostParams};
 use tokio_util::task::TaskTracker;
 
+use super::logs::LogFollow;
 use super::status::{self, Progress};
 use super::watch::{PodEvent, PodWatcher};
 use super::{pod, retry, volumes};
@@ -25,6 +27,8 @@ pub(crate) const DELETION_WAIT: Duration = Duration::from_secs(120);
 const DELETIONS_WAIT: Duration = Duration::from_secs(60);
 /// How many log lines a failed call's error carries.
 const LOG_TAIL_LINES: i64 = 20;
+/// How long a finished call waits for the end of its pod's log.
+const LOG_DRAIN: Duration = Duration::from_secs(5);
 
 /// Runs each call as a pod. Built by connecting a `KubeCluster`.
 #[derive(Debug)]
@@ -69,7 +73,16 @@ impl KubernetesRunner {
         guard.armed = !self.keep_pods;
         tracing::debug!(function = job.function, pod = %name, "created");
 
-        let waited = tokio::time::timeout(env.timeout(), self.wait(&job, &mut events)).await;
+        let mut follow = LogFollow::new(
+            self.pods.clone(),
+            &name,
+            Arc::clone(&job.logs),
+            events.clone(),
+        );
+        let waited =
+            tokio::time::timeout(env.timeout(), self.wait(&job, &mut events, &mut follow)).await;
+        // The log to its end (its last lines included) before the pod goes.
+        follow.drain(LOG_DRAIN).await;
         let result = match waited {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout {
@@ -99,6 +112,7 @@ impl KubernetesRunner {
         &self,
         job: &Job,
         events: &mut tokio::sync::watch::Receiver<PodEvent>,
+        follow: &mut LogFollow,
     ) -> Result<String, Error> {
         let name = job.execution_id.as_str();
         let function = job.function.to_owned();
@@ -110,6 +124,7 @@ impl KubernetesRunner {
                     unschedulable: None,
                 },
                 PodEvent::Seen(pod) | PodEvent::Deleted(pod) => {
+                    follow.seen(pod);
                     let progress = status::progress(pod);
                     // Only hype's own deletion is silent, and it happens after
                     // this wait: a pod going away now was deleted by someone

@@ -1,0 +1,267 @@
+//! A pod's output, followed into the call's log sink while it runs:
+//! `pods/{name}/log?follow=true` from when its container starts, one
+//! stream per running pod, read to its end before the pod is deleted.
+//!
+//! A follow stream ends cleanly only once the container has ended and its
+//! log is read to the end. If it breaks instead (an error), it is opened
+//! again and the bytes already delivered are skipped: the log API serves a
+//! container's log from its start, so the byte offset is exact, where
+//! `sinceTime` (whole seconds) would repeat or lose the lines of that
+//! second. (A log the kubelet rotated, past 10 MiB by default, starts
+//! anew; lines before the rotation are then not repeated, but the offset
+//! may skip some after it.)
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::LogParams;
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::watch;
+use tokio_util::compat::FuturesAsyncReadCompatExt as _;
+use tokio_util::task::AbortOnDropHandle;
+
+use super::pod::CONTAINER;
+use super::watch::PodEvent;
+use crate::logs::{self, LogSink, Stream};
+
+/// How many times a broken log stream is opened again.
+const REOPENS: u32 = 5;
+
+/// The follower of one pod's log.
+pub(super) struct LogFollow {
+    pods: Api<Pod>,
+    name: String,
+    sink: Arc<LogSink>,
+    events: watch::Receiver<PodEvent>,
+    task: Option<AbortOnDropHandle<()>>,
+}
+
+impl LogFollow {
+    /// A follower of pod `name`'s log that starts once its container has.
+    pub(super) fn new(
+        pods: Api<Pod>,
+        name: &str,
+        sink: Arc<LogSink>,
+        events: watch::Receiver<PodEvent>,
+    ) -> LogFollow {
+        LogFollow {
+            pods,
+            name: name.to_owned(),
+            sink,
+            events,
+            task: None,
+        }
+    }
+
+    /// Starts following, once, when `pod`'s container has started (or
+    /// already ended: its log stays readable until the pod is deleted).
+    pub(super) fn seen(&mut self, pod: &Pod) {
+        if self.task.is_some() || !container_started(pod) {
+            return;
+        }
+        let (pods, name, sink, events) = (
+            self.pods.clone(),
+            self.name.clone(),
+            Arc::clone(&self.sink),
+            self.events.clone(),
+        );
+        self.task = Some(AbortOnDropHandle::new(tokio::spawn(follow(
+            pods, name, sink, events,
+        ))));
+    }
+
+    /// Waits (at most `bound`) for the log's end: the call is over, and
+    /// the pod is about to be deleted.
+    /// A container still running (the call timed out, say) is not waited
+    /// for: its follower stops now.
+    pub(super) async fn drain(&mut self, bound: Duration) {
+        let Some(task) = self.task.take() else {
+            return;
+        };
+        if !container_ended(&self.events.borrow()) {
+            return;
+        }
+        if tokio::time::timeout(bound, task).await.is_err() {
+            tracing::debug!(pod = %self.name, "the pod's log did not end within {bound:?}");
+        }
+    }
+}
+
+/// Whether the container has started (running, or already terminated).
+fn container_started(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|c| c.name == CONTAINER)
+        .filter_map(|c| c.state.as_ref())
+        .any(|state| state.running.is_some() || state.terminated.is_some())
+}
+
+/// Whether the container has ended, or the pod is gone.
+fn container_ended(event: &PodEvent) -> bool {
+    match event {
+        PodEvent::Unseen => false,
+        PodEvent::Deleted(_) => true,
+        PodEvent::Seen(pod) => pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|c| c.name == CONTAINER)
+            .filter_map(|c| c.state.as_ref())
+            .any(|state| state.terminated.is_some()),
+    }
+}
+
+async fn follow(
+    pods: Api<Pod>,
+    name: String,
+    sink: Arc<LogSink>,
+    mut events: watch::Receiver<PodEvent>,
+) {
+    let params = LogParams {
+        container: Some(CONTAINER.to_owned()),
+        follow: true,
+        ..LogParams::default()
+    };
+    let mut delivered = 0u64;
+    for opened in 0..=REOPENS {
+        match pods.log_stream(&name, &params).await {
+            Ok(stream) => {
+                let mut reader = Skip {
+                    inner: stream.compat(),
+                    skip: delivered,
+                    seen: 0,
+                    broke: false,
+                };
+                logs::pump(&mut reader, &sink, Stream::Output, 0).await;
+                delivered = delivered.max(reader.seen);
+                // A follow stream ends cleanly only when the container has
+                // ended and its log is read to the end.
+                if !reader.broke {
+                    return;
+                }
+                tracing::debug!(pod = %name, opened, delivered, "the pod's log stream broke; opening it again");
+            }
+            Err(err) => {
+                // Not there yet, or not any more: once the container has
+                // ended (or the pod is gone) there is nothing to wait for.
+                tracing::debug!(pod = %name, %err, "cannot open the pod's log");
+                if container_ended(&events.borrow_and_update()) {
+                    return;
+                }
+            }
+        }
+        let pause = Duration::from_millis(100 << opened.min(4));
+        if let Ok(Ok(_)) = tokio::time::timeout(pause, events.wait_for(is_deleted)).await {
+            return;
+        }
+    }
+}
+
+/// Whether the pod is gone (its log with it).
+fn is_deleted(event: &PodEvent) -> bool {
+    matches!(event, PodEvent::Deleted(_))
+}
+
+/// A reader that drops its first `skip` bytes, counts all it reads, and
+/// notes whether it ended in an error (a broken stream) rather than at
+/// the stream's end. An error reads as the end.
+struct Skip<R> {
+    inner: R,
+    skip: u64,
+    seen: u64,
+    broke: bool,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Skip<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        loop {
+            let before = buf.filled().len();
+            match Pin::new(&mut self.inner).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => {
+                    self.broke = true;
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+            let read = buf.filled().len() - before;
+            if read == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            let start = self.seen;
+            self.seen += read as u64;
+            if self.seen <= self.skip {
+                // All of it was delivered before: drop it, read on.
+                buf.set_filled(before);
+                continue;
+            }
+            let drop = self.skip.saturating_sub(start);
+            if drop > 0 {
+                // Some of it was: keep only the new bytes.
+                let drop = usize::try_from(drop).unwrap_or(read);
+                let filled = buf.filled_mut();
+                filled.copy_within(before + drop.., before);
+                buf.set_filled(before + read - drop);
+            }
+            return Poll::Ready(Ok(()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt as _;
+
+    #[tokio::test]
+    async fn skip_drops_exactly_the_delivered_bytes() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+        for skip in [0u64, 1, 4095, 4096, 9_999, 10_000, 20_000] {
+            // Reads of 7 bytes, so skips fall inside and across reads.
+            let mut reader = Skip {
+                inner: tokio_test_reader(&data, 7),
+                skip,
+                seen: 0,
+                broke: false,
+            };
+            let mut out = Vec::new();
+            reader.read_to_end(&mut out).await.unwrap();
+            let from = usize::try_from(skip).unwrap().min(data.len());
+            assert_eq!(out, data[from..], "skip {skip}");
+            assert_eq!(reader.seen, data.len() as u64);
+        }
+    }
+
+    /// A reader handing out `data` `step` bytes at a time.
+    fn tokio_test_reader(data: &[u8], step: usize) -> impl AsyncRead + Unpin {
+        struct Steps(Vec<u8>, usize, usize);
+        impl AsyncRead for Steps {
+            fn poll_read(
+                mut self: Pin<&mut Self>,
+                _: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<std::io::Result<()>> {
+                let (pos, step) = (self.1, self.2);
+                let end = (pos + step).min(self.0.len()).min(pos + buf.remaining());
+                let chunk = self.0[pos..end].to_vec();
+                buf.put_slice(&chunk);
+                self.1 = end;
+                Poll::Ready(Ok(()))
+            }
+        }
+        Steps(data.to_vec(), 0, step)
+    }
+}
