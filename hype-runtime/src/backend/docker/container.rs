@@ -25,7 +25,7 @@ use super::spec::{self, ContainerPlan};
 use crate::backend::{Ended, Job, describe_end, signal_of};
 use crate::error::Error;
 use crate::launch;
-use crate::logs::{self, Stream};
+use crate::logs::{self, LogMode, Stream};
 
 /// How many log lines a failed call's error carries.
 const LOG_TAIL_LINES: usize = 20;
@@ -348,8 +348,11 @@ impl Shared {
     /// or all of it. Never fails: a failure to read becomes the text.
     /// Follows the container's output into the job's log sink, a line at
     /// a time, until the container ends (the stream then ends). Stopped
-    /// when the handle is dropped.
+    /// when the handle is dropped. Nothing to follow with the output off.
     fn follow_logs(&self, job: &Job) -> AbortOnDropHandle<()> {
+        if job.logs.mode() == LogMode::Off {
+            return AbortOnDropHandle::new(tokio::spawn(async {}));
+        }
         let docker = self.docker.clone();
         let name = job.execution_id.clone();
         let sink = Arc::clone(&job.logs);

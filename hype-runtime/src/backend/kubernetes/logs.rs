@@ -26,7 +26,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use super::pod::CONTAINER;
 use super::watch::PodEvent;
-use crate::logs::{self, LogSink, Stream};
+use crate::logs::{self, LogMode, LogSink, Stream};
 
 /// How many times a broken log stream is opened again.
 const REOPENS: u32 = 5;
@@ -60,7 +60,8 @@ impl LogFollow {
     /// Starts following, once, when `pod`'s container has started (or
     /// already ended: its log stays readable until the pod is deleted).
     pub(super) fn seen(&mut self, pod: &Pod) {
-        if self.task.is_some() || !container_started(pod) {
+        // With the output off, the stream is not worth its request.
+        if self.task.is_some() || self.sink.mode() == LogMode::Off || !container_started(pod) {
             return;
         }
         let (pods, name, sink, events) = (
