@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ContainerState, Pod};
 use kube::Api;
 use kube::api::LogParams;
 use tokio::io::{AsyncRead, ReadBuf};
@@ -92,16 +92,21 @@ impl LogFollow {
     }
 }
 
+/// The state of the pod's `hype-run` container, once it has one.
+fn container_state(pod: &Pod) -> Option<&ContainerState> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == CONTAINER)?
+        .state
+        .as_ref()
+}
+
 /// Whether the container has started (running, or already terminated).
 fn container_started(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .into_iter()
-        .flatten()
-        .filter(|c| c.name == CONTAINER)
-        .filter_map(|c| c.state.as_ref())
-        .any(|state| state.running.is_some() || state.terminated.is_some())
+    container_state(pod).is_some_and(|s| s.running.is_some() || s.terminated.is_some())
 }
 
 /// Whether the container has ended, or the pod is gone.
@@ -109,15 +114,7 @@ fn container_ended(event: &PodEvent) -> bool {
     match event {
         PodEvent::Unseen => false,
         PodEvent::Deleted(_) => true,
-        PodEvent::Seen(pod) => pod
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .into_iter()
-            .flatten()
-            .filter(|c| c.name == CONTAINER)
-            .filter_map(|c| c.state.as_ref())
-            .any(|state| state.terminated.is_some()),
+        PodEvent::Seen(pod) => container_state(pod).is_some_and(|s| s.terminated.is_some()),
     }
 }
 
