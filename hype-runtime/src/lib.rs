@@ -26,7 +26,8 @@
 //!
 //! Below them, used by all: [`config`] (every `HYPE_*` variable),
 //! [`environment`] and [`mounts`] (what a call runs with), [`error`],
-//! [`ids`] (names), [`bytes`] (large binary payloads).
+//! [`ids`] (names), [`bytes`] (large binary payloads), [`owner`] (this
+//! process as the owner of what it creates, and whether an owner lives).
 //!
 //! ## Naming options
 //!
@@ -64,6 +65,7 @@ pub mod logs;
 #[doc(hidden)]
 pub mod macro_support;
 pub mod mounts;
+pub mod owner;
 pub mod registry;
 pub mod remote;
 #[cfg(feature = "kubernetes")]
