@@ -1,28 +1,33 @@
 //! The labels and annotations everything hype creates carries (pods,
 //! claims, containers, volumes), and the selectors that find one session's
 //! objects. One set for every backend, so the same selectors work on pods
-//! and containers alike.
+//! and containers alike. Public (hidden) for the `hype` command, which
+//! finds and removes what dead sessions left.
 
 /// Label: who manages the object (`hype`).
-pub(crate) const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// Label: the submitter session that created the object.
-pub(crate) const LABEL_SESSION: &str = "hype.dev/session";
+pub const LABEL_SESSION: &str = "hype.dev/session";
 /// Label: the function (its last path segment, label-safe).
-pub(crate) const LABEL_FUNCTION: &str = "hype.dev/function";
+pub const LABEL_FUNCTION: &str = "hype.dev/function";
 /// Label (containers) or annotation (pods): the function's full ID.
-pub(crate) const LABEL_FUNCTION_ID: &str = "hype.dev/function-id";
+pub const LABEL_FUNCTION_ID: &str = "hype.dev/function-id";
 /// Label: the execution ID (the container's name).
-pub(crate) const LABEL_EXECUTION_ID: &str = "hype.dev/execution-id";
+pub const LABEL_EXECUTION_ID: &str = "hype.dev/execution-id";
 /// Label of volumes: `transient` or `persistent`.
-pub(crate) const LABEL_LIFETIME: &str = "hype.dev/lifetime";
+pub const LABEL_LIFETIME: &str = "hype.dev/lifetime";
 /// Label of volumes: the requested storage class.
-pub(crate) const LABEL_STORAGE_CLASS: &str = "hype.dev/storage-class";
+pub const LABEL_STORAGE_CLASS: &str = "hype.dev/storage-class";
 /// Label of volumes: the requested size.
-pub(crate) const LABEL_SIZE: &str = "hype.dev/size";
+pub const LABEL_SIZE: &str = "hype.dev/size";
+/// Label: the process that created the object and keeps it alive, as
+/// [`crate::owner::Owner`]'s text form (`<pid>.<start>.<boot>@<host>`), so
+/// that the next submitter or `hype gc` can tell a dead session's objects.
+pub const LABEL_OWNER: &str = "hype.dev/owner";
 /// The value of [`LABEL_MANAGED_BY`].
-pub(crate) const MANAGED_BY: &str = "hype";
+pub const MANAGED_BY: &str = "hype";
 
-pub(crate) use crate::ids::label_value;
+pub use crate::ids::label_value;
 
 /// The labels of everything a session creates, as any map type.
 pub(crate) fn session_labels<M: FromIterator<(String, String)>>(session: &str) -> M {

@@ -25,7 +25,8 @@ pub mod kubernetes;
 // Each container backend uses its part of the one set of labels.
 #[cfg(any(feature = "docker", feature = "kubernetes"))]
 #[cfg_attr(not(all(feature = "docker", feature = "kubernetes")), allow(dead_code))]
-pub(crate) mod labels;
+#[doc(hidden)]
+pub mod labels;
 pub mod local;
 
 use std::sync::Arc;

@@ -1,17 +1,16 @@
 //! [`DockerCluster`]: which engine, and how calls use it; connecting it
-//! for a submitter checks the staging, negotiates the API version and
-//! builds the runner.
+//! for a submitter checks the staging, negotiates the API version, removes
+//! what dead sessions left ([`super::reap`]) and builds the runner.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bollard::Docker;
 use tokio_util::task::TaskTracker;
 
-use super::engine::engine_message;
-use super::{DockerRunner, Shared, spec};
+use super::engine::{self, CONNECT_BOUND};
+use super::{DockerRunner, Shared, reap, spec};
 use crate::backend::{Arch, Cluster, Connection, Runner};
 use crate::cleanup;
 use crate::config;
@@ -21,8 +20,6 @@ use crate::staging::BoxFuture;
 /// How long a missing image may take to pull, unless set with
 /// [`DockerCluster::pull_timeout`].
 pub const DEFAULT_PULL_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-/// How long connecting may take.
-const CONNECT_BOUND: Duration = Duration::from_secs(10);
 
 /// A Docker engine to run calls on: `DOCKER_HOST`, else the default socket.
 /// `HYPE_CLUSTER=docker` selects it for the default submitter.
@@ -107,7 +104,8 @@ impl DockerCluster {
     }
 
     /// Connects to the engine for one submitter: checks that the staging
-    /// is local (`file://`), negotiates the API version, and builds the
+    /// is local (`file://`), negotiates the API version, removes the
+    /// containers and transient volumes of dead owners, and builds the
     /// runner.
     async fn runner(self, connection: Connection) -> Result<DockerRunner, Error> {
         let staging_dir = spec::staging_dir(connection.staging().location())?;
@@ -119,36 +117,10 @@ impl DockerCluster {
                 message: format!("cannot create staging directory {}: {err}", dir.display()),
             })?;
         }
-        let host = std::env::var("DOCKER_HOST")
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned());
-        let docker = Docker::connect_with_defaults().map_err(|err| Error::Config {
-            message: format!(
-                "cannot use the Docker engine at {host}: {err}; set DOCKER_HOST to its socket (unix:///var/run/docker.sock) or address"
-            ),
-        })?;
-        let operation = format!("connect to the Docker engine at {host}");
-        let docker = match tokio::time::timeout(CONNECT_BOUND, docker.negotiate_version()).await {
-            Ok(Ok(docker)) => docker,
-            Ok(Err(err)) => {
-                return Err(Error::Cluster {
-                    operation,
-                    message: format!(
-                        "{}; is the engine running, and may this user use its socket? (DOCKER_HOST selects another engine)",
-                        engine_message(&err)
-                    ),
-                    source: None,
-                });
-            }
-            Err(_) => {
-                return Err(Error::Cluster {
-                    operation,
-                    message: format!("no answer within {CONNECT_BOUND:?}; is the engine running?"),
-                    source: None,
-                });
-            }
-        };
+        let host = engine::host();
+        let docker = engine::connect().await?;
+        // What killed submitters left: removed before this one adds its own.
+        reap::reap_quietly(&docker).await;
         // The engine's machine type: a shipped executable must run on it.
         let arch = match tokio::time::timeout(CONNECT_BOUND, docker.version()).await {
             Ok(Ok(version)) => version.arch.as_deref().and_then(Arch::from_name),

@@ -1,16 +1,55 @@
-//! Engine calls with a bound, and what their failures mean: every call
-//! but the wait and the pull answers within [`ENGINE_CALL_BOUND`] or fails
-//! with [`EngineFailure::NoAnswer`].
+//! Connecting to the engine, engine calls with a bound, and what their
+//! failures mean: every call but the wait and the pull answers within
+//! [`ENGINE_CALL_BOUND`] or fails with `EngineFailure::NoAnswer`.
 
 use std::future::Future;
 use std::time::Duration;
 
+use bollard::Docker;
 use bollard::errors::Error as EngineError;
 
 use crate::error::Error;
 
 /// The bound of every engine call other than the wait and the pull.
-pub(crate) const ENGINE_CALL_BOUND: Duration = Duration::from_secs(60);
+pub const ENGINE_CALL_BOUND: Duration = Duration::from_secs(60);
+/// How long connecting may take.
+pub const CONNECT_BOUND: Duration = Duration::from_secs(10);
+
+/// The engine's address: `DOCKER_HOST`, else the default socket.
+pub fn host() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned())
+}
+
+/// Connects to the engine at [`host`] and negotiates the API version,
+/// within [`CONNECT_BOUND`]; the error says how to point at another one.
+pub async fn connect() -> Result<Docker, Error> {
+    let host = host();
+    let docker = Docker::connect_with_defaults().map_err(|err| Error::Config {
+        message: format!(
+            "cannot use the Docker engine at {host}: {err}; set DOCKER_HOST to its socket (unix:///var/run/docker.sock) or address"
+        ),
+    })?;
+    let operation = format!("connect to the Docker engine at {host}");
+    match tokio::time::timeout(CONNECT_BOUND, docker.negotiate_version()).await {
+        Ok(Ok(docker)) => Ok(docker),
+        Ok(Err(err)) => Err(Error::Cluster {
+            operation,
+            message: format!(
+                "{}; is the engine running, and may this user use its socket? (DOCKER_HOST selects another engine)",
+                engine_message(&err)
+            ),
+            source: None,
+        }),
+        Err(_) => Err(Error::Cluster {
+            operation,
+            message: format!("no answer within {CONNECT_BOUND:?}; is the engine running?"),
+            source: None,
+        }),
+    }
+}
 
 /// An engine call that failed or did not answer in time.
 #[derive(Debug)]

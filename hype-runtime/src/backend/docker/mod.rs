@@ -41,15 +41,26 @@
 //! `hype.dev/session=<session>`, so leftovers can be found with
 //! `docker ps -a --filter label=app.kubernetes.io/managed-by=hype`.
 //!
+//! **A killed submitter** cannot clean up, so containers and transient
+//! volumes also carry `hype.dev/owner` (this process, [`crate::owner`]).
+//! On connect, the runner removes the containers and transient volumes
+//! whose owner is dead ([`reap`]: never a live or unknown owner's, never a
+//! persistent volume), bounded in time, warning and going on if it fails;
+//! `hype gc --docker` does the same on demand.
+//!
 //! The files, in the order a call meets them: [`cluster`] (the
 //! [`DockerCluster`] settings and connecting), [`spec`] (the container of a
 //! call), [`volumes`] (named volumes), [`container`] (one container's life:
-//! create, pull, start, wait, read, remove), [`engine`] (bounded engine
-//! calls and their errors).
+//! create, pull, start, wait, read, remove), [`engine`] (connecting,
+//! bounded engine calls and their errors), [`reap`] (what dead sessions
+//! left).
 
 pub mod cluster;
 mod container;
-mod engine;
+#[doc(hidden)]
+pub mod engine;
+#[doc(hidden)]
+pub mod reap;
 pub(crate) mod spec;
 mod volumes;
 

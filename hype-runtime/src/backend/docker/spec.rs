@@ -18,7 +18,10 @@
 //!
 //! Labels: `app.kubernetes.io/managed-by=hype`, `hype.dev/session`,
 //! `hype.dev/function` (the last path segment, label-safe),
-//! `hype.dev/function-id` and `hype.dev/execution-id`, as on the pods.
+//! `hype.dev/function-id` and `hype.dev/execution-id`, as on the pods, and
+//! `hype.dev/owner` (this process, [`Owner::current`]), which transient
+//! volumes carry too: the next submitter and `hype gc --docker` remove
+//! what a dead owner left ([`super::reap`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -27,12 +30,13 @@ use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountTypeEnum};
 
 use crate::backend::Job;
 use crate::backend::labels::{
-    self, LABEL_EXECUTION_ID, LABEL_FUNCTION, LABEL_FUNCTION_ID, LABEL_LIFETIME, LABEL_SIZE,
-    LABEL_STORAGE_CLASS, label_value,
+    self, LABEL_EXECUTION_ID, LABEL_FUNCTION, LABEL_FUNCTION_ID, LABEL_LIFETIME, LABEL_OWNER,
+    LABEL_SIZE, LABEL_STORAGE_CLASS, label_value,
 };
 use crate::environment::quantity;
 use crate::environment::{RunEnvironment, VolumeLifetime, VolumeRequest};
 use crate::error::Error;
+use crate::owner::Owner;
 
 /// Where the per-call termination directory is mounted in the container.
 pub const TERMINATION_DIR: &str = "/run/hype";
@@ -84,11 +88,18 @@ pub(crate) fn session_filter(session: &str) -> HashMap<String, Vec<String>> {
     )])
 }
 
-/// The labels of a volume hype creates.
+/// The labels of a volume hype creates: a transient one's session and
+/// owner (none when it is kept on exit), a persistent one's neither.
 pub(crate) fn volume_labels(volume: &VolumeRequest, session: &str) -> HashMap<String, String> {
     let transient = volume.lifetime() == VolumeLifetime::Transient;
     let mut labels: HashMap<String, String> = if transient {
-        labels::session_labels(session)
+        let mut labels: HashMap<String, String> = labels::session_labels(session);
+        // One kept on exit outlives its owner on purpose: no owner, so
+        // that no reaper takes it.
+        if !volume.is_kept_on_exit() {
+            labels.insert(LABEL_OWNER.to_owned(), Owner::current().to_string());
+        }
+        labels
     } else {
         labels::managed_labels()
     };
@@ -264,6 +275,7 @@ pub fn build(request: &ContainerRequest<'_>) -> Result<ContainerPlan, Error> {
     labels.insert(LABEL_FUNCTION.to_owned(), label_value(short_name));
     labels.insert(LABEL_FUNCTION_ID.to_owned(), job.function.to_owned());
     labels.insert(LABEL_EXECUTION_ID.to_owned(), job.execution_id.clone());
+    labels.insert(LABEL_OWNER.to_owned(), Owner::current().to_string());
 
     // A shipped executable is the entrypoint itself: no prefix.
     let (entrypoint, mut cmd) = match &job.executable {
@@ -387,6 +399,7 @@ mod tests {
         assert_eq!(labels[LABEL_FUNCTION], "word_count");
         assert_eq!(labels[LABEL_FUNCTION_ID], "my_crate::jobs::word_count");
         assert_eq!(labels[LABEL_EXECUTION_ID], "hype-word-count-abcd1234");
+        assert_eq!(labels[LABEL_OWNER], Owner::current().to_string());
         let host = body.host_config.as_ref().unwrap();
         assert_eq!(host.nano_cpus, Some(750_000_000));
         assert_eq!(
@@ -493,6 +506,21 @@ mod tests {
         assert!(problems.iter().any(|p| p.contains("secret missing")));
         assert!(problems.iter().any(|p| p.starts_with("cpu:")));
         assert!(problems.iter().any(|p| p.starts_with("memory:")));
+    }
+
+    #[test]
+    fn transient_volumes_carry_their_owner_unless_kept_and_persistent_ones_none() {
+        let scratch = VolumeRequest::new("standard", "1Gi");
+        let transient = volume_labels(&scratch, "s1");
+        assert_eq!(transient[LABEL_OWNER], Owner::current().to_string());
+        let kept = volume_labels(&scratch.keep_on_exit(true), "s1");
+        assert!(!kept.contains_key(LABEL_OWNER), "{kept:?}");
+        assert_eq!(transient[LABEL_SESSION], "s1");
+        assert_eq!(transient[LABEL_LIFETIME], "transient");
+        let persistent = volume_labels(&VolumeRequest::persistent("data", "standard", "1Gi"), "s1");
+        assert!(!persistent.contains_key(LABEL_OWNER), "{persistent:?}");
+        assert!(!persistent.contains_key(LABEL_SESSION), "{persistent:?}");
+        assert_eq!(persistent[LABEL_LIFETIME], "persistent");
     }
 
     #[test]
