@@ -5,6 +5,12 @@
 //! env image then holds only a launcher, and the program's own binary
 //! travels with its calls.
 //!
+//! The executable dies with the launcher (Linux): it is armed with the
+//! parent-death signal like every `hype-run` the local runner starts, and
+//! the launcher, itself armed by its own parent, kills its process group
+//! (the executable and what it started) when that parent is gone. See
+//! [`crate::entry`], "Dying with the parent".
+//!
 //! The executable runs with `HYPE_LAUNCHED=<its digest>`: a launched
 //! `hype-run` whose call names that digest runs the call itself without
 //! hashing its own file, and one that is asked to launch again refuses (the
@@ -150,6 +156,11 @@ static CHILD: AtomicI32 = AtomicI32::new(0);
 static PENDING: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn forward(signal: libc::c_int) {
+    // The parent-death signal: this launcher's parent is gone, so is the
+    // group (the executable and what it started, this launcher included).
+    if crate::entry::parent_gone() {
+        crate::entry::kill_own_group();
+    }
     let child = CHILD.load(Ordering::SeqCst);
     if child > 0 {
         // SAFETY: kill is async-signal-safe; a stale pid is at worst ESRCH.
@@ -213,6 +224,10 @@ pub(crate) fn run(
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
         .stderr(Stdio::piped());
+    // This thread waits for the child below, so it outlives it: the
+    // parent-death signal (sent when the forking thread ends) comes only
+    // when this process dies.
+    crate::entry::die_with_this_process(&mut command);
     if forward {
         forward_signals();
     }

@@ -19,6 +19,17 @@
 //!   `HYPE_MOUNTS`; code reads it with [`crate::mount_path`].
 //! - The child runs in its own process group. Timeout and cancellation
 //!   (dropping the call's future) kill the whole group: no orphans.
+//! - On Linux the child also dies with this process, even when this process
+//!   is killed with SIGKILL: it gets a parent-death signal, and its
+//!   `hype-run` then kills its group (see [`crate::entry`], "Dying with the
+//!   parent"). The kernel sends that signal when the forking *thread* ends,
+//!   so every child is forked on one thread, `hype-spawner`, started on the
+//!   first call and never ending (a tokio worker may be retired by
+//!   `block_in_place`, a blocking-pool thread ends when idle, and the
+//!   runtime itself may end before the submitter does).
+//! - The runner's temporary directory carries its owner's tag
+//!   (`hype-local-<pid>.<start>.<boot>-XXXXXX`); one left by a process that
+//!   was killed is removed by the next hype process that makes one.
 //! - Its stdout is inherited; its stderr is captured (the last lines are
 //!   attached to errors) and forwarded to `tracing` at debug level.
 
@@ -42,6 +53,8 @@ const STDERR_TAIL_LINES: usize = 20;
 /// How long to wait for a child's stderr to close after it exited (a
 /// grandchild may hold it open).
 const STDERR_DRAIN_BOUND: Duration = Duration::from_secs(2);
+/// How long a call waits for `hype-spawner` to start its child.
+const SPAWN_BOUND: Duration = Duration::from_secs(30);
 
 /// Child processes of this binary (or a worker binary) on this machine:
 /// the embedded default.
@@ -198,7 +211,8 @@ impl LocalRunner {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
-        let mut child = command.spawn().map_err(|err| Error::Spawn {
+        crate::entry::die_with_this_process(command.as_std_mut());
+        let mut child = spawn(command).await.map_err(|err| Error::Spawn {
             program: self.program.clone(),
             message: err.to_string(),
         })?;
@@ -317,6 +331,75 @@ impl Drop for LocalRunner {
     }
 }
 
+/// A child for `hype-spawner` to start on the runtime of the call that
+/// asked, and where to send it.
+type SpawnRequest = (
+    tokio::process::Command,
+    tokio::runtime::Handle,
+    tokio::sync::oneshot::Sender<std::io::Result<tokio::process::Child>>,
+);
+
+/// Starts `command` on `hype-spawner`, the thread that lives as long as
+/// the process (see the module docs), registered with the calling task's
+/// runtime. Elsewhere than Linux, where no parent-death signal ties the
+/// child to a thread, on the calling thread.
+async fn spawn(mut command: tokio::process::Command) -> std::io::Result<tokio::process::Child> {
+    if !cfg!(target_os = "linux") {
+        return command.spawn();
+    }
+    static SPAWNER: std::sync::OnceLock<Option<std::sync::mpsc::Sender<SpawnRequest>>> =
+        std::sync::OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("hype-spawner".to_owned())
+            .spawn(move || {
+                // Never ends: the sender lives in a static.
+                while let Ok((mut command, runtime, reply)) = rx.recv() {
+                    let _entered = runtime.enter();
+                    let spawned = command.spawn();
+                    if let Err(Ok(child)) = reply.send(spawned) {
+                        // The call went away while its child started: kill
+                        // its group before the child can start anything.
+                        if let Some(pid) = child.id() {
+                            kill_group(pid as i32);
+                        }
+                    }
+                }
+            })
+            .ok()
+            .map(|_| tx)
+    });
+    let Some(spawner) = spawner else {
+        return Err(std::io::Error::other(
+            "cannot start the hype-spawner thread that starts local children",
+        ));
+    };
+    let (reply, started) = tokio::sync::oneshot::channel();
+    spawner
+        .send((command, tokio::runtime::Handle::current(), reply))
+        .map_err(|_| std::io::Error::other("the hype-spawner thread has ended"))?;
+    match tokio::time::timeout(SPAWN_BOUND, started).await {
+        Ok(Ok(spawned)) => spawned,
+        Ok(Err(_)) => Err(std::io::Error::other(
+            "the hype-spawner thread dropped the request",
+        )),
+        Err(_) => Err(std::io::Error::other(format!(
+            "the hype-spawner thread did not start the child within {SPAWN_BOUND:?}"
+        ))),
+    }
+}
+
+/// Sends SIGKILL to the process group `pgid`.
+fn kill_group(pgid: i32) {
+    // SAFETY: kill(2) with a negative PID signals the process group the
+    // runner created for a child (process_group(0)) that has not been
+    // reaped yet, so the group ID is still that child's.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
 /// Kills a child's process group unless disarmed: on timeout, and when the
 /// call's future is dropped mid-run.
 struct GroupGuard(Option<i32>);
@@ -324,12 +407,7 @@ struct GroupGuard(Option<i32>);
 impl GroupGuard {
     fn kill(&mut self) {
         if let Some(pgid) = self.0.take() {
-            // SAFETY: kill(2) with a negative PID signals the process group
-            // this runner created for the child (process_group(0)); the
-            // child has not been reaped yet, so the group ID is still ours.
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
+            kill_group(pgid);
         }
     }
 }
