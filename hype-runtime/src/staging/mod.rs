@@ -11,11 +11,14 @@
 //!
 //! [`open`] picks the implementation from the location's scheme:
 //! `file:///dir` is [`LocalStaging`]; `gs://bucket/prefix` is Google Cloud
-//! Storage (the `gcs` feature).
+//! Storage (the `gcs` feature). [`listing`] lists what a store holds, with
+//! ages, for `hype gc --staging`.
 
 #[cfg(feature = "gcs")]
 pub(crate) mod gcs;
 mod hashing;
+#[doc(hidden)]
+pub mod listing;
 mod local;
 
 use std::future::Future;

@@ -1,6 +1,6 @@
 //! The few Cloud Storage JSON API calls the `google-cloud-storage` client
 //! does not make over HTTP: object metadata (is a blob already staged?),
-//! object deletion, and bucket metadata (is the bucket missing?). The
+//! object deletion, listing (`list`), and bucket metadata (is the bucket missing?). The
 //! client's own metadata and delete calls are gRPC (`StorageControl`),
 //! which neither the emulator nor every network path serves.
 
@@ -120,7 +120,7 @@ impl Rest {
     }
 
     /// Sends a body-less request with bounded retries ([`rest::send`]).
-    async fn send(
+    pub(super) async fn send(
         &self,
         method: Method,
         url: &str,
@@ -158,7 +158,7 @@ impl Rest {
             })
     }
 
-    fn status_error(
+    pub(super) fn status_error(
         &self,
         operation: &'static str,
         uri: &str,

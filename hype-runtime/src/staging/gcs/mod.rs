@@ -36,6 +36,7 @@
 
 mod digest;
 mod json;
+mod list;
 mod location;
 
 use std::sync::Arc;
