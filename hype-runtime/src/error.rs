@@ -301,6 +301,33 @@ pub enum Error {
         source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
 
+    /// The cluster's API refused a request for lack of rights (HTTP 403)
+    /// or of valid credentials (HTTP 401). Not retried: the account needs
+    /// the RBAC rule named (`docs/rbac.yaml` lists every rule hype uses),
+    /// or fresh credentials.
+    #[error(
+        "the Kubernetes API refused to {verb} {resource} in namespace {namespace} (HTTP {code}: {message}); {}",
+        if *code == 401 {
+            "the submitter's credentials were not accepted: refresh them (kubeconfig, token) and run again".to_owned()
+        } else {
+            format!("the submitter's account needs this RBAC rule in a Role bound to it in namespace {namespace}: {{apiGroups: [\"{group}\"], resources: [\"{resource}\"], verbs: [\"{verb}\"]}} (docs/rbac.yaml has every rule hype needs)")
+        }
+    )]
+    Forbidden {
+        /// The verb refused (`create`, `watch`, `list`, `delete`, …).
+        verb: String,
+        /// The API group (`""` for the core group, `coordination.k8s.io`).
+        group: String,
+        /// The resource (`pods`, `persistentvolumeclaims`, `leases`, …).
+        resource: String,
+        /// The namespace.
+        namespace: String,
+        /// 401 or 403.
+        code: u16,
+        /// The API server's message.
+        message: String,
+    },
+
     /// The execution could not be started.
     #[error("cannot start {program}: {message}")]
     Spawn {

@@ -70,6 +70,8 @@ pub fn pod_with_base(path: &std::path::Path) -> Result<String, String> {
         call: "inline:SFlQQwE=",
         env: &env,
         arch: Some(crate::backend::Arch::X86_64),
+        marker: "fuzzsession-0",
+        owner: None,
     };
     let pod = build(&request).map_err(|e| e.to_string())?;
     serde_json::to_string(&pod).map_err(|e| format!("cannot write the pod: {e}"))

@@ -1,16 +1,19 @@
 //! [`KubeCluster`]: which cluster (kubeconfig context, in-cluster
 //! configuration, or a client built elsewhere), which namespace, and how
-//! calls behave there; connecting it starts the session's shared watch and
-//! builds the runner.
+//! calls behave there; connecting it takes the session's Lease, starts the
+//! session's shared watch and builds the runner.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::Api;
 
+use super::deletion::Deleter;
+use super::lease::SessionLease;
 use super::runner::KubernetesRunner;
-use super::watch::PodWatcher;
+use super::watch::{PodWatcher, WatchBounds};
 use super::{pod, volumes};
 use crate::backend::{Cluster, Connection, Runner};
 use crate::error::Error;
@@ -36,6 +39,7 @@ pub struct KubeCluster {
     namespace: Option<String>,
     pending_timeout: Duration,
     keep_pods: bool,
+    watch_bounds: WatchBounds,
 }
 
 #[derive(Clone)]
@@ -55,6 +59,7 @@ impl std::fmt::Debug for KubeCluster {
             .field("namespace", &self.namespace)
             .field("pending_timeout", &self.pending_timeout)
             .field("keep_pods", &self.keep_pods)
+            .field("watch_bounds", &self.watch_bounds)
             .finish()
     }
 }
@@ -74,6 +79,7 @@ impl KubeCluster {
             namespace: None,
             pending_timeout: DEFAULT_PENDING_TIMEOUT,
             keep_pods: false,
+            watch_bounds: WatchBounds::default(),
         }
     }
 
@@ -111,6 +117,23 @@ impl KubeCluster {
     /// Keeps finished pods instead of deleting them, for debugging.
     pub fn keep_pods(mut self, keep: bool) -> Self {
         self.keep_pods = keep;
+        self
+    }
+
+    /// The bounds of the pod watch's fault handling: how long a watch may
+    /// stay silent before it is re-established (default 75 s), and how
+    /// often the session's pods are listed as a safety net while calls
+    /// wait (default 30 s). Each watch asks the server to end it after
+    /// `idle` minus 15 s (at least 1 s). For tests of those faults.
+    #[doc(hidden)]
+    pub fn watch_bounds(mut self, idle: Duration, resync: Duration) -> Self {
+        self.watch_bounds = WatchBounds {
+            server_timeout: idle
+                .saturating_sub(Duration::from_secs(15))
+                .max(Duration::from_secs(1)),
+            idle,
+            resync,
+        };
         self
     }
 
@@ -153,20 +176,43 @@ impl Cluster for KubeCluster {
     fn connect(self, connection: Connection) -> BoxFuture<'static, Result<Arc<dyn Runner>, Error>> {
         Box::pin(async move {
             let (client, namespace) = self.client().await?;
+            let session = connection.session();
             let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-            let claims: Api<PersistentVolumeClaim> = Api::namespaced(client, &namespace);
-            let watcher =
-                PodWatcher::start(pods.clone(), pod::session_selector(connection.session()))
-                    .await?;
-            tracing::debug!(%namespace, session = %connection.session(), "connected to Kubernetes");
+            let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
+            let leases: Api<Lease> = Api::namespaced(client, &namespace);
+            let lease = SessionLease::acquire(leases, &namespace, session).await?;
+            let watcher = match PodWatcher::start(
+                pods.clone(),
+                &namespace,
+                pod::session_selector(session),
+                self.watch_bounds,
+            )
+            .await
+            {
+                Ok(watcher) => watcher,
+                Err(err) => {
+                    if let Err(release) = lease.release().await {
+                        tracing::warn!(%release, "cannot delete the session's lease");
+                    }
+                    return Err(err);
+                }
+            };
+            tracing::debug!(%namespace, %session, "connected to Kubernetes");
             Ok(Arc::new(KubernetesRunner {
+                deleter: Deleter::new(pods.clone(), &namespace),
+                volumes: volumes::Volumes::new(
+                    claims,
+                    &namespace,
+                    session,
+                    lease.owner_reference(),
+                ),
                 pods,
-                volumes: volumes::Volumes::new(claims, connection.session()),
+                namespace,
                 watcher,
-                session: connection.session().to_owned(),
+                lease,
+                session: session.to_owned(),
                 pending_timeout: self.pending_timeout,
                 keep_pods: self.keep_pods,
-                deletions: tokio_util::task::TaskTracker::new(),
             }) as Arc<dyn Runner>)
         })
     }

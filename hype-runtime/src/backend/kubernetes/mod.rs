@@ -29,8 +29,10 @@
 //! requests).
 
 pub mod cluster;
+pub(crate) mod deletion;
 #[cfg(feature = "gcs")]
 pub mod gke;
+pub mod lease;
 pub(crate) mod logs;
 pub(crate) mod pod;
 pub(crate) mod retry;

@@ -31,7 +31,7 @@ use k8s_openapi::api::core::v1::{
     ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use crate::backend::labels;
 use crate::environment::RunEnvironment;
@@ -55,7 +55,16 @@ pub struct PodRequest<'a> {
     pub env: &'a RunEnvironment,
     /// The machine type of the executable the call ships, if it ships one.
     pub arch: Option<crate::backend::Arch>,
+    /// The call's own marker ([`ANNOTATION_MARKER`]): unique per call, so
+    /// a pod found under this name after a lost create response is known
+    /// to be this call's.
+    pub marker: &'a str,
+    /// The session's Lease, the pod's owner (none for kept pods).
+    pub owner: Option<&'a OwnerReference>,
 }
+
+/// Annotation: the call's marker, unique per call ([`PodRequest::marker`]).
+pub const ANNOTATION_MARKER: &str = "hype.dev/execution-marker";
 
 /// The node label of a machine type.
 pub const ARCH_LABEL: &str = "kubernetes.io/arch";
@@ -126,10 +135,12 @@ pub fn build(request: &PodRequest<'_>) -> Result<Pod, Error> {
         labels::LABEL_FUNCTION_ID.to_owned(),
         request.function.to_owned(),
     );
+    annotations.insert(ANNOTATION_MARKER.to_owned(), request.marker.to_owned());
     pod.metadata = ObjectMeta {
         name: Some(request.name.to_owned()),
         labels: Some(labels),
         annotations: Some(annotations),
+        owner_references: request.owner.map(|owner| vec![owner.clone()]),
         ..ObjectMeta::default()
     };
 
@@ -343,6 +354,8 @@ mod tests {
             call: "inline:SFlQQwE=",
             env,
             arch: None,
+            marker: "s3ss10nabc-0123456789abcdef",
+            owner: None,
         }
     }
 
@@ -374,7 +387,18 @@ mod tests {
             .with_limit("memory", "2Gi")
             .with_env("RUST_LOG", "info")
             .with_timeout(Duration::from_millis(90_500));
-        golden("full", &build(&request(&env)).unwrap());
+        let lease = OwnerReference {
+            api_version: "coordination.k8s.io/v1".to_owned(),
+            kind: "Lease".to_owned(),
+            name: "hype-s3ss10nabc".to_owned(),
+            uid: "0c1d2e3f-0000-4000-8000-000000000001".to_owned(),
+            ..OwnerReference::default()
+        };
+        let owned = PodRequest {
+            owner: Some(&lease),
+            ..request(&env)
+        };
+        golden("full", &build(&owned).unwrap());
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! the crate's one retry policy ([`crate::retry`]). Nothing here retries a
 //! user's failing code: a pod that ran and failed is never re-created
 //! (spotify/hype#30).
+//!
+//! Each request is described by a [`Request`] (verb, resource, name,
+//! namespace), so that a refusal (401, 403) becomes an
+//! [`Error::Forbidden`] naming the RBAC rule that is missing, at once and
+//! without retries.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,6 +30,77 @@ pub(crate) fn is_transient(err: &kube::Error) -> bool {
     }
 }
 
+/// One API request, as RBAC sees it: for messages and for
+/// [`Error::Forbidden`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Request<'a> {
+    /// The RBAC verb: `create`, `get`, `list`, `watch`, `patch`, `delete`,
+    /// `deletecollection`.
+    pub verb: &'static str,
+    /// The API group: `""` (core) or `coordination.k8s.io`.
+    pub group: &'static str,
+    /// The resource, plural: `pods`, `persistentvolumeclaims`, `leases`.
+    pub resource: &'static str,
+    /// The object, for requests on one object.
+    pub name: Option<&'a str>,
+    /// The namespace.
+    pub namespace: &'a str,
+}
+
+impl<'a> Request<'a> {
+    /// A request on core-group `resource` in `namespace`.
+    pub fn core(verb: &'static str, resource: &'static str, namespace: &'a str) -> Request<'a> {
+        Request {
+            verb,
+            group: "",
+            resource,
+            name: None,
+            namespace,
+        }
+    }
+
+    /// The same request on object `name`.
+    pub fn named(self, name: &'a str) -> Request<'a> {
+        Request {
+            name: Some(name),
+            ..self
+        }
+    }
+
+    /// The same request in API group `group`.
+    pub fn in_group(self, group: &'static str) -> Request<'a> {
+        Request { group, ..self }
+    }
+
+    /// The error of a failed request: [`Error::Forbidden`] for 401 and
+    /// 403, else [`Error::Cluster`] with the failure as its source.
+    pub fn error(&self, err: kube::Error) -> Error {
+        match &err {
+            kube::Error::Api(status) if status.code == 401 || status.code == 403 => {
+                Error::Forbidden {
+                    verb: self.verb.to_owned(),
+                    group: self.group.to_owned(),
+                    resource: self.resource.to_owned(),
+                    namespace: self.namespace.to_owned(),
+                    code: status.code,
+                    message: status.message.clone(),
+                }
+            }
+            _ => api_error(&self.to_string(), err),
+        }
+    }
+}
+
+impl std::fmt::Display for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.verb, self.resource)?;
+        if let Some(name) = self.name {
+            write!(f, " {name}")?;
+        }
+        write!(f, " in namespace {}", self.namespace)
+    }
+}
+
 /// Why one attempt failed.
 #[derive(Debug)]
 enum Failed {
@@ -35,7 +111,7 @@ enum Failed {
 /// Runs `request` until it succeeds, fails for good, or [`ATTEMPTS`] run
 /// out, waiting about 100 ms, 200 ms, … (at most 3 s, with jitter) between
 /// attempts.
-pub(crate) async fn bounded<T, F, Fut>(operation: &str, mut request: F) -> Result<T, Error>
+pub(crate) async fn bounded<T, F, Fut>(what: &Request<'_>, mut request: F) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
@@ -63,7 +139,7 @@ where
         })
         .notify(|failed, delay| {
             tracing::debug!(
-                operation,
+                operation = %what,
                 ?failed,
                 ?delay,
                 "transient API failure; retrying"
@@ -71,9 +147,9 @@ where
         })
         .await
         .map_err(|failed| match failed {
-            Failed::Api(err) => api_error(operation, err),
+            Failed::Api(err) => what.error(err),
             Failed::NoAnswer => Error::Cluster {
-                operation: operation.to_owned(),
+                operation: what.to_string(),
                 message: format!("no answer within {ATTEMPT_TIMEOUT:?}, {ATTEMPTS} times"),
                 source: None,
             },

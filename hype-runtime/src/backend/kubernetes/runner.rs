@@ -1,16 +1,19 @@
 //! The Kubernetes runner: one pod per call. It makes sure of the call's
-//! claims, builds and creates the pod (bounded retries), waits on the
+//! claims, builds and creates the pod (bounded retries; a 409 on a retried
+//! create adopts the pod when it carries this call's marker), waits on the
 //! shared watch until the container ends or its status is diagnosed, reads
 //! the outcome from the termination message, and deletes the pod once it
-//! is read, when the call's future is dropped, and on timeout.
+//! is read, when the call's future is dropped, and on timeout
+//! ([`deletion`](super::deletion)).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, LogParams, PostParams};
-use tokio_util::task::TaskTracker;
+use kube::api::{Api, LogParams, PostParams};
 
+use super::deletion::Deleter;
+use super::lease::SessionLease;
 use super::logs::LogFollow;
 use super::status::{self, Progress};
 use super::watch::{PodEvent, PodWatcher};
@@ -34,17 +37,28 @@ const LOG_DRAIN: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub(crate) struct KubernetesRunner {
     pub(super) pods: Api<Pod>,
+    pub(super) namespace: String,
     pub(super) volumes: volumes::Volumes,
     pub(super) watcher: PodWatcher,
+    pub(super) lease: SessionLease,
     pub(super) session: String,
     pub(super) pending_timeout: Duration,
     pub(super) keep_pods: bool,
-    /// Deletions of the pods of dropped calls, running in the background.
-    pub(super) deletions: TaskTracker,
+    /// Deletions of pods, in the background when they cannot be done now.
+    pub(super) deleter: Deleter,
+}
+
+impl Drop for KubernetesRunner {
+    fn drop(&mut self) {
+        self.deleter.stop();
+    }
 }
 
 impl KubernetesRunner {
     async fn run_job(&self, job: Job, env: &RunEnvironment) -> Result<String, Error> {
+        let marker = format!("{}-{}", self.session, crate::ids::random_suffix(16));
+        // Kept pods outlive the session: no owner whose deletion removes them.
+        let owner = (!self.keep_pods).then(|| self.lease.owner_reference());
         let pod = pod::build(&pod::PodRequest {
             name: &job.execution_id,
             function: job.function,
@@ -52,25 +66,35 @@ impl KubernetesRunner {
             call: &job.call,
             env,
             arch: job.executable.as_ref().map(|e| e.arch),
+            marker: &marker,
+            owner: owner.as_ref(),
         })?;
         for mount in env.mounts() {
             self.volumes.ensure(mount.volume()).await?;
         }
         let writes_a_claim = env.mounts().iter().any(|m| !m.is_read_only());
         let name = job.execution_id.clone();
+        if let Some(refused) = self.watcher.failure().borrow().clone() {
+            // The watch is refused: no pod could be waited for.
+            return Err(refused);
+        }
         let mut events = self.watcher.register(&name);
-        let mut guard = PodGuard {
-            pods: self.pods.clone(),
-            name: name.clone(),
-            armed: false,
-            deletions: self.deletions.clone(),
-        };
+        // Armed before the first create attempt: a pod whose create
+        // response was lost is deleted too.
+        let mut guard = self.deleter.guard(&name, !self.keep_pods);
         let _registration = Unregister(&self.watcher, &name);
 
-        let operation = format!("create pod {name}");
+        let request = retry::Request::core("create", "pods", &self.namespace).named(&name);
         let post = PostParams::default();
-        retry::bounded(&operation, || self.pods.create(&post, &pod)).await?;
-        guard.armed = !self.keep_pods;
+        retry::bounded(&request, || async {
+            match self.pods.create(&post, &pod).await {
+                Err(err) if retry::is_conflict(&err) => {
+                    adopt(&self.pods, &name, &marker, err).await
+                }
+                other => other,
+            }
+        })
+        .await?;
         tracing::debug!(function = job.function, pod = %name, "created");
 
         let mut follow = LogFollow::new(
@@ -96,7 +120,7 @@ impl KubernetesRunner {
         }
         if guard.armed {
             guard.armed = false;
-            self.delete(&name).await;
+            self.deleter.delete(&name).await;
             if writes_a_claim {
                 // Readers of the claim may be scheduled on other nodes next:
                 // return once the writer is gone and its volume can detach.
@@ -117,6 +141,7 @@ impl KubernetesRunner {
         let name = job.execution_id.as_str();
         let function = job.function.to_owned();
         let mut unschedulable_since: Option<tokio::time::Instant> = None;
+        let mut failure = self.watcher.failure();
         loop {
             let event = events.borrow_and_update().clone();
             let progress = match &event {
@@ -185,12 +210,14 @@ impl KubernetesRunner {
                 }
             }
             let changed = events.changed();
-            let result = match pending_deadline {
-                Some(deadline) => tokio::select! {
-                    changed = changed => changed,
-                    _ = tokio::time::sleep_until(deadline) => continue,
+            let refused = failure.wait_for(Option::is_some);
+            let result = tokio::select! {
+                changed = changed => changed,
+                refused = refused => match refused {
+                    Ok(refusal) => return Err(refusal.clone().expect("waited for Some")),
+                    Err(_) => Ok(()),
                 },
-                None => changed.await,
+                _ = sleep_until(pending_deadline) => continue,
             };
             if result.is_err() {
                 return Err(Error::Cluster {
@@ -247,12 +274,6 @@ impl KubernetesRunner {
             Err(_) => "(logs unavailable: no answer within 10s)".to_owned(),
         }
     }
-
-    async fn delete(&self, name: &str) {
-        if let Err(err) = delete_pod(&self.pods, name).await {
-            tracing::warn!(pod = %name, %err, "cannot delete pod");
-        }
-    }
 }
 
 /// Whether a pod's progress holds an outcome written by `hype-run`.
@@ -260,18 +281,35 @@ fn has_outcome(progress: &Progress) -> bool {
     matches!(progress, Progress::Terminated { message: Some(m), .. } if crate::wire::Reference::parse(m).is_ok())
 }
 
-async fn delete_pod(pods: &Api<Pod>, name: &str) -> Result<(), Error> {
-    let params = DeleteParams {
-        grace_period_seconds: Some(0),
-        ..DeleteParams::default()
-    };
-    retry::bounded(&format!("delete pod {name}"), || async {
-        match pods.delete(name, &params).await {
-            Err(err) if retry::is_not_found(&err) => Ok(()),
-            other => other.map(|_| ()),
-        }
-    })
-    .await
+/// The pod found under this call's name after a 409 on create: this call's
+/// own when it carries the call's marker (an earlier attempt's response
+/// was lost), else the conflict stands.
+async fn adopt(
+    pods: &Api<Pod>,
+    name: &str,
+    marker: &str,
+    conflict: kube::Error,
+) -> Result<Pod, kube::Error> {
+    let existing = pods.get(name).await?;
+    let theirs = existing
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(pod::ANNOTATION_MARKER));
+    if theirs.map(String::as_str) == Some(marker) {
+        tracing::debug!(pod = %name, "an earlier create succeeded (its response was lost): going on with that pod");
+        Ok(existing)
+    } else {
+        Err(conflict)
+    }
+}
+
+/// Sleeps until `deadline`; for ever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Waits (bounded) until the watch reports the pod deleted.
@@ -288,35 +326,6 @@ async fn wait_deleted(events: &mut tokio::sync::watch::Receiver<PodEvent>, bound
     };
     if tokio::time::timeout(bound, gone).await.is_err() {
         tracing::warn!(?bound, "pod not gone yet; going on");
-    }
-}
-
-/// Deletes the pod of a call whose future was dropped.
-struct PodGuard {
-    pods: Api<Pod>,
-    name: String,
-    armed: bool,
-    deletions: TaskTracker,
-}
-
-impl Drop for PodGuard {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(pod = %self.name, "no runtime to delete the pod of a dropped call");
-            return;
-        };
-        let (pods, name) = (self.pods.clone(), std::mem::take(&mut self.name));
-        self.deletions.spawn_on(
-            async move {
-                if let Err(err) = delete_pod(&pods, &name).await {
-                    tracing::warn!(pod = %name, %err, "cannot delete the pod of a dropped call");
-                }
-            },
-            &handle,
-        );
     }
 }
 
@@ -339,18 +348,37 @@ impl Runner for KubernetesRunner {
 
     fn close(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
-            // Calls in flight were dropped by the submitter: let their pods' deletions finish.
-            self.deletions.close();
-            if tokio::time::timeout(DELETIONS_WAIT, self.deletions.wait())
-                .await
-                .is_err()
+            // Calls in flight were dropped by the submitter: let their
+            // pods' deletions finish, then sweep what is left by label.
+            self.deleter.finish(DELETIONS_WAIT).await;
+            let selector = pod::session_selector(&self.session);
+            let mut failures = Vec::new();
+            if !self.keep_pods
+                && let Err(err) = self.deleter.sweep(&selector).await
             {
-                tracing::warn!(
-                    pods = self.deletions.len(),
-                    "pod deletions still running after {DELETIONS_WAIT:?}; closing anyway"
-                );
+                failures.push(err.to_string());
             }
-            self.volumes.delete_transient().await
+            if let Err(err) = self.volumes.delete_transient().await {
+                failures.push(err.to_string());
+            }
+            // Last: while it is there, the sweep's leftovers are known to
+            // belong to a session that may still be closing.
+            if let Err(err) = self.lease.release().await {
+                failures.push(err.to_string());
+            }
+            self.deleter.stop();
+            if failures.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::Cluster {
+                    operation: format!("close session {}", self.session),
+                    message: format!(
+                        "{}; what is left carries the session's labels and is removed by the cluster's garbage collector or `hype gc` once the session's lease is stale",
+                        failures.join("; ")
+                    ),
+                    source: None,
+                })
+            }
         })
     }
 

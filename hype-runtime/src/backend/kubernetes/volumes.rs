@@ -3,6 +3,15 @@
 //! `keep_on_exit`); persistent claims are created if missing, reused when
 //! present, and kept. Claims ask for `ReadWriteOnce` and `ReadOnlyMany`, so
 //! one writer can fill a volume and many readers can share it afterwards.
+//!
+//! A transient claim carries the labels `hype.dev/session=<session>` and
+//! `hype.dev/lifetime=transient` and an `ownerReference` to the session's
+//! Lease; `close()` deletes them with one collection delete, and the
+//! garbage collector (or `hype gc`) removes those of a killed submitter. A
+//! kept transient claim (`keep_on_exit`) is labelled `hype.dev/lifetime=kept`
+//! and has no owner; a persistent one `hype.dev/lifetime=persistent`.
+//! Each claim carries a marker annotation unique to its creation, so a 409
+//! after a lost create response is known to be this submitter's own claim.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -11,11 +20,12 @@ use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use tokio::sync::OnceCell;
 
-use super::retry;
+use super::pod::ANNOTATION_MARKER;
+use super::retry::{self, Request};
 use crate::backend::labels;
 use crate::environment::{VolumeLifetime, VolumeRequest};
 use crate::error::Error;
@@ -24,19 +34,27 @@ use crate::error::Error;
 #[derive(Debug)]
 pub struct Volumes {
     api: Api<PersistentVolumeClaim>,
+    namespace: String,
     session: String,
+    owner: OwnerReference,
     ready: Mutex<HashMap<String, Arc<OnceCell<()>>>>,
-    transient: Mutex<Vec<String>>,
 }
 
 impl Volumes {
-    /// Claims in `api`'s namespace for `session`.
-    pub fn new(api: Api<PersistentVolumeClaim>, session: &str) -> Volumes {
+    /// Claims in `namespace` (`api`'s) for `session`, whose transient claims
+    /// `owner` owns (the session's Lease).
+    pub fn new(
+        api: Api<PersistentVolumeClaim>,
+        namespace: &str,
+        session: &str,
+        owner: OwnerReference,
+    ) -> Volumes {
         Volumes {
             api,
+            namespace: namespace.to_owned(),
             session: session.to_owned(),
+            owner,
             ready: Mutex::default(),
-            transient: Mutex::default(),
         }
     }
 
@@ -58,8 +76,8 @@ impl Volumes {
     async fn create_or_reuse(&self, request: &VolumeRequest) -> Result<(), Error> {
         let name = request.name();
         if request.lifetime() == VolumeLifetime::Persistent {
-            let existing =
-                retry::bounded(&format!("get claim {name}"), || self.api.get_opt(name)).await?;
+            let get = Request::core("get", "persistentvolumeclaims", &self.namespace).named(name);
+            let existing = retry::bounded(&get, || self.api.get_opt(name)).await?;
             if let Some(claim) = existing {
                 let class = claim
                     .spec
@@ -71,68 +89,83 @@ impl Volumes {
                 return Ok(());
             }
         }
-        let claim = claim(request, &self.session);
-        let operation = format!("create claim {name}");
-        match retry::bounded(&operation, || async {
+        let marker = format!("{}-{}", self.session, crate::ids::random_suffix(16));
+        let claim = claim(request, &self.session, &self.owner, &marker);
+        let create = Request::core("create", "persistentvolumeclaims", &self.namespace).named(name);
+        let created = retry::bounded(&create, || async {
             match self.api.create(&PostParams::default(), &claim).await {
-                Err(err) if retry::is_conflict(&err) => Ok(None),
-                other => other.map(Some),
+                Err(err) if retry::is_conflict(&err) => {
+                    let existing = self.api.get(name).await?;
+                    let theirs = existing
+                        .metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(ANNOTATION_MARKER));
+                    Ok(if theirs == Some(&marker) {
+                        "created (an earlier attempt's response was lost)"
+                    } else {
+                        "already there; reusing"
+                    })
+                }
+                other => other.map(|_| "created"),
             }
         })
-        .await?
-        {
-            Some(_) => tracing::debug!(claim = %name, "created"),
-            None => tracing::debug!(claim = %name, "already there; reusing"),
-        }
-        if request.lifetime() == VolumeLifetime::Transient && !request.is_kept_on_exit() {
-            self.transient
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(name.to_owned());
-        }
+        .await?;
+        tracing::debug!(claim = %name, "{created}");
         Ok(())
     }
 
-    /// Deletes the transient claims this submitter created.
+    /// Deletes the session's transient claims: one collection delete by
+    /// label (kept and persistent claims carry other labels).
     pub async fn delete_transient(&self) -> Result<(), Error> {
-        let names = std::mem::take(&mut *self.transient.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut failures = Vec::new();
-        for name in names {
-            let operation = format!("delete claim {name}");
-            let result = retry::bounded(&operation, || async {
-                match self.api.delete(&name, &DeleteParams::default()).await {
-                    Err(err) if retry::is_not_found(&err) => Ok(()),
-                    other => other.map(|_| ()),
-                }
-            })
-            .await;
-            if let Err(err) = result {
-                failures.push(err.to_string());
-            }
-        }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Cluster {
-                operation: "delete transient claims".to_owned(),
-                message: failures.join("; "),
-                source: None,
-            })
-        }
+        let request = Request::core(
+            "deletecollection",
+            "persistentvolumeclaims",
+            &self.namespace,
+        );
+        let selector = transient_selector(&self.session);
+        let list = ListParams::default().labels(&selector);
+        let params = DeleteParams::background();
+        retry::bounded(&request, || self.api.delete_collection(&params, &list))
+            .await
+            .map(|_| ())
     }
 }
 
-/// The claim of a volume request.
-pub fn claim(request: &VolumeRequest, session: &str) -> PersistentVolumeClaim {
-    let labels = match request.lifetime() {
+/// The label selector of a session's transient claims.
+pub fn transient_selector(session: &str) -> String {
+    let [managed, session] = labels::session_selector_terms(session);
+    format!("{managed},{session},{}=transient", labels::LABEL_LIFETIME)
+}
+
+/// The claim of a volume request, with its creation's `marker`; a
+/// transient claim is owned by `owner` (the session's Lease).
+pub fn claim(
+    request: &VolumeRequest,
+    session: &str,
+    owner: &OwnerReference,
+    marker: &str,
+) -> PersistentVolumeClaim {
+    let transient = request.lifetime() == VolumeLifetime::Transient;
+    let mut labels: BTreeMap<String, String> = if transient {
         // A transient claim belongs to its session; a persistent one outlives it.
-        VolumeLifetime::Transient => labels::session_labels(session),
-        VolumeLifetime::Persistent => labels::managed_labels(),
+        labels::session_labels(session)
+    } else {
+        labels::managed_labels()
     };
+    let lifetime = match request.lifetime() {
+        VolumeLifetime::Transient if request.is_kept_on_exit() => "kept",
+        VolumeLifetime::Transient => "transient",
+        VolumeLifetime::Persistent => "persistent",
+    };
+    labels.insert(labels::LABEL_LIFETIME.to_owned(), lifetime.to_owned());
+    let owned = transient && !request.is_kept_on_exit();
     PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(request.name().to_owned()),
             labels: Some(labels),
+            annotations: Some([(ANNOTATION_MARKER.to_owned(), marker.to_owned())].into()),
+            owner_references: owned.then(|| vec![owner.clone()]),
             ..ObjectMeta::default()
         },
         spec: Some(PersistentVolumeClaimSpec {
@@ -158,7 +191,18 @@ mod tests {
     #[test]
     fn claims_ask_for_one_writer_then_many_readers() {
         let request = VolumeRequest::new("gce-ssd-pd", "10Gi");
-        let claim = claim(&request, "sess");
+        let lease = OwnerReference {
+            kind: "Lease".to_owned(),
+            name: "hype-sess".to_owned(),
+            uid: "u1".to_owned(),
+            ..OwnerReference::default()
+        };
+        let claim = claim(&request, "sess", &lease, "sess-m");
+        assert_eq!(claim.metadata.owner_references.unwrap(), [lease.clone()]);
+        assert_eq!(
+            claim.metadata.labels.as_ref().unwrap()["hype.dev/lifetime"],
+            "transient"
+        );
         let spec = claim.spec.unwrap();
         assert_eq!(
             spec.access_modes.unwrap(),
@@ -170,16 +214,23 @@ mod tests {
             Quantity("10Gi".into())
         );
         assert_eq!(claim.metadata.labels.unwrap()["hype.dev/session"], "sess");
-        let kept = super::claim(
+        let persistent = super::claim(
             &VolumeRequest::persistent("data", "standard", "1Gi"),
             "sess",
+            &lease,
+            "sess-m",
         );
-        assert!(
-            !kept
-                .metadata
-                .labels
-                .unwrap()
-                .contains_key("hype.dev/session")
+        assert_eq!(persistent.metadata.owner_references, None);
+        let labels = persistent.metadata.labels.unwrap();
+        assert!(!labels.contains_key("hype.dev/session"));
+        assert_eq!(labels["hype.dev/lifetime"], "persistent");
+        let kept = super::claim(
+            &VolumeRequest::new("standard", "1Gi").keep_on_exit(true),
+            "sess",
+            &lease,
+            "sess-m",
         );
+        assert_eq!(kept.metadata.owner_references, None);
+        assert_eq!(kept.metadata.labels.unwrap()["hype.dev/lifetime"], "kept");
     }
 }

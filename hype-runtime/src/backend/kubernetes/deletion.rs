@@ -1,0 +1,176 @@
+//! Deleting what a session created, without giving up silently.
+//!
+//! - A finished call deletes its pod (bounded retries); if that fails (the
+//!   API server is unreachable, say), the deletion goes on in the
+//!   background, backing off from 1 s to 30 s, for as long as the
+//!   submitter lives.
+//! - A dropped call's pod is deleted the same way by its [`PodGuard`],
+//!   armed before the pod's first create attempt, so a pod whose create
+//!   response was lost is deleted too.
+//! - `close()` waits (bounded) for those deletions, then sweeps: one
+//!   collection delete of the session's pods and one of its transient
+//!   claims, by label, and finally the session's Lease. What a sweep
+//!   cannot remove stays labelled and owned by a Lease that is no longer
+//!   renewed: the cluster's garbage collector or `hype gc` removes it.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::retry::{self, ATTEMPT_TIMEOUT, Request};
+use crate::error::Error;
+use crate::retry::BackoffBuilder as _;
+
+/// The pod deletions of one submitter.
+#[derive(Debug, Clone)]
+pub(crate) struct Deleter {
+    pods: Api<Pod>,
+    namespace: String,
+    tracker: TaskTracker,
+    /// Cancelled when the submitter's runner is dropped: background
+    /// deletions stop with it.
+    stop: CancellationToken,
+}
+
+impl Deleter {
+    /// Deletions of pods in `namespace`.
+    pub fn new(pods: Api<Pod>, namespace: &str) -> Deleter {
+        Deleter {
+            pods,
+            namespace: namespace.to_owned(),
+            tracker: TaskTracker::new(),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    fn params() -> DeleteParams {
+        DeleteParams {
+            grace_period_seconds: Some(0),
+            ..DeleteParams::default()
+        }
+    }
+
+    /// Deletes pod `name` now (bounded retries); if that fails, keeps
+    /// trying in the background.
+    pub async fn delete(&self, name: &str) {
+        let request = Request::core("delete", "pods", &self.namespace).named(name);
+        let params = Deleter::params();
+        let result = retry::bounded(&request, || async {
+            match self.pods.delete(name, &params).await {
+                Err(err) if retry::is_not_found(&err) => Ok(()),
+                other => other.map(|_| ()),
+            }
+        })
+        .await;
+        if let Err(err) = result {
+            tracing::warn!(pod = %name, %err, "cannot delete the pod now; trying again in the background");
+            self.later(name.to_owned());
+        }
+    }
+
+    /// Deletes pod `name` in the background until it is gone or the
+    /// submitter is.
+    pub fn later(&self, name: String) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(pod = %name, "no tokio runtime to delete the pod on; `hype gc` removes it once the session's lease is stale");
+            return;
+        };
+        let (pods, stop) = (self.pods.clone(), self.stop.clone());
+        self.tracker
+            .spawn_on(keep_deleting(pods, name, stop), &handle);
+    }
+
+    /// A guard that deletes pod `name` in the background when dropped
+    /// while armed.
+    pub fn guard(&self, name: &str, armed: bool) -> PodGuard {
+        PodGuard {
+            deleter: self.clone(),
+            name: name.to_owned(),
+            armed,
+        }
+    }
+
+    /// Waits at most `bound` for the background deletions.
+    pub async fn finish(&self, bound: Duration) {
+        self.tracker.close();
+        if tokio::time::timeout(bound, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                pods = self.tracker.len(),
+                "pod deletions still running after {bound:?}; sweeping anyway"
+            );
+        }
+    }
+
+    /// One collection delete of the pods matching `selector`.
+    pub async fn sweep(&self, selector: &str) -> Result<(), Error> {
+        let request = Request::core("deletecollection", "pods", &self.namespace);
+        let params = Deleter::params();
+        let list = ListParams::default().labels(selector);
+        retry::bounded(&request, || self.pods.delete_collection(&params, &list))
+            .await
+            .map(|_| ())
+    }
+
+    /// Stops the background deletions.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+}
+
+/// Deletes a pod, backing off from 1 s to 30 s between attempts, until it
+/// is gone or `stop` is cancelled.
+async fn keep_deleting(pods: Api<Pod>, name: String, stop: CancellationToken) {
+    let params = Deleter::params();
+    let mut delays =
+        crate::retry::backoff(Duration::from_secs(1), Duration::from_secs(30), None).build();
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, pods.delete(&name, &params));
+        let failure = match attempt.await {
+            Ok(Ok(_)) => None,
+            Ok(Err(err)) if retry::is_not_found(&err) => None,
+            Ok(Err(err)) => Some(err.to_string()),
+            Err(_) => Some(format!("no answer within {ATTEMPT_TIMEOUT:?}")),
+        };
+        let Some(failure) = failure else {
+            if attempts > 1 {
+                tracing::info!(pod = %name, attempts, "deleted the pod after all");
+            }
+            return;
+        };
+        let delay = delays.next().unwrap_or(Duration::from_secs(30));
+        tracing::warn!(pod = %name, %failure, ?delay, "cannot delete the pod; trying again");
+        tokio::select! {
+            _ = stop.cancelled() => {
+                tracing::warn!(pod = %name, "the submitter is gone before its pod could be deleted; the session's garbage collection (its lease) or `hype gc` removes it");
+                return;
+            }
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// Deletes the pod of a call in the background when dropped while armed:
+/// the call's future was dropped, or its pod's create failed in a way that
+/// may have created it.
+pub(crate) struct PodGuard {
+    deleter: Deleter,
+    name: String,
+    /// Whether dropping deletes the pod.
+    pub armed: bool,
+}
+
+impl Drop for PodGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.deleter.later(std::mem::take(&mut self.name));
+        }
+    }
+}
