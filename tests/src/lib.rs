@@ -21,6 +21,7 @@ pub mod backends {
 }
 
 pub mod docker_image;
+pub mod fault_proxy;
 
 pub mod gcs_server;
 pub mod gke_server;

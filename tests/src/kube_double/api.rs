@@ -1,6 +1,7 @@
 //! The HTTP routes: the core/v1 subset `kube::Client` uses for pods,
-//! persistent volume claims and secrets, answering with the JSON and
-//! Status objects the apiserver sends.
+//! persistent volume claims and secrets, and coordination.k8s.io/v1
+//! leases (with merge patches and replaces, as their holders renew them),
+//! answering with the JSON and Status objects the apiserver sends.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -16,6 +17,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use k8s_openapi::ByteString;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimStatus, Pod, PodStatus, Secret,
 };
@@ -72,6 +74,23 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/api/v1/namespaces/{ns}/secrets/{name}",
             get(get_one::<Secret>).delete(delete::<Secret>),
+        )
+        .route(
+            "/apis/coordination.k8s.io/v1/leases",
+            get(list_all::<Lease>),
+        )
+        .route(
+            "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+            get(list::<Lease>)
+                .post(create::<Lease>)
+                .delete(delete_collection::<Lease>),
+        )
+        .route(
+            "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
+            get(get_one::<Lease>)
+                .delete(delete::<Lease>)
+                .patch(patch::<Lease>)
+                .put(replace::<Lease>),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -147,6 +166,27 @@ impl ApiError {
         ApiError {
             details: Some(json!({"name": name, "kind": kind.plural()})),
             ..ApiError::new(409, "Conflict", message)
+        }
+    }
+
+    /// 403 Forbidden, worded as the RBAC authorizer words it.
+    fn forbidden(verb: &str, kind: Kind, namespace: Option<&str>) -> ApiError {
+        let group = kind.api_version().rsplit_once('/').map_or("", |(g, _)| g);
+        let scope = match namespace {
+            Some(ns) => format!("in the namespace \"{ns}\""),
+            None => "at the cluster scope".to_owned(),
+        };
+        ApiError {
+            details: Some(json!({"kind": kind.plural()})),
+            ..ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "{} is forbidden: User \"system:serviceaccount:default:hype-test\" cannot {verb} resource \"{}\" in API group \"{group}\" {scope}",
+                    kind.plural(),
+                    kind.plural()
+                ),
+            )
         }
     }
 
@@ -273,7 +313,11 @@ async fn api_versions() -> Response {
 async fn api_groups() -> Response {
     json_response(
         200,
-        &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
+        &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [{
+            "name": "coordination.k8s.io",
+            "versions": [{"groupVersion": "coordination.k8s.io/v1", "version": "v1"}],
+            "preferredVersion": {"groupVersion": "coordination.k8s.io/v1", "version": "v1"},
+        }]}),
     )
 }
 
@@ -521,6 +565,18 @@ impl ApiKind for Secret {
     }
 }
 
+impl ApiKind for Lease {
+    const INJECTABLE: bool = false;
+
+    fn admit(&mut self) {
+        reset_server_fields(&mut self.metadata);
+    }
+
+    fn validate(&self, generated: bool) -> Vec<FieldError> {
+        validate::lease(self, generated)
+    }
+}
+
 /// Creates an object as the API does (defaults, validation, name
 /// generation, conflicts), without HTTP and without injected faults.
 pub(crate) fn create_object<K: ApiKind>(
@@ -613,8 +669,152 @@ async fn create<K: ApiKind>(
     };
     let dry_run = params.get("dryRun").is_some_and(|v| v == "All");
     match create_object(&shared, &ns, obj, dry_run) {
+        Ok(_) if K::INJECTABLE && !dry_run && shared.faults.take_lost_create() => {
+            // Stored, but the client never learns: its answer is lost.
+            ApiError::injected(504, 0).into_response()
+        }
         Ok(obj) => json_response(201, &to_json(&obj)),
         Err(err) => err.into_response(),
+    }
+}
+
+/// A JSON merge patch (RFC 7386) of one object; strategic merge patches
+/// are applied the same way (right for the maps and scalars hype patches).
+async fn patch<K: ApiKind>(
+    State(shared): State<Arc<Shared>>,
+    Path((ns, name)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if !matches!(
+        content_type.as_str(),
+        "application/merge-patch+json" | "application/strategic-merge-patch+json"
+    ) {
+        return ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (the test double's subset); got {content_type:?}"),
+        )
+        .into_response();
+    }
+    let body = match axum::body::to_bytes(request.into_body(), 1 << 20).await {
+        Ok(body) => body,
+        Err(err) => return ApiError::bad_request(err.to_string()).into_response(),
+    };
+    let patch: Value = match serde_json::from_slice(&body) {
+        Ok(patch) => patch,
+        Err(err) => return ApiError::bad_request(format!("invalid patch: {err}")).into_response(),
+    };
+    update::<K>(&shared, (ns, name), |current| {
+        merge_patch(current, &patch);
+        Ok(())
+    })
+}
+
+/// A replace (PUT) of one object; a stale `resourceVersion` is a conflict.
+async fn replace<K: ApiKind>(
+    State(shared): State<Arc<Shared>>,
+    Path((ns, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let new: Value = match serde_json::from_slice(&body) {
+        Ok(new) => new,
+        Err(err) => return ApiError::bad_request(format!("invalid object: {err}")).into_response(),
+    };
+    let kind = K::STORED;
+    let key_name = name.clone();
+    update::<K>(&shared, (ns, name), move |current| {
+        let sent = new.pointer("/metadata/resourceVersion").cloned();
+        if let Some(sent) = sent
+            && Some(&sent) != current.pointer("/metadata/resourceVersion")
+        {
+            return Err(ApiError::conflict(
+                kind,
+                &key_name,
+                format!(
+                    "Operation cannot be fulfilled on {} \"{key_name}\": the object has been modified; please apply your changes to the latest version and try again",
+                    kind.plural()
+                ),
+            ));
+        }
+        let meta = current.get("metadata").cloned().unwrap_or_default();
+        *current = new.clone();
+        current["metadata"] = meta;
+        if let Some(labels) = new.pointer("/metadata/labels") {
+            current["metadata"]["labels"] = labels.clone();
+        }
+        if let Some(annotations) = new.pointer("/metadata/annotations") {
+            current["metadata"]["annotations"] = annotations.clone();
+        }
+        Ok(())
+    })
+}
+
+/// Applies `change` to the stored object's JSON, keeping the fields the
+/// server owns, and stores it as a MODIFIED event.
+fn update<K: ApiKind>(
+    shared: &Arc<Shared>,
+    key: Key,
+    change: impl FnOnce(&mut Value) -> Result<(), ApiError>,
+) -> Response {
+    let mut state = shared.store.lock();
+    let Some(current) = state.get::<K>(&key).cloned() else {
+        return ApiError::not_found(K::STORED, &key.1).into_response();
+    };
+    let mut json = to_json(&current);
+    if let Err(err) = change(&mut json) {
+        return err.into_response();
+    }
+    let mut changed: K = match serde_json::from_value(json) {
+        Ok(changed) => changed,
+        Err(err) => {
+            let kind = K::STORED.name();
+            return ApiError::bad_request(format!("{kind} cannot be handled as a {kind}: {err}"))
+                .into_response();
+        }
+    };
+    {
+        // What the server owns stays the server's.
+        let (meta, old) = (changed.metadata_mut(), current.metadata());
+        meta.name.clone_from(&old.name);
+        meta.namespace.clone_from(&old.namespace);
+        meta.uid.clone_from(&old.uid);
+        meta.creation_timestamp.clone_from(&old.creation_timestamp);
+        meta.deletion_timestamp.clone_from(&old.deletion_timestamp);
+    }
+    let errors = changed.validate(false);
+    if !errors.is_empty() {
+        return ApiError::invalid(K::STORED, &key.1, &errors).into_response();
+    }
+    match state.modify::<K>(&key, None, |obj| *obj = changed) {
+        Some(obj) => json_response(200, &to_json(&obj)),
+        None => ApiError::not_found(K::STORED, &key.1).into_response(),
+    }
+}
+
+/// RFC 7386: objects merge key by key, `null` removes, anything else replaces.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Default::default());
+    }
+    let Value::Object(target) = target else {
+        return;
+    };
+    for (key, value) in patch {
+        if value.is_null() {
+            target.remove(key);
+        } else {
+            merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
+        }
     }
 }
 
@@ -709,7 +909,7 @@ fn list_item(mut item: Value) -> Value {
 fn list_body(kind: Kind, items: Vec<Value>, rv: u64) -> Value {
     json!({
         "kind": format!("{}List", kind.name()),
-        "apiVersion": "v1",
+        "apiVersion": kind.api_version(),
         "metadata": {"resourceVersion": rv.to_string()},
         "items": items,
     })
@@ -740,6 +940,9 @@ fn list_or_watch<K: ApiKind>(
         Err(err) => return err.into_response(),
     };
     if params.get("watch").is_some_and(|w| w == "true" || w == "1") {
+        if shared.faults.watches_forbidden() {
+            return ApiError::forbidden("watch", K::STORED, namespace.as_deref()).into_response();
+        }
         return watch::<K>(shared, namespace, filter, &params);
     }
     let (items, rv) = shared.store.list::<K>(namespace.as_deref(), &filter);
@@ -760,6 +963,7 @@ struct Watch {
     last_sent: Instant,
     changes: tokio::sync::watch::Receiver<u64>,
     drops: tokio::sync::watch::Receiver<u64>,
+    silence: tokio::sync::watch::Receiver<u64>,
 }
 
 fn bookmark(kind: Kind, rv: u64, initial_events_end: bool) -> String {
@@ -767,7 +971,7 @@ fn bookmark(kind: Kind, rv: u64, initial_events_end: bool) -> String {
     if initial_events_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    let object = json!({"kind": kind.name(), "apiVersion": "v1", "metadata": meta});
+    let object = json!({"kind": kind.name(), "apiVersion": kind.api_version(), "metadata": meta});
     watch_line("BOOKMARK", &object.to_string())
 }
 
@@ -819,6 +1023,8 @@ fn watch<K: ApiKind>(
     changes.borrow_and_update();
     let mut drops = shared.store.subscribe_drops();
     drops.borrow_and_update();
+    let mut silence = shared.store.subscribe_silence();
+    silence.borrow_and_update();
     let mut queue = std::collections::VecDeque::new();
     let mut done = shared.closing.load(Ordering::SeqCst);
     let cursor = match since {
@@ -867,6 +1073,7 @@ fn watch<K: ApiKind>(
         last_sent: now,
         changes,
         drops,
+        silence,
     };
     let stream = futures::stream::unfold(watch, |mut w| async move {
         let line = w.next_line().await?;
@@ -882,6 +1089,11 @@ fn watch<K: ApiKind>(
 impl Watch {
     async fn next_line(&mut self) -> Option<String> {
         loop {
+            if self.silence.has_changed().unwrap_or(false) {
+                // Silent for good: only a drop (or the server's end) ends it.
+                let _ = self.drops.changed().await;
+                return None;
+            }
             if let Some(line) = self.queue.pop_front() {
                 self.last_sent = Instant::now();
                 return Some(line);
@@ -918,6 +1130,7 @@ impl Watch {
                     }
                 }
                 _ = self.drops.changed() => return None,
+                _ = self.silence.changed() => {}
                 _ = tokio::time::sleep_until(self.deadline) => return None,
                 _ = tokio::time::sleep_until(bookmark_at), if self.bookmarks => {
                     self.queue.push_back(bookmark(self.kind, self.cursor, false));

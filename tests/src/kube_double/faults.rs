@@ -1,6 +1,8 @@
 //! Faults a test injects into the double while it runs: refused creates,
 //! an unschedulable cluster, OOM kills, evictions, node preemptions, dropped watches, slow
-//! starts, an expired watch history.
+//! starts, an expired watch history, lost create responses, forbidden and
+//! silent watches. (An API server that cannot be reached at all is
+//! [`FaultProxy`](crate::fault_proxy::FaultProxy)'s.)
 //!
 //! A [`Faults`] handle is cheap to clone and safe to use from any thread;
 //! every setter takes effect at once.
@@ -23,6 +25,8 @@ struct State {
     preemptions: usize,
     log_breaks: usize,
     delay_start: Duration,
+    lost_creates: usize,
+    watches_forbidden: bool,
 }
 
 struct Inner {
@@ -170,6 +174,42 @@ impl Faults {
 
     pub(crate) fn take_log_break(&self) -> bool {
         take(&mut self.lock().log_breaks)
+    }
+
+    /// The next `n` creates of pods or persistent volume claims are stored
+    /// (and their pods start), but each answer is lost: the client gets a
+    /// 504 Timeout, as when a proxy times out after the apiserver acted.
+    pub fn lose_next_create_responses(&self, n: usize) {
+        self.lock().lost_creates += n;
+    }
+
+    pub(crate) fn take_lost_create(&self) -> bool {
+        take(&mut self.lock().lost_creates)
+    }
+
+    /// Watch requests are answered with 403 Forbidden (as RBAC without the
+    /// `watch` verb does) until [`allow_watches`](Self::allow_watches) or
+    /// [`clear`](Self::clear); watches already open go on (drop them with
+    /// [`drop_watches`](Self::drop_watches)).
+    pub fn forbid_watches(&self) {
+        self.lock().watches_forbidden = true;
+    }
+
+    /// Answers watch requests again.
+    pub fn allow_watches(&self) {
+        self.lock().watches_forbidden = false;
+    }
+
+    pub(crate) fn watches_forbidden(&self) -> bool {
+        self.lock().watches_forbidden
+    }
+
+    /// Every watch open now goes silent: no more events, no bookmarks, and
+    /// it never ends by itself (its timeout is ignored), as a connection a
+    /// NAT or load balancer dropped without a reset. Watches opened later
+    /// work.
+    pub fn silence_open_watches(&self) {
+        self.store.silence_watches();
     }
 
     /// Closes every open watch stream now, as an apiserver restart or a

@@ -160,6 +160,7 @@
 mod api;
 mod docker;
 mod faults;
+mod gc;
 mod kubelet;
 mod store;
 mod validate;
@@ -308,6 +309,9 @@ pub struct KubeletOptions {
     /// allow makes containers fail to start (`StartError`). Ignored by
     /// [`Executor::Docker`].
     pub read_only_mounts: Option<ReadOnlyMounts>,
+    /// Whether the garbage collector runs (default on): it deletes pods
+    /// and claims whose owners (by `ownerReferences`) are all gone.
+    pub garbage_collector: bool,
 }
 
 impl Default for KubeletOptions {
@@ -321,6 +325,7 @@ impl Default for KubeletOptions {
             bookmark_interval: Duration::from_secs(5),
             watch_history: 10_000,
             read_only_mounts: None,
+            garbage_collector: true,
         }
     }
 }
@@ -347,6 +352,13 @@ impl KubeletOptions {
     /// Sets the executor.
     pub fn executor(mut self, executor: Executor) -> Self {
         self.executor = executor;
+        self
+    }
+
+    /// Turns the garbage collector on or off (an API server without
+    /// kube-controller-manager has none).
+    pub fn garbage_collector(mut self, on: bool) -> Self {
+        self.garbage_collector = on;
         self
     }
 
@@ -379,6 +391,7 @@ pub struct KubeTestServer {
     url: String,
     stop_serving: watch::Sender<bool>,
     server: Mutex<Option<JoinHandle<()>>>,
+    garbage_collector: Option<JoinHandle<()>>,
     staging: PathBuf,
     // Last: removed after the processes are gone.
     dir: tempfile::TempDir,
@@ -440,11 +453,15 @@ impl KubeTestServer {
                 })
                 .await;
         });
+        let garbage_collector = options
+            .garbage_collector
+            .then(|| tokio::spawn(gc::run(shared.clone())));
         KubeTestServer {
             shared,
             url: format!("http://{address}"),
             stop_serving,
             server: Mutex::new(Some(server)),
+            garbage_collector,
             staging,
             dir,
         }
@@ -460,12 +477,33 @@ impl KubeTestServer {
     /// kube builds a TLS configuration even for plain HTTP, so this installs
     /// rustls's `ring` provider as the process default if none is set.
     pub fn client(&self) -> kube::Client {
+        self.client_via(&self.url)
+    }
+
+    /// A `kube::Client` reaching this server through `url` (a
+    /// [`FaultProxy`](crate::fault_proxy::FaultProxy) in front of it),
+    /// default namespace `default`.
+    pub fn client_via(&self, url: &str) -> kube::Client {
         if rustls::crypto::CryptoProvider::get_default().is_none() {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let mut config = kube::Config::new(self.url.parse().expect("the server's URL is a URI"));
+        let mut config = kube::Config::new(url.parse().expect("the URL is a URI"));
         config.default_namespace = NAMESPACE.to_owned();
         kube::Client::try_from(config).expect("a client for the test double")
+    }
+
+    /// A kubeconfig file content whose one context (`double`, current)
+    /// reaches `url` (this server's, or a proxy's) with namespace
+    /// `default`, for programs that read `KUBECONFIG`.
+    pub fn kubeconfig(&self, url: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: double\n  cluster:\n    server: {url}\ncontexts:\n- name: double\n  context:\n    cluster: double\n    user: double\n    namespace: {NAMESPACE}\ncurrent-context: double\nusers:\n- name: double\n  user:\n    token: test-double\n"
+        )
+    }
+
+    /// Every Lease, in every namespace.
+    pub fn leases(&self) -> Vec<k8s_openapi::api::coordination::v1::Lease> {
+        self.shared.store.all()
     }
 
     /// The namespace the helpers use: `default`.
@@ -619,6 +657,9 @@ impl KubeTestServer {
     }
 
     fn stop_now(&self) {
+        if let Some(collector) = &self.garbage_collector {
+            collector.abort();
+        }
         self.shared.closing.store(true, Ordering::SeqCst);
         self.stop_serving.send_replace(true);
         self.shared.store.drop_watches();

@@ -1,4 +1,4 @@
-//! The object store of the test double: pods, claims and secrets keyed by
+//! The object store of the test double: pods, claims, secrets and leases keyed by
 //! namespace and name, one global resourceVersion counter, label and field
 //! selectors, and the event history watches read from.
 //!
@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::Serialize;
@@ -27,6 +28,7 @@ pub(crate) enum Kind {
     Pod,
     Pvc,
     Secret,
+    Lease,
 }
 
 impl Kind {
@@ -36,7 +38,24 @@ impl Kind {
             Kind::Pod => "pods",
             Kind::Pvc => "persistentvolumeclaims",
             Kind::Secret => "secrets",
+            Kind::Lease => "leases",
         }
+    }
+
+    /// The `apiVersion` of its objects and lists.
+    pub(crate) fn api_version(self) -> &'static str {
+        match self {
+            Kind::Lease => "coordination.k8s.io/v1",
+            _ => "v1",
+        }
+    }
+
+    /// The kind named by an ownerReference (`apiVersion`, `kind`), if the
+    /// double stores it.
+    pub(crate) fn from_reference(api_version: &str, kind: &str) -> Option<Kind> {
+        [Kind::Pod, Kind::Pvc, Kind::Secret, Kind::Lease]
+            .into_iter()
+            .find(|k| k.api_version() == api_version && k.name() == kind)
     }
 
     /// The `kind` of one object.
@@ -45,6 +64,7 @@ impl Kind {
             Kind::Pod => "Pod",
             Kind::Pvc => "PersistentVolumeClaim",
             Kind::Secret => "Secret",
+            Kind::Lease => "Lease",
         }
     }
 
@@ -62,7 +82,7 @@ impl Kind {
                 ("status.nominatedNodeName", "/status/nominatedNodeName"),
             ],
             Kind::Secret => &[("type", "/type")],
-            Kind::Pvc => &[],
+            Kind::Pvc | Kind::Lease => &[],
         }
     }
 }
@@ -113,6 +133,16 @@ impl Object for Secret {
     }
     fn table_mut(state: &mut State) -> &mut BTreeMap<Key, Self> {
         &mut state.secrets
+    }
+}
+
+impl Object for Lease {
+    const STORED: Kind = Kind::Lease;
+    fn table(state: &State) -> &BTreeMap<Key, Self> {
+        &state.leases
+    }
+    fn table_mut(state: &mut State) -> &mut BTreeMap<Key, Self> {
+        &mut state.leases
     }
 }
 
@@ -173,6 +203,7 @@ pub(crate) struct State {
     pub(crate) pods: BTreeMap<Key, Pod>,
     pub(crate) pvcs: BTreeMap<Key, PersistentVolumeClaim>,
     pub(crate) secrets: BTreeMap<Key, Secret>,
+    pub(crate) leases: BTreeMap<Key, Lease>,
     events: VecDeque<Event>,
     /// A watch may resume from resourceVersion `r` only if `r >= compacted`.
     compacted: u64,
@@ -290,6 +321,7 @@ pub(crate) struct Store {
     state: Mutex<State>,
     changes: watch::Receiver<u64>,
     drops: watch::Sender<u64>,
+    silence: watch::Sender<u64>,
 }
 
 impl Store {
@@ -297,12 +329,14 @@ impl Store {
     pub(crate) fn new(history_limit: usize) -> Store {
         let (changes, changes_rx) = watch::channel(0);
         let (drops, _) = watch::channel(0);
+        let (silence, _) = watch::channel(0);
         Store {
             state: Mutex::new(State {
                 rv: 1,
                 pods: BTreeMap::new(),
                 pvcs: BTreeMap::new(),
                 secrets: BTreeMap::new(),
+                leases: BTreeMap::new(),
                 events: VecDeque::new(),
                 compacted: 0,
                 history_limit: history_limit.max(1),
@@ -310,6 +344,7 @@ impl Store {
             }),
             changes: changes_rx,
             drops,
+            silence,
         }
     }
 
@@ -331,6 +366,14 @@ impl Store {
     }
 
     /// Closes every open watch stream.
+    pub(crate) fn subscribe_silence(&self) -> watch::Receiver<u64> {
+        self.silence.subscribe()
+    }
+
+    pub(crate) fn silence_watches(&self) {
+        self.silence.send_modify(|n| *n += 1);
+    }
+
     pub(crate) fn drop_watches(&self) {
         self.drops.send_modify(|generation| *generation += 1);
     }

@@ -810,6 +810,25 @@ fn validate_resources(r: &ResourceRequirements, field: &str, errors: &mut Vec<Fi
 }
 
 /// Claim validation.
+/// A Lease: its metadata, and a positive `spec.leaseDurationSeconds`.
+pub(crate) fn lease(
+    lease: &k8s_openapi::api::coordination::v1::Lease,
+    generated: bool,
+) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    validate_meta(&lease.metadata, generated, &mut errors);
+    if let Some(seconds) = lease.spec.as_ref().and_then(|s| s.lease_duration_seconds)
+        && seconds <= 0
+    {
+        errors.push(FieldError::invalid(
+            "spec.leaseDurationSeconds",
+            json!(seconds),
+            "must be greater than 0",
+        ));
+    }
+    errors
+}
+
 pub(crate) fn pvc(claim: &PersistentVolumeClaim, generated: bool) -> Vec<FieldError> {
     let mut errors = Vec::new();
     validate_meta(&claim.metadata, generated, &mut errors);
