@@ -25,30 +25,36 @@
 //! `die_with_this_process` so that nothing it started outlives it, even
 //! when it is killed with SIGKILL and runs no code of its own:
 //!
-//! 1. Before the fork it records its PID in `HYPE_PARENT_PID`; in the
-//!    forked child, before exec, `prctl(PR_SET_PDEATHSIG, SIGTERM)` asks the
-//!    kernel for a SIGTERM when the parent dies, and `getppid()` is compared
-//!    with the recorded PID: a parent that died before the `prctl` (the
-//!    signal would never come) makes the child `_exit` at once.
-//! 2. `hype-run` starts, before it runs anything, by installing a SIGTERM
-//!    handler (only when the parent-death signal is set, so a
+//! 1. Before the fork it records its PID in `HYPE_PARENT_PID`. In the
+//!    forked child, before exec, `prctl(PR_SET_PDEATHSIG, SIGRTMIN+4)` asks
+//!    the kernel for that signal when the parent dies, and `getppid()` is
+//!    compared with the recorded PID: a parent that died before the `prctl`
+//!    (the signal would never come) makes the child `_exit` at once. The
+//!    signal is a real-time one that nothing else sends, so its arrival
+//!    alone means "the parent is dying"; its default action ends the
+//!    process, which covers the moment before `hype-run` has a handler.
+//! 2. `hype-run` starts, before it runs anything, by installing a handler
+//!    for the signal `PR_GET_PDEATHSIG` reports (only when one is set, so a
 //!    `HYPE_PARENT_PID` inherited by an unrelated descendant is ignored),
-//!    then checks `getppid()` again. When SIGTERM comes and the parent is
-//!    gone (`getppid()` is no longer the recorded PID), the handler kills
-//!    the child's whole process group with SIGKILL: the function's own
-//!    children (a `sleep` it started) die with it. A SIGTERM while the
-//!    parent lives keeps its old meaning (the default action: the process
-//!    ends by that signal). The local runner puts each child in a process
-//!    group of its own, so the group is exactly that call's processes.
-//! 3. The kernel sends the parent-death signal when the *thread* that
-//!    forked exits, not the process. The local runner therefore forks on
-//!    one thread that lives as long as the process; the launcher forks on
-//!    the thread that then waits for the child, so that thread outlives it.
+//!    then checks `getppid()` again. The handler kills the child's whole
+//!    process group with SIGKILL: the function's own children (a `sleep`
+//!    it started) die with it. The local runner puts each child in a
+//!    process group of its own, so the group is exactly that call's
+//!    processes. SIGTERM and SIGINT keep their meaning.
+//! 3. The kernel sends the signal when the *thread* that forked exits, not
+//!    only the process: when a multi-threaded parent dies, its threads end
+//!    one by one, the children are first handed to a surviving thread (so
+//!    `getppid()` does not change yet) and the signal comes then. The
+//!    handler therefore does not look at `getppid()`, and no forking thread
+//!    may end before its process does: the local runner forks on one
+//!    thread that lives as long as the process; the launcher forks on the
+//!    thread that then waits for the child, so that thread outlives it.
 //!
 //! A process that leaves the group (`setsid`, its own `setpgid`) escapes;
-//! a function that installs its own SIGTERM handler replaces this one.
-//! Elsewhere than Linux only the process group remains: the runner kills
-//! it on timeout, cancellation and close, but not when it is killed itself.
+//! a function that installs its own handler for that signal replaces this
+//! one. Elsewhere than Linux only the process group remains: the runner
+//! kills it on timeout, cancellation and close, but not when it is killed
+//! itself.
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -468,17 +474,23 @@ impl Context {
 /// with it: see the module docs.
 pub(crate) const HYPE_PARENT_PID: &str = "HYPE_PARENT_PID";
 
-/// The parent this process dies with (0: none).
-static PARENT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+/// The parent-death signal `die_with_this_process` asks for: a real-time
+/// signal nothing else sends (see the module docs).
+#[cfg(target_os = "linux")]
+fn parent_death_signal() -> libc::c_int {
+    libc::SIGRTMIN() + 4
+}
 
 /// Arms `command` to die with this process (Linux; elsewhere nothing):
 /// `HYPE_PARENT_PID`, the parent-death signal, and the check that this
-/// process still lived when it was set. See the module docs.
+/// process still lived when it was set. The thread that spawns `command`
+/// must live as long as this process. See the module docs.
 pub(crate) fn die_with_this_process(command: &mut std::process::Command) {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::process::CommandExt as _;
         let parent = std::process::id();
+        let signal = parent_death_signal();
         command.env(HYPE_PARENT_PID, parent.to_string());
         // SAFETY: the hook runs in the forked child before exec and only
         // makes async-signal-safe system calls (prctl, getppid, _exit); it
@@ -487,7 +499,7 @@ pub(crate) fn die_with_this_process(command: &mut std::process::Command) {
             command.pre_exec(move || {
                 if libc::prctl(
                     libc::PR_SET_PDEATHSIG,
-                    libc::SIGTERM as libc::c_ulong,
+                    signal as libc::c_ulong,
                     0 as libc::c_ulong,
                     0 as libc::c_ulong,
                     0 as libc::c_ulong,
@@ -497,7 +509,7 @@ pub(crate) fn die_with_this_process(command: &mut std::process::Command) {
                 }
                 // The parent died before the prctl: no signal will come.
                 if libc::getppid() as u32 != parent {
-                    libc::_exit(128 + libc::SIGTERM);
+                    libc::_exit(128 + signal);
                 }
                 Ok(())
             });
@@ -507,41 +519,25 @@ pub(crate) fn die_with_this_process(command: &mut std::process::Command) {
     let _ = command;
 }
 
-/// Whether this process was armed to die with its parent and the parent is
-/// gone. Async-signal-safe.
-pub(crate) fn parent_gone() -> bool {
-    let parent = PARENT.load(std::sync::atomic::Ordering::SeqCst);
-    // SAFETY: getppid cannot fail.
-    parent != 0 && unsafe { libc::getppid() } as u32 != parent
-}
-
 /// Kills this process's whole process group, this process included.
 /// Async-signal-safe.
-pub(crate) fn kill_own_group() {
+#[cfg(target_os = "linux")]
+fn kill_own_group() {
     // SAFETY: kill(2) of this process's own group (PID 0).
     unsafe {
         libc::kill(0, libc::SIGKILL);
     }
 }
 
-/// SIGTERM: the parent-death signal when the parent is gone (then the
-/// whole group dies), else an ordinary SIGTERM, which ends this process as
-/// it would have without the handler.
-extern "C" fn on_sigterm(signal: libc::c_int) {
-    if parent_gone() {
-        kill_own_group();
-    }
-    // SAFETY: restoring the default action and raising the signal again
-    // are async-signal-safe.
-    unsafe {
-        libc::signal(signal, libc::SIG_DFL);
-        libc::raise(signal);
-    }
+/// The parent-death signal: the parent is dying, so is this group.
+#[cfg(target_os = "linux")]
+extern "C" fn on_parent_death(_signal: libc::c_int) {
+    kill_own_group();
 }
 
 /// When this `hype-run` was armed to die with its parent (Linux): installs
-/// the SIGTERM handler and checks that the parent still lives, before
-/// anything else runs. See the module docs.
+/// the handler of the parent-death signal and checks that the parent still
+/// lives, before anything else runs. See the module docs.
 fn watch_parent() {
     #[cfg(target_os = "linux")]
     {
@@ -551,19 +547,19 @@ fn watch_parent() {
         else {
             return;
         };
-        let mut armed: libc::c_int = 0;
+        let mut signal: libc::c_int = 0;
         // SAFETY: PR_GET_PDEATHSIG writes one int through the pointer.
-        let rc = unsafe { libc::prctl(libc::PR_GET_PDEATHSIG, &mut armed as *mut libc::c_int) };
-        if rc != 0 || armed == 0 {
+        let rc = unsafe { libc::prctl(libc::PR_GET_PDEATHSIG, &mut signal as *mut libc::c_int) };
+        if rc != 0 || signal == 0 {
             // Inherited from an ancestor, not set by our own parent.
             return;
         }
-        PARENT.store(parent, std::sync::atomic::Ordering::SeqCst);
-        // SAFETY: installs a handler that only makes async-signal-safe calls.
+        // SAFETY: installs a handler that only calls kill(2).
         unsafe {
-            libc::signal(libc::SIGTERM, on_sigterm as *const () as libc::sighandler_t);
+            libc::signal(signal, on_parent_death as *const () as libc::sighandler_t);
         }
-        if parent_gone() {
+        // SAFETY: getppid cannot fail.
+        if unsafe { libc::getppid() } as u32 != parent {
             kill_own_group();
         }
     }

@@ -7,9 +7,10 @@
 //!
 //! The executable dies with the launcher (Linux): it is armed with the
 //! parent-death signal like every `hype-run` the local runner starts, and
-//! the launcher, itself armed by its own parent, kills its process group
-//! (the executable and what it started) when that parent is gone. See
-//! [`crate::entry`], "Dying with the parent".
+//! then kills its process group (which it shares with the launcher). A
+//! launcher the local runner started is armed itself, so when the
+//! submitter dies the whole group goes. See [`crate::entry`], "Dying with
+//! the parent".
 //!
 //! The executable runs with `HYPE_LAUNCHED=<its digest>`: a launched
 //! `hype-run` whose call names that digest runs the call itself without
@@ -156,11 +157,6 @@ static CHILD: AtomicI32 = AtomicI32::new(0);
 static PENDING: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn forward(signal: libc::c_int) {
-    // The parent-death signal: this launcher's parent is gone, so is the
-    // group (the executable and what it started, this launcher included).
-    if crate::entry::parent_gone() {
-        crate::entry::kill_own_group();
-    }
     let child = CHILD.load(Ordering::SeqCst);
     if child > 0 {
         // SAFETY: kill is async-signal-safe; a stale pid is at worst ESRCH.
