@@ -201,15 +201,25 @@ fn expand_main(main: Main) -> TokenStream {
         mut sig,
         block,
     } = main.item;
-    let dispatch = quote!(::hype::__private::dispatch_if_hype_run(););
+    // `hype-run` first (it exits when this process runs a call), then the
+    // program's own Ctrl-C and SIGTERM handling. After the body returns,
+    // `block_on` and `run_main` wait for a close that a signal began, so
+    // that the exit code is the signal's.
+    let dispatch = quote! {
+        ::hype::__private::dispatch_if_hype_run();
+        ::hype::__private::handle_interrupts();
+    };
     let body = match sig.asyncness.take() {
         Some(_) => quote! {
             #dispatch
             ::hype::__private::block_on(async move #block)
         },
         None => {
-            let stmts = &block.stmts;
-            quote!(#dispatch #(#stmts)*)
+            let output = &sig.output;
+            quote! {
+                #dispatch
+                ::hype::__private::run_main(move || #output #block)
+            }
         }
     };
     // The user's braces keep their spans, so "mismatched types" on the
@@ -510,6 +520,7 @@ mod tests {
         let want = quote!(
             fn main() -> Result<(), E> {
                 ::hype::__private::dispatch_if_hype_run();
+                ::hype::__private::handle_interrupts();
                 ::hype::__private::block_on(async move {
                     f().await?;
                     Ok(())
@@ -531,7 +542,31 @@ mod tests {
             #[allow(unused)]
             fn main() {
                 ::hype::__private::dispatch_if_hype_run();
-                let x = 1;
+                ::hype::__private::handle_interrupts();
+                ::hype::__private::run_main(move || {
+                    let x = 1;
+                })
+            }
+        );
+        assert_eq!(out, want.to_string());
+        let out = main(
+            quote!(),
+            quote!(
+                fn main() -> Result<(), E> {
+                    f()?;
+                    Ok(())
+                }
+            ),
+        )
+        .to_string();
+        let want = quote!(
+            fn main() -> Result<(), E> {
+                ::hype::__private::dispatch_if_hype_run();
+                ::hype::__private::handle_interrupts();
+                ::hype::__private::run_main(move || -> Result<(), E> {
+                    f()?;
+                    Ok(())
+                })
             }
         );
         assert_eq!(out, want.to_string());

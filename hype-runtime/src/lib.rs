@@ -27,7 +27,8 @@
 //! Below them, used by all: [`config`] (every `HYPE_*` variable),
 //! [`environment`] and [`mounts`] (what a call runs with), [`error`],
 //! [`ids`] (names), [`bytes`] (large binary payloads), [`owner`] (this
-//! process as the owner of what it creates, and whether an owner lives).
+//! process as the owner of what it creates, and whether an owner lives),
+//! [`interrupt`] (Ctrl-C and SIGTERM close every submitter).
 //!
 //! ## Naming options
 //!
@@ -59,6 +60,7 @@ pub mod fuzzing;
 #[cfg(feature = "gcs")]
 pub(crate) mod google;
 pub mod ids;
+pub mod interrupt;
 pub(crate) mod invoke;
 pub(crate) mod launch;
 pub mod logs;

@@ -6,6 +6,16 @@ pub use linkme;
 pub use serde;
 
 pub use crate::entry::dispatch_if_hype_run;
+pub use crate::interrupt::install as handle_interrupts;
+
+/// Runs a sync `main` body, then waits for a close that SIGINT or SIGTERM
+/// began ([`crate::interrupt::wait_if_interrupted`]). Used by
+/// `#[hype::main]` on `fn main`.
+pub fn run_main<T>(body: impl FnOnce() -> T) -> T {
+    let output = body();
+    crate::interrupt::wait_if_interrupted();
+    output
+}
 pub use crate::registry::{REMOTE_FNS, Registration};
 pub use crate::remote::{Call, Invoke, RemoteFn, Wire};
 
@@ -14,13 +24,20 @@ pub use crate::remote::{Call, Invoke, RemoteFn, Wire};
 pub const fn assert_wire<T: Wire>() {}
 
 /// Runs an `async fn main` body on a multi-threaded tokio runtime, as
-/// `#[tokio::main]` would. Used by `#[hype::main]` on `async fn main`.
+/// `#[tokio::main]` would, then waits for a close that SIGINT or SIGTERM
+/// began ([`crate::interrupt::wait_if_interrupted`]) before the runtime
+/// shuts down. Used by `#[hype::main]` on `async fn main`.
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(future),
+        Ok(runtime) => {
+            let output = runtime.block_on(future);
+            // Before the runtime goes: the close may run on it.
+            crate::interrupt::wait_if_interrupted();
+            output
+        }
         Err(err) => {
             eprintln!("hype: cannot start the tokio runtime for main: {err}");
             std::process::exit(70)

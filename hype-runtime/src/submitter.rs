@@ -231,7 +231,7 @@ impl<C: Cluster> SubmitterBuilder<C> {
                 return Err(err);
             }
         };
-        Ok(Submitter {
+        let submitter = Submitter {
             inner: Arc::new(Inner {
                 runner,
                 staging,
@@ -242,7 +242,21 @@ impl<C: Cluster> SubmitterBuilder<C> {
                 shipped,
                 log_mode: self.log_mode,
             }),
-        })
+        };
+        crate::interrupt::register(&submitter);
+        Ok(submitter)
+    }
+}
+
+/// A submitter that does not keep it alive: what the interrupt registry
+/// ([`crate::interrupt`]) holds.
+#[derive(Debug, Clone)]
+pub(crate) struct WeakSubmitter(std::sync::Weak<Inner>);
+
+impl WeakSubmitter {
+    /// The submitter, while a clone of it lives.
+    pub(crate) fn upgrade(&self) -> Option<Submitter> {
+        self.0.upgrade().map(|inner| Submitter { inner })
     }
 }
 
@@ -419,6 +433,21 @@ impl Submitter {
     /// [`Submitter::set_default`], else [`Submitter::from_env`], created once.
     pub async fn default_submitter() -> Result<Submitter, Error> {
         DEFAULT.get_or_try_init(Submitter::from_env).await.cloned()
+    }
+
+    /// A reference that does not keep the submitter alive.
+    pub(crate) fn downgrade(&self) -> WeakSubmitter {
+        WeakSubmitter(Arc::downgrade(&self.inner))
+    }
+
+    /// How many calls are in flight (their executions not wound down yet).
+    pub(crate) fn calls_in_flight(&self) -> usize {
+        self.inner.calls.len()
+    }
+
+    /// Whether [`Submitter::close`] was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.inner.closed.is_cancelled()
     }
 
     /// This submitter's session ID (labels everything it creates).

@@ -1,0 +1,365 @@
+//! Ctrl-C and SIGTERM for the program's own `main`: an orderly close of
+//! every live submitter within a bound, instead of a death that leaves
+//! calls running.
+//!
+//! `#[hype::main]` calls [`install`] after `hype-run` dispatch (a `hype-run`
+//! process keeps its own signal handling: it passes signals on to a
+//! launched executable and dies with its parent); a program without the
+//! attribute may call it at the top of `main`. From then on:
+//!
+//! 1. The first SIGINT or SIGTERM prints one line on stderr,
+//!    `hype: interrupted (SIGINT): cancelling N calls in flight and closing
+//!    M submitters (at most 30s; press Ctrl-C again to exit at once)`, and
+//!    closes every live submitter ([`Submitter::close`]: calls in flight
+//!    fail with [`crate::Error::Cancelled`] and their executions are
+//!    stopped, then what the submitter created is removed), the default
+//!    submitter of [`crate::Call::run_on_cluster`] included. Each closes on
+//!    the tokio runtime it was built on, since its connections belong to
+//!    that runtime; all of them together for at most [`CLOSE_BOUND`].
+//! 2. It prints how that went (`hype: closed 2 submitters in 0.1s; exiting
+//!    with 130`) and exits with 130 after SIGINT, 143 after SIGTERM (128 +
+//!    the signal, as a shell reports a death by that signal). Exit handlers
+//!    run: temporary directories are removed. A `main` that returns in the
+//!    meantime (its calls failed as cancelled) waits for this
+//!    ([`wait_if_interrupted`]).
+//! 3. A second SIGINT (or SIGTERM) while that runs exits at once with its
+//!    own code; local children then die with the process (see
+//!    [`crate::entry`]), and what is left is swept by the next start.
+//!
+//! Every submitter registers itself when it is built ([`register`], weakly:
+//! the registry keeps none alive). The signal handler itself only writes
+//! the signal's number to a pipe; a thread, `hype-interrupt`, reads it and
+//! does the rest. A program that installs its own SIGINT or SIGTERM
+//! handler after [`install`] replaces this one.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::submitter::{Submitter, WeakSubmitter};
+
+/// How long the first signal's close of all submitters may take before the
+/// process exits anyway.
+pub const CLOSE_BOUND: Duration = Duration::from_secs(30);
+
+/// A live submitter and the runtime it was built on.
+struct Live {
+    submitter: WeakSubmitter,
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+/// Every submitter built in this process (dead ones pruned as new ones come).
+static LIVE: Mutex<Vec<Live>> = Mutex::new(Vec::new());
+
+/// The write end of the signal pipe (-1: not installed).
+static PIPE: AtomicI32 = AtomicI32::new(-1);
+
+/// The first signal handled (0: none yet).
+static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
+
+/// How much longer than [`CLOSE_BOUND`] [`wait_if_interrupted`] waits for
+/// `hype-interrupt` to end the process before it does so itself.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// Records `submitter` (weakly) with the runtime it is being built on, for
+/// the close on interrupt. Called by [`crate::SubmitterBuilder::build`].
+pub(crate) fn register(submitter: &Submitter) {
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    live.retain(|entry| entry.submitter.upgrade().is_some());
+    live.push(Live {
+        submitter: submitter.downgrade(),
+        runtime,
+    });
+}
+
+/// The submitters still alive and not closed, each with its runtime.
+fn live_submitters() -> Vec<(Submitter, Option<tokio::runtime::Handle>)> {
+    let live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    live.iter()
+        .filter_map(|entry| {
+            let submitter = entry.submitter.upgrade()?;
+            (!submitter.is_closed()).then(|| (submitter, entry.runtime.clone()))
+        })
+        .collect()
+}
+
+/// Handles SIGINT and SIGTERM from now on as the module docs say. Once per
+/// process; later calls do nothing. If the handler cannot be installed (no
+/// pipe, no thread), says so on stderr and leaves the signals as they were.
+pub fn install() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        if let Err(err) = try_install() {
+            eprintln!(
+                "hype: cannot handle Ctrl-C and SIGTERM ({err}); they will end the program without closing its submitters"
+            );
+        }
+    });
+}
+
+fn try_install() -> std::io::Result<()> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe(2) writes two descriptors into the array.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let [read, write] = fds;
+    for fd in fds {
+        // SAFETY: fcntl on descriptors this function just created: close on
+        // exec (children must not inherit them) and, for the write end,
+        // non-blocking, so the handler never waits on a full pipe.
+        unsafe {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+    // SAFETY: as above.
+    unsafe {
+        let flags = libc::fcntl(write, libc::F_GETFL);
+        libc::fcntl(write, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+    std::thread::Builder::new()
+        .name("hype-interrupt".to_owned())
+        .spawn(move || watch(read))?;
+    PIPE.store(write, Ordering::SeqCst);
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction is valid; the handler only writes one
+        // byte to a pipe (async-signal-safe) and restores errno.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(signal, &action, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// If SIGINT or SIGTERM began a close, waits for `hype-interrupt` to end
+/// the process with the signal's exit code (and, should it not within
+/// [`CLOSE_BOUND`] and a few seconds more, exits with that code itself);
+/// otherwise returns at once. `#[hype::main]` calls it when the program's
+/// `main` returns, which it may do early when its calls fail as cancelled:
+/// the exit code is then still 130 or 143, and the close is not cut short.
+pub fn wait_if_interrupted() {
+    let signal = INTERRUPTED.load(Ordering::SeqCst);
+    if signal == 0 {
+        return;
+    }
+    std::thread::sleep(CLOSE_BOUND + EXIT_GRACE);
+    std::process::exit(128 + signal);
+}
+
+/// The signal handler: records the first signal and passes the signal's
+/// number to `hype-interrupt`.
+extern "C" fn on_signal(signal: libc::c_int) {
+    let _ = INTERRUPTED.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
+    let fd = PIPE.load(Ordering::SeqCst);
+    if fd < 0 {
+        return;
+    }
+    let byte = signal as u8;
+    // SAFETY: write(2) of one byte from the stack is async-signal-safe;
+    // errno is saved and restored around it, since the handler may run in
+    // the middle of code that reads errno.
+    unsafe {
+        let errno = errno_location();
+        let saved = if errno.is_null() { 0 } else { *errno };
+        libc::write(fd, (&byte as *const u8).cast(), 1);
+        if !errno.is_null() {
+            *errno = saved;
+        }
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+unsafe fn errno_location() -> *mut libc::c_int {
+    // SAFETY: returns this thread's errno.
+    unsafe { libc::__errno_location() }
+}
+
+#[cfg(any(target_vendor = "apple", target_os = "freebsd"))]
+unsafe fn errno_location() -> *mut libc::c_int {
+    // SAFETY: returns this thread's errno.
+    unsafe { libc::__error() }
+}
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_vendor = "apple",
+    target_os = "freebsd"
+)))]
+unsafe fn errno_location() -> *mut libc::c_int {
+    std::ptr::null_mut()
+}
+
+/// Blocks until a signal's number comes through the pipe; `None` if the
+/// pipe fails.
+fn next_signal(fd: libc::c_int) -> Option<libc::c_int> {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: reads one byte into a stack variable.
+        let n = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
+        if n == 1 {
+            return Some(libc::c_int::from(byte));
+        }
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        return None;
+    }
+}
+
+/// The name of a handled signal.
+fn name(signal: libc::c_int) -> &'static str {
+    if signal == libc::SIGINT {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    }
+}
+
+/// `1 call`, `2 calls`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// The `hype-interrupt` thread: waits for the first signal, then closes
+/// everything and exits; a second signal exits at once.
+fn watch(fd: libc::c_int) {
+    let Some(signal) = next_signal(fd) else {
+        return;
+    };
+    let code = 128 + signal;
+    let started = Instant::now();
+    let live = live_submitters();
+    let calls: usize = live.iter().map(|(s, _)| s.calls_in_flight()).sum();
+    eprintln!(
+        "hype: interrupted ({}): cancelling {} in flight and closing {} (at most {}s; press Ctrl-C again to exit at once)",
+        name(signal),
+        count(calls, "call"),
+        count(live.len(), "submitter"),
+        CLOSE_BOUND.as_secs()
+    );
+    // A second signal ends the process at once, whatever the close does.
+    let again = std::thread::Builder::new()
+        .name("hype-interrupt-again".to_owned())
+        .spawn(move || {
+            if let Some(signal) = next_signal(fd) {
+                eprintln!(
+                    "hype: interrupted again ({}): exiting at once with {}",
+                    name(signal),
+                    128 + signal
+                );
+                std::process::exit(128 + signal);
+            }
+        });
+    if again.is_err() {
+        eprintln!("hype: a second Ctrl-C cannot cut the close short (no thread for it)");
+    }
+    let summary = close_all(live, started + CLOSE_BOUND);
+    eprintln!(
+        "hype: {summary} in {:.1}s; exiting with {code}",
+        started.elapsed().as_secs_f64()
+    );
+    std::process::exit(code);
+}
+
+/// Closes every submitter on its own runtime (one without a runtime on a
+/// small one of this thread's) until `deadline`; says how it went.
+fn close_all(live: Vec<(Submitter, Option<tokio::runtime::Handle>)>, deadline: Instant) -> String {
+    let total = live.len();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return format!("could not close any submitter (no tokio runtime: {err})"),
+    };
+    let results = runtime.block_on(async move {
+        let closes = live.into_iter().map(|(submitter, handle)| {
+            let close = async move { submitter.close().await };
+            let task = match handle {
+                Some(handle) => handle.spawn(close),
+                None => tokio::spawn(close),
+            };
+            tokio::time::timeout_at(deadline.into(), task)
+        });
+        futures::future::join_all(closes).await
+    });
+    let mut closed = 0;
+    let mut problems = Vec::new();
+    let mut unfinished = 0;
+    for result in results {
+        match result {
+            Ok(Ok(Ok(()))) => closed += 1,
+            Ok(Ok(Err(err))) => problems.push(err.to_string()),
+            // Its runtime has shut down (the task was dropped) or it panicked.
+            Ok(Err(err)) => problems.push(format!("its close did not run: {err}")),
+            Err(_) => unfinished += 1,
+        }
+    }
+    let mut summary = if closed == total {
+        format!("closed {}", count(total, "submitter"))
+    } else {
+        format!("closed {closed} of {}", count(total, "submitter"))
+    };
+    if unfinished > 0 {
+        summary.push_str(&format!(
+            "; {unfinished} did not finish closing within {}s",
+            CLOSE_BOUND.as_secs()
+        ));
+    }
+    if !problems.is_empty() {
+        summary.push_str(&format!("; {}", problems.join("; ")));
+    }
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_names() {
+        assert_eq!(count(1, "call"), "1 call");
+        assert_eq!(count(0, "call"), "0 calls");
+        assert_eq!(count(3, "submitter"), "3 submitters");
+        assert_eq!(name(libc::SIGINT), "SIGINT");
+        assert_eq!(name(libc::SIGTERM), "SIGTERM");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_all_closes_registered_submitters_on_their_runtime() {
+        let submitter = Submitter::builder(crate::LocalCluster::new())
+            .build()
+            .await
+            .unwrap();
+        let live: Vec<_> = live_submitters()
+            .into_iter()
+            .filter(|(s, _)| s.session() == submitter.session())
+            .collect();
+        assert_eq!(live.len(), 1, "the submitter registered itself");
+        assert!(live[0].1.is_some(), "with the runtime it was built on");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let summary = tokio::task::spawn_blocking(move || close_all(live, deadline))
+            .await
+            .unwrap();
+        assert_eq!(summary, "closed 1 submitter");
+        assert!(submitter.is_closed());
+        assert!(
+            live_submitters()
+                .iter()
+                .all(|(s, _)| s.session() != submitter.session()),
+            "a closed submitter is not closed again"
+        );
+    }
+}
