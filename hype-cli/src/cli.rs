@@ -1,0 +1,350 @@
+//! The `hype` command's arguments (clap) and what each subcommand does
+//! with them: `gc`, `ps`, `logs`. The work itself is in [`crate::kube`],
+//! [`crate::docker`] and [`crate::staging`].
+//!
+//! Exit codes: 0 done; 1 something failed (every failure is on stderr);
+//! 2 the command line is wrong.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::report::Report;
+use crate::{docker, duration, kube, staging};
+
+/// The exit code of a wrong command line (clap's too).
+pub const USAGE: i32 = 2;
+
+/// hype's own command: finds and removes what dead sessions left, lists
+/// executions, prints their logs.
+#[derive(Debug, Parser)]
+#[command(name = "hype", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Remove what dead sessions left on Kubernetes, on Docker or in a
+    /// staging store.
+    ///
+    /// On Kubernetes: Leases not renewed within the grace period, and the
+    /// pods and transient claims of sessions whose Lease is gone or stale.
+    /// On Docker: the containers and transient volumes of owners that no
+    /// longer run. In a staging store: blobs and outcome objects older than
+    /// --older-than. Persistent volumes and claims are never removed.
+    #[command(after_help = GC_HELP)]
+    Gc(GcArgs),
+    /// List hype's executions: execution ID, function, session, phase, age
+    /// and node.
+    ///
+    /// Kubernetes: the pods labelled app.kubernetes.io/managed-by=hype in
+    /// the namespace. Docker: the containers with that label, running or
+    /// not.
+    #[command(after_help = DEFAULT_TARGET_HELP)]
+    Ps(PsArgs),
+    /// Print an execution's log (its pod's `hype-run` container, or its
+    /// container).
+    #[command(after_help = DEFAULT_TARGET_HELP)]
+    Logs(LogsArgs),
+}
+
+const GC_HELP: &str = "\
+Pass at least one of --kube, --docker and --staging; they can be combined.
+Each line names one object removed (or, with --dry-run, that would be):
+its kind, its name and why, then a summary line.
+
+Kubernetes: a Lease `hype-<session>` is stale when it was last renewed
+(else acquired, else created) longer ago than --grace; with --grace 0s,
+every Lease not renewed since the command started is. Pods and transient
+claims go with their session's Lease, or when their session has none.
+Docker: an owner (`hype.dev/owner`) is gone when its process no longer
+runs on this host; owners on other hosts are left alone.
+Staging: a blob still used by a running call is removed if it is older
+than --older-than: pick one longer than your calls.";
+
+const DEFAULT_TARGET_HELP: &str = "\
+Without --kube or --docker: Kubernetes if a kubeconfig can be loaded
+(KUBECONFIG, else ~/.kube/config, else the in-cluster service account),
+otherwise Docker. --namespace alone means Kubernetes.";
+
+/// Where to look: the flags `gc`, `ps` and `logs` share.
+#[derive(Debug, Args)]
+struct Targets {
+    /// Kubernetes, through the kubeconfig context CONTEXT, or the current
+    /// context without a value (`--kube=CONTEXT`).
+    #[arg(
+        long,
+        value_name = "CONTEXT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = ""
+    )]
+    kube: Option<String>,
+    /// The Kubernetes namespace (default: the context's namespace, else
+    /// `default`).
+    #[arg(long, value_name = "NS")]
+    namespace: Option<String>,
+    /// Docker: the engine DOCKER_HOST names, else the default socket.
+    #[arg(long)]
+    docker: bool,
+}
+
+#[derive(Debug, Args)]
+struct GcArgs {
+    #[command(flatten)]
+    targets: Targets,
+    /// Kubernetes: how long a Lease may go unrenewed before its session
+    /// counts as dead (30s, 10m, 2h, 7d; 0s: not renewed since this
+    /// command started).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration::parse)]
+    grace: Duration,
+    /// Print what would be removed; remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// A staging store (file:///dir or gs://bucket/prefix) whose old blobs
+    /// and outcome objects to remove; needs --older-than.
+    #[arg(long, value_name = "URI", requires = "older_than")]
+    staging: Option<String>,
+    /// With --staging: remove what was written longer ago than this (30s,
+    /// 10m, 2h, 7d).
+    #[arg(long, value_name = "DURATION", requires = "staging", value_parser = duration::parse)]
+    older_than: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+struct PsArgs {
+    #[command(flatten)]
+    targets: Targets,
+}
+
+#[derive(Debug, Args)]
+struct LogsArgs {
+    /// The execution: its pod's name, or its container's.
+    #[arg(value_name = "EXECUTION_ID")]
+    execution_id: String,
+    /// Follow the log until the execution ends.
+    #[arg(short = 'f', long)]
+    follow: bool,
+    #[command(flatten)]
+    targets: Targets,
+}
+
+/// Where `ps` or `logs` look once the defaults are applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Chosen {
+    Kube { context: Option<String> },
+    Docker,
+}
+
+/// Runs the command line `args` (the program name first); returns the
+/// exit code.
+pub fn run<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return err.exit_code();
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("hype: cannot start the async runtime: {err}");
+            return 1;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Gc(args) => gc(args).await,
+            Command::Ps(args) => ps(args).await,
+            Command::Logs(args) => logs(args).await,
+        }
+    })
+}
+
+/// The context a `--kube` value names: none for the current one.
+fn context_of(kube: &str) -> Option<String> {
+    (!kube.is_empty()).then(|| kube.to_owned())
+}
+
+async fn gc(args: GcArgs) -> i32 {
+    let started = Timestamp::now();
+    let targets = &args.targets;
+    if targets.kube.is_none() && !targets.docker && args.staging.is_none() {
+        eprintln!(
+            "hype gc: nothing to collect: pass --kube[=CONTEXT] (Kubernetes), --docker (Docker) or --staging URI --older-than DURATION (a staging store)"
+        );
+        return USAGE;
+    }
+    if targets.namespace.is_some() && targets.kube.is_none() {
+        eprintln!("hype gc: --namespace is for Kubernetes: pass --kube[=CONTEXT] with it");
+        return USAGE;
+    }
+    let mut report = Report::new(args.dry_run);
+    if let Some(kube) = &targets.kube {
+        match kube::connect(context_of(kube), targets.namespace.clone()).await {
+            Ok((client, namespace)) => {
+                kube::gc::collect(&client, &namespace, args.grace, started, &mut report).await
+            }
+            Err(err) => report.failed(&err),
+        }
+    }
+    if targets.docker {
+        match docker::connect().await {
+            Ok(engine) => docker::gc::collect(&engine, &mut report).await,
+            Err(err) => report.failed(&err),
+        }
+    }
+    if let (Some(uri), Some(older_than)) = (&args.staging, args.older_than) {
+        staging::collect(uri, older_than, started, &mut report).await;
+    }
+    println!("{}", report.summary());
+    if report.failures() > 0 { 1 } else { 0 }
+}
+
+/// The backends `ps` and `logs` look at: those the flags name, else the
+/// default ([`DEFAULT_TARGET_HELP`]).
+async fn choose(targets: &Targets) -> Vec<Chosen> {
+    let mut chosen = Vec::new();
+    match &targets.kube {
+        Some(kube) => chosen.push(Chosen::Kube {
+            context: context_of(kube),
+        }),
+        None if targets.namespace.is_some() => chosen.push(Chosen::Kube { context: None }),
+        None => {}
+    }
+    if targets.docker {
+        chosen.push(Chosen::Docker);
+    }
+    if chosen.is_empty() {
+        chosen.push(if kube::usable().await {
+            Chosen::Kube { context: None }
+        } else {
+            Chosen::Docker
+        });
+    }
+    chosen
+}
+
+async fn ps(args: PsArgs) -> i32 {
+    let mut rows = Vec::new();
+    let mut failed = false;
+    for target in choose(&args.targets).await {
+        let found = match target {
+            Chosen::Kube { context } => {
+                match kube::connect(context, args.targets.namespace.clone()).await {
+                    Ok((client, namespace)) => kube::ps::rows(&client, &namespace).await,
+                    Err(err) => Err(err),
+                }
+            }
+            Chosen::Docker => match docker::connect().await {
+                Ok(engine) => docker::ps::rows(&engine).await,
+                Err(err) => Err(err),
+            },
+        };
+        match found {
+            Ok(found) => rows.extend(found),
+            Err(err) => {
+                eprintln!("hype ps: {err}");
+                failed = true;
+            }
+        }
+    }
+    print!("{}", crate::table::render(&rows));
+    i32::from(failed)
+}
+
+async fn logs(args: LogsArgs) -> i32 {
+    let targets = choose(&args.targets).await;
+    let mut errors = Vec::new();
+    for target in targets {
+        let result = match target {
+            Chosen::Kube { context } => {
+                match kube::connect(context, args.targets.namespace.clone()).await {
+                    Ok((client, namespace)) => {
+                        kube::logs::print(&client, &namespace, &args.execution_id, args.follow)
+                            .await
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+            Chosen::Docker => match docker::connect().await {
+                Ok(engine) => docker::logs::print(&engine, &args.execution_id, args.follow).await,
+                Err(err) => Err(err),
+            },
+        };
+        match result {
+            Ok(()) => return 0,
+            Err(err) => errors.push(err),
+        }
+    }
+    for err in errors {
+        eprintln!("hype logs: {err}");
+    }
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        Cli::try_parse_from(std::iter::once("hype").chain(args.iter().copied()))
+            .map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn kube_takes_an_optional_context_after_an_equals_sign() {
+        let Command::Gc(gc) = parse(&["gc", "--kube"]).unwrap().command else {
+            panic!("gc");
+        };
+        assert_eq!(gc.targets.kube.as_deref(), Some(""));
+        assert_eq!(gc.grace, Duration::from_secs(600));
+        let Command::Gc(gc) = parse(&["gc", "--kube=prod", "--grace", "0s"])
+            .unwrap()
+            .command
+        else {
+            panic!("gc");
+        };
+        assert_eq!(
+            context_of(gc.targets.kube.as_deref().unwrap()).as_deref(),
+            Some("prod")
+        );
+        assert_eq!(gc.grace, Duration::ZERO);
+        let Command::Logs(logs) = parse(&["logs", "hype-f-1", "-f", "--docker"])
+            .unwrap()
+            .command
+        else {
+            panic!("logs");
+        };
+        assert!(logs.follow && logs.targets.docker);
+        assert_eq!(logs.execution_id, "hype-f-1");
+    }
+
+    #[test]
+    fn bad_flags_name_the_flag_and_the_forms() {
+        let err = parse(&["gc", "--docker", "--grace", "10"]).unwrap_err();
+        assert!(
+            err.contains("--grace") && err.contains("30s, 10m, 2h or 7d"),
+            "{err}"
+        );
+        let err = parse(&["gc", "--staging", "file:///s"]).unwrap_err();
+        assert!(err.contains("--older-than"), "{err}");
+        let err = parse(&["gc", "--older-than", "1d"]).unwrap_err();
+        assert!(err.contains("--staging"), "{err}");
+        let err = parse(&["gc", "--staging", "file:///s", "--older-than", "week"]).unwrap_err();
+        assert!(err.contains("--older-than") && err.contains("7d"), "{err}");
+        assert!(parse(&["logs"]).unwrap_err().contains("EXECUTION_ID"));
+    }
+}

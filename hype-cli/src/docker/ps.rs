@@ -1,0 +1,75 @@
+//! `hype ps --docker`: hype's containers on the engine, as table rows.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bollard::Docker;
+use bollard::query_parameters::ListContainersOptions;
+use hype_runtime::backend::labels::{
+    LABEL_EXECUTION_ID, LABEL_FUNCTION, LABEL_MANAGED_BY, LABEL_SESSION, MANAGED_BY,
+};
+
+use super::message;
+use crate::table::Row;
+
+/// The bound of one engine call.
+const CALL_BOUND: Duration = Duration::from_secs(60);
+
+/// One row per container labelled `app.kubernetes.io/managed-by=hype`,
+/// running or not; the node is the engine's host name.
+pub async fn rows(docker: &Docker) -> Result<Vec<Row>, String> {
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some(HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{LABEL_MANAGED_BY}={MANAGED_BY}")],
+        )])),
+        ..Default::default()
+    };
+    let containers = match tokio::time::timeout(CALL_BOUND, docker.list_containers(Some(options)))
+        .await
+    {
+        Ok(Ok(containers)) => containers,
+        Ok(Err(err)) => return Err(format!("cannot list hype's containers: {}", message(&err))),
+        Err(_) => {
+            return Err(format!(
+                "cannot list hype's containers: the Docker engine did not answer within {CALL_BOUND:?}"
+            ));
+        }
+    };
+    let node = match tokio::time::timeout(CALL_BOUND, docker.info()).await {
+        Ok(Ok(info)) => info.name.unwrap_or_else(|| "docker".to_owned()),
+        _ => "docker".to_owned(),
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    Ok(containers
+        .into_iter()
+        .map(|container| {
+            let labels = container.labels.unwrap_or_default();
+            let label = |key: &str| labels.get(key).cloned().unwrap_or_else(|| "-".to_owned());
+            let name = container
+                .names
+                .and_then(|names| names.into_iter().next())
+                .map(|name| name.trim_start_matches('/').to_owned());
+            Row {
+                execution: labels
+                    .get(LABEL_EXECUTION_ID)
+                    .cloned()
+                    .or(name)
+                    .unwrap_or_else(|| "-".to_owned()),
+                function: label(LABEL_FUNCTION),
+                session: label(LABEL_SESSION),
+                phase: container
+                    .state
+                    .map(|state| state.to_string())
+                    .unwrap_or_else(|| "unknown".to_owned()),
+                age: container
+                    .created
+                    .map(|created| Duration::from_secs(now.saturating_sub(created).max(0) as u64)),
+                node: node.clone(),
+            }
+        })
+        .collect())
+}
