@@ -1,0 +1,110 @@
+//! The submitter of the interrupt tests (`tests/tests/interrupt.rs`): a
+//! `#[hype::main]` program that runs long local calls of its own remote
+//! function, so the tests can kill or interrupt it and look at what is
+//! left.
+//!
+//! - `hype-test-submitter calls DIR`: three calls of [`sleeper`], two on a
+//!   submitter of its own and one through the default submitter
+//!   (`run_on_cluster`); each call's process starts a grandchild `sleep`
+//!   and writes `<its pid> <the sleep's pid>` to `DIR/<index>`. The calls
+//!   would take two minutes.
+//! - `hype-test-submitter idle DIR`: builds a submitter (the first
+//!   temporary directory of the process, which sweeps those of dead
+//!   processes) and waits two minutes.
+//! - `hype-test-submitter stuck DIR`: a submitter built on a
+//!   current-thread runtime that nobody drives afterwards, so a close on it
+//!   never ends: for the second Ctrl-C.
+//!
+//! Each mode prints `ready <pid>` on stdout when it is set up.
+
+use std::time::Duration;
+
+use hype::{LocalCluster, RunEnvironment, Submitter};
+
+/// Starts a grandchild `sleep`, writes both PIDs to `dir/<index>`, waits for
+/// the grandchild.
+#[hype::remote(name = "hype_test_submitter::sleeper")]
+fn sleeper(dir: String, index: u32, seconds: u64) {
+    let mut child = std::process::Command::new("sleep")
+        .arg(seconds.to_string())
+        .spawn()
+        .expect("spawn sleep");
+    let path = std::path::Path::new(&dir).join(index.to_string());
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{} {}", std::process::id(), child.id())).expect("write pids");
+    std::fs::rename(&tmp, &path).expect("rename pids");
+    let _ = child.wait();
+}
+
+#[hype::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(mode), Some(dir)) = (args.get(1), args.get(2)) else {
+        eprintln!("usage: hype-test-submitter calls|idle|stuck DIR");
+        std::process::exit(2);
+    };
+    match mode.as_str() {
+        "calls" => calls(dir.clone()).await,
+        "idle" => {
+            let submitter = Submitter::builder(LocalCluster::new())
+                .build()
+                .await
+                .expect("build a submitter");
+            ready();
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            drop(submitter);
+        }
+        "stuck" => {
+            std::thread::spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                let submitter = runtime
+                    .block_on(Submitter::builder(LocalCluster::new()).build())
+                    .expect("build a submitter");
+                ready();
+                // The runtime is not driven from now on.
+                std::thread::sleep(Duration::from_secs(120));
+                drop(submitter);
+            });
+            tokio::time::sleep(Duration::from_secs(120)).await;
+        }
+        other => {
+            eprintln!("unknown mode {other:?}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn ready() {
+    println!("ready {}", std::process::id());
+}
+
+async fn calls(dir: String) {
+    let own = Submitter::builder(LocalCluster::new())
+        .build()
+        .await
+        .expect("build a submitter");
+    let env = RunEnvironment::local().with_timeout(Duration::from_secs(300));
+    let mut tasks = Vec::new();
+    for index in 0..2 {
+        let (own, env, dir) = (own.clone(), env.clone(), dir.clone());
+        tasks.push(tokio::spawn(async move {
+            own.run(sleeper(dir, index, 120), &env).await
+        }));
+    }
+    {
+        let (env, dir) = (env.clone(), dir.clone());
+        tasks.push(tokio::spawn(async move {
+            sleeper(dir, 2, 120).run_on_cluster(&env).await
+        }));
+    }
+    ready();
+    for (index, task) in tasks.into_iter().enumerate() {
+        match task.await {
+            Ok(result) => eprintln!("call {index}: {result:?}"),
+            Err(err) => eprintln!("call {index}: the task failed: {err}"),
+        }
+    }
+}
