@@ -1,0 +1,701 @@
+//! The `hype` command, run as a program: its refusals of bad command
+//! lines; `hype gc --staging` on a directory; `hype gc --docker` on the
+//! real engine (containers and volumes made here with dead and live
+//! owners); `hype gc --kube`, `hype ps` and `hype logs` against the
+//! Kubernetes test double, reached through a kubeconfig in `KUBECONFIG`.
+//!
+//! The Docker tests skip with a loud message when no engine answers,
+//! unless `HYPE_REQUIRE_DOCKER=1`, which makes that a failure.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountTypeEnum, VolumeCreateOptions};
+use bollard::query_parameters::{
+    CreateContainerOptions, InspectContainerOptions, RemoveContainerOptions, RemoveVolumeOptions,
+};
+use hype_runtime::owner::Owner;
+use hype_tests::docker_image;
+use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::{
+    Container, PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod, PodSpec,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, PostParams};
+
+const HYPE: &str = env!("CARGO_BIN_EXE_hype");
+const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+const SESSION: &str = "hype.dev/session";
+const OWNER: &str = "hype.dev/owner";
+const LIFETIME: &str = "hype.dev/lifetime";
+
+/// What a run of `hype` gave.
+#[derive(Debug)]
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `hype args…` (with `KUBECONFIG` if given), bounded.
+async fn hype(args: &[&str], kubeconfig: Option<&Path>) -> Output {
+    let mut command = tokio::process::Command::new(HYPE);
+    command.args(args).kill_on_drop(true);
+    match kubeconfig {
+        Some(path) => command.env("KUBECONFIG", path),
+        None => command.env_remove("KUBECONFIG"),
+    };
+    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .unwrap_or_else(|_| panic!("hype {args:?} did not finish within 120s"))
+        .expect("run hype");
+    Output {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A name no other test run uses.
+fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}{}{nanos:x}", std::process::id())
+}
+
+/// An owner on this host that is gone: a boot before this one.
+fn dead_owner() -> String {
+    format!(
+        "{}.1.00000000@{}",
+        std::process::id(),
+        Owner::current().host()
+    )
+}
+
+#[tokio::test]
+async fn bad_command_lines_say_what_is_wrong() {
+    let out = hype(&["gc"], None).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    for flag in ["--kube", "--docker", "--staging"] {
+        assert!(out.stderr.contains(flag), "{out:?}");
+    }
+    let out = hype(&["gc", "--docker", "--grace", "5x"], None).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("--grace") && out.stderr.contains("30s, 10m, 2h or 7d"),
+        "{out:?}"
+    );
+    let out = hype(
+        &["gc", "--staging", "file:///tmp/x", "--older-than", "1w"],
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--older-than"), "{out:?}");
+    let out = hype(&["gc", "--staging", "file:///tmp/x"], None).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--older-than"), "{out:?}");
+    let out = hype(&["gc", "--namespace", "batch", "--docker"], None).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("--namespace is for Kubernetes"),
+        "{out:?}"
+    );
+    let out = hype(&["gc", "--kube", "prod"], None).await;
+    assert_eq!(out.code, 2, "a context needs `=`: {out:?}");
+    let out = hype(&["logs"], None).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("EXECUTION_ID"), "{out:?}");
+    let out = hype(
+        &["gc", "--staging", "s3://bucket", "--older-than", "1d"],
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("not supported"), "{out:?}");
+}
+
+#[tokio::test]
+async fn gc_staging_removes_old_blobs_and_outcomes_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = dir.path().join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::create_dir_all(dir.path().join("outcomes")).unwrap();
+    let old_blob = blobs.join("a".repeat(64));
+    let new_blob = blobs.join("b".repeat(64));
+    let old_outcome = dir.path().join("outcomes/hype-f-old");
+    let elsewhere = dir.path().join("notes");
+    for path in [&old_blob, &new_blob, &old_outcome, &elsewhere] {
+        std::fs::write(path, b"bytes").unwrap();
+    }
+    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    for path in [&old_blob, &old_outcome, &elsewhere] {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+    }
+    let uri = format!("file://{}", dir.path().display());
+    let args = ["gc", "--staging", &uri, "--older-than", "1s"];
+
+    let dry = hype(&[&args[..], &["--dry-run"]].concat(), None).await;
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(
+        old_blob.exists() && old_outcome.exists(),
+        "dry run removed: {dry:?}"
+    );
+    assert!(dry.stdout.contains("would remove 2 objects"), "{dry:?}");
+
+    let out = hype(&args, None).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!old_blob.exists() && !old_outcome.exists(), "{out:?}");
+    assert!(new_blob.exists(), "a new blob was removed: {out:?}");
+    assert!(
+        elsewhere.exists(),
+        "a file that is no staged object was removed"
+    );
+    let line = format!(
+        "blob file://{} written 1h ago (older than 1s)",
+        old_blob.display()
+    );
+    assert!(out.stdout.contains(&line), "{out:?}");
+    assert!(out.stdout.contains("outcome file://"), "{out:?}");
+    assert!(
+        out.stdout
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("removed 2 objects (1 blob, 1 outcome)")),
+        "{out:?}"
+    );
+}
+
+/// A created (never started) container of the test image with `labels`,
+/// mounting `volume` if given.
+async fn container(
+    docker: &Docker,
+    image: &str,
+    name: &str,
+    labels: HashMap<String, String>,
+    volume: Option<&str>,
+) {
+    let body = ContainerCreateBody {
+        image: Some(image.to_owned()),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            mounts: volume.map(|volume| {
+                vec![Mount {
+                    typ: Some(MountTypeEnum::VOLUME),
+                    source: Some(volume.to_owned()),
+                    target: Some("/data".to_owned()),
+                    ..Default::default()
+                }]
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let options = CreateContainerOptions {
+        name: Some(name.to_owned()),
+        ..Default::default()
+    };
+    docker
+        .create_container(Some(options), body)
+        .await
+        .unwrap_or_else(|err| panic!("create container {name}: {err}"));
+}
+
+fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+async fn container_exists(docker: &Docker, name: &str) -> bool {
+    docker
+        .inspect_container(name, None::<InspectContainerOptions>)
+        .await
+        .is_ok()
+}
+
+async fn volume_exists(docker: &Docker, name: &str) -> bool {
+    docker.inspect_volume(name).await.is_ok()
+}
+
+#[tokio::test]
+async fn gc_docker_removes_dead_owners_containers_and_volumes_only() {
+    let Some(docker) = docker_image::engine_or_skip("hype gc --docker").await else {
+        return;
+    };
+    let image = docker_image::worker_image(&docker, Path::new(HYPE))
+        .await
+        .expect("build the test image");
+    let session = unique("gc");
+    let dead = dead_owner();
+    let alive = Owner::current().to_string();
+    let names = |what: &str| format!("hype-gc-test-{what}-{session}");
+    let (dead_c, live_c) = (names("dead"), names("live"));
+    let (dead_v, live_v, kept_v) = (names("dead-vol"), names("live-vol"), names("persistent"));
+    let owned = |owner: &str| labels(&[(MANAGED_BY, "hype"), (SESSION, &session), (OWNER, owner)]);
+    for (name, owner, lifetime) in [
+        (&dead_v, &dead, "transient"),
+        (&live_v, &alive, "transient"),
+        (&kept_v, &dead, "persistent"),
+    ] {
+        let mut volume_labels = owned(owner);
+        volume_labels.insert(LIFETIME.to_owned(), lifetime.to_owned());
+        docker
+            .create_volume(VolumeCreateOptions {
+                name: Some(name.clone()),
+                labels: Some(volume_labels),
+                ..Default::default()
+            })
+            .await
+            .expect("create a volume");
+    }
+    // The dead container mounts the dead volume: it must go first.
+    container(&docker, &image, &dead_c, owned(&dead), Some(&dead_v)).await;
+    container(&docker, &image, &live_c, owned(&alive), Some(&live_v)).await;
+
+    let dry = hype(&["gc", "--docker", "--dry-run"], None).await;
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(
+        dry.stdout
+            .contains(&format!("container {dead_c} owner {dead} is gone")),
+        "{dry:?}"
+    );
+    assert!(
+        dry.stdout
+            .contains(&format!("volume {dead_v} owner {dead} is gone")),
+        "{dry:?}"
+    );
+    assert!(
+        dry.stdout.contains("dry run: nothing was removed"),
+        "{dry:?}"
+    );
+    assert!(
+        container_exists(&docker, &dead_c).await,
+        "the dry run removed a container"
+    );
+    assert!(
+        volume_exists(&docker, &dead_v).await,
+        "the dry run removed a volume"
+    );
+
+    let out = hype(&["gc", "--docker"], None).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains(&format!("container {dead_c} ")),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains(&format!("volume {dead_v} ")), "{out:?}");
+    assert!(
+        !out.stdout.contains(&live_c) && !out.stdout.contains(&kept_v),
+        "{out:?}"
+    );
+    assert!(!container_exists(&docker, &dead_c).await, "{out:?}");
+    assert!(!volume_exists(&docker, &dead_v).await, "{out:?}");
+    assert!(
+        container_exists(&docker, &live_c).await,
+        "a live owner's container went"
+    );
+    assert!(
+        volume_exists(&docker, &live_v).await,
+        "a live owner's volume went"
+    );
+    assert!(
+        volume_exists(&docker, &kept_v).await,
+        "a persistent volume went"
+    );
+
+    let ps = hype(&["ps", "--docker"], None).await;
+    assert_eq!(ps.code, 0, "{ps:?}");
+    assert!(ps.stdout.starts_with("EXECUTION"), "{ps:?}");
+    assert!(
+        ps.stdout
+            .lines()
+            .any(|l| l.starts_with(&live_c) && l.contains(&session) && l.contains("created")),
+        "{ps:?}"
+    );
+
+    let options = RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    };
+    let _ = docker.remove_container(&live_c, Some(options)).await;
+    for volume in [&live_v, &kept_v] {
+        let _ = docker
+            .remove_volume(volume, None::<RemoveVolumeOptions>)
+            .await;
+    }
+}
+
+/// The test double with a kubeconfig file that reaches it.
+struct Kube {
+    server: KubeTestServer,
+    _dir: tempfile::TempDir,
+    kubeconfig: std::path::PathBuf,
+}
+
+fn kube(garbage_collector: bool) -> Kube {
+    let options = KubeletOptions::new()
+        .image("echo:1", "/bin/echo")
+        .garbage_collector(garbage_collector);
+    let server = KubeTestServer::start(options);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig(server.url())).unwrap();
+    Kube {
+        server,
+        _dir: dir,
+        kubeconfig,
+    }
+}
+
+fn meta(name: &str, pairs: &[(&str, &str)]) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        labels: Some(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// Creates the Lease `hype-<session>` last renewed `ago` before now.
+async fn lease(client: &kube::Client, session: &str, ago: Duration) -> Lease {
+    let api: Api<Lease> = Api::default_namespaced(client.clone());
+    let renewed = Timestamp::now() - SignedDuration::try_from(ago).unwrap();
+    // The owner's text is no valid label value: an annotation on Leases.
+    let mut metadata = meta(
+        &format!("hype-{session}"),
+        &[(MANAGED_BY, "hype"), (SESSION, session)],
+    );
+    metadata.annotations = Some(BTreeMap::from([(
+        OWNER.to_owned(),
+        "1.2.abc@elsewhere".to_owned(),
+    )]));
+    let lease = Lease {
+        metadata,
+        spec: Some(LeaseSpec {
+            holder_identity: Some("1.2.abc@elsewhere".to_owned()),
+            lease_duration_seconds: Some(60),
+            acquire_time: Some(MicroTime(renewed)),
+            renew_time: Some(MicroTime(renewed)),
+            ..Default::default()
+        }),
+    };
+    api.create(&PostParams::default(), &lease)
+        .await
+        .expect("create a lease")
+}
+
+fn owned_by(lease: Option<&Lease>) -> Option<Vec<OwnerReference>> {
+    let lease = lease?;
+    Some(vec![OwnerReference {
+        api_version: "coordination.k8s.io/v1".to_owned(),
+        kind: "Lease".to_owned(),
+        name: lease.metadata.name.clone().unwrap(),
+        uid: lease.metadata.uid.clone().unwrap(),
+        ..Default::default()
+    }])
+}
+
+/// Creates a hype pod of `session` (owned by `lease` if given).
+async fn pod(client: &kube::Client, name: &str, session: &str, lease: Option<&Lease>) {
+    let api: Api<Pod> = Api::default_namespaced(client.clone());
+    let mut metadata = meta(
+        name,
+        &[
+            (MANAGED_BY, "hype"),
+            (SESSION, session),
+            ("hype.dev/function", "add"),
+            ("hype.dev/execution-id", name),
+        ],
+    );
+    metadata.owner_references = owned_by(lease);
+    let pod = Pod {
+        metadata,
+        spec: Some(PodSpec {
+            containers: vec![Container {
+                name: "hype-run".to_owned(),
+                image: Some("echo:1".to_owned()),
+                args: Some(vec![format!("hello from {name}")]),
+                ..Default::default()
+            }],
+            restart_policy: Some("Never".to_owned()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &pod)
+        .await
+        .expect("create a pod");
+}
+
+/// Creates a hype claim of `session` (`transient` or `persistent`).
+async fn claim(
+    client: &kube::Client,
+    name: &str,
+    session: &str,
+    lifetime: &str,
+    lease: Option<&Lease>,
+) {
+    let api: Api<PersistentVolumeClaim> = Api::default_namespaced(client.clone());
+    let mut metadata = meta(
+        name,
+        &[
+            (MANAGED_BY, "hype"),
+            (SESSION, session),
+            (LIFETIME, lifetime),
+        ],
+    );
+    metadata.owner_references = owned_by(lease);
+    let claim = PersistentVolumeClaim {
+        metadata,
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_owned(),
+                    Quantity("1Gi".to_owned()),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &claim)
+        .await
+        .expect("create a claim");
+}
+
+fn names<K: kube::Resource>(objects: Vec<K>) -> Vec<String> {
+    let mut names: Vec<String> = objects
+        .into_iter()
+        .filter(|o| o.meta().deletion_timestamp.is_none())
+        .filter_map(|o| o.meta().name.clone())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Sessions: `dead` (Lease 14 minutes old), `live` (renewed now), `gone`
+/// (no Lease); a pod each, transient claims of `dead` and `live`, a
+/// persistent claim of `dead`, and a pod that is not hype's.
+async fn sessions(client: &kube::Client) {
+    let dead = lease(client, "dead", Duration::from_secs(14 * 60)).await;
+    let live = lease(client, "live", Duration::ZERO).await;
+    pod(client, "hype-add-dead", "dead", Some(&dead)).await;
+    pod(client, "hype-add-live", "live", Some(&live)).await;
+    pod(client, "hype-add-gone", "gone", None).await;
+    claim(
+        client,
+        "hype-request-dead",
+        "dead",
+        "transient",
+        Some(&dead),
+    )
+    .await;
+    claim(
+        client,
+        "hype-request-live",
+        "live",
+        "transient",
+        Some(&live),
+    )
+    .await;
+    claim(client, "data", "dead", "persistent", None).await;
+    let api: Api<Pod> = Api::default_namespaced(client.clone());
+    let mut other = Pod {
+        metadata: meta("not-hype", &[(SESSION, "dead")]),
+        ..Default::default()
+    };
+    other.spec = Some(PodSpec {
+        containers: vec![Container {
+            name: "main".to_owned(),
+            image: Some("echo:1".to_owned()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    api.create(&PostParams::default(), &other)
+        .await
+        .expect("create a pod");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_kube_removes_stale_leases_and_their_sessions_objects_without_a_garbage_collector() {
+    let kube = kube(false);
+    let client = kube.server.client();
+    sessions(&client).await;
+    let config = Some(kube.kubeconfig.as_path());
+
+    let dry = hype(&["gc", "--kube", "--dry-run"], config).await;
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(
+        dry.stdout
+            .contains("lease hype-dead not renewed for 14m (grace 10m)"),
+        "{dry:?}"
+    );
+    assert!(
+        dry.stdout
+            .contains("would remove 4 objects (1 claim, 1 lease, 2 pods)"),
+        "{dry:?}"
+    );
+    assert_eq!(
+        names(kube.server.leases()),
+        ["hype-dead", "hype-live"],
+        "{dry:?}"
+    );
+    assert_eq!(names(kube.server.pods()).len(), 4, "{dry:?}");
+
+    let out = hype(&["gc", "--kube=double", "--namespace", "default"], config).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("pod hype-add-gone session gone has no lease (hype-gone is gone)"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains(
+            "pod hype-add-dead session dead's lease hype-dead not renewed for 14m (grace 10m)"
+        ),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("claim hype-request-dead "), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("removed 4 objects (1 claim, 1 lease, 2 pods)"),
+        "{out:?}"
+    );
+    assert_eq!(names(kube.server.leases()), ["hype-live"], "{out:?}");
+    assert_eq!(
+        names(kube.server.pods()),
+        ["hype-add-live", "not-hype"],
+        "{out:?}"
+    );
+    assert_eq!(
+        names(kube.server.pvcs()),
+        ["data", "hype-request-live"],
+        "{out:?}"
+    );
+
+    // A grace of 0s: every Lease not renewed since the command started.
+    let out = hype(&["gc", "--kube", "--grace", "0s"], config).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("lease hype-live not renewed for"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("(grace 0s)"), "{out:?}");
+    assert_eq!(names(kube.server.leases()), Vec::<String>::new(), "{out:?}");
+    assert_eq!(names(kube.server.pods()), ["not-hype"], "{out:?}");
+    assert_eq!(
+        names(kube.server.pvcs()),
+        ["data"],
+        "persistent claims stay: {out:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_kube_with_a_garbage_collector_and_an_unknown_context() {
+    let kube = kube(true);
+    let client = kube.server.client();
+    sessions(&client).await;
+    let config = Some(kube.kubeconfig.as_path());
+    let out = hype(&["gc", "--kube"], config).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(names(kube.server.leases()), ["hype-live"], "{out:?}");
+    assert_eq!(
+        names(kube.server.pods()),
+        ["hype-add-live", "not-hype"],
+        "{out:?}"
+    );
+    assert_eq!(
+        names(kube.server.pvcs()),
+        ["data", "hype-request-live"],
+        "{out:?}"
+    );
+
+    let out = hype(&["gc", "--kube=nowhere"], config).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("kubeconfig context nowhere"), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ps_and_logs_show_hype_executions() {
+    let kube = kube(true);
+    let client = kube.server.client();
+    let live = lease(&client, "live", Duration::ZERO).await;
+    pod(&client, "hype-add-live", "live", Some(&live)).await;
+    let config = Some(kube.kubeconfig.as_path());
+
+    // Without --kube or --docker: Kubernetes, since KUBECONFIG loads.
+    let ps = hype(&["ps"], config).await;
+    assert_eq!(ps.code, 0, "{ps:?}");
+    let header: Vec<&str> = ps
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["EXECUTION", "FUNCTION", "SESSION", "PHASE", "AGE", "NODE"]
+    );
+    let row = ps
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("hype-add-live"))
+        .unwrap_or_else(|| panic!("no row: {ps:?}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[1..3], ["add", "live"], "{ps:?}");
+
+    // The pod runs `/bin/echo hype-run <args>`: wait for it to end.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let phase = kube
+            .server
+            .pod("hype-add-live")
+            .and_then(|p| p.status)
+            .and_then(|s| s.phase);
+        if phase.as_deref() == Some("Succeeded") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pod did not end: {phase:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logs = hype(&["logs", "hype-add-live", "--kube"], config).await;
+    assert_eq!(logs.code, 0, "{logs:?}");
+    assert!(logs.stdout.contains("hello from hype-add-live"), "{logs:?}");
+    let logs = hype(&["logs", "hype-add-live", "-f"], config).await;
+    assert_eq!(logs.code, 0, "{logs:?}");
+    assert!(logs.stdout.contains("hello from hype-add-live"), "{logs:?}");
+    let missing = hype(&["logs", "hype-nope", "--kube"], config).await;
+    assert_eq!(missing.code, 1, "{missing:?}");
+    assert!(
+        missing
+            .stderr
+            .contains("no pod hype-nope in namespace default"),
+        "{missing:?}"
+    );
+}
