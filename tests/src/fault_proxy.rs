@@ -5,11 +5,12 @@
 //!
 //! Tests point their client at [`FaultProxy::url`] instead of the
 //! server's URL; [`FaultProxy::down_for`] takes the server away for a
-//! while.
+//! while, [`FaultProxy::down_at_next`] at the moment a given request is
+//! sent (that request is lost with its connection).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -22,8 +23,13 @@ pub struct FaultProxy {
     url: String,
     down: watch::Sender<bool>,
     refused: Arc<AtomicUsize>,
+    trigger: Trigger,
     task: JoinHandle<()>,
 }
+
+/// A request start (`"DELETE /api/v1/…"`) that takes the proxy down, and
+/// for how long.
+type Trigger = Arc<Mutex<Option<(String, Duration)>>>;
 
 impl Drop for FaultProxy {
     fn drop(&mut self) {
@@ -47,11 +53,19 @@ impl FaultProxy {
         let url = format!("http://{}", listener.local_addr().expect("its address"));
         let (down, _) = watch::channel(false);
         let refused = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(serve(listener, target, down.clone(), refused.clone()));
+        let trigger = Trigger::default();
+        let task = tokio::spawn(serve(
+            listener,
+            target,
+            down.clone(),
+            refused.clone(),
+            trigger.clone(),
+        ));
         FaultProxy {
             url,
             down,
             refused,
+            trigger,
             task,
         }
     }
@@ -73,12 +87,23 @@ impl FaultProxy {
 
     /// Down now, up again after `duration` (in the background).
     pub fn down_for(&self, duration: Duration) {
-        self.down();
-        let down = self.down.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(duration).await;
-            down.send_replace(false);
-        });
+        down_for(&self.down, duration);
+    }
+
+    /// Down for `duration` from the moment a client sends a request
+    /// starting with `request_start` (say `"DELETE /api/v1/namespaces/default/pods/"`),
+    /// which is not forwarded. Once.
+    pub fn down_at_next(&self, request_start: &str, duration: Duration) {
+        *self.trigger.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((request_start.to_owned(), duration));
+    }
+
+    /// Whether a [`down_at_next`](Self::down_at_next) trigger is still armed.
+    pub fn armed(&self) -> bool {
+        self.trigger
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     /// How many connections were refused while down.
@@ -87,11 +112,21 @@ impl FaultProxy {
     }
 }
 
+fn down_for(down: &watch::Sender<bool>, duration: Duration) {
+    down.send_replace(true);
+    let down = down.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(duration).await;
+        down.send_replace(false);
+    });
+}
+
 async fn serve(
     listener: TcpListener,
     target: SocketAddr,
     down: watch::Sender<bool>,
     refused: Arc<AtomicUsize>,
+    trigger: Trigger,
 ) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
@@ -103,15 +138,62 @@ async fn serve(
             continue;
         }
         let mut cut = down.subscribe();
+        let (down, trigger) = (down.clone(), trigger.clone());
         tokio::spawn(async move {
             let Ok(server) = TcpStream::connect(target).await else {
                 return;
             };
-            let (mut client, mut server) = (client, server);
             tokio::select! {
-                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                _ = forward(client, server, &down, &trigger) => {}
                 _ = cut.wait_for(|down| *down) => {}
             }
         });
+    }
+}
+
+/// Copies both ways; a chunk from the client that starts with the
+/// trigger's request takes the proxy down instead of being forwarded.
+async fn forward(
+    client: TcpStream,
+    server: TcpStream,
+    down: &watch::Sender<bool>,
+    trigger: &Trigger,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let upstream = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match client_read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let fired = {
+                let mut armed = trigger.lock().unwrap_or_else(|p| p.into_inner());
+                match armed.as_ref() {
+                    Some((start, duration)) if buf[..n].starts_with(start.as_bytes()) => {
+                        let duration = *duration;
+                        *armed = None;
+                        Some(duration)
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(duration) = fired {
+                down_for(down, duration);
+                return;
+            }
+            if server_write.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let downstream = async {
+        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+    };
+    tokio::select! {
+        _ = upstream => {}
+        _ = downstream => {}
     }
 }

@@ -11,7 +11,7 @@
 //! fail.
 //!
 //! Every test ends with [`Cluster::finish`]: the submitter closes, and no
-//! pod, transient claim, pod process or pod container may remain.
+//! pod, transient claim, Lease, pod process or pod container may remain.
 
 mod common;
 
@@ -212,6 +212,20 @@ impl Cluster {
             claims.is_empty(),
             "transient claims left behind: {claims:?}"
         );
+        let leases: Vec<String> = self
+            .server
+            .leases()
+            .into_iter()
+            .filter(|l| {
+                l.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("hype.dev/session"))
+                    == Some(&session)
+            })
+            .filter_map(|l| l.metadata.name)
+            .collect();
+        assert!(leases.is_empty(), "the session's lease is left: {leases:?}");
         assert!(
             hype_tests::wait_until(Duration::from_secs(10), || self
                 .server

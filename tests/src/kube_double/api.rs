@@ -652,7 +652,11 @@ async fn create<K: ApiKind>(
     Query(params): Params,
     body: Bytes,
 ) -> Response {
+    // A create whose answer is to be lost is stored first: it takes no
+    // injected failure.
+    let lose_answer = K::INJECTABLE && shared.faults.take_lost_create();
     if K::INJECTABLE
+        && !lose_answer
         && let Some((code, retry_after)) = shared.faults.take_create_failure()
     {
         return ApiError::injected(code, retry_after).into_response();
@@ -669,7 +673,7 @@ async fn create<K: ApiKind>(
     };
     let dry_run = params.get("dryRun").is_some_and(|v| v == "All");
     match create_object(&shared, &ns, obj, dry_run) {
-        Ok(_) if K::INJECTABLE && !dry_run && shared.faults.take_lost_create() => {
+        Ok(_) if lose_answer && !dry_run => {
             // Stored, but the client never learns: its answer is lost.
             ApiError::injected(504, 0).into_response()
         }
@@ -964,6 +968,7 @@ struct Watch {
     changes: tokio::sync::watch::Receiver<u64>,
     drops: tokio::sync::watch::Receiver<u64>,
     silence: tokio::sync::watch::Receiver<u64>,
+    silent: bool,
 }
 
 fn bookmark(kind: Kind, rv: u64, initial_events_end: bool) -> String {
@@ -1074,6 +1079,7 @@ fn watch<K: ApiKind>(
         changes,
         drops,
         silence,
+        silent: false,
     };
     let stream = futures::stream::unfold(watch, |mut w| async move {
         let line = w.next_line().await?;
@@ -1089,7 +1095,7 @@ fn watch<K: ApiKind>(
 impl Watch {
     async fn next_line(&mut self) -> Option<String> {
         loop {
-            if self.silence.has_changed().unwrap_or(false) {
+            if self.silent || self.silence.has_changed().unwrap_or(false) {
                 // Silent for good: only a drop (or the server's end) ends it.
                 let _ = self.drops.changed().await;
                 return None;
@@ -1130,7 +1136,7 @@ impl Watch {
                     }
                 }
                 _ = self.drops.changed() => return None,
-                _ = self.silence.changed() => {}
+                _ = self.silence.changed() => self.silent = true,
                 _ = tokio::time::sleep_until(self.deadline) => return None,
                 _ = tokio::time::sleep_until(bookmark_at), if self.bookmarks => {
                     self.queue.push_back(bookmark(self.kind, self.cursor, false));

@@ -1,0 +1,474 @@
+//! The Kubernetes runner under API faults, against the test double (pods
+//! as processes of the worker): a lost create response, a watch answered
+//! with 403, a watch gone silent, the API unreachable while a delete is
+//! sent; and the session's Lease. Each test ends like the runner's tests:
+//! the submitter closes, and no pod, claim or Lease of the session remains.
+//!
+//! Each fault's time to detection is printed (`cargo test -- --nocapture`
+//! shows it); the bounds asserted are generous, the targets are in the
+//! README.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use hype::{Error, RunEnvironment, Submitter};
+use hype_tests::backends::KubeCluster;
+use hype_tests::fault_proxy::FaultProxy;
+use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
+use hype_tests::{containers, math};
+
+const IMAGE: &str = "hype-test-worker:1";
+
+struct Cluster {
+    server: KubeTestServer,
+    submitter: Submitter,
+}
+
+impl Cluster {
+    /// A double, and a submitter on it reached through `url` (the
+    /// double's, or a proxy's; `None`: the double's).
+    async fn new(
+        options: KubeletOptions,
+        url: Option<&str>,
+        configure: impl FnOnce(KubeCluster) -> KubeCluster,
+    ) -> Cluster {
+        let server = KubeTestServer::start(options.image(IMAGE, common::worker()));
+        let client = match url {
+            Some(url) => server.client_via(url),
+            None => server.client(),
+        };
+        let staging = format!("file://{}", server.staging_dir().display());
+        let connecting = Submitter::builder(configure(KubeCluster::from_client(client)))
+            .staging(staging)
+            .ship_executable(false)
+            .build();
+        let submitter = tokio::time::timeout(Duration::from_secs(30), connecting)
+            .await
+            .expect("connect within 30 s")
+            .expect("connect");
+        Cluster { server, submitter }
+    }
+
+    async fn plain() -> Cluster {
+        Cluster::new(KubeletOptions::new(), None, |c| c).await
+    }
+
+    fn env(&self) -> RunEnvironment {
+        RunEnvironment::new(IMAGE)
+    }
+
+    fn of_session<'a>(
+        &self,
+        labels: Option<&'a std::collections::BTreeMap<String, String>>,
+    ) -> bool {
+        labels
+            .and_then(|l| l.get("hype.dev/session"))
+            .map(String::as_str)
+            == Some(self.submitter.session())
+    }
+
+    fn pods(&self) -> Vec<String> {
+        self.server
+            .pods()
+            .into_iter()
+            .filter(|p| self.of_session(p.metadata.labels.as_ref()))
+            .filter_map(|p| p.metadata.name)
+            .collect()
+    }
+
+    fn leases(&self) -> Vec<String> {
+        self.server
+            .leases()
+            .into_iter()
+            .filter(|l| self.of_session(l.metadata.labels.as_ref()))
+            .filter_map(|l| l.metadata.name)
+            .collect()
+    }
+
+    /// Close; then no pod, claim or Lease of the session may remain.
+    async fn finish(self) {
+        tokio::time::timeout(Duration::from_secs(90), self.submitter.close())
+            .await
+            .expect("close within 90 s")
+            .expect("close");
+        assert!(
+            hype_tests::wait_until(Duration::from_secs(10), || self.pods().is_empty()).await,
+            "pods left behind: {:?}",
+            self.pods()
+        );
+        let claims: Vec<_> = self
+            .server
+            .pvcs()
+            .into_iter()
+            .filter(|c| self.of_session(c.metadata.labels.as_ref()))
+            .collect();
+        assert!(claims.is_empty(), "claims left behind: {claims:?}");
+        assert!(self.leases().is_empty(), "leases left: {:?}", self.leases());
+        self.server.shutdown().await;
+    }
+}
+
+/// POSTs of pods in the request log.
+fn pod_creates(server: &KubeTestServer) -> usize {
+    server
+        .request_log()
+        .iter()
+        .filter(|(method, path)| {
+            method == "POST" && path.starts_with("/api/v1/namespaces/default/pods")
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn a_lost_create_response_adopts_the_pod_it_created() {
+    let cluster = Cluster::plain().await;
+    cluster.server.faults().lose_next_create_responses(1);
+    let started = Instant::now();
+    let sum = tokio::time::timeout(
+        Duration::from_secs(60),
+        cluster.submitter.run(math::add(1, 2), &cluster.env()),
+    )
+    .await
+    .expect("the call ends within 60 s");
+    println!(
+        "lost create response: the call returned after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(sum.expect("the call runs once and succeeds"), 3);
+    assert!(
+        pod_creates(&cluster.server) >= 2,
+        "the create was sent again after its lost answer"
+    );
+    cluster.finish().await;
+}
+
+#[tokio::test]
+async fn a_pod_whose_create_failed_after_it_was_stored_is_deleted() {
+    let cluster = Cluster::plain().await;
+    // The first create is stored but its answer lost; every retry fails.
+    cluster.server.faults().lose_next_create_responses(1);
+    cluster.server.faults().fail_next_creates(20, 500);
+    let env = cluster.env();
+    let err = tokio::time::timeout(
+        Duration::from_secs(60),
+        cluster.submitter.run(containers::sleep(30_000), &env),
+    )
+    .await
+    .expect("the call ends within 60 s")
+    .expect_err("the create never got an answer");
+    assert!(matches!(err, Error::Cluster { .. }), "{err:?}");
+    // The stored pod ran on; the guard armed before the first attempt
+    // deletes it.
+    assert!(
+        hype_tests::wait_until(Duration::from_secs(20), || cluster.pods().is_empty()).await,
+        "the pod of the failed create is still there: {:?}",
+        cluster.pods()
+    );
+    cluster.server.faults().clear();
+    cluster.finish().await;
+}
+
+#[tokio::test]
+async fn a_forbidden_watch_fails_the_waiting_calls_within_seconds() {
+    let cluster = Cluster::plain().await;
+    let env = cluster.env();
+    let waiting = cluster.submitter.run(containers::sleep(60_000), &env);
+    let mut waiting = Box::pin(waiting);
+    // Until its pod runs, then take the watch's rights away.
+    let running = async {
+        while !cluster
+            .server
+            .pods()
+            .iter()
+            .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        _ = running => {}
+        result = &mut waiting => panic!("the call ended early: {result:?}"),
+    }
+    cluster.server.faults().forbid_watches();
+    cluster.server.faults().drop_watches();
+    let refused_at = Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("the waiting call fails, not waits out its timeout")
+        .expect_err("its watch is refused");
+    let detected = refused_at.elapsed();
+    println!("watch answered 403: the waiting call failed after {detected:?}");
+    assert!(detected < Duration::from_secs(10), "{detected:?}");
+    match &err {
+        Error::Forbidden {
+            verb,
+            resource,
+            namespace,
+            code,
+            ..
+        } => {
+            assert_eq!((verb.as_str(), resource.as_str()), ("watch", "pods"));
+            assert_eq!((namespace.as_str(), *code), ("default", 403));
+        }
+        other => panic!("not Forbidden: {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains(r#"verbs: ["watch"]"#) && text.contains("docs/rbac.yaml"),
+        "the error names the missing rule: {text}"
+    );
+
+    // A new call fails at once, before creating a pod.
+    let creates = pod_creates(&cluster.server);
+    let err = cluster
+        .submitter
+        .run(math::add(1, 2), &env)
+        .await
+        .expect_err("the watch is still refused");
+    assert!(matches!(err, Error::Forbidden { .. }), "{err:?}");
+    assert_eq!(
+        pod_creates(&cluster.server),
+        creates,
+        "no pod for a call that cannot be watched"
+    );
+
+    // Rights back: calls work again once the watch is.
+    cluster.server.faults().allow_watches();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match cluster.submitter.run(math::add(2, 3), &env).await {
+            Ok(sum) => {
+                assert_eq!(sum, 5);
+                break;
+            }
+            Err(Error::Forbidden { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(err) => panic!("calls do not recover: {err:?}"),
+        }
+    }
+    cluster.finish().await;
+}
+
+#[tokio::test]
+async fn a_silent_watch_is_noticed_and_re_established() {
+    // The default bounds: a 30 s safety-net list, a 75 s idle bound.
+    let cluster = Cluster::plain().await;
+    // The session's watch opens in the background after connecting.
+    assert!(
+        hype_tests::wait_until(Duration::from_secs(10), || cluster
+            .server
+            .watch_connections()
+            > 0)
+        .await,
+        "the watch never opened"
+    );
+    let before = cluster.server.watch_connections();
+    cluster.server.faults().silence_open_watches();
+    let silenced_at = Instant::now();
+    let sum = tokio::time::timeout(
+        Duration::from_secs(60),
+        cluster.submitter.run(math::add(20, 22), &cluster.env()),
+    )
+    .await
+    .expect("the safety net hands the call its pod within 60 s");
+    let answered = silenced_at.elapsed();
+    assert_eq!(sum.expect("the call succeeds"), 42);
+    println!("silent watch: the call got its result (safety-net list) after {answered:?}");
+    assert!(
+        hype_tests::wait_until(Duration::from_secs(120), || cluster
+            .server
+            .watch_connections()
+            > before)
+        .await,
+        "the silent watch was never re-established"
+    );
+    let reestablished = silenced_at.elapsed();
+    println!("silent watch: re-established after {reestablished:?}");
+    assert!(
+        reestablished < Duration::from_secs(120),
+        "{reestablished:?}"
+    );
+    // And the new watch works: a call is woken by it.
+    let started = Instant::now();
+    assert_eq!(
+        cluster
+            .submitter
+            .run(math::add(1, 1), &cluster.env())
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "{:?}",
+        started.elapsed()
+    );
+    cluster.finish().await;
+}
+
+#[tokio::test]
+async fn the_api_unreachable_while_a_delete_is_sent() {
+    let server_url;
+    let proxy;
+    let cluster = {
+        // The proxy needs the server's URL, the cluster the proxy's.
+        let server = KubeTestServer::start(KubeletOptions::new().image(IMAGE, common::worker()));
+        server_url = server.url().to_owned();
+        proxy = FaultProxy::start(&server_url).await;
+        let staging = format!("file://{}", server.staging_dir().display());
+        let submitter =
+            Submitter::builder(KubeCluster::from_client(server.client_via(proxy.url())))
+                .staging(staging)
+                .ship_executable(false)
+                .build()
+                .await
+                .expect("connect through the proxy");
+        Cluster { server, submitter }
+    };
+    proxy.down_at_next(
+        "DELETE /api/v1/namespaces/default/pods/",
+        Duration::from_secs(8),
+    );
+    let started = Instant::now();
+    let sum = tokio::time::timeout(
+        Duration::from_secs(60),
+        cluster.submitter.run(math::add(3, 4), &cluster.env()),
+    )
+    .await
+    .expect("the call ends within 60 s");
+    assert_eq!(sum.expect("the call itself succeeded"), 7);
+    println!(
+        "unreachable delete: the call returned after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        !proxy.armed(),
+        "the delete was sent while the API was unreachable"
+    );
+    assert!(proxy.refused() > 0, "the retries met the unreachable API");
+    // The delete goes on in the background until the API is back.
+    assert!(
+        hype_tests::wait_until(Duration::from_secs(40), || cluster.pods().is_empty()).await,
+        "the pod was never deleted: {:?}",
+        cluster.pods()
+    );
+    println!(
+        "unreachable delete: the pod was gone after {:?}",
+        started.elapsed()
+    );
+    cluster.finish().await;
+}
+
+#[tokio::test]
+async fn the_session_holds_a_lease_that_owns_its_pods() {
+    let cluster = Cluster::plain().await;
+    let leases: Vec<_> = cluster
+        .server
+        .leases()
+        .into_iter()
+        .filter(|l| cluster.of_session(l.metadata.labels.as_ref()))
+        .collect();
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    let lease = &leases[0];
+    let spec = lease.spec.as_ref().expect("a spec");
+    let holder = spec.holder_identity.as_deref().unwrap_or_default();
+    assert!(
+        holder.starts_with(&format!("{}.", std::process::id())),
+        "the holder is this process: {holder}"
+    );
+    assert_eq!(spec.lease_duration_seconds, Some(60));
+    let env = cluster.env();
+    let call = cluster.submitter.run(containers::sleep(30_000), &env);
+    let mut call = Box::pin(call);
+    let owned = async {
+        loop {
+            if let Some(pod) = cluster.server.pods().into_iter().next() {
+                return pod;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let pod = tokio::select! {
+        pod = owned => pod,
+        result = &mut call => panic!("the call ended early: {result:?}"),
+    };
+    let owners = pod.metadata.owner_references.unwrap_or_default();
+    assert_eq!(owners.len(), 1, "{owners:?}");
+    assert_eq!(
+        (owners[0].kind.as_str(), owners[0].name.as_str()),
+        ("Lease", lease.metadata.name.as_deref().unwrap())
+    );
+    assert_eq!(Some(&owners[0].uid), lease.metadata.uid.as_ref());
+    // Renewed while the submitter lives (every 20 s).
+    let first = spec.renew_time.clone();
+    let renewed = async {
+        loop {
+            let now = cluster
+                .server
+                .leases()
+                .into_iter()
+                .find(|l| l.metadata.name == lease.metadata.name);
+            if now.and_then(|l| l.spec).and_then(|s| s.renew_time) != first {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::timeout(Duration::from_secs(40), renewed) => {}
+        result = &mut call => panic!("the call ended early: {result:?}"),
+    }
+    assert_ne!(
+        cluster
+            .server
+            .leases()
+            .into_iter()
+            .find(|l| l.metadata.name == lease.metadata.name)
+            .and_then(|l| l.spec)
+            .and_then(|s| s.renew_time),
+        first,
+        "renewed within 40 s"
+    );
+    drop(call);
+    cluster.finish().await;
+}
+
+#[tokio::test]
+async fn deleting_the_lease_lets_the_garbage_collector_remove_the_pods() {
+    let cluster = Cluster::plain().await;
+    let env = cluster.env();
+    let call = cluster.submitter.run(containers::sleep(30_000), &env);
+    let mut call = Box::pin(call);
+    let started = async {
+        while cluster.pods().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        _ = started => {}
+        result = &mut call => panic!("the call ended early: {result:?}"),
+    }
+    // As `hype gc` does to a stale session: the Lease goes, the
+    // collector removes what it owned, and the call learns its pod went.
+    let client = cluster.server.client();
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(client, "default");
+    let name = cluster.leases().pop().expect("the session's lease");
+    leases
+        .delete(&name, &kube::api::DeleteParams::background())
+        .await
+        .expect("delete the lease");
+    let err = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("the call learns within 30 s")
+        .expect_err("its pod was collected");
+    assert!(matches!(err, Error::DeletedExternally { .. }), "{err:?}");
+    assert!(
+        hype_tests::wait_until(Duration::from_secs(40), || cluster.pods().is_empty()).await,
+        "the collector left the pod: {:?}",
+        cluster.pods()
+    );
+    cluster.finish().await;
+}
