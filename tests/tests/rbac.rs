@@ -1,0 +1,146 @@
+//! `docs/rbac.yaml` is the truth: a session that uses every Kubernetes
+//! feature of a submitter (calls, a failed call's log tail, a transient and
+//! a persistent volume, a lost create response, close) sends only requests
+//! the `hype-submitter` Role allows, and the Role grants nothing that
+//! session does not use.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use hype::{RunEnvironment, Submitter, VolumeRequest};
+use hype_tests::backends::KubeCluster;
+use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
+use hype_tests::{files, math, process};
+
+const IMAGE: &str = "hype-test-worker:1";
+
+/// (API group, resource, verb) of every rule of Role `role`.
+fn granted(role: &str) -> BTreeSet<(String, String, String)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/rbac.yaml");
+    let text = std::fs::read_to_string(path).expect("docs/rbac.yaml");
+    let mut rules = BTreeSet::new();
+    for document in serde_yaml_ng::Deserializer::from_str(&text) {
+        let value: serde_yaml_ng::Value =
+            serde::Deserialize::deserialize(document).expect("rbac.yaml is YAML");
+        if value["kind"].as_str() != Some("Role")
+            || value["metadata"]["name"].as_str() != Some(role)
+        {
+            continue;
+        }
+        for rule in value["rules"].as_sequence().expect("rules") {
+            let strings = |key: &str| -> Vec<String> {
+                rule[key]
+                    .as_sequence()
+                    .expect("a list")
+                    .iter()
+                    .map(|v| v.as_str().expect("a string").to_owned())
+                    .collect()
+            };
+            for group in strings("apiGroups") {
+                for resource in strings("resources") {
+                    for verb in strings("verbs") {
+                        rules.insert((group.clone(), resource.clone(), verb));
+                    }
+                }
+            }
+        }
+    }
+    assert!(!rules.is_empty(), "no Role {role} in docs/rbac.yaml");
+    rules
+}
+
+/// The (group, resource, verb) RBAC sees in one request of the log.
+fn rbac_of(method: &str, uri: &str) -> Option<(String, String, String)> {
+    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", "v1", rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => return None, // discovery, /version
+    };
+    let (resource, named) = match rest {
+        ["namespaces", _, resource] => (resource.to_string(), false),
+        ["namespaces", _, resource, _name] => (resource.to_string(), true),
+        ["namespaces", _, resource, _name, sub] => (format!("{resource}/{sub}"), true),
+        _ => return None,
+    };
+    let watch = query
+        .split('&')
+        .any(|p| p == "watch=true" || p == "watch=1");
+    let verb = match (method, named) {
+        ("GET", _) if watch => "watch",
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => return None,
+    };
+    Some((group.to_owned(), resource, verb.to_owned()))
+}
+
+#[tokio::test]
+async fn a_session_needs_exactly_the_submitter_role() {
+    let server = KubeTestServer::start(KubeletOptions::new().image(IMAGE, common::worker()));
+    let staging = format!("file://{}", server.staging_dir().display());
+    let submitter = Submitter::builder(KubeCluster::from_client(server.client()))
+        .staging(staging)
+        .ship_executable(false)
+        .build()
+        .await
+        .expect("connect");
+    let env = RunEnvironment::new(IMAGE);
+    let bound = Duration::from_secs(60);
+    let sum = tokio::time::timeout(bound, submitter.run(math::add(1, 2), &env)).await;
+    assert_eq!(sum.expect("within 60 s").unwrap(), 3);
+    server.faults().lose_next_create_responses(1);
+    let sum = tokio::time::timeout(bound, submitter.run(math::add(2, 2), &env)).await;
+    assert_eq!(sum.expect("within 60 s").unwrap(), 4);
+    let failed = tokio::time::timeout(bound, submitter.run(process::exit_abruptly(3), &env)).await;
+    failed
+        .expect("within 60 s")
+        .expect_err("a failed call reads its log tail");
+    let scratch = VolumeRequest::new("standard", "1Gi");
+    let data = VolumeRequest::persistent("rbac-data", "standard", "1Gi");
+    let with_volumes = env
+        .clone()
+        .with_mount(scratch.mount_read_write("/scratch"))
+        .with_mount(data.mount_read_write("/data"));
+    let wrote = tokio::time::timeout(
+        bound,
+        submitter.run(files::write("/scratch/x".into(), "x".into()), &with_volumes),
+    )
+    .await;
+    wrote
+        .expect("within 60 s")
+        .expect("the call runs")
+        .expect("writes");
+    submitter.close().await.expect("close");
+
+    let used: BTreeSet<_> = server
+        .request_log()
+        .iter()
+        .filter_map(|(method, uri)| rbac_of(method, uri))
+        .collect();
+    let role = granted("hype-submitter");
+    let missing: Vec<_> = used.difference(&role).collect();
+    assert!(
+        missing.is_empty(),
+        "requests docs/rbac.yaml does not allow: {missing:?}"
+    );
+    // Renewal (patch every 20 s) is too slow to wait for here, and the
+    // Lease is read only after its own create response was lost.
+    let unused: Vec<_> = role
+        .difference(&used)
+        .filter(|(_, resource, verb)| !(resource == "leases" && (verb == "patch" || verb == "get")))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "rules no request of a session used: {unused:?}"
+    );
+    server.shutdown().await;
+}
