@@ -492,31 +492,160 @@ pub(crate) fn die_with_this_process(command: &mut std::process::Command) {
         let parent = std::process::id();
         let signal = parent_death_signal();
         command.env(HYPE_PARENT_PID, parent.to_string());
-        // SAFETY: the hook runs in the forked child before exec and only
-        // makes async-signal-safe system calls (prctl, getppid, _exit); it
-        // allocates nothing.
+        // SAFETY: the hook runs in the forked child before exec; `arm`
+        // only makes async-signal-safe system calls and allocates nothing.
         unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    signal as libc::c_ulong,
-                    0 as libc::c_ulong,
-                    0 as libc::c_ulong,
-                    0 as libc::c_ulong,
-                ) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The parent died before the prctl: no signal will come.
-                if libc::getppid() as u32 != parent {
-                    libc::_exit(128 + signal);
-                }
-                Ok(())
-            });
+            command.pre_exec(move || arm(parent, signal));
         }
     }
     #[cfg(not(target_os = "linux"))]
     let _ = command;
+}
+
+/// [`die_with_this_process`], with the exec done by the hook itself,
+/// `execve(program, argv, environment)`, instead of by std's `execvp`,
+/// which runs a file the kernel refuses (ENOEXEC) with `/bin/sh` instead of
+/// failing: a launcher must report that refusal. `argv` is the whole
+/// argument vector, `argv[0]` first; the environment is this process's
+/// with the command's own settings (it must not `env_clear`). Elsewhere
+/// than Linux, nothing (std's spawn reports ENOEXEC there).
+pub(crate) fn die_with_this_process_exec(
+    command: &mut std::process::Command,
+    program: &std::path::Path,
+    argv: &[&std::ffi::OsStr],
+) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt as _;
+        let parent = std::process::id();
+        let signal = parent_death_signal();
+        command.env(HYPE_PARENT_PID, parent.to_string());
+        let mut env: std::collections::BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+        for (key, value) in command.get_envs() {
+            match value {
+                Some(value) => env.insert(key.to_owned(), value.to_owned()),
+                None => env.remove(key),
+            };
+        }
+        let exec = Exec::new(program, argv, &env)?;
+        // SAFETY: the hook runs in the forked child before exec; `arm` and
+        // execve(2) are async-signal-safe, and every pointer was made
+        // before the fork (nothing is allocated after it).
+        unsafe {
+            command.pre_exec(move || {
+                // The whole value, not its fields (which are not Send).
+                let exec = &exec;
+                arm(parent, signal)?;
+                libc::execve(
+                    exec.program.as_ptr(),
+                    exec.argv.as_ptr(),
+                    exec.envp.as_ptr(),
+                );
+                Err(std::io::Error::last_os_error())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (command, program, argv);
+    Ok(())
+}
+
+/// `execve`'s arguments, made before the fork.
+#[cfg(target_os = "linux")]
+struct Exec {
+    program: std::ffi::CString,
+    /// What `argv` and `envp` point into.
+    _strings: Vec<std::ffi::CString>,
+    /// NULL-terminated.
+    argv: Vec<*const libc::c_char>,
+    /// NULL-terminated.
+    envp: Vec<*const libc::c_char>,
+}
+
+// SAFETY: the pointers point into the `CString`s this value owns, whose
+// buffers never move or change; they are only read (in the forked child).
+#[cfg(target_os = "linux")]
+unsafe impl Send for Exec {}
+// SAFETY: as above.
+#[cfg(target_os = "linux")]
+unsafe impl Sync for Exec {}
+
+#[cfg(target_os = "linux")]
+impl Exec {
+    fn new(
+        program: &std::path::Path,
+        argv: &[&std::ffi::OsStr],
+        env: &std::collections::BTreeMap<OsString, OsString>,
+    ) -> std::io::Result<Exec> {
+        use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
+        let c_string = |bytes: Vec<u8>| {
+            std::ffi::CString::new(bytes).map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "an argument or environment variable holds a NUL byte",
+                )
+            })
+        };
+        let program = c_string(program.as_os_str().as_bytes().to_vec())?;
+        let args = argv
+            .iter()
+            .map(|arg| c_string(arg.as_bytes().to_vec()))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let vars = env
+            .iter()
+            .map(|(key, value)| {
+                let mut pair = key.clone().into_vec();
+                pair.push(b'=');
+                pair.extend_from_slice(value.as_bytes());
+                c_string(pair)
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let pointers = |strings: &[std::ffi::CString]| {
+            strings
+                .iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect::<Vec<_>>()
+        };
+        let argv = pointers(&args);
+        let envp = pointers(&vars);
+        let mut strings = args;
+        strings.extend(vars);
+        Ok(Exec {
+            program,
+            _strings: strings,
+            argv,
+            envp,
+        })
+    }
+}
+
+/// In a forked child before exec: sets the parent-death signal, and ends
+/// the child if `parent` died before (no signal would come then).
+///
+/// # Safety
+///
+/// Only for a `pre_exec` hook: it makes async-signal-safe system calls
+/// (prctl, getppid, _exit) and allocates nothing.
+#[cfg(target_os = "linux")]
+unsafe fn arm(parent: u32, signal: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: plain system calls; see the function's contract.
+    unsafe {
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            signal as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::getppid() as u32 != parent {
+            libc::_exit(128 + signal);
+        }
+    }
+    Ok(())
 }
 
 /// Kills this process's whole process group, this process included.

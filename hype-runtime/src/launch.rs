@@ -223,7 +223,12 @@ pub(crate) fn run(
     // This thread waits for the child below, so it outlives it: the
     // parent-death signal (sent when the forking thread ends) comes only
     // when this process dies.
-    crate::entry::die_with_this_process(&mut command);
+    crate::entry::die_with_this_process_exec(
+        &mut command,
+        executable,
+        &[HYPE_RUN.as_ref(), call.as_ref()],
+    )
+    .map_err(|err| cannot_start(format!("cannot start {}: {err}", executable.display())))?;
     if forward {
         forward_signals();
     }
