@@ -16,8 +16,10 @@ use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountTypeEnum, Vol
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, RemoveContainerOptions, RemoveVolumeOptions,
 };
+use hype_runtime::Staging as _;
 use hype_runtime::owner::Owner;
 use hype_tests::docker_image;
+use hype_tests::gcs_server::GcsServer;
 use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
@@ -45,12 +47,21 @@ struct Output {
 
 /// Runs `hype args…` (with `KUBECONFIG` if given), bounded.
 async fn hype(args: &[&str], kubeconfig: Option<&Path>) -> Output {
-    let mut command = tokio::process::Command::new(HYPE);
-    command.args(args).kill_on_drop(true);
     match kubeconfig {
-        Some(path) => command.env("KUBECONFIG", path),
-        None => command.env_remove("KUBECONFIG"),
-    };
+        Some(path) => hype_with(args, &[("KUBECONFIG", path.to_str().unwrap())]).await,
+        None => hype_with(args, &[]).await,
+    }
+}
+
+/// Runs `hype args…` with these environment variables (and no
+/// `KUBECONFIG` unless among them), bounded.
+async fn hype_with(args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut command = tokio::process::Command::new(HYPE);
+    command
+        .args(args)
+        .kill_on_drop(true)
+        .env_remove("KUBECONFIG")
+        .envs(vars.iter().copied());
     let output = tokio::time::timeout(Duration::from_secs(120), command.output())
         .await
         .unwrap_or_else(|_| panic!("hype {args:?} did not finish within 120s"))
@@ -175,6 +186,62 @@ async fn gc_staging_removes_old_blobs_and_outcomes_only() {
             .lines()
             .last()
             .is_some_and(|l| l.starts_with("removed 2 objects (1 blob, 1 outcome)")),
+        "{out:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_staging_on_cloud_storage_removes_what_is_older() {
+    let Some(server) = GcsServer::start("hype gc --staging gs://") else {
+        return;
+    };
+    server.create_bucket("gc-bucket").await;
+    let store = server.staging("gs://gc-bucket/hype");
+    let blob = store.put_blob(b"old bytes".to_vec()).await.unwrap();
+    let outcome = store
+        .put_outcome("hype-f-1", b"out".to_vec())
+        .await
+        .unwrap();
+    server
+        .put_raw("gc-bucket", "hype/notes", b"x".to_vec())
+        .await;
+    server
+        .put_raw("gc-bucket", "hype/blobs/sha256/not-a-digest", b"x".to_vec())
+        .await;
+    let emulator = [("STORAGE_EMULATOR_HOST", server.endpoint())];
+    let args = |older_than: &'static str| {
+        [
+            "gc",
+            "--staging",
+            "gs://gc-bucket/hype",
+            "--older-than",
+            older_than,
+        ]
+    };
+
+    let out = hype_with(&args("1h"), &emulator).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("nothing to remove"), "{out:?}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let dry = hype_with(&[&args("1s")[..], &["--dry-run"]].concat(), &emulator).await;
+    assert!(dry.stdout.contains("would remove 2 objects"), "{dry:?}");
+    assert_eq!(server.list("gc-bucket", "hype/").await.len(), 4, "{dry:?}");
+
+    let out = hype_with(&args("1s"), &emulator).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains(&format!("blob {} written", blob.uri)),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains(&format!("outcome {outcome} written")),
+        "{out:?}"
+    );
+    let mut left = server.list("gc-bucket", "hype/").await;
+    left.sort();
+    assert_eq!(
+        left,
+        ["hype/blobs/sha256/not-a-digest", "hype/notes"],
         "{out:?}"
     );
 }
