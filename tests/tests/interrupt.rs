@@ -3,7 +3,7 @@
 //! their children die within a second and its temporary directories go at
 //! the next start of a hype process; Ctrl-C and SIGTERM close its
 //! submitters in order and exit with 130 and 143; a second Ctrl-C exits at
-//! once.
+//! once. A shipped executable dies with the launcher that runs it.
 //!
 //! Each test gives the binary a `TMPDIR` of its own, so the temporary
 //! directories it sees are exactly the binary's.
@@ -330,4 +330,83 @@ fn a_second_ctrl_c_exits_at_once() {
     );
     // The exit handlers still ran.
     assert_eq!(hype_dirs(&tmp), Vec::<String>::new());
+}
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let rest = stat.rsplit_once(')')?.1.to_owned();
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// A launcher (`hype-launcher`, as in a generic image) killed with SIGKILL:
+/// the executable it started for the call dies with it.
+#[test]
+fn a_shipped_executable_dies_with_its_launcher() {
+    use hype::wire::{self, CallEnvelope, Payload, Reference};
+    use hype::{LocalStaging, RemoteFn as _, Staging as _};
+    use hype_tests::containers::SleepArgs;
+    const SLEEP: &str = "hype_tests::containers::sleep";
+
+    let dir = tempfile::tempdir().unwrap();
+    let staging = LocalStaging::new(dir.path().join("staging")).unwrap();
+    let worker = PathBuf::from(env!("CARGO_BIN_EXE_hype-test-worker"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let digest = hype_runtime::executable::hash_file(&worker).unwrap();
+    let blob = runtime
+        .block_on(staging.put_file(&worker, &digest))
+        .unwrap();
+    let payload = Payload::Inline(wire::Bytes::from(
+        wire::encode_value(SLEEP, "arguments", &SleepArgs { millis: 60_000 }).unwrap(),
+    ));
+    let envelope = CallEnvelope::new(SLEEP, SleepArgs::SIGNATURE, payload)
+        .with_staging(staging.location())
+        .with_executable(blob);
+    let call = Reference::Inline(wire::encode_call(&envelope).unwrap()).to_string();
+    let mut launcher = Command::new(env!("CARGO_BIN_EXE_hype-launcher"))
+        .arg("hype-run")
+        .arg(call)
+        .env("HYPE_EXECUTION_ID", "hype-launched-1")
+        .env(
+            "HYPE_TERMINATION_MESSAGE_PATH",
+            dir.path().join("termination-log"),
+        )
+        .env("HYPE_CACHE_DIR", dir.path().join("cache"))
+        .spawn()
+        .unwrap();
+    let mut launched = Vec::new();
+    let started = wait_for(Duration::from_secs(30), || {
+        launched = children_of(launcher.id());
+        !launched.is_empty()
+    });
+    if !started {
+        let _ = launcher.kill();
+        let _ = launcher.wait();
+        panic!("the launcher started no executable");
+    }
+    let killed = Instant::now();
+    launcher.kill().unwrap();
+    launcher.wait().unwrap();
+    let gone = wait_for(Duration::from_secs(5), || {
+        launched.iter().all(|&pid| !hype_tests::process_alive(pid))
+    });
+    println!(
+        "after kill -9 of a launcher, the executable it ran was gone in {} ms",
+        killed.elapsed().as_millis()
+    );
+    assert!(gone, "the launched executable {launched:?} still runs");
 }
