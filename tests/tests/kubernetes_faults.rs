@@ -58,9 +58,9 @@ impl Cluster {
         RunEnvironment::new(IMAGE)
     }
 
-    fn of_session<'a>(
+    fn of_session(
         &self,
-        labels: Option<&'a std::collections::BTreeMap<String, String>>,
+        labels: Option<&std::collections::BTreeMap<String, String>>,
     ) -> bool {
         labels
             .and_then(|l| l.get("hype.dev/session"))

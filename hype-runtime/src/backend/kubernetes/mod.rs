@@ -13,20 +13,26 @@
 //! deleted once it is read, when the call's future is dropped, and on
 //! timeout; transient claims go when the submitter closes.
 //!
-//! On drop of the last submitter clone without [`crate::Submitter::close`],
-//! pods of calls still in flight are deleted by background tasks (when a
-//! tokio runtime is still running) but transient claims stay: close the
-//! submitter to remove them. Everything hype creates carries the labels
-//! `app.kubernetes.io/managed-by=hype` and `hype.dev/session=<session>`, so
-//! leftovers can be found with `kubectl get pods,pvc -l app.kubernetes.io/managed-by=hype`.
+//! Each submitter holds a Lease ([`lease`]) that owns its pods and
+//! transient claims; `close()` deletes what is left by label and then the
+//! Lease, so the cluster's garbage collector removes anything else
+//! ([`deletion`]). On drop of the last submitter clone without
+//! [`crate::Submitter::close`], pods of calls in flight are deleted by
+//! background tasks (when a tokio runtime is still running); the Lease,
+//! no longer renewed, goes stale, and `hype gc` collects it with what it
+//! owns. Everything hype creates carries the labels
+//! `app.kubernetes.io/managed-by=hype` and `hype.dev/session=<session>`.
 //!
 //! The files, in the order a call meets them: [`cluster`] (the
 //! [`KubeCluster`] settings and connecting; [`gke`] finds a GKE cluster's
-//! endpoint and credentials first), [`volumes`] (claims), [`pod`] (the pod
-//! of a call), [`runner`] (create, wait, read, delete), [`watch`] (the
-//! shared watch that wakes each call), [`status`] (what a pod's status
-//! says, and the error it stands for), [`retry`] (bounded retries of API
-//! requests).
+//! endpoint and credentials first; [`lease`] the session's Lease),
+//! [`volumes`] (claims), [`pod`] (the pod of a call), [`runner`] (create,
+//! wait, read, delete), [`watch`] (the shared watch that wakes each call,
+//! and its fault handling), [`status`] (what a pod's status says, and the
+//! error it stands for), [`logs`] (the pod's output, followed),
+//! [`deletion`] (deleting without giving up, the sweep on close),
+//! [`retry`] (bounded retries of API requests, and refusals named by
+//! their RBAC rule).
 
 pub mod cluster;
 pub(crate) mod deletion;

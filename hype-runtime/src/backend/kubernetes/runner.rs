@@ -361,8 +361,8 @@ impl Runner for KubernetesRunner {
             if let Err(err) = self.volumes.delete_transient().await {
                 failures.push(err.to_string());
             }
-            // Last: while it is there, the sweep's leftovers are known to
-            // belong to a session that may still be closing.
+            // Last: the garbage collector removes whatever the sweeps
+            // could not, once the Lease that owns it is gone.
             if let Err(err) = self.lease.release().await {
                 failures.push(err.to_string());
             }
