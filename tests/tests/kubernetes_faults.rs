@@ -58,10 +58,7 @@ impl Cluster {
         RunEnvironment::new(IMAGE)
     }
 
-    fn of_session(
-        &self,
-        labels: Option<&std::collections::BTreeMap<String, String>>,
-    ) -> bool {
+    fn of_session(&self, labels: Option<&std::collections::BTreeMap<String, String>>) -> bool {
         labels
             .and_then(|l| l.get("hype.dev/session"))
             .map(String::as_str)

@@ -198,7 +198,10 @@ mod tests {
             ..OwnerReference::default()
         };
         let claim = claim(&request, "sess", &lease, "sess-m");
-        assert_eq!(claim.metadata.owner_references.unwrap(), std::slice::from_ref(&lease));
+        assert_eq!(
+            claim.metadata.owner_references.unwrap(),
+            std::slice::from_ref(&lease)
+        );
         assert_eq!(
             claim.metadata.labels.as_ref().unwrap()["hype.dev/lifetime"],
             "transient"
