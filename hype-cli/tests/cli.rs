@@ -21,6 +21,7 @@ use hype_runtime::owner::Owner;
 use hype_tests::docker_image;
 use hype_tests::gcs_server::GcsServer;
 use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
+use hype_tests::rbac;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
     Container, PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod, PodSpec,
@@ -561,6 +562,23 @@ fn names<K: kube::Resource>(objects: Vec<K>) -> Vec<String> {
     names
 }
 
+/// Every request the double served since its log was last cleared is one
+/// the `hype-operator` Role of `docs/rbac.yaml` allows.
+fn the_operator_role_suffices(server: &KubeTestServer) {
+    let role = rbac::granted("hype-operator");
+    let used: std::collections::BTreeSet<_> = server
+        .request_log()
+        .iter()
+        .filter_map(|(method, uri)| rbac::request(method, uri))
+        .collect();
+    assert!(!used.is_empty(), "the command sent no request");
+    let missing: Vec<_> = used.difference(&role).collect();
+    assert!(
+        missing.is_empty(),
+        "requests of `hype` that docs/rbac.yaml's hype-operator Role does not allow: {missing:?}"
+    );
+}
+
 /// Sessions: `dead` (Lease 14 minutes old), `live` (renewed now), `gone`
 /// (no Lease); a pod each, transient claims of `dead` and `live`, a
 /// persistent claim of `dead`, and a pod that is not hype's.
@@ -611,6 +629,7 @@ async fn gc_kube_removes_stale_leases_and_their_sessions_objects_without_a_garba
     let client = kube.server.client();
     sessions(&client).await;
     let config = Some(kube.kubeconfig.as_path());
+    kube.server.clear_request_log();
 
     let dry = hype(&["gc", "--kube", "--dry-run"], config).await;
     assert_eq!(dry.code, 0, "{dry:?}");
@@ -677,6 +696,7 @@ async fn gc_kube_removes_stale_leases_and_their_sessions_objects_without_a_garba
         ["data"],
         "persistent claims stay: {out:?}"
     );
+    the_operator_role_suffices(&kube.server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -711,6 +731,7 @@ async fn ps_and_logs_show_hype_executions() {
     let live = lease(&client, "live", Duration::ZERO).await;
     pod(&client, "hype-add-live", "live", Some(&live)).await;
     let config = Some(kube.kubeconfig.as_path());
+    kube.server.clear_request_log();
 
     // Without --kube or --docker: Kubernetes, since KUBECONFIG loads.
     let ps = hype(&["ps"], config).await;
@@ -765,4 +786,5 @@ async fn ps_and_logs_show_hype_executions() {
             .contains("no pod hype-nope in namespace default"),
         "{missing:?}"
     );
+    the_operator_role_suffices(&kube.server);
 }

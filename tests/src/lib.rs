@@ -27,6 +27,7 @@ pub mod gcs_server;
 pub mod gke_server;
 
 pub mod kube_double;
+pub mod rbac;
 
 /// Call from a binary's `main` so the linker keeps this crate's
 /// registrations even when nothing else of it is used.

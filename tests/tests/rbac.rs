@@ -12,76 +12,9 @@ use std::time::Duration;
 use hype::{RunEnvironment, Submitter, VolumeRequest};
 use hype_tests::backends::KubeCluster;
 use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
-use hype_tests::{files, math, process};
+use hype_tests::{files, math, process, rbac};
 
 const IMAGE: &str = "hype-test-worker:1";
-
-/// (API group, resource, verb) of every rule of Role `role`.
-fn granted(role: &str) -> BTreeSet<(String, String, String)> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/rbac.yaml");
-    let text = std::fs::read_to_string(path).expect("docs/rbac.yaml");
-    let mut rules = BTreeSet::new();
-    for document in serde_yaml_ng::Deserializer::from_str(&text) {
-        let value: serde_yaml_ng::Value =
-            serde::Deserialize::deserialize(document).expect("rbac.yaml is YAML");
-        if value["kind"].as_str() != Some("Role")
-            || value["metadata"]["name"].as_str() != Some(role)
-        {
-            continue;
-        }
-        for rule in value["rules"].as_sequence().expect("rules") {
-            let strings = |key: &str| -> Vec<String> {
-                rule[key]
-                    .as_sequence()
-                    .expect("a list")
-                    .iter()
-                    .map(|v| v.as_str().expect("a string").to_owned())
-                    .collect()
-            };
-            for group in strings("apiGroups") {
-                for resource in strings("resources") {
-                    for verb in strings("verbs") {
-                        rules.insert((group.clone(), resource.clone(), verb));
-                    }
-                }
-            }
-        }
-    }
-    assert!(!rules.is_empty(), "no Role {role} in docs/rbac.yaml");
-    rules
-}
-
-/// The (group, resource, verb) RBAC sees in one request of the log.
-fn rbac_of(method: &str, uri: &str) -> Option<(String, String, String)> {
-    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (group, rest) = match parts.as_slice() {
-        ["api", "v1", rest @ ..] => ("", rest),
-        ["apis", group, _version, rest @ ..] => (*group, rest),
-        _ => return None, // discovery, /version
-    };
-    let (resource, named) = match rest {
-        ["namespaces", _, resource] => (resource.to_string(), false),
-        ["namespaces", _, resource, _name] => (resource.to_string(), true),
-        ["namespaces", _, resource, _name, sub] => (format!("{resource}/{sub}"), true),
-        _ => return None,
-    };
-    let watch = query
-        .split('&')
-        .any(|p| p == "watch=true" || p == "watch=1");
-    let verb = match (method, named) {
-        ("GET", _) if watch => "watch",
-        ("GET", true) => "get",
-        ("GET", false) => "list",
-        ("POST", _) => "create",
-        ("PUT", _) => "update",
-        ("PATCH", _) => "patch",
-        ("DELETE", true) => "delete",
-        ("DELETE", false) => "deletecollection",
-        _ => return None,
-    };
-    Some((group.to_owned(), resource, verb.to_owned()))
-}
 
 #[tokio::test]
 async fn a_session_needs_exactly_the_submitter_role() {
@@ -124,9 +57,9 @@ async fn a_session_needs_exactly_the_submitter_role() {
     let used: BTreeSet<_> = server
         .request_log()
         .iter()
-        .filter_map(|(method, uri)| rbac_of(method, uri))
+        .filter_map(|(method, uri)| rbac::request(method, uri))
         .collect();
-    let role = granted("hype-submitter");
+    let role = rbac::granted("hype-submitter");
     let missing: Vec<_> = used.difference(&role).collect();
     assert!(
         missing.is_empty(),
