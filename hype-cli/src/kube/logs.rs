@@ -8,8 +8,8 @@ use kube::api::{Api, LogParams};
 
 use super::bounded;
 
-/// The container hype runs a call in (the runner's `pod::CONTAINER`).
-pub const CONTAINER: &str = "hype-run";
+/// The container hype runs a call in.
+pub use hype_runtime::backend::kubernetes::CONTAINER;
 
 /// Prints the log of pod `execution_id` in `namespace` to stdout, after
 /// checking that it is hype's. Without `follow` the read is bounded by
