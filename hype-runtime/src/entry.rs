@@ -38,9 +38,12 @@
 //!    `HYPE_PARENT_PID` inherited by an unrelated descendant is ignored),
 //!    then checks `getppid()` again. The handler kills the child's whole
 //!    process group with SIGKILL: the function's own children (a `sleep`
-//!    it started) die with it. The local runner puts each child in a
-//!    process group of its own, so the group is exactly that call's
-//!    processes. SIGTERM and SIGINT keep their meaning.
+//!    it started) die with it. It does so only when the group is the
+//!    call's own: the child leads it (the local runner puts each child in
+//!    a process group of its own) or its parent does (a launcher the local
+//!    runner started); in a group someone else leads (a shell's job, a
+//!    test harness that started a launcher) it kills only itself. SIGTERM
+//!    and SIGINT keep their meaning.
 //! 3. The kernel sends the signal when the *thread* that forked exits, not
 //!    only the process: when a multi-threaded parent dies, its threads end
 //!    one by one, the children are first handed to a surviving thread (so
@@ -648,20 +651,28 @@ unsafe fn arm(parent: u32, signal: libc::c_int) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Kills this process's whole process group, this process included.
-/// Async-signal-safe.
+/// Whether the parent-death signal kills this process's whole group (the
+/// group is the call's own) or this process only.
 #[cfg(target_os = "linux")]
-fn kill_own_group() {
-    // SAFETY: kill(2) of this process's own group (PID 0).
+static KILL_GROUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Kills what dies with the parent: this process's whole process group
+/// when it is the call's own, else this process only. Async-signal-safe.
+#[cfg(target_os = "linux")]
+fn die() {
+    // SAFETY: kill(2) of this process's own group (PID 0), or of itself.
     unsafe {
-        libc::kill(0, libc::SIGKILL);
+        if KILL_GROUP.load(std::sync::atomic::Ordering::SeqCst) {
+            libc::kill(0, libc::SIGKILL);
+        }
+        libc::kill(libc::getpid(), libc::SIGKILL);
     }
 }
 
 /// The parent-death signal: the parent is dying, so is this group.
 #[cfg(target_os = "linux")]
 extern "C" fn on_parent_death(_signal: libc::c_int) {
-    kill_own_group();
+    die();
 }
 
 /// When this `hype-run` was armed to die with its parent (Linux): installs
@@ -683,13 +694,21 @@ fn watch_parent() {
             // Inherited from an ancestor, not set by our own parent.
             return;
         }
+        // The group is the call's own when this process leads it (the
+        // local runner's child) or the parent does (a launcher the local
+        // runner started); a group someone else leads (a shell's job, a
+        // test harness's) is not killed.
+        // SAFETY: getpgrp and getpid cannot fail.
+        let (group, me) = unsafe { (libc::getpgrp(), libc::getpid()) };
+        let own_group = group == me || u32::try_from(group).is_ok_and(|g| g == parent);
+        KILL_GROUP.store(own_group, std::sync::atomic::Ordering::SeqCst);
         // SAFETY: installs a handler that only calls kill(2).
         unsafe {
             libc::signal(signal, on_parent_death as *const () as libc::sighandler_t);
         }
         // SAFETY: getppid cannot fail.
         if unsafe { libc::getppid() } as u32 != parent {
-            kill_own_group();
+            die();
         }
     }
 }
