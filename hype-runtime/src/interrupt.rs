@@ -29,8 +29,9 @@
 //! Every submitter registers itself when it is built ([`register`], weakly:
 //! the registry keeps none alive). The signal handler itself only writes
 //! the signal's number to a pipe; a thread, `hype-interrupt`, reads it and
-//! does the rest. A program that installs its own SIGINT or SIGTERM
-//! handler after [`install`] replaces this one.
+//! does the rest. A handler the program installs later with `sigaction`
+//! replaces this one; `tokio::signal` and `signal-hook` call the handler
+//! they find (this one) after their own, so both run.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};

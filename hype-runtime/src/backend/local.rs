@@ -13,7 +13,10 @@
 //! - Volumes are directories under `<volumes dir>/NAME` (default
 //!   `$HYPE_LOCAL_VOLUMES`, else `~/.local/share/hype/volumes`), created on
 //!   first use; transient ones are removed when the submitter closes or is
-//!   dropped, unless `keep_on_exit`. Read-only is not enforced for child
+//!   dropped, unless `keep_on_exit`. A transient volume in use has a marker,
+//!   `<volumes dir>/.hype-transient/NAME+<owner tag>`; when a runner is
+//!   built it removes the markers of dead owners, and a transient volume
+//!   that no longer has any (a killed submitter's) with them. Read-only is not enforced for child
 //!   processes (the Docker and Kubernetes runners enforce it).
 //! - Each mount's container path maps to its directory through
 //!   `HYPE_MOUNTS`; code reads it with [`crate::mount_path`].
@@ -46,6 +49,7 @@ use crate::environment::{RunEnvironment, VolumeLifetime};
 use crate::error::Error;
 use crate::logs::{self, Stream};
 use crate::mounts::{self, MappedMount};
+use crate::owner::{Liveness, Owner};
 use crate::staging::BoxFuture;
 
 /// How many stderr lines of a failed child an error keeps.
@@ -103,6 +107,7 @@ impl LocalCluster {
         };
         let secrets_dir = self.secrets_dir.unwrap_or_else(config::local_secrets_dir);
         let volumes_dir = self.volumes_dir.unwrap_or_else(config::local_volumes_dir);
+        sweep_transient_volumes(&volumes_dir);
         let work_dir = cleanup::temp_dir("hype-local-").map_err(|err| Error::Config {
             message: format!("cannot create a temporary directory for local calls: {err}"),
         })?;
@@ -173,6 +178,12 @@ impl LocalRunner {
                 let mut transient = self.transient.lock().unwrap_or_else(|e| e.into_inner());
                 if transient.insert(dir.clone()) {
                     cleanup::remove_at_exit(&dir);
+                    let marker = transient_marker(&self.volumes_dir, mount.volume().name());
+                    let marked = std::fs::create_dir_all(transient_markers(&self.volumes_dir))
+                        .and_then(|()| std::fs::write(&marker, b""));
+                    if let Err(err) = marked {
+                        tracing::debug!(marker = %marker.display(), %err, "cannot mark a transient volume as this process's");
+                    }
                 }
             }
             mapped.push(MappedMount {
@@ -282,6 +293,68 @@ impl LocalRunner {
     }
 }
 
+impl LocalRunner {
+    /// Removes this process's marker of the transient volume `dir`.
+    fn unmark(&self, dir: &std::path::Path) {
+        if let Some(name) = dir.file_name().and_then(|n| n.to_str()) {
+            let _ = std::fs::remove_file(transient_marker(&self.volumes_dir, name));
+        }
+    }
+}
+
+/// Where the markers of transient volumes in use are.
+fn transient_markers(volumes_dir: &std::path::Path) -> PathBuf {
+    volumes_dir.join(".hype-transient")
+}
+
+/// This process's marker of the transient volume `name`.
+fn transient_marker(volumes_dir: &std::path::Path, name: &str) -> PathBuf {
+    transient_markers(volumes_dir).join(format!("{name}+{}", Owner::current().tag()))
+}
+
+/// How many markers one sweep of transient volumes reads at most.
+const MARKERS_SWEPT: usize = 1_000;
+
+/// Removes the markers of dead owners in `volumes_dir`, and each transient
+/// volume left without a marker by that (a killed submitter's). A volume
+/// name is a DNS subdomain (no `+`, no `/`), so a marker's name splits
+/// unambiguously; links are never followed; bounded.
+fn sweep_transient_volumes(volumes_dir: &std::path::Path) {
+    let markers = transient_markers(volumes_dir);
+    let Ok(entries) = std::fs::read_dir(&markers) else {
+        return;
+    };
+    let mut dead = BTreeSet::new();
+    let mut marked = BTreeSet::new();
+    for entry in entries.take(MARKERS_SWEPT).flatten() {
+        let file = entry.file_name();
+        let Some((name, tag)) = file.to_str().and_then(|f| f.rsplit_once('+')) else {
+            continue;
+        };
+        if name.is_empty() || name.starts_with('.') || name.contains('/') {
+            continue;
+        }
+        match Owner::parse_tag(tag).map(|owner| owner.liveness()) {
+            Some(Liveness::Dead) => {
+                if std::fs::remove_file(entry.path()).is_ok() {
+                    dead.insert(name.to_owned());
+                }
+            }
+            _ => {
+                marked.insert(name.to_owned());
+            }
+        }
+    }
+    for name in dead.difference(&marked) {
+        let dir = volumes_dir.join(name);
+        if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir())
+            && std::fs::remove_dir_all(&dir).is_ok()
+        {
+            tracing::debug!(volume = %dir.display(), "removed the transient volume of a dead process");
+        }
+    }
+}
+
 impl Runner for LocalRunner {
     fn run<'a>(
         &'a self,
@@ -302,6 +375,7 @@ impl Runner for LocalRunner {
                 if let Err(err) = cleanup::remove_now(&dir) {
                     failures.push(format!("{}: {err}", dir.display()));
                 }
+                self.unmark(&dir);
             }
             if let Err(err) = cleanup::remove_now(&self.work_dir) {
                 failures.push(format!("{}: {err}", self.work_dir.display()));
@@ -326,6 +400,7 @@ impl Drop for LocalRunner {
             std::mem::take(&mut *self.transient.lock().unwrap_or_else(|e| e.into_inner()));
         for dir in transient {
             let _ = cleanup::remove_now(&dir);
+            self.unmark(&dir);
         }
         let _ = cleanup::remove_now(&self.work_dir);
     }
@@ -375,9 +450,12 @@ async fn spawn(mut command: tokio::process::Command) -> std::io::Result<tokio::p
             "cannot start the hype-spawner thread that starts local children",
         ));
     };
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+        std::io::Error::other("a local call must run inside a tokio runtime (with IO enabled)")
+    })?;
     let (reply, started) = tokio::sync::oneshot::channel();
     spawner
-        .send((command, tokio::runtime::Handle::current(), reply))
+        .send((command, runtime, reply))
         .map_err(|_| std::io::Error::other("the hype-spawner thread has ended"))?;
     match tokio::time::timeout(SPAWN_BOUND, started).await {
         Ok(Ok(spawned)) => spawned,
@@ -433,5 +511,49 @@ fn describe(status: ExitStatus) -> String {
         (Some(code), _) => describe_end("the process", Ended::Code(code.into())),
         (None, Some(signal)) => describe_end("the process", Ended::Signal(signal)),
         (None, None) => format!("the process ended with {status}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_volumes_of_dead_owners_are_swept() {
+        let volumes = tempfile::tempdir().unwrap();
+        let markers = transient_markers(volumes.path());
+        std::fs::create_dir_all(&markers).unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = child.id();
+        child.wait().unwrap();
+        let me = Owner::current().tag();
+        let boot = me.rsplit('.').next().unwrap();
+        let dead = format!("{dead_pid}.1.{boot}");
+        for (volume, owners) in [
+            ("gone", vec![dead.as_str()]),
+            ("shared", vec![dead.as_str(), me.as_str()]),
+            ("unmarked", vec![]),
+        ] {
+            std::fs::create_dir(volumes.path().join(volume)).unwrap();
+            std::fs::write(volumes.path().join(volume).join("f"), b"x").unwrap();
+            for owner in owners {
+                std::fs::write(markers.join(format!("{volume}+{owner}")), b"").unwrap();
+            }
+        }
+        std::fs::write(markers.join("odd-name"), b"").unwrap();
+
+        sweep_transient_volumes(volumes.path());
+        assert!(!volumes.path().join("gone").exists());
+        assert!(
+            volumes.path().join("shared/f").exists(),
+            "a live owner keeps it"
+        );
+        assert!(volumes.path().join("unmarked/f").exists());
+        let mut left: Vec<String> = std::fs::read_dir(&markers)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec!["odd-name".to_owned(), format!("shared+{me}")]);
     }
 }
