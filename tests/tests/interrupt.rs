@@ -31,6 +31,7 @@ impl Run {
             .arg(mode)
             .arg(pids)
             .env("TMPDIR", tmp)
+            .env("HYPE_LOCAL_VOLUMES", volumes_of(tmp))
             .env_remove("HYPE_CLUSTER")
             .env_remove("HYPE_STAGING")
             .stdin(Stdio::null())
@@ -185,6 +186,25 @@ fn hype_dirs(tmp: &Path) -> Vec<String> {
     names
 }
 
+/// The volumes directory of the runs with `TMPDIR=tmp`.
+fn volumes_of(tmp: &Path) -> PathBuf {
+    tmp.with_file_name("volumes")
+}
+
+/// The entries of `dir` (empty when it does not exist), sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| entry.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 /// A fresh `TMPDIR` and PID directory for one test.
 fn dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let root = tempfile::tempdir().unwrap();
@@ -230,9 +250,25 @@ fn a_killed_submitter_leaves_no_processes_and_its_temp_dirs_go_at_the_next_start
     assert!(gone, "still running after {took:?}: {alive:?}");
     // Nothing of the killed process removed its directories.
     assert_eq!(hype_dirs(&tmp), left);
+    let volumes = volumes_of(&tmp);
+    let volume = entries(&volumes);
+    assert_eq!(
+        volume.len(),
+        2,
+        "a transient volume and its marker: {volume:?}"
+    );
+    let markers = entries(&volumes.join(".hype-transient"));
+    assert_eq!(markers.len(), 1, "{markers:?}");
+    assert!(markers[0].contains(&format!("+{pid}.")), "{markers:?}");
 
     // The next hype process to make a temporary directory removes them.
     let mut next = Run::start("idle", &tmp, &pids);
+    // Transient volumes: when its runner was built, before it was ready.
+    assert_eq!(entries(&volumes), [".hype-transient"]);
+    assert_eq!(
+        entries(&volumes.join(".hype-transient")),
+        Vec::<String>::new()
+    );
     let swept = wait_for(Duration::from_secs(10), || {
         hype_dirs(&tmp).iter().all(|name| !left.contains(name))
     });
@@ -281,6 +317,13 @@ fn ctrl_c_cancels_the_calls_and_closes_every_submitter_in_order() {
         "calls' processes still run"
     );
     assert_eq!(hype_dirs(&tmp), Vec::<String>::new());
+    // The transient volume and its marker went with the close.
+    let volumes = volumes_of(&tmp);
+    assert_eq!(entries(&volumes), [".hype-transient"]);
+    assert_eq!(
+        entries(&volumes.join(".hype-transient")),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -351,12 +394,21 @@ fn children_of(pid: u32) -> Vec<u32> {
 }
 
 /// A launcher (`hype-launcher`, as in a generic image) killed with SIGKILL:
-/// the executable it started for the call dies with it.
+/// the executable it started for the call dies with it, whether the
+/// launcher leads a process group of its own (as the local runner starts
+/// it: the group is killed) or not (as here, in the test harness's group:
+/// only the executable dies, this test survives).
 #[test]
 fn a_shipped_executable_dies_with_its_launcher() {
+    launch_and_kill(true);
+    launch_and_kill(false);
+}
+
+fn launch_and_kill(own_group: bool) {
     use hype::wire::{self, CallEnvelope, Payload, Reference};
     use hype::{LocalStaging, RemoteFn as _, Staging as _};
     use hype_tests::containers::SleepArgs;
+    use std::os::unix::process::CommandExt as _;
     const SLEEP: &str = "hype_tests::containers::sleep";
 
     let dir = tempfile::tempdir().unwrap();
@@ -377,7 +429,11 @@ fn a_shipped_executable_dies_with_its_launcher() {
         .with_staging(staging.location())
         .with_executable(blob);
     let call = Reference::Inline(wire::encode_call(&envelope).unwrap()).to_string();
-    let mut launcher = Command::new(env!("CARGO_BIN_EXE_hype-launcher"))
+    let mut launcher = Command::new(env!("CARGO_BIN_EXE_hype-launcher"));
+    if own_group {
+        launcher.process_group(0);
+    }
+    let mut launcher = launcher
         .arg("hype-run")
         .arg(call)
         .env("HYPE_EXECUTION_ID", "hype-launched-1")
@@ -405,7 +461,12 @@ fn a_shipped_executable_dies_with_its_launcher() {
         launched.iter().all(|&pid| !hype_tests::process_alive(pid))
     });
     println!(
-        "after kill -9 of a launcher, the executable it ran was gone in {} ms",
+        "after kill -9 of a launcher ({}), the executable it ran was gone in {} ms",
+        if own_group {
+            "in a group of its own"
+        } else {
+            "in the test's group"
+        },
         killed.elapsed().as_millis()
     );
     assert!(gone, "the launched executable {launched:?} still runs");

@@ -6,8 +6,8 @@
 //! - `hype-test-submitter calls DIR`: three calls of [`sleeper`], two on a
 //!   submitter of its own and one through the default submitter
 //!   (`run_on_cluster`); each call's process starts a grandchild `sleep`
-//!   and writes `<its pid> <the sleep's pid>` to `DIR/<index>`. The calls
-//!   would take two minutes.
+//!   and writes `<its pid> <the sleep's pid>` to `DIR/<index>`. Call 0
+//!   mounts a transient volume. The calls would take two minutes.
 //! - `hype-test-submitter idle DIR`: builds a submitter (the first
 //!   temporary directory of the process, which sweeps those of dead
 //!   processes) and waits two minutes.
@@ -19,7 +19,7 @@
 
 use std::time::Duration;
 
-use hype::{LocalCluster, RunEnvironment, Submitter};
+use hype::{LocalCluster, RunEnvironment, Submitter, VolumeRequest};
 
 /// Starts a grandchild `sleep`, writes both PIDs to `dir/<index>`, waits for
 /// the grandchild.
@@ -88,8 +88,12 @@ async fn calls(dir: String) {
         .expect("build a submitter");
     let env = RunEnvironment::local().with_timeout(Duration::from_secs(300));
     let mut tasks = Vec::new();
-    for index in 0..2 {
-        let (own, env, dir) = (own.clone(), env.clone(), dir.clone());
+    // Call 0 has a transient volume.
+    let with_volume = env
+        .clone()
+        .with_mount(VolumeRequest::new("standard", "1Gi").mount_read_write("/scratch"));
+    for (index, env) in [(0, with_volume), (1, env.clone())] {
+        let (own, dir) = (own.clone(), dir.clone());
         tasks.push(tokio::spawn(async move {
             own.run(sleeper(dir, index, 120), &env).await
         }));
