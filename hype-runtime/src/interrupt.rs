@@ -26,7 +26,7 @@
 //!    own code; local children then die with the process (see
 //!    [`crate::entry`]), and what is left is swept by the next start.
 //!
-//! Every submitter registers itself when it is built ([`register`], weakly:
+//! Every submitter registers itself when it is built (weakly:
 //! the registry keeps none alive). The signal handler itself only writes
 //! the signal's number to a pipe; a thread, `hype-interrupt`, reads it and
 //! does the rest. A handler the program installs later with `sigaction`
@@ -67,7 +67,7 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 pub(crate) fn register(submitter: &Submitter) {
     let runtime = tokio::runtime::Handle::try_current().ok();
     let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
-    live.retain(|entry| entry.submitter.upgrade().is_some());
+    live.retain(|entry| entry.submitter.is_alive());
     live.push(Live {
         submitter: submitter.downgrade(),
         runtime,

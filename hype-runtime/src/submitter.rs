@@ -258,6 +258,12 @@ impl WeakSubmitter {
     pub(crate) fn upgrade(&self) -> Option<Submitter> {
         self.0.upgrade().map(|inner| Submitter { inner })
     }
+
+    /// Whether a clone of it lives (without taking one, so that checking
+    /// never ends up dropping the last).
+    pub(crate) fn is_alive(&self) -> bool {
+        self.0.strong_count() > 0
+    }
 }
 
 /// The executable to ship for a runner that gets it by `delivery`, checked
