@@ -1,0 +1,58 @@
+//! The submitter of the killed-submitter tests on containers
+//! (`tests/tests/killed_submitter.rs`): a `#[hype::main]` program that
+//! starts two long calls of `hype_tests::containers::sleep` and waits for
+//! them, so a test can `kill -9` it mid-call and look at what is left.
+//!
+//! - `hype-test-cluster-submitter kube`: on the cluster of `KUBECONFIG`
+//!   (the Kubernetes test double), staging in `HYPE_STAGING`, image
+//!   `HYPE_IMAGE` (the worker baked in: nothing is shipped);
+//! - `hype-test-cluster-submitter docker`: on the local Docker engine,
+//!   image `HYPE_IMAGE`.
+//!
+//! One call mounts a transient volume read-write, so a killed submitter
+//! leaves a claim (or a Docker volume) as well as pods (or containers).
+//! It prints `ready <pid>` once connected and the calls are started.
+
+use std::time::Duration;
+
+use hype::{RunEnvironment, Submitter, VolumeRequest};
+use hype_tests::backends::{DockerCluster, KubeCluster};
+
+#[hype::main]
+async fn main() {
+    hype_tests::link();
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    let image = std::env::var("HYPE_IMAGE").expect("HYPE_IMAGE names the worker image");
+    let connecting = match mode.as_str() {
+        "kube" => {
+            let staging = std::env::var("HYPE_STAGING").expect("HYPE_STAGING");
+            Submitter::builder(KubeCluster::new())
+                .staging(staging)
+                .ship_executable(false)
+                .build()
+                .await
+        }
+        "docker" => {
+            Submitter::builder(DockerCluster::new())
+                .ship_executable(false)
+                .build()
+                .await
+        }
+        other => {
+            eprintln!("usage: hype-test-cluster-submitter kube|docker (not {other:?})");
+            std::process::exit(2);
+        }
+    };
+    let submitter = connecting.expect("connect");
+    let env = RunEnvironment::new(image).with_timeout(Duration::from_secs(300));
+    let scratch = VolumeRequest::new("standard", "1Gi");
+    let with_volume = env.clone().with_mount(scratch.mount_read_write("/scratch"));
+    let calls = [(submitter.clone(), with_volume), (submitter.clone(), env)].map(|(s, env)| {
+        tokio::spawn(async move { s.run(hype_tests::containers::sleep(120_000), &env).await })
+    });
+    println!("ready {}", std::process::id());
+    for call in calls {
+        let _ = call.await;
+    }
+    let _ = submitter.close().await;
+}

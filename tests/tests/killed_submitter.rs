@@ -1,0 +1,248 @@
+//! A submitter killed with `kill -9` in the middle of its calls, on the
+//! container backends, with `hype-test-cluster-submitter`: on Kubernetes
+//! (the test double) its pods run on and its Lease, transient claim and
+//! pods stay until `hype gc --kube` collects them; on Docker its containers
+//! and transient volume stay until `hype gc --docker` removes them. After
+//! `hype gc`, nothing of the killed session is left. (The local runner's
+//! kill test is in `interrupt.rs`: its children die with it.)
+//!
+//! These tests run the `hype` binary of `hype-cli`, which `cargo test
+//! --workspace` builds next to this package's binaries. The Docker test
+//! skips with a loud message when no engine answers, unless
+//! `HYPE_REQUIRE_DOCKER=1`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bollard::query_parameters::{ListContainersOptions, ListVolumesOptions};
+use hype_tests::docker_image;
+use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
+use tokio::io::AsyncBufReadExt as _;
+
+const SUBMITTER: &str = env!("CARGO_BIN_EXE_hype-test-cluster-submitter");
+const IMAGE: &str = "hype-test-worker:1";
+
+/// The `hype` command, built by `cargo test --workspace` in the same
+/// directory as this package's binaries.
+fn hype_command() -> PathBuf {
+    let path = PathBuf::from(SUBMITTER).with_file_name("hype");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p hype-cli --bin hype` (`cargo test --workspace` does)",
+        path.display()
+    );
+    path
+}
+
+/// Starts the submitter in `mode` with `vars`; gives it once it printed
+/// `ready`.
+async fn start_submitter(mode: &str, vars: &[(&str, String)]) -> tokio::process::Child {
+    let mut command = tokio::process::Command::new(SUBMITTER);
+    command
+        .arg(mode)
+        .env_remove("HYPE_CLUSTER")
+        .env_remove("HYPE_STAGING")
+        .env_remove("HYPE_EXECUTABLE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    for (key, value) in vars {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("start hype-test-cluster-submitter");
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the submitter gets ready within 60 s")
+        .expect("its stdout")
+        .expect("a line");
+    assert_eq!(ready, format!("ready {}", child.id().expect("running")));
+    child
+}
+
+/// Kills the submitter with SIGKILL and reaps it.
+async fn kill_9(child: &mut tokio::process::Child) {
+    child.start_kill().expect("kill -9");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("it dies")
+        .expect("wait");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+}
+
+/// Runs `hype args…` with `vars`, bounded; gives its exit code and stdout.
+async fn hype(args: &[&str], vars: &[(&str, String)]) -> (i32, String) {
+    let mut command = tokio::process::Command::new(hype_command());
+    command.args(args).stdin(Stdio::null()).kill_on_drop(true);
+    for (key, value) in vars {
+        command.env(key, value);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .expect("hype ends within 120 s")
+        .expect("run hype");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("hype {}:\n{stdout}{stderr}", args.join(" "));
+    (output.status.code().unwrap_or(-1), stdout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitter_killed_on_kubernetes_leaves_nothing_after_hype_gc() {
+    let server = KubeTestServer::start(KubeletOptions::new().image(IMAGE, common::worker()));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig(server.url())).expect("write the kubeconfig");
+    let vars = [
+        ("KUBECONFIG", kubeconfig.display().to_string()),
+        (
+            "HYPE_STAGING",
+            format!("file://{}", server.staging_dir().display()),
+        ),
+        ("HYPE_IMAGE", IMAGE.to_owned()),
+    ];
+    let mut submitter = start_submitter("kube", &vars).await;
+    let running = || {
+        server
+            .pods()
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count()
+    };
+    assert!(
+        hype_tests::wait_until(Duration::from_secs(30), || running() == 2).await,
+        "the two calls' pods never ran: {:?}",
+        server.pods()
+    );
+    let session = server.leases()[0]
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("hype.dev/session").cloned())
+        .expect("the Lease names its session");
+    kill_9(&mut submitter).await;
+
+    // Nobody is left to clean up: everything stays, the Lease unrenewed.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(running(), 2, "the pods run on");
+    assert_eq!(server.leases().len(), 1);
+    assert_eq!(server.pvcs().len(), 1, "the transient claim stays");
+
+    let started = Instant::now();
+    let (code, out) = hype(&["gc", "--kube", "--grace", "0s"], &vars).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("lease hype-{session} not renewed for")),
+        "{out}"
+    );
+    let of_session = |labels: Option<&std::collections::BTreeMap<String, String>>| {
+        labels.and_then(|l| l.get("hype.dev/session")) == Some(&session)
+    };
+    let left = || {
+        let pods = server
+            .pods()
+            .into_iter()
+            .filter(|p| of_session(p.metadata.labels.as_ref()))
+            .count();
+        let claims = server
+            .pvcs()
+            .into_iter()
+            .filter(|c| of_session(c.metadata.labels.as_ref()))
+            .count();
+        (pods, claims, server.leases().len())
+    };
+    assert!(
+        hype_tests::wait_until(Duration::from_secs(40), || left() == (0, 0, 0)).await,
+        "left after hype gc (pods, claims, leases): {:?}",
+        left()
+    );
+    println!(
+        "killed submitter on the double: nothing left {:?} after hype gc started",
+        started.elapsed()
+    );
+    assert!(
+        hype_tests::wait_until(Duration::from_secs(10), || server
+            .pod_processes()
+            .is_empty())
+        .await,
+        "pod processes left: {:?}",
+        server.pod_processes()
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitter_killed_on_docker_leaves_nothing_after_hype_gc() {
+    let Some(docker) = docker_image::engine_or_skip("killed_submitter on Docker").await else {
+        return;
+    };
+    let image = docker_image::worker_image(&docker, &common::worker())
+        .await
+        .expect("build the test image");
+    let mut submitter = start_submitter("docker", &[("HYPE_IMAGE", image)]).await;
+    let owner_prefix = format!("{}.", submitter.id().expect("running"));
+    let owned = |labels: Option<&std::collections::HashMap<String, String>>| {
+        labels
+            .and_then(|l| l.get("hype.dev/owner"))
+            .is_some_and(|o| o.starts_with(&owner_prefix))
+    };
+    let left = || async {
+        let filters = std::collections::HashMap::from([(
+            "label".to_owned(),
+            vec!["app.kubernetes.io/managed-by=hype".to_owned()],
+        )]);
+        let containers = docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters.clone()),
+                ..Default::default()
+            }))
+            .await
+            .expect("list containers");
+        let running = containers
+            .iter()
+            .filter(|c| owned(c.labels.as_ref()))
+            .count();
+        let volumes = docker
+            .list_volumes(Some(ListVolumesOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .expect("list volumes")
+            .volumes
+            .unwrap_or_default()
+            .iter()
+            .filter(|v| owned(Some(&v.labels)))
+            .count();
+        (running, volumes)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while left().await != (2, 1) {
+        assert!(
+            Instant::now() < deadline,
+            "the calls' containers and volume never appeared: {:?}",
+            left().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kill_9(&mut submitter).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(left().await, (2, 1), "nobody is left to remove them");
+
+    let started = Instant::now();
+    let (code, out) = hype(&["gc", "--docker"], &[]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(left().await, (0, 0), "left after hype gc --docker:\n{out}");
+    println!(
+        "killed submitter on Docker: nothing left {:?} after hype gc started",
+        started.elapsed()
+    );
+}
