@@ -39,6 +39,15 @@ use std::time::{Duration, Instant};
 
 use crate::submitter::{Submitter, WeakSubmitter};
 
+/// One line on stderr, ignoring a failure to write it (`eprintln!` would
+/// panic, and the close must go on).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// How long the first signal's close of all submitters may take before the
 /// process exits anyway.
 pub const CLOSE_BOUND: Duration = Duration::from_secs(30);
@@ -92,7 +101,7 @@ pub fn install() {
     static INSTALL: std::sync::Once = std::sync::Once::new();
     INSTALL.call_once(|| {
         if let Err(err) = try_install() {
-            eprintln!(
+            say!(
                 "hype: cannot handle Ctrl-C and SIGTERM ({err}); they will end the program without closing its submitters"
             );
         }
@@ -243,7 +252,7 @@ fn watch(fd: libc::c_int) {
     let started = Instant::now();
     let live = live_submitters();
     let calls: usize = live.iter().map(|(s, _)| s.calls_in_flight()).sum();
-    eprintln!(
+    say!(
         "hype: interrupted ({}): cancelling {} in flight and closing {} (at most {}s; press Ctrl-C again to exit at once)",
         name(signal),
         count(calls, "call"),
@@ -255,7 +264,7 @@ fn watch(fd: libc::c_int) {
         .name("hype-interrupt-again".to_owned())
         .spawn(move || {
             if let Some(signal) = next_signal(fd) {
-                eprintln!(
+                say!(
                     "hype: interrupted again ({}): exiting at once with {}",
                     name(signal),
                     128 + signal
@@ -264,10 +273,10 @@ fn watch(fd: libc::c_int) {
             }
         });
     if again.is_err() {
-        eprintln!("hype: a second Ctrl-C cannot cut the close short (no thread for it)");
+        say!("hype: a second Ctrl-C cannot cut the close short (no thread for it)");
     }
     let summary = close_all(live, started + CLOSE_BOUND);
-    eprintln!(
+    say!(
         "hype: {summary} in {:.1}s; exiting with {code}",
         started.elapsed().as_secs_f64()
     );
