@@ -225,7 +225,14 @@ mod tests {
 
     #[test]
     fn bad_texts_are_refused() {
-        for text in ["", "1.2.abc", "x.2.abc@h", "1.2.@h", "1.2.a-b@h", "1.2.abc@"] {
+        for text in [
+            "",
+            "1.2.abc",
+            "x.2.abc@h",
+            "1.2.@h",
+            "1.2.a-b@h",
+            "1.2.abc@",
+        ] {
             assert_eq!(Owner::parse(text), None, "{text:?}");
         }
     }
