@@ -139,6 +139,11 @@ pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// }
 /// ```
 ///
+/// Under the attribute, Ctrl-C (SIGINT) and SIGTERM cancel the calls in
+/// flight and close every live submitter (within 30 s), then the program
+/// exits with 130 or 143; a second Ctrl-C exits at once
+/// (`hype::interrupt`).
+///
 /// # Errors
 ///
 /// The attribute takes no arguments, and the function can take no arguments

@@ -473,9 +473,7 @@ impl Context {
     }
 }
 
-/// The PID of the process that started this `hype-run` and armed it to die
-/// with it: see the module docs.
-pub(crate) const HYPE_PARENT_PID: &str = "HYPE_PARENT_PID";
+pub(crate) use crate::config::HYPE_PARENT_PID;
 
 /// The parent-death signal `die_with_this_process` asks for: a real-time
 /// signal nothing else sends (see the module docs).

@@ -106,6 +106,11 @@ pub use hype_runtime::wire;
 #[doc(hidden)]
 pub use hype_runtime::Invoke;
 
+/// Ctrl-C and SIGTERM: `#[hype::main]` installs the handling that cancels
+/// calls in flight and closes every submitter before exiting; programs
+/// without the attribute call [`interrupt::install`] first thing in `main`.
+pub use hype_runtime::interrupt;
+
 /// For tools and test doubles that run calls themselves: `hype-run`'s
 /// entry points ([`entry::execute_in_process`]). Not needed to use hype.
 #[doc(hidden)]
