@@ -469,3 +469,49 @@ async fn deleting_the_lease_lets_the_garbage_collector_remove_the_pods() {
     );
     cluster.finish().await;
 }
+
+#[tokio::test]
+async fn a_submitter_dropped_without_close_leaves_nothing_for_long() {
+    let cluster = Cluster::plain().await;
+    let scratch = hype::VolumeRequest::new("standard", "1Gi");
+    let env = cluster
+        .env()
+        .with_mount(scratch.mount_read_write("/scratch"));
+    let wrote = tokio::time::timeout(
+        Duration::from_secs(60),
+        cluster.submitter.run(
+            hype_tests::files::write("/scratch/x".into(), "x".into()),
+            &env,
+        ),
+    )
+    .await
+    .expect("within 60 s");
+    wrote.expect("the call runs").expect("it writes");
+    let session = cluster.submitter.session().to_owned();
+    let Cluster { server, submitter } = cluster;
+    drop(submitter);
+    // The Lease is deleted in the background; the garbage collector takes
+    // the transient claim it owned.
+    let of_session = |labels: Option<&std::collections::BTreeMap<String, String>>| {
+        labels.and_then(|l| l.get("hype.dev/session")) == Some(&session)
+    };
+    let left = || {
+        let leases = server
+            .leases()
+            .into_iter()
+            .filter(|l| of_session(l.metadata.labels.as_ref()))
+            .count();
+        let claims = server
+            .pvcs()
+            .into_iter()
+            .filter(|c| of_session(c.metadata.labels.as_ref()))
+            .count();
+        (leases, claims)
+    };
+    assert!(
+        hype_tests::wait_until(Duration::from_secs(20), || left() == (0, 0)).await,
+        "left by a dropped submitter (leases, claims): {:?}",
+        left()
+    );
+    server.shutdown().await;
+}

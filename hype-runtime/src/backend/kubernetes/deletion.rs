@@ -124,7 +124,7 @@ impl Deleter {
 }
 
 /// Deletes a pod, backing off from 1 s to 30 s between attempts, until it
-/// is gone or `stop` is cancelled.
+/// is gone, the API refuses (401, 403), or `stop` is cancelled.
 async fn keep_deleting(pods: Api<Pod>, name: String, stop: CancellationToken) {
     let params = Deleter::params();
     let mut delays =
@@ -136,6 +136,11 @@ async fn keep_deleting(pods: Api<Pod>, name: String, stop: CancellationToken) {
         let failure = match attempt.await {
             Ok(Ok(_)) => None,
             Ok(Err(err)) if retry::is_not_found(&err) => None,
+            Ok(Err(kube::Error::Api(status))) if status.code == 401 || status.code == 403 => {
+                // Refused: trying again will not help.
+                tracing::warn!(pod = %name, message = %status.message, "the API refuses to delete the pod (HTTP {}); it stays until the session's lease is collected, or `hype gc` (docs/rbac.yaml: verb delete on pods)", status.code);
+                return;
+            }
             Ok(Err(err)) => Some(err.to_string()),
             Err(_) => Some(format!("no answer within {ATTEMPT_TIMEOUT:?}")),
         };

@@ -54,11 +54,33 @@ pub(crate) struct SessionLease {
     /// The Lease's UID: a new one if the Lease had to be created again.
     uid: Arc<Mutex<String>>,
     renewer: tokio::task::JoinHandle<()>,
+    released: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for SessionLease {
+    /// A submitter dropped without `close()`: the Lease is deleted in the
+    /// background (when a runtime still runs), so the garbage collector
+    /// removes what the session left; if that cannot happen, the Lease
+    /// goes stale and `hype gc` collects it.
     fn drop(&mut self) {
         self.renewer.abort();
+        if self.released.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (api, name) = (self.api.clone(), self.name.clone());
+        handle.spawn(async move {
+            let params = DeleteParams::background();
+            let deleting = api.delete(&name, &params);
+            match tokio::time::timeout(super::retry::ATTEMPT_TIMEOUT, deleting).await {
+                Ok(Ok(_)) => tracing::debug!(lease = %name, "deleted the lease of a dropped submitter"),
+                Ok(Err(err)) if retry::is_not_found(&err) => {}
+                Ok(Err(err)) => tracing::warn!(lease = %name, %err, "cannot delete the lease of a dropped submitter; `hype gc` removes it once stale"),
+                Err(_) => tracing::warn!(lease = %name, "no answer to the lease's delete; `hype gc` removes it once stale"),
+            }
+        });
     }
 }
 
@@ -86,6 +108,7 @@ impl SessionLease {
             name,
             uid,
             renewer,
+            released: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -116,7 +139,10 @@ impl SessionLease {
                 other => other.map(|_| ()),
             }
         })
-        .await
+        .await?;
+        self.released
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 }
 

@@ -18,9 +18,10 @@
 //! Lease, so the cluster's garbage collector removes anything else
 //! ([`deletion`]). On drop of the last submitter clone without
 //! [`crate::Submitter::close`], pods of calls in flight are deleted by
-//! background tasks (when a tokio runtime is still running); the Lease,
-//! no longer renewed, goes stale, and `hype gc` collects it with what it
-//! owns. Everything hype creates carries the labels
+//! background tasks and so is the Lease (when a tokio runtime is still
+//! running), so the garbage collector takes the transient claims; a Lease
+//! that could not be deleted goes stale, and `hype gc` collects it with
+//! what it owns. Everything hype creates carries the labels
 //! `app.kubernetes.io/managed-by=hype` and `hype.dev/session=<session>`.
 //!
 //! The files, in the order a call meets them: [`cluster`] (the

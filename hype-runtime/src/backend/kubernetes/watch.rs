@@ -283,7 +283,11 @@ impl Watching {
                 .timeout(u32::try_from(self.bounds.server_timeout.as_secs()).unwrap_or(290));
             let opened = tokio::time::timeout(self.bounds.idle, self.api.watch(&params, &version));
             let stream = match opened.await {
-                Ok(Ok(stream)) => stream,
+                Ok(Ok(stream)) => {
+                    // Answered 200: the watch is allowed (again).
+                    self.accepted();
+                    stream
+                }
                 failed => {
                     match failed {
                         Ok(Err(err)) if refused(&err) => self.refuse("watch", err),
