@@ -142,7 +142,7 @@ async fn bench() {
                 requests += server
                     .request_log()
                     .iter()
-                    .filter(|(_, path)| !path.contains("watch="))
+                    .filter(|(method, path)| measure::per_call(method, path))
                     .count();
                 completion.times.push(completion_time);
             }
@@ -184,7 +184,7 @@ async fn bench() {
     let log = server.request_log();
     let non_watch = log
         .iter()
-        .filter(|(_, path)| !path.contains("watch="))
+        .filter(|(method, path)| measure::per_call(method, path))
         .count();
     println!("{concurrent} concurrent calls");
     println!(

@@ -515,3 +515,101 @@ async fn a_submitter_dropped_without_close_leaves_nothing_for_long() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_api_server_down_for_10_s_is_waited_for_without_a_hot_loop() {
+    let server = KubeTestServer::start(KubeletOptions::new().image(IMAGE, common::worker()));
+    let proxy = FaultProxy::start(server.url()).await;
+    let staging = format!("file://{}", server.staging_dir().display());
+    let submitter = Submitter::builder(KubeCluster::from_client(server.client_via(proxy.url())))
+        .staging(staging)
+        .ship_executable(false)
+        .build()
+        .await
+        .expect("connect through the proxy");
+    let cluster = Cluster { server, submitter };
+    let env = cluster.env();
+    let call = cluster.submitter.run(containers::sleep(3_000), &env);
+    let mut call = Box::pin(call);
+    let running = async {
+        while !cluster
+            .server
+            .pods()
+            .iter()
+            .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        _ = running => {}
+        result = &mut call => panic!("the call ended early: {result:?}"),
+    }
+    // The pod ends while the API server cannot be reached.
+    proxy.down_for(Duration::from_secs(10));
+    let started = Instant::now();
+    let slept = tokio::time::timeout(Duration::from_secs(60), call)
+        .await
+        .expect("the call ends within 60 s of the outage");
+    assert_eq!(slept.expect("the call survives the outage"), 3_000);
+    let after = started.elapsed();
+    println!(
+        "API down 10 s: the call returned {after:?} after the outage began; {} connections were refused meanwhile",
+        proxy.refused()
+    );
+    assert!(after >= Duration::from_secs(10), "{after:?}");
+    // Backing off (200 ms doubling, with jitter) makes a handful of
+    // attempts in 10 s; a hot loop would make thousands.
+    assert!(
+        proxy.refused() < 60,
+        "{} connections refused",
+        proxy.refused()
+    );
+    cluster.finish().await;
+}
+
+#[tokio::test]
+async fn an_expired_watch_version_lists_again() {
+    let cluster = Cluster::plain().await;
+    let env = cluster.env();
+    let call = cluster.submitter.run(containers::sleep(1_500), &env);
+    let mut call = Box::pin(call);
+    let running = async {
+        while !cluster
+            .server
+            .pods()
+            .iter()
+            .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        _ = running => {}
+        result = &mut call => panic!("the call ended early: {result:?}"),
+    }
+    cluster.server.clear_request_log();
+    // The watch resumes from a version the history no longer has: 410.
+    // (A change of another kind moves the versions past the watch's.)
+    cluster
+        .server
+        .create_secret("unrelated", std::collections::BTreeMap::new());
+    cluster.server.faults().expire_watch_history();
+    cluster.server.faults().drop_watches();
+    let slept = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("the call ends within 30 s");
+    assert_eq!(slept.expect("the call succeeds"), 1_500);
+    let lists = cluster
+        .server
+        .request_log()
+        .iter()
+        .filter(|(method, path)| {
+            method == "GET"
+                && path.starts_with("/api/v1/namespaces/default/pods?")
+                && !path.contains("watch=")
+        })
+        .count();
+    assert!(lists >= 1, "the watcher listed again after 410 Gone");
+    cluster.finish().await;
+}

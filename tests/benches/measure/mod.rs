@@ -159,3 +159,15 @@ pub fn verdict(met: bool, what: &str) {
 pub fn quick() -> bool {
     std::env::args().any(|a| a == "--quick") || std::env::var_os("HYPE_BENCH_QUICK").is_some()
 }
+
+/// Whether a request in the Kubernetes test double's log is one of the
+/// calls' (creating, deleting, following a pod), as the requests-per-call
+/// targets count them: not the shared watch, and not the session's own
+/// requests, one per submitter per interval whatever the number of calls
+/// (the Lease's renewal every 20 s, the watch's safety-net list of the
+/// session's pods every 30 s).
+pub fn per_call(method: &str, path: &str) -> bool {
+    let session = path.contains("/leases")
+        || (method == "GET" && path.starts_with("/api/v1/namespaces/") && path.contains("/pods?"));
+    !path.contains("watch=") && !session
+}
