@@ -26,20 +26,10 @@ struct Cluster {
 }
 
 impl Cluster {
-    /// A double, and a submitter on it reached through `url` (the
-    /// double's, or a proxy's; `None`: the double's).
-    async fn new(
-        options: KubeletOptions,
-        url: Option<&str>,
-        configure: impl FnOnce(KubeCluster) -> KubeCluster,
-    ) -> Cluster {
-        let server = KubeTestServer::start(options.image(IMAGE, common::worker()));
-        let client = match url {
-            Some(url) => server.client_via(url),
-            None => server.client(),
-        };
+    /// A double, and a submitter on it reached through `client`.
+    async fn connect(server: KubeTestServer, client: kube::Client) -> Cluster {
         let staging = format!("file://{}", server.staging_dir().display());
-        let connecting = Submitter::builder(configure(KubeCluster::from_client(client)))
+        let connecting = Submitter::builder(KubeCluster::from_client(client))
             .staging(staging)
             .ship_executable(false)
             .build();
@@ -50,8 +40,24 @@ impl Cluster {
         Cluster { server, submitter }
     }
 
+    fn server() -> KubeTestServer {
+        KubeTestServer::start(KubeletOptions::new().image(IMAGE, common::worker()))
+    }
+
+    /// A double and a submitter on it.
     async fn plain() -> Cluster {
-        Cluster::new(KubeletOptions::new(), None, |c| c).await
+        let server = Cluster::server();
+        let client = server.client();
+        Cluster::connect(server, client).await
+    }
+
+    /// A double, a [`FaultProxy`] in front of it, and a submitter reaching
+    /// the double through the proxy.
+    async fn behind_proxy() -> (Cluster, FaultProxy) {
+        let server = Cluster::server();
+        let proxy = FaultProxy::start(server.url()).await;
+        let client = server.client_via(proxy.url());
+        (Cluster::connect(server, client).await, proxy)
     }
 
     fn env(&self) -> RunEnvironment {
@@ -63,6 +69,14 @@ impl Cluster {
             .and_then(|l| l.get("hype.dev/session"))
             .map(String::as_str)
             == Some(self.submitter.session())
+    }
+
+    /// Whether a pod of the double is Running.
+    fn a_pod_runs(&self) -> bool {
+        self.server
+            .pods()
+            .iter()
+            .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
     }
 
     fn pods(&self) -> Vec<String> {
@@ -103,6 +117,25 @@ impl Cluster {
         assert!(claims.is_empty(), "claims left behind: {claims:?}");
         assert!(self.leases().is_empty(), "leases left: {:?}", self.leases());
         self.server.shutdown().await;
+    }
+}
+
+/// Drives `call` until `ready` holds (looked at every 20 ms, for at most
+/// 30 s); the call ending first, or the bound, fails the test.
+async fn until<F: std::future::Future<Output = Result<T, Error>> + Unpin, T: std::fmt::Debug>(
+    call: &mut F,
+    ready: impl Fn() -> bool,
+) {
+    let ready = async {
+        while !ready() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        waited = tokio::time::timeout(Duration::from_secs(30), ready) => {
+            waited.expect("ready within 30 s");
+        }
+        result = call => panic!("the call ended early: {result:?}"),
     }
 }
 
@@ -173,20 +206,7 @@ async fn a_forbidden_watch_fails_the_waiting_calls_within_seconds() {
     let waiting = cluster.submitter.run(containers::sleep(60_000), &env);
     let mut waiting = Box::pin(waiting);
     // Until its pod runs, then take the watch's rights away.
-    let running = async {
-        while !cluster
-            .server
-            .pods()
-            .iter()
-            .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::select! {
-        _ = running => {}
-        result = &mut waiting => panic!("the call ended early: {result:?}"),
-    }
+    until(&mut waiting, || cluster.a_pod_runs()).await;
     cluster.server.faults().forbid_watches();
     cluster.server.faults().drop_watches();
     let refused_at = Instant::now();
@@ -307,23 +327,7 @@ async fn a_silent_watch_is_noticed_and_re_established() {
 
 #[tokio::test]
 async fn the_api_unreachable_while_a_delete_is_sent() {
-    let server_url;
-    let proxy;
-    let cluster = {
-        // The proxy needs the server's URL, the cluster the proxy's.
-        let server = KubeTestServer::start(KubeletOptions::new().image(IMAGE, common::worker()));
-        server_url = server.url().to_owned();
-        proxy = FaultProxy::start(&server_url).await;
-        let staging = format!("file://{}", server.staging_dir().display());
-        let submitter =
-            Submitter::builder(KubeCluster::from_client(server.client_via(proxy.url())))
-                .staging(staging)
-                .ship_executable(false)
-                .build()
-                .await
-                .expect("connect through the proxy");
-        Cluster { server, submitter }
-    };
+    let (cluster, proxy) = Cluster::behind_proxy().await;
     proxy.down_at_next(
         "DELETE /api/v1/namespaces/default/pods/",
         Duration::from_secs(8),
@@ -379,18 +383,8 @@ async fn the_session_holds_a_lease_that_owns_its_pods() {
     let env = cluster.env();
     let call = cluster.submitter.run(containers::sleep(30_000), &env);
     let mut call = Box::pin(call);
-    let owned = async {
-        loop {
-            if let Some(pod) = cluster.server.pods().into_iter().next() {
-                return pod;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    let pod = tokio::select! {
-        pod = owned => pod,
-        result = &mut call => panic!("the call ended early: {result:?}"),
-    };
+    until(&mut call, || !cluster.server.pods().is_empty()).await;
+    let pod = cluster.server.pods().remove(0);
     let owners = pod.metadata.owner_references.unwrap_or_default();
     assert_eq!(owners.len(), 1, "{owners:?}");
     assert_eq!(
@@ -438,15 +432,7 @@ async fn deleting_the_lease_lets_the_garbage_collector_remove_the_pods() {
     let env = cluster.env();
     let call = cluster.submitter.run(containers::sleep(30_000), &env);
     let mut call = Box::pin(call);
-    let started = async {
-        while cluster.pods().is_empty() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::select! {
-        _ = started => {}
-        result = &mut call => panic!("the call ended early: {result:?}"),
-    }
+    until(&mut call, || !cluster.pods().is_empty()).await;
     // As `hype gc` does to a stale session: the Lease goes, the
     // collector removes what it owned, and the call learns its pod went.
     let client = cluster.server.client();
@@ -518,33 +504,11 @@ async fn a_submitter_dropped_without_close_leaves_nothing_for_long() {
 
 #[tokio::test]
 async fn an_api_server_down_for_10_s_is_waited_for_without_a_hot_loop() {
-    let server = KubeTestServer::start(KubeletOptions::new().image(IMAGE, common::worker()));
-    let proxy = FaultProxy::start(server.url()).await;
-    let staging = format!("file://{}", server.staging_dir().display());
-    let submitter = Submitter::builder(KubeCluster::from_client(server.client_via(proxy.url())))
-        .staging(staging)
-        .ship_executable(false)
-        .build()
-        .await
-        .expect("connect through the proxy");
-    let cluster = Cluster { server, submitter };
+    let (cluster, proxy) = Cluster::behind_proxy().await;
     let env = cluster.env();
     let call = cluster.submitter.run(containers::sleep(3_000), &env);
     let mut call = Box::pin(call);
-    let running = async {
-        while !cluster
-            .server
-            .pods()
-            .iter()
-            .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::select! {
-        _ = running => {}
-        result = &mut call => panic!("the call ended early: {result:?}"),
-    }
+    until(&mut call, || cluster.a_pod_runs()).await;
     // The pod ends while the API server cannot be reached.
     proxy.down_for(Duration::from_secs(10));
     let started = Instant::now();
@@ -574,20 +538,7 @@ async fn an_expired_watch_version_lists_again() {
     let env = cluster.env();
     let call = cluster.submitter.run(containers::sleep(1_500), &env);
     let mut call = Box::pin(call);
-    let running = async {
-        while !cluster
-            .server
-            .pods()
-            .iter()
-            .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::select! {
-        _ = running => {}
-        result = &mut call => panic!("the call ended early: {result:?}"),
-    }
+    until(&mut call, || cluster.a_pod_runs()).await;
     cluster.server.clear_request_log();
     // The watch resumes from a version the history no longer has: 410.
     // (A change of another kind moves the versions past the watch's.)

@@ -239,6 +239,20 @@ fn dispatch_vanished(waiters: &Waiters, listed: &[String], listed_at: Option<u64
     }
 }
 
+/// Hands a list of the session's pods, taken at resourceVersion
+/// `listed_at`, to the waiters: what is newer than what each saw, and the
+/// deletion of pods they saw that the list no longer has.
+fn hand_over(waiters: &Waiters, pods: Vec<Pod>, listed_at: Option<&str>) {
+    let names: Vec<String> = pods
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    for pod in pods {
+        dispatch_listed(waiters, pod);
+    }
+    dispatch_vanished(waiters, &names, listed_at.and_then(|v| v.parse().ok()));
+}
+
 /// Whether an API error is a refusal (401 Unauthorized, 403 Forbidden).
 fn refused(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status) if status.code == 401 || status.code == 403)
@@ -395,20 +409,11 @@ impl Watching {
         match answer {
             Ok(Ok(list)) => {
                 self.accepted();
-                let listed_at = list
-                    .metadata
-                    .resource_version
-                    .as_deref()
-                    .and_then(|v| v.parse().ok());
-                let names: Vec<String> = list
-                    .items
-                    .iter()
-                    .filter_map(|p| p.metadata.name.clone())
-                    .collect();
-                for pod in list.items {
-                    dispatch_listed(&self.waiters, pod);
-                }
-                dispatch_vanished(&self.waiters, &names, listed_at);
+                hand_over(
+                    &self.waiters,
+                    list.items,
+                    list.metadata.resource_version.as_deref(),
+                );
             }
             Ok(Err(err)) if refused(&err) => self.refuse("list", err),
             Ok(Err(err)) => tracing::debug!(%err, "the safety-net list of pods failed"),
@@ -423,21 +428,13 @@ impl Watching {
         let request = self.request("list");
         match api::bounded(&request, || self.api.list(&params)).await {
             Ok(list) => {
-                let listed_at = list
-                    .metadata
-                    .resource_version
-                    .as_deref()
-                    .and_then(|v| v.parse().ok());
-                let names: Vec<String> = list
-                    .items
-                    .iter()
-                    .filter_map(|p| p.metadata.name.clone())
-                    .collect();
-                for pod in list.items {
-                    dispatch_listed(&self.waiters, pod);
-                }
-                dispatch_vanished(&self.waiters, &names, listed_at);
-                tracing::debug!(pods = names.len(), "re-listed pods");
+                let listed = list.items.len();
+                hand_over(
+                    &self.waiters,
+                    list.items,
+                    list.metadata.resource_version.as_deref(),
+                );
+                tracing::debug!(pods = listed, "re-listed pods");
                 list.metadata
                     .resource_version
                     .unwrap_or_else(|| "0".to_owned())
