@@ -120,7 +120,13 @@ pub fn check_failure(failure: &Failure, function: &str, execution_id: &str) {
         assert!(within(message), "{back:?} has a message over the limit");
     }
     let unchanged_expected = match failure {
-        Failure::Staging { .. } => false,
+        Failure::Staging { transient, .. } => {
+            assert!(
+                matches!(back, Failure::Staging { transient: t, .. } if t == *transient),
+                "{failure:?} lost whether it passes: {back:?}"
+            );
+            false
+        }
         Failure::UnknownFunction { known } => known.len() <= 20,
         other => messages(other).into_iter().all(within),
     };
@@ -134,7 +140,7 @@ fn messages(failure: &Failure) -> Vec<&String> {
     match failure {
         Failure::BadInvocation { message }
         | Failure::MalformedCall { message }
-        | Failure::Staging { message }
+        | Failure::Staging { message, .. }
         | Failure::DecodeArguments { message }
         | Failure::EncodeResult { message } => vec![message],
         Failure::StagedObjectMissing { uri }

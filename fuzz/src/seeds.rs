@@ -268,6 +268,14 @@ pub fn all() -> Vec<Seed> {
             "staging",
             Failure::Staging {
                 message: "write failed".into(),
+                transient: false,
+            },
+        ),
+        (
+            "staging-transient",
+            Failure::Staging {
+                message: "HTTP 503".into(),
+                transient: true,
             },
         ),
         (

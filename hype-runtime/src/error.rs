@@ -110,7 +110,7 @@ pub enum Error {
         message: String,
         /// The underlying error, when there is one.
         #[source]
-        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+        source: Option<ErrorSource>,
     },
 
     /// Arguments or a result could not be encoded.
@@ -298,7 +298,7 @@ pub enum Error {
         message: String,
         /// The underlying error, when there is one.
         #[source]
-        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+        source: Option<ErrorSource>,
     },
 
     /// The cluster's API refused a request for lack of rights (HTTP 403)
@@ -426,6 +426,49 @@ pub enum Error {
         /// What is wrong and how to fix it.
         message: String,
     },
+
+    /// A cluster's API (the Kubernetes API server, the Docker engine)
+    /// refused a request for good: an HTTP 4xx other than 408 (timeout),
+    /// 409 (conflict, which hype handles itself) and 429 (too many
+    /// requests). An invalid pod (422), a missing namespace (404), an
+    /// exhausted quota (403), a container the engine cannot create (400).
+    /// Not retried, neither the request nor the call
+    /// ([`ErrorKind::Other`]): the same request would be refused again.
+    #[error("{api} rejected the request to {operation} (HTTP {code}): {message}")]
+    Rejected {
+        /// Which API: `the Kubernetes API`, `the Docker engine`.
+        api: &'static str,
+        /// What was asked ("create pods hype-x-1 in namespace default", …).
+        operation: String,
+        /// The HTTP status.
+        code: u16,
+        /// The server's own message (naming the invalid field, for
+        /// instance).
+        message: String,
+        /// The client's typed error (`kube::Error`, `bollard::errors::Error`).
+        #[source]
+        source: Option<ErrorSource>,
+    },
+
+    /// The staging store failed for a reason that passes: it answered
+    /// 5xx, 408 or 429, did not answer in time, or the connection failed,
+    /// after the storage client's own retries. The call's data path was
+    /// lost, not the user's code: [`ErrorKind::Lost`], so
+    /// `RunEnvironment::with_retries` runs the call again.
+    #[error(
+        "staging {operation} {uri} failed for a transient reason: {message}; RunEnvironment::with_retries(n) runs such calls again"
+    )]
+    StagingUnavailable {
+        /// What was being done ("write", "read", …).
+        operation: &'static str,
+        /// The object or location.
+        uri: String,
+        /// What went wrong, in hype's words.
+        message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<ErrorSource>,
+    },
 }
 
 impl Error {
@@ -440,7 +483,7 @@ impl Error {
             operation,
             uri: uri.into(),
             message: err.kind().to_string(),
-            source: Some(Arc::new(err)),
+            source: Some(err.into()),
         }
     }
 
@@ -468,6 +511,51 @@ impl Error {
     }
 }
 
+/// The underlying error of an [`Error`] (a `kube::Error`, a
+/// `bollard::errors::Error`, the Cloud Storage client's, an I/O error),
+/// shared so that `Error` stays `Clone`. It is what
+/// [`std::error::Error::source`] returns, unwrapped, so it downcasts to its
+/// own type:
+///
+/// ```
+/// # fn demo(err: &hype_runtime::Error) {
+/// if let Some(io) = std::error::Error::source(err).and_then(|s| s.downcast_ref::<std::io::Error>()) {
+///     eprintln!("I/O: {io}");
+/// }
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ErrorSource(Arc<dyn std::error::Error + Send + Sync>);
+
+impl ErrorSource {
+    /// The underlying error.
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+// Not `Error` itself: thiserror's `#[source]` then reaches the error
+// inside through `Deref`, and `source()` is that error, not this wrapper.
+impl std::ops::Deref for ErrorSource {
+    type Target = dyn std::error::Error + Send + Sync;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl std::fmt::Debug for ErrorSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for ErrorSource {
+    fn from(err: E) -> ErrorSource {
+        ErrorSource(Arc::new(err))
+    }
+}
+
 /// One attempt of a call that was retried ([`Error::RetriesExhausted`]).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -483,15 +571,23 @@ pub struct Attempt {
 /// What kind of failure an [`Error`] is, for retry policies
 /// ([`RunEnvironment::retry_on`]).
 ///
+/// Every variant of [`Error`], its kind, and whether
+/// [`RunEnvironment::with_retries`] runs the call again (a request to a
+/// cluster's API is retried on its own, a bounded number of times, only
+/// for the transient answers 5xx, 408 and 429 and for lost connections):
+///
+#[doc = include_str!("error_table.md")]
+///
 /// [`RunEnvironment::retry_on`]: crate::RunEnvironment::retry_on
+/// [`RunEnvironment::with_retries`]: crate::RunEnvironment::with_retries
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// The execution was lost to the infrastructure: evicted, its node
     /// preempted or lost, deleted by someone else, killed by a signal
-    /// without writing an outcome, its container gone, or the cluster's
-    /// API failing after its bounded retries. Retried by
-    /// `RunEnvironment::with_retries`.
+    /// without writing an outcome, its container gone, the cluster's API
+    /// failing after its bounded retries, or the staging store failing for
+    /// a reason that passes. Retried by `RunEnvironment::with_retries`.
     Lost,
     /// The function panicked.
     Panicked,
@@ -500,7 +596,8 @@ pub enum ErrorKind {
     /// The call ran past its timeout.
     Timeout,
     /// Anything else: bad input, configuration, version skew, the image,
-    /// staging, a cancelled call. Retrying these rarely helps.
+    /// a request the cluster's API rejected, a store that refused, a
+    /// cancelled call. Retrying these rarely helps.
     Other,
 }
 
@@ -512,6 +609,7 @@ impl Error {
             | Error::Preempted { .. }
             | Error::DeletedExternally { .. }
             | Error::Cluster { .. }
+            | Error::StagingUnavailable { .. }
             // Signals sent from outside (the kernel, a kubelet, someone):
             // not SIGABRT or SIGSEGV, which the program brought on itself.
             | Error::RunnerFailed {
@@ -529,3 +627,276 @@ impl Error {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The variant's name; exhaustive, so a new variant fails to compile
+    /// here until it is in [`samples`] and the table.
+    fn name(err: &Error) -> &'static str {
+        match err {
+            Error::RemotePanic { .. } => "RemotePanic",
+            Error::UnknownFunction { .. } => "UnknownFunction",
+            Error::SignatureMismatch { .. } => "SignatureMismatch",
+            Error::MalformedEnvelope { .. } => "MalformedEnvelope",
+            Error::BadInvocation { .. } => "BadInvocation",
+            Error::StagedObjectMissing { .. } => "StagedObjectMissing",
+            Error::DigestMismatch { .. } => "DigestMismatch",
+            Error::Staging { .. } => "Staging",
+            Error::Encode { .. } => "Encode",
+            Error::Decode { .. } => "Decode",
+            Error::Timeout { .. } => "Timeout",
+            Error::Cancelled { .. } => "Cancelled",
+            Error::RunnerFailed { .. } => "RunnerFailed",
+            Error::ImageUnavailable { .. } => "ImageUnavailable",
+            Error::ContainerConfig { .. } => "ContainerConfig",
+            Error::Unschedulable { .. } => "Unschedulable",
+            Error::OutOfMemory { .. } => "OutOfMemory",
+            Error::Evicted { .. } => "Evicted",
+            Error::Preempted { .. } => "Preempted",
+            Error::RetriesExhausted { .. } => "RetriesExhausted",
+            Error::DeletedExternally { .. } => "DeletedExternally",
+            Error::Cluster { .. } => "Cluster",
+            Error::Forbidden { .. } => "Forbidden",
+            Error::Spawn { .. } => "Spawn",
+            Error::DuplicateFunction { .. } => "DuplicateFunction",
+            Error::InvalidEnvironment { .. } => "InvalidEnvironment",
+            Error::CredentialsNotFound { .. } => "CredentialsNotFound",
+            Error::ExecutableNotShippable { .. } => "ExecutableNotShippable",
+            Error::ExecutableMissing { .. } => "ExecutableMissing",
+            Error::ExecutableCorrupt { .. } => "ExecutableCorrupt",
+            Error::ExecutableCannotStart { .. } => "ExecutableCannotStart",
+            Error::Config { .. } => "Config",
+            Error::Rejected { .. } => "Rejected",
+            Error::StagingUnavailable { .. } => "StagingUnavailable",
+        }
+    }
+
+    /// One value of each variant (two of `RunnerFailed`, whose kind
+    /// depends on its signal).
+    fn samples() -> Vec<Error> {
+        let s = String::new;
+        let (function, execution_id) = (s(), s());
+        vec![
+            Error::RemotePanic {
+                function: s(),
+                message: s(),
+                location: None,
+                execution_id: s(),
+            },
+            Error::UnknownFunction {
+                function: s(),
+                execution_id: s(),
+                known: vec![],
+            },
+            Error::SignatureMismatch {
+                function: s(),
+                expected: 0,
+                found: 1,
+                execution_id: s(),
+            },
+            Error::malformed("call", "x"),
+            Error::BadInvocation { message: s() },
+            Error::StagedObjectMissing { uri: s() },
+            Error::DigestMismatch {
+                uri: s(),
+                expected: s(),
+                actual: s(),
+                expected_len: 0,
+                actual_len: 1,
+            },
+            Error::Staging {
+                operation: "read",
+                uri: s(),
+                message: s(),
+                source: None,
+            },
+            Error::StagingUnavailable {
+                operation: "read",
+                uri: s(),
+                message: s(),
+                source: None,
+            },
+            Error::Encode {
+                function: s(),
+                what: "result",
+                message: s(),
+            },
+            Error::Decode {
+                function: s(),
+                what: "result",
+                message: s(),
+            },
+            Error::Timeout {
+                function: s(),
+                execution_id: s(),
+                after: Duration::from_secs(1),
+            },
+            Error::Cancelled {
+                function: s(),
+                execution_id: s(),
+                reason: s(),
+            },
+            Error::RunnerFailed {
+                function: s(),
+                execution_id: s(),
+                status: s(),
+                stderr_tail: s(),
+                signal: Some(9),
+            },
+            Error::RunnerFailed {
+                function: s(),
+                execution_id: s(),
+                status: s(),
+                stderr_tail: s(),
+                signal: None,
+            },
+            Error::ImageUnavailable {
+                function: s(),
+                execution_id: s(),
+                image: s(),
+                reason: s(),
+                message: s(),
+            },
+            Error::ContainerConfig {
+                function: s(),
+                execution_id: s(),
+                reason: s(),
+                message: s(),
+            },
+            Error::Unschedulable {
+                function: s(),
+                execution_id: s(),
+                message: s(),
+                after: Duration::from_secs(1),
+            },
+            Error::OutOfMemory {
+                function: s(),
+                execution_id: s(),
+                limit: None,
+            },
+            Error::Evicted {
+                function: s(),
+                execution_id: s(),
+                message: s(),
+            },
+            Error::Preempted {
+                function: s(),
+                execution_id: s(),
+                reason: s(),
+                message: s(),
+            },
+            Error::RetriesExhausted {
+                function: s(),
+                attempts: vec![],
+            },
+            Error::DeletedExternally {
+                function,
+                execution_id,
+            },
+            Error::Cluster {
+                operation: s(),
+                message: s(),
+                source: None,
+            },
+            Error::Rejected {
+                api: "the Kubernetes API",
+                operation: s(),
+                code: 422,
+                message: s(),
+                source: None,
+            },
+            Error::Forbidden {
+                verb: s(),
+                group: s(),
+                resource: s(),
+                namespace: s(),
+                code: 403,
+                message: s(),
+            },
+            Error::Spawn {
+                program: PathBuf::new(),
+                message: s(),
+            },
+            Error::DuplicateFunction { ids: vec![] },
+            Error::InvalidEnvironment { problems: vec![] },
+            Error::CredentialsNotFound {
+                purpose: s(),
+                looked: vec![],
+            },
+            Error::ExecutableNotShippable {
+                path: PathBuf::new(),
+                reason: s(),
+            },
+            Error::ExecutableMissing {
+                execution_id: s(),
+                uri: s(),
+            },
+            Error::ExecutableCorrupt {
+                execution_id: s(),
+                uri: s(),
+                message: s(),
+            },
+            Error::ExecutableCannotStart {
+                execution_id: s(),
+                image: s(),
+                message: s(),
+            },
+            Error::Config { message: s() },
+        ]
+    }
+
+    /// The table's rows: variant, kind, retried.
+    fn table() -> Vec<(String, String, String)> {
+        include_str!("error_table.md")
+            .lines()
+            .skip(2)
+            .map(|line| {
+                let cells: Vec<String> = line
+                    .trim_matches('|')
+                    .split(" | ")
+                    .map(|cell| cell.trim().trim_matches('`').to_owned())
+                    .collect();
+                assert_eq!(cells.len(), 4, "a row of four cells: {line}");
+                (cells[0].clone(), cells[2].clone(), cells[3].clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_table_names_every_variant_with_its_kind() {
+        let rows = table();
+        let samples = samples();
+        for err in &samples {
+            let kind = format!("{:?}", err.kind());
+            assert!(
+                rows.iter()
+                    .any(|(variant, k, _)| variant == name(err) && *k == kind),
+                "error_table.md has no row `{}` | {kind}",
+                name(err)
+            );
+        }
+        for (variant, kind, retried) in &rows {
+            assert!(
+                samples.iter().any(|e| name(e) == variant),
+                "error_table.md names {variant}, which is no variant"
+            );
+            // "yes" exactly for the losses, but the final RetriesExhausted.
+            assert_eq!(
+                retried == "yes",
+                kind == "Lost" && variant != "RetriesExhausted",
+                "{variant}: {kind} / {retried}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_readme_has_the_table() {
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(include_str!("error_table.md")),
+            "README.md's Errors section must hold hype-runtime/src/error_table.md as it is"
+        );
+    }
+}

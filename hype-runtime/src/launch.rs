@@ -115,7 +115,7 @@ pub(crate) fn fetch(
             dir.display(),
             config::HYPE_CACHE_DIR
         ),
-        source: Some(Arc::new(err)),
+        source: Some(err.into()),
     };
     std::fs::create_dir_all(&dir).map_err(cache_error)?;
     let tmp = tempfile::Builder::new()

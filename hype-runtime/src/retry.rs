@@ -24,9 +24,43 @@ pub(crate) fn backoff(min: Duration, max: Duration, attempts: Option<u32>) -> Ex
     }
 }
 
+/// Whether an HTTP status refuses a request for good: a 4xx other than
+/// 408 Request Timeout, 409 Conflict (the backends handle it: adoption,
+/// a removal in progress) and 429 Too Many Requests. Such a request is
+/// not tried again ([`crate::Error::Rejected`]).
+#[cfg_attr(not(any(feature = "kubernetes", feature = "docker")), allow(dead_code))]
+pub(crate) fn is_permanent_status(code: u16) -> bool {
+    (400..500).contains(&code) && !matches!(code, 408 | 409 | 429)
+}
+
+/// Whether an HTTP status is worth another try: 408, 429 and every 5xx.
+#[cfg_attr(not(any(feature = "kubernetes", feature = "gcs")), allow(dead_code))]
+pub(crate) fn is_transient_status(code: u16) -> bool {
+    matches!(code, 408 | 429) || (500..600).contains(&code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_are_permanent_or_transient() {
+        for code in [400, 401, 403, 404, 405, 410, 413, 422] {
+            assert!(
+                is_permanent_status(code) && !is_transient_status(code),
+                "{code}"
+            );
+        }
+        for code in [408, 429, 500, 502, 503, 504] {
+            assert!(
+                !is_permanent_status(code) && is_transient_status(code),
+                "{code}"
+            );
+        }
+        // Conflicts are neither: the backends resolve them.
+        assert!(!is_permanent_status(409) && !is_transient_status(409));
+        assert!(!is_permanent_status(200) && !is_transient_status(304));
+    }
 
     #[test]
     fn attempts_bound_the_delays() {

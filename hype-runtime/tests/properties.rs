@@ -46,7 +46,8 @@ fn failure() -> impl Strategy<Value = Failure> {
                 actual_len
             }
         ),
-        text().prop_map(|message| Failure::Staging { message }),
+        (text(), any::<bool>())
+            .prop_map(|(message, transient)| Failure::Staging { message, transient }),
         text().prop_map(|message| Failure::DecodeArguments { message }),
         text().prop_map(|message| Failure::EncodeResult { message }),
         proptest::collection::vec(text(), 0..4).prop_map(|ids| Failure::DuplicateFunction { ids }),

@@ -66,9 +66,9 @@ pub use hype_macros::{main, remote};
 #[doc(inline)]
 pub use hype_runtime::{
     Attempt, BasePod, Bytes, Call, Cluster, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Error, ErrorKind,
-    IntoStaging, LocalCluster, LocalStaging, LogMode, Map, RemoteFn, Result, RunEnvironment,
-    Secret, Staging, Submitter, SubmitterBuilder, TryMap, VolumeLifetime, VolumeMount,
-    VolumeRequest, Wire, dispatch_if_hype_run, mount_path,
+    ErrorSource, IntoStaging, LocalCluster, LocalStaging, LogMode, Map, RemoteFn, Result,
+    RunEnvironment, Secret, Staging, Submitter, SubmitterBuilder, TryMap, VolumeLifetime,
+    VolumeMount, VolumeRequest, Wire, dispatch_if_hype_run, mount_path,
 };
 
 /// Fan-out's parts: [`Map`], [`TryMap`] and the future an awaited

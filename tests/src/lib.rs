@@ -22,6 +22,7 @@ pub mod backends {
 
 pub mod docker_image;
 pub mod fault_proxy;
+pub mod http_faults;
 
 pub mod gcs_server;
 pub mod gke_server;

@@ -295,7 +295,9 @@ async fn a_broken_store_fails_in_seconds() {
         "{:?}",
         start.elapsed()
     );
-    assert!(matches!(err, Error::Staging { .. }), "{err:?}");
+    // A store out of reach is a loss of the data path, retried.
+    assert!(matches!(err, Error::StagingUnavailable { .. }), "{err:?}");
+    assert_eq!(err.kind(), hype::ErrorKind::Lost);
     assert!(err.to_string().contains("connect"), "{err}");
     let start = Instant::now();
     let blob = hype::wire::BlobRef::new("gs://bucket-x/blobs/sha256/00", 1, "00");
@@ -305,7 +307,9 @@ async fn a_broken_store_fails_in_seconds() {
         "{:?}",
         start.elapsed()
     );
-    assert!(matches!(err, Error::Staging { .. }), "{err:?}");
+    // A store out of reach is a loss of the data path, retried.
+    assert!(matches!(err, Error::StagingUnavailable { .. }), "{err:?}");
+    assert_eq!(err.kind(), hype::ErrorKind::Lost);
 
     // Something listens and never answers.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -328,7 +332,9 @@ async fn a_broken_store_fails_in_seconds() {
         .await
         .expect("the store's 2 s deadline ends the call long before 60 s")
         .unwrap_err();
-    assert!(matches!(err, Error::Staging { .. }), "{err:?}");
+    // A store out of reach is a loss of the data path, retried.
+    assert!(matches!(err, Error::StagingUnavailable { .. }), "{err:?}");
+    assert_eq!(err.kind(), hype::ErrorKind::Lost);
     // 2 s plus 1000 bytes at the default minimum throughput.
     assert!(err.to_string().contains("within 2.00"), "{err}");
     hold.abort();

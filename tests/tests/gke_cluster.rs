@@ -77,7 +77,9 @@ async fn a_missing_cluster_is_not_found() {
         .await
         .unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, Error::Cluster { .. }), "{err:?}");
+    // A missing cluster is refused for good: not retried.
+    assert!(matches!(err, Error::Rejected { code: 404, .. }), "{err:?}");
+    assert_eq!(err.kind(), hype::ErrorKind::Other);
     assert!(text.contains("not found"), "{text}");
     assert!(
         text.contains("projects/hype-test-project/locations/us-central1-a/clusters/nope"),

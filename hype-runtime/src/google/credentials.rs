@@ -17,7 +17,6 @@
 //! one without waiting.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use google_cloud_auth::credentials::{CacheableResource, Credentials};
 use http::{Extensions, HeaderMap};
@@ -205,6 +204,6 @@ fn one_line(s: &str) -> String {
 /// An `Arc`ed source error for [`Error::Staging`].
 pub(crate) fn arc_source<E: std::error::Error + Send + Sync + 'static>(
     err: E,
-) -> Option<Arc<dyn std::error::Error + Send + Sync>> {
-    Some(Arc::new(err))
+) -> Option<crate::error::ErrorSource> {
+    Some(err.into())
 }

@@ -54,6 +54,12 @@ pub enum Failure {
     Staging {
         /// What went wrong.
         message: String,
+        /// Whether the failure passes (the store answered 5xx, 408 or 429,
+        /// or could not be reached): the caller sees
+        /// [`Error::StagingUnavailable`], which is retried. Absent (false)
+        /// in the outcomes of older `hype-run`s, which older callers ignore.
+        #[serde(default, skip_serializing_if = "is_false")]
+        transient: bool,
     },
     /// The arguments did not decode into the function's argument types.
     DecodeArguments {
@@ -147,7 +153,19 @@ impl Failure {
                 expected_len,
                 actual_len,
             },
-            Failure::Staging { message } => Error::Staging {
+            Failure::Staging {
+                message,
+                transient: false,
+            } => Error::Staging {
+                operation: "access",
+                uri: format!("(from {execution_id})"),
+                message,
+                source: None,
+            },
+            Failure::Staging {
+                message,
+                transient: true,
+            } => Error::StagingUnavailable {
                 operation: "access",
                 uri: format!("(from {execution_id})"),
                 message,
@@ -238,9 +256,14 @@ impl Failure {
             },
             other => Failure::Staging {
                 message: cut(other.full_text()),
+                transient: matches!(other, Error::StagingUnavailable { .. }),
             },
         }
     }
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// `hype-run` ended because the function returned (the outcome holds the value).
@@ -324,6 +347,67 @@ fn truncate(mut s: String, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
+
+    fn named(value: &impl Serialize) -> Vec<u8> {
+        let mut out = Vec::new();
+        value
+            .serialize(&mut rmp_serde::Serializer::new(&mut out).with_struct_map())
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn transient_staging_failures_are_lost_and_compatible_both_ways() {
+        let transient = Failure::from_error(&Error::StagingUnavailable {
+            operation: "read",
+            uri: "gs://b/o".into(),
+            message: "HTTP 503".into(),
+            source: None,
+        });
+        assert!(matches!(
+            transient,
+            Failure::Staging {
+                transient: true,
+                ..
+            }
+        ));
+        let err = transient.clone().into_error("f", "e");
+        assert!(matches!(err, Error::StagingUnavailable { .. }), "{err:?}");
+        assert_eq!(err.kind(), ErrorKind::Lost);
+        let permanent = Failure::from_error(&Error::Staging {
+            operation: "read",
+            uri: "gs://b/o".into(),
+            message: "denied".into(),
+            source: None,
+        });
+        assert_eq!(
+            permanent.clone().into_error("f", "e").kind(),
+            ErrorKind::Other
+        );
+
+        // An older hype-run's failure has no `transient`: it reads as false.
+        #[derive(Serialize, Deserialize)]
+        enum Old {
+            Staging { message: String },
+        }
+        let old = named(&Old::Staging {
+            message: "m".into(),
+        });
+        let read: Failure = rmp_serde::from_slice(&old).unwrap();
+        assert_eq!(
+            read,
+            Failure::Staging {
+                message: "m".into(),
+                transient: false
+            }
+        );
+        // A permanent failure is encoded exactly as before.
+        assert_eq!(named(&read), old);
+        // An older caller reads a transient failure, ignoring the field.
+        let Old::Staging { message } = rmp_serde::from_slice(&named(&transient)).unwrap();
+        assert!(message.contains("HTTP 503"), "{message}");
+    }
 
     #[test]
     fn failures_map_to_their_errors_and_codes() {
@@ -349,6 +433,7 @@ mod tests {
             },
             Failure::Staging {
                 message: String::new(),
+                transient: false,
             },
             Failure::DecodeArguments {
                 message: String::new(),

@@ -41,7 +41,7 @@ pub async fn connect() -> Result<Docker, Error> {
                 "{}; is the engine running, and may this user use its socket? (DOCKER_HOST selects another engine)",
                 engine_message(&err)
             ),
-            source: None,
+            source: Some(err.into()),
         }),
         Err(_) => Err(Error::Cluster {
             operation,
@@ -77,12 +77,46 @@ impl EngineFailure {
         }
     }
 
+    /// The error of the failed call: [`Error::Rejected`] for a permanent
+    /// refusal (a 4xx but 408, 409 and 429: an invalid configuration, a
+    /// missing object), else [`Error::Cluster`] ([`crate::ErrorKind::Lost`]).
+    /// The engine's typed error stays the source.
     pub(super) fn into_error(self, operation: impl Into<String>) -> Error {
-        Error::Cluster {
-            operation: operation.into(),
-            message: self.message(),
-            source: None,
+        let message = self.message();
+        match self {
+            EngineFailure::Api(err) if permanent_status(&err).is_some() => Error::Rejected {
+                api: "the Docker engine",
+                operation: operation.into(),
+                code: permanent_status(&err).unwrap_or_default(),
+                message: match &err {
+                    EngineError::DockerResponseServerError { message, .. } => message.clone(),
+                    other => other.to_string(),
+                },
+                source: Some(err.into()),
+            },
+            EngineFailure::Api(err) => Error::Cluster {
+                operation: operation.into(),
+                message,
+                source: Some(err.into()),
+            },
+            EngineFailure::NoAnswer(_) => Error::Cluster {
+                operation: operation.into(),
+                message,
+                source: None,
+            },
         }
+    }
+}
+
+/// The status of an engine answer that refuses a request for good.
+fn permanent_status(err: &EngineError) -> Option<u16> {
+    match err {
+        EngineError::DockerResponseServerError { status_code, .. }
+            if crate::retry::is_permanent_status(*status_code) =>
+        {
+            Some(*status_code)
+        }
+        _ => None,
     }
 }
 

@@ -218,26 +218,38 @@ impl ContainerEngineCluster {
                 )),
             })?;
         let detail = api_message(&body);
-        match status {
-            StatusCode::OK => self.parse_cluster(&body).map_err(fail),
-            StatusCode::NOT_FOUND => Err(fail(format!(
+        let message = match status {
+            StatusCode::OK => return self.parse_cluster(&body).map_err(fail),
+            StatusCode::NOT_FOUND => format!(
                 "not found: project {} has no cluster {} at location {} ({detail}); check the name and the zone or region (`gcloud container clusters list --project {}`)",
                 self.project, self.cluster, self.location, self.project
-            ))),
-            StatusCode::FORBIDDEN if service_disabled(&body) => Err(fail(format!(
+            ),
+            StatusCode::FORBIDDEN if service_disabled(&body) => format!(
                 "the Kubernetes Engine API is disabled in project {}: enable it (`gcloud services enable container.googleapis.com --project {}`) and retry ({detail})",
                 self.project, self.project
-            ))),
-            StatusCode::FORBIDDEN => Err(fail(format!(
+            ),
+            StatusCode::FORBIDDEN => format!(
                 "permission denied for {}: it needs container.clusters.get on the cluster (for instance roles/container.developer) ({detail})",
                 credentials.source
-            ))),
-            StatusCode::UNAUTHORIZED => Err(fail(format!(
+            ),
+            StatusCode::UNAUTHORIZED => format!(
                 "the GKE API rejected {} (401 Unauthorized: {detail})",
                 credentials.source
-            ))),
-            other => Err(fail(format!("HTTP {other}: {detail}"))),
+            ),
+            other => format!("HTTP {other}: {detail}"),
+        };
+        // A refusal for good (a missing cluster, a disabled API, no
+        // permission) is not tried again; the rest passes.
+        if crate::retry::is_permanent_status(status.as_u16()) {
+            return Err(Error::Rejected {
+                api: "the GKE API",
+                operation,
+                code: status.as_u16(),
+                message,
+                source: None,
+            });
         }
+        Err(fail(message))
     }
 
     fn parse_cluster(&self, body: &[u8]) -> Result<ClusterEndpoint, String> {

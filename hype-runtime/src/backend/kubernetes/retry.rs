@@ -6,11 +6,11 @@
 //!
 //! Each request is described by a [`Request`] (verb, resource, name,
 //! namespace), so that a refusal (401, 403) becomes an
-//! [`Error::Forbidden`] naming the RBAC rule that is missing, at once and
+//! [`Error::Forbidden`] naming the RBAC rule that is missing, and any other
+//! permanent 4xx an [`Error::Rejected`] naming the request, at once and
 //! without retries.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Error;
@@ -24,7 +24,7 @@ pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Whether an API error is worth another try.
 pub(crate) fn is_transient(err: &kube::Error) -> bool {
     match err {
-        kube::Error::Api(status) => status.code == 429 || (500..600).contains(&status.code),
+        kube::Error::Api(status) => retry::is_transient_status(status.code),
         kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
         _ => false,
     }
@@ -72,11 +72,20 @@ impl<'a> Request<'a> {
         Request { group, ..self }
     }
 
-    /// The error of a failed request: [`Error::Forbidden`] for 401 and
-    /// 403, else [`Error::Cluster`] with the failure as its source.
+    /// The error of a failed request:
+    ///
+    /// | answer | error |
+    /// |---|---|
+    /// | 401, 403 (but a 403 for an exceeded quota) | [`Error::Forbidden`], naming the RBAC rule |
+    /// | any other 4xx but 408, 409 and 429 | [`Error::Rejected`], with the server's message |
+    /// | 408, 409, 429, 5xx, transport failures | [`Error::Cluster`] |
+    ///
+    /// The `kube::Error` stays the source in each case.
     pub fn error(&self, err: kube::Error) -> Error {
         match &err {
-            kube::Error::Api(status) if status.code == 401 || status.code == 403 => {
+            kube::Error::Api(status)
+                if (status.code == 401 || status.code == 403) && !is_quota(status) =>
+            {
                 Error::Forbidden {
                     verb: self.verb.to_owned(),
                     group: self.group.to_owned(),
@@ -86,9 +95,24 @@ impl<'a> Request<'a> {
                     message: status.message.clone(),
                 }
             }
+            kube::Error::Api(status) if retry::is_permanent_status(status.code) => {
+                Error::Rejected {
+                    api: "the Kubernetes API",
+                    operation: self.to_string(),
+                    code: status.code,
+                    message: format!("{} ({})", status.message, status.reason),
+                    source: Some(err.into()),
+                }
+            }
             _ => api_error(&self.to_string(), err),
         }
     }
+}
+
+/// Whether a 403 is a ResourceQuota's refusal ("exceeded quota"), not a
+/// missing RBAC rule.
+fn is_quota(status: &kube::core::Status) -> bool {
+    status.code == 403 && status.message.contains("exceeded quota")
 }
 
 impl std::fmt::Display for Request<'_> {
@@ -156,7 +180,8 @@ where
         })
 }
 
-/// The [`Error::Cluster`] for an API failure, with the failure as its source.
+/// The [`Error::Cluster`] for an API failure, with the typed
+/// `kube::Error` as its source.
 pub(crate) fn api_error(operation: &str, err: kube::Error) -> Error {
     let message = match &err {
         kube::Error::Api(status) => format!(
@@ -165,15 +190,10 @@ pub(crate) fn api_error(operation: &str, err: kube::Error) -> Error {
         ),
         other => other.to_string(),
     };
-    let source: Option<Arc<dyn std::error::Error + Send + Sync>> = match err {
-        // Its text is the message already; keep the chain below it.
-        kube::Error::Api(_) => Some(Arc::new(err)),
-        _ => None,
-    };
     Error::Cluster {
         operation: operation.to_owned(),
         message,
-        source,
+        source: Some(err.into()),
     }
 }
 

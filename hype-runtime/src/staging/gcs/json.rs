@@ -146,7 +146,7 @@ impl Rest {
             .await
             .map_err(|failure| match failure {
                 SendFailure::Headers(err) => err,
-                SendFailure::Unanswered { what, attempts } => Error::Staging {
+                SendFailure::Unanswered { what, attempts } => Error::StagingUnavailable {
                     operation,
                     uri: uri.to_owned(),
                     message: format!(
@@ -177,6 +177,14 @@ impl Rest {
             ),
             _ => format!("HTTP {status}: {detail}"),
         };
+        if crate::retry::is_transient_status(status.as_u16()) {
+            return Error::StagingUnavailable {
+                operation,
+                uri: uri.to_owned(),
+                message,
+                source: None,
+            };
+        }
         Error::Staging {
             operation,
             uri: uri.to_owned(),

@@ -384,7 +384,7 @@ impl GcsStaging {
         let deadline = self.deadline(len);
         match tokio::time::timeout(deadline, work).await {
             Ok(result) => result,
-            Err(_) => Err(Error::Staging {
+            Err(_) => Err(Error::StagingUnavailable {
                 operation,
                 uri: uri.to_owned(),
                 message: format!(
@@ -704,29 +704,50 @@ impl Sink for Vec<u8> {
 impl Sink for std::io::BufWriter<std::fs::File> {}
 
 /// A Cloud Storage client failure in hype's words, with the client's error
-/// as its source.
+/// as its source: [`Error::StagingUnavailable`] when it passes (no
+/// connection, no answer in time, 408, 429, 5xx), else [`Error::Staging`].
 fn staging_error(operation: &'static str, uri: &str, err: google_cloud_storage::Error) -> Error {
-    let message = if err.is_connect() {
-        "cannot connect to the storage service".to_owned()
+    let status = err.http_status_code();
+    let (message, transient) = if err.is_connect() {
+        ("cannot connect to the storage service".to_owned(), true)
     } else if err.is_timeout() {
-        "the storage service did not answer in time".to_owned()
-    } else if let Some(code) = err.http_status_code() {
-        format!(
-            "HTTP {code}: {}",
-            err.http_payload()
-                .map(|body| api_message(body))
-                .unwrap_or_else(|| "no details".to_owned())
+        (
+            "the storage service did not answer in time".to_owned(),
+            true,
+        )
+    } else if let Some(code) = status {
+        (
+            format!(
+                "HTTP {code}: {}",
+                err.http_payload()
+                    .map(|body| api_message(body))
+                    .unwrap_or_else(|| "no details".to_owned())
+            ),
+            crate::retry::is_transient_status(code),
         )
     } else if err.is_io() || err.is_transport() {
-        "the connection to the storage service failed".to_owned()
+        (
+            "the connection to the storage service failed".to_owned(),
+            true,
+        )
     } else {
-        "the storage client failed".to_owned()
+        ("the storage client failed".to_owned(), false)
     };
-    Error::Staging {
-        operation,
-        uri: uri.to_owned(),
-        message,
-        source: arc_source(err),
+    let source = arc_source(err);
+    if transient {
+        Error::StagingUnavailable {
+            operation,
+            uri: uri.to_owned(),
+            message,
+            source,
+        }
+    } else {
+        Error::Staging {
+            operation,
+            uri: uri.to_owned(),
+            message,
+            source,
+        }
     }
 }
 
