@@ -24,7 +24,7 @@ use crate::executable::Executable;
 use crate::ids;
 use crate::logs::{LogMode, LogSink};
 use crate::remote::{Call, RemoteFn};
-use crate::staging::{self, LocalStaging, Staging};
+use crate::staging::{self, LocalStaging, Reported, Staging};
 use crate::wire::{
     self, BuildInfo, CallEnvelope, INLINE_ARGUMENTS_LIMIT, Outcome, OutcomeEnvelope, Payload,
     Reference,
@@ -641,14 +641,23 @@ impl Submitter {
                 return Err(cancelled("the submitter was closed while the call ran"));
             }
         };
-        let outcome = self.read_outcome(&message).await?;
-        self.resolve(function, outcome).await
+        let outcome = self.read_outcome(&message, execution_id).await?;
+        self.resolve(function, execution_id, outcome).await
     }
 
-    async fn read_outcome(&self, message: &str) -> Result<OutcomeEnvelope, Error> {
+    async fn read_outcome(
+        &self,
+        message: &str,
+        execution_id: &str,
+    ) -> Result<OutcomeEnvelope, Error> {
         match Reference::parse(message)? {
             Reference::Inline(bytes) => wire::decode_outcome(&bytes),
             Reference::Object(uri) => {
+                staging::check_reported(
+                    self.inner.staging.location(),
+                    execution_id,
+                    Reported::Outcome(&uri),
+                )?;
                 let bytes = self.inner.staging.get_object(&uri).await?;
                 let outcome = wire::decode_outcome(&bytes)?;
                 if let Err(err) = self.inner.staging.delete_object(&uri).await {
@@ -663,6 +672,7 @@ impl Submitter {
     async fn resolve(
         &self,
         function: &'static str,
+        execution_id: &str,
         envelope: OutcomeEnvelope,
     ) -> Result<Vec<u8>, Error> {
         if !envelope.function.is_empty() && envelope.function != function {
@@ -676,7 +686,14 @@ impl Submitter {
         }
         match envelope.outcome {
             Outcome::Returned(Payload::Inline(bytes)) => Ok(bytes.into_vec()),
-            Outcome::Returned(Payload::Staged(blob)) => self.inner.staging.get_blob(&blob).await,
+            Outcome::Returned(Payload::Staged(blob)) => {
+                staging::check_reported(
+                    self.inner.staging.location(),
+                    execution_id,
+                    Reported::Blob(&blob),
+                )?;
+                self.inner.staging.get_blob(&blob).await
+            }
             Outcome::Panicked { message, location } => Err(Error::RemotePanic {
                 function: function.to_owned(),
                 message,

@@ -308,6 +308,28 @@ pub mod process {
         std::process::exit(code);
     }
 
+    /// Reports `uri` as where its outcome is (as a broken or hostile
+    /// `hype-run` could), after writing there a valid outcome of
+    /// `math::add` returning 3 when `write` is set, and exits without
+    /// writing an outcome of its own.
+    #[hype::remote]
+    pub fn report_outcome_at(uri: String, write: bool) {
+        if write {
+            let path = uri.strip_prefix("file://").expect("a file:// URI");
+            let value = hype::wire::encode_value("f", "result", &3i64).expect("encode");
+            let envelope = hype::wire::OutcomeEnvelope::new(
+                "hype_tests::math::add",
+                std::env::var("HYPE_EXECUTION_ID").unwrap_or_default(),
+                hype::wire::Outcome::Returned(hype::wire::Payload::Inline(value.into())),
+            );
+            std::fs::write(path, hype::wire::encode_outcome(&envelope).expect("encode"))
+                .expect("write the outcome");
+        }
+        let message = std::env::var("HYPE_TERMINATION_MESSAGE_PATH").expect("a message path");
+        std::fs::write(message, &uri).expect("write the termination message");
+        std::process::exit(0);
+    }
+
     /// Registers itself in `dir` and waits until `n` calls have, so the
     /// test passes only if `n` calls run at the same time. Bounded by 20 s.
     #[hype::remote]

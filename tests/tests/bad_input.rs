@@ -568,3 +568,38 @@ async fn a_staged_reference_outside_the_staging_root_is_refused() {
     Direct::run(&common::worker(), &[call.into()], s.dir.path())
         .assert_fails(65, "lies outside the call's staging location");
 }
+
+/// An execution that reports its outcome somewhere outside the submitter's
+/// staging location (a hostile or broken `hype-run`): the error names the
+/// URI, and nothing there is read or deleted.
+#[tokio::test]
+async fn an_outcome_outside_the_store_is_neither_read_nor_deleted() {
+    let s = Setup::new().await;
+    let env = RunEnvironment::local();
+    let err = s
+        .submitter
+        .run(
+            hype_tests::process::report_outcome_at("file:///etc/hostname".into(), false),
+            &env,
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("file:///etc/hostname"), "{text}");
+    assert!(text.contains("outside"), "{text}");
+
+    // A valid outcome envelope beside the store, not in it.
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("outcome");
+    let uri = format!("file://{}", victim.display());
+    let err = s
+        .submitter
+        .run(
+            hype_tests::process::report_outcome_at(uri.clone(), true),
+            &env,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains(&uri), "{err}");
+    assert!(victim.exists(), "the file outside the store was deleted");
+}

@@ -170,6 +170,55 @@ pub(crate) fn blob_uri(location: &str, sha256_hex: &str) -> String {
     }
 }
 
+/// Where a store at `location` keeps the outcome of `execution_id`.
+pub(crate) fn outcome_uri(location: &str, execution_id: &str) -> String {
+    match location.split_once("://") {
+        Some((scheme, path)) => format!(
+            "{scheme}://{}/outcomes/{execution_id}",
+            path.trim_end_matches('/')
+        ),
+        None => format!("{}/outcomes/{execution_id}", location.trim_end_matches('/')),
+    }
+}
+
+/// Checks that what an execution reports lies in the store at `location`:
+/// its outcome object at [`outcome_uri`], a result blob at [`blob_uri`] of
+/// its own digest. Anything else (a hostile or broken `hype-run`, a
+/// `file:///etc/...`) is an error naming it, so that the caller reads and
+/// deletes only what it staged itself.
+pub(crate) fn check_reported(
+    location: &str,
+    execution_id: &str,
+    reported: Reported<'_>,
+) -> Result<(), Error> {
+    let (what, uri, expected) = match reported {
+        Reported::Outcome(uri) => ("its outcome", uri, outcome_uri(location, execution_id)),
+        Reported::Blob(blob) => (
+            "its result",
+            blob.uri.as_str(),
+            blob_uri(location, &blob.sha256),
+        ),
+    };
+    if uri == expected && !expected.contains("/../") {
+        return Ok(());
+    }
+    Err(Error::malformed(
+        "outcome",
+        format!(
+            "{execution_id} reports {what} at {uri}, outside this submitter's staging location {location} (expected {expected}): refusing to read or delete it; is the execution running another staging configuration?"
+        ),
+    ))
+}
+
+/// What an execution reports, for [`check_reported`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reported<'a> {
+    /// The URI of its outcome object.
+    Outcome(&'a str),
+    /// Its staged result.
+    Blob(&'a BlobRef),
+}
+
 /// The digest a content-addressed URI names, if it is one.
 pub(crate) fn digest_in_uri(uri: &str) -> Option<&str> {
     let (_, hex) = uri.rsplit_once("/blobs/sha256/")?;
