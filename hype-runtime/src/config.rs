@@ -12,7 +12,7 @@
 //! | `HYPE_MOUNTS` | [`crate::mount_path`] | the local runner's map of mount paths to directories |
 //! | `HYPE_EXECUTABLE` | submitters | the executable to ship with calls, instead of this one (a cross-built binary) |
 //! | `HYPE_SHIP_EXECUTABLE` | submitters | `0` or `false`: ship no executable (the image has the binary baked in); default `1` |
-//! | `HYPE_CACHE_DIR` | `hype-run` | where a launcher keeps fetched executables (default `$TMPDIR/hype-cache`) |
+//! | `HYPE_CACHE_DIR` | `hype-run` | where a launcher keeps fetched executables (default `$TMPDIR/hype-cache`; created 0700, refused unless this user's own and private) |
 //! | `HYPE_IMAGE` | `hype-run` | the image the execution runs in, set by the Docker and Kubernetes runners, for errors |
 //! | `HYPE_LAUNCHED` | `hype-run` | set by a launcher for the executable it runs: the digest it fetched (the loop guard) |
 //! | `HYPE_PARENT_PID` | `hype-run` | set by the local runner and the launcher: the process `hype-run` dies with ([`crate::entry`]) |

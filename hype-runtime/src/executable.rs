@@ -261,9 +261,14 @@ pub fn current_digest_now() -> Option<Digest> {
 /// SHA-256 and length of a file, read in chunks so a large executable is
 /// never held in memory at once.
 pub fn hash_file(path: &Path) -> std::io::Result<Digest> {
+    hash_reader(std::fs::File::open(path)?)
+}
+
+/// SHA-256 and length of everything `from` reads, in chunks.
+pub fn hash_reader(mut from: impl std::io::Read) -> std::io::Result<Digest> {
     use sha2::Digest as _;
     let mut hasher = sha2::Sha256::new();
-    let len = std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    let len = std::io::copy(&mut from, &mut hasher)?;
     Ok(Digest {
         sha256: hex::encode(hasher.finalize()),
         len,

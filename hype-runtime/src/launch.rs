@@ -15,7 +15,10 @@
 //! The executable runs with `HYPE_LAUNCHED=<its digest>`: a launched
 //! `hype-run` whose call names that digest runs the call itself without
 //! hashing its own file, and one that is asked to launch again refuses (the
-//! loop guard).
+//! loop guard). Skipping the hash is sound because the launcher starts
+//! only what it verified: a fresh fetch is hashed on the way in, and a
+//! cached copy is used only when its verification record matches it, in a
+//! directory only this user can write (see [`cache`]).
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
@@ -31,6 +34,10 @@ use crate::executable;
 use crate::invoke::runtime;
 use crate::staging::Staging;
 use crate::wire::{BlobRef, HYPE_RUN};
+
+mod cache;
+
+use cache::Cache;
 
 /// What to do with a call that names `executable`.
 pub(crate) enum Plan {
@@ -84,10 +91,10 @@ fn is_this_binary(blob: &BlobRef) -> bool {
     executable::hash_file(&own).is_ok_and(|d| d.sha256.eq_ignore_ascii_case(&blob.sha256))
 }
 
-/// The cached copy of `blob` in `HYPE_CACHE_DIR`: reused when present with
-/// the right length, else fetched to a temporary file in the same
-/// directory, verified by length and SHA-256, made executable (0755) and
-/// renamed into place, so no reader sees half an executable.
+/// The cached copy of `blob` in `HYPE_CACHE_DIR` (see [`cache`]): reused
+/// when trusted, else fetched to a temporary file in the same directory,
+/// verified by length and SHA-256, made executable (0755), renamed into
+/// place (so no reader sees half an executable) and recorded as verified.
 pub(crate) fn fetch(
     blob: &BlobRef,
     store: &Arc<dyn Staging>,
@@ -102,25 +109,17 @@ pub(crate) fn fetch(
             ),
         ));
     }
-    let dir = config::cache_dir();
-    let cached = dir.join(blob.sha256.to_ascii_lowercase());
-    if std::fs::metadata(&cached).is_ok_and(|m| m.is_file() && m.len() == blob.len) {
-        return Ok(cached);
+    let cache = Cache::open(config::cache_dir())?;
+    if let Some(trusted) = cache.lookup(blob) {
+        return Ok(trusted);
     }
-    let cache_error = |err: std::io::Error| Error::Staging {
-        operation: "write",
-        uri: dir.display().to_string(),
-        message: format!(
-            "cannot write the executable cache ({}): {err}; point {} at a writable directory",
-            dir.display(),
-            config::HYPE_CACHE_DIR
-        ),
-        source: Some(err.into()),
-    };
-    std::fs::create_dir_all(&dir).map_err(cache_error)?;
+    let sha256 = blob.sha256.to_ascii_lowercase();
+    let cached = cache.entry(&sha256);
+    let cache_error =
+        |err| cache::cache_error(cache.dir(), "cannot write the executable cache", err);
     let tmp = tempfile::Builder::new()
         .prefix(".fetch-")
-        .tempfile_in(&dir)
+        .tempfile_in(cache.dir())
         .map_err(cache_error)?;
     let fetched = runtime()?.block_on(store.get_blob_to_file(blob, tmp.path()));
     match fetched {
@@ -144,10 +143,14 @@ pub(crate) fn fetch(
         .map_err(cache_error)?;
     // Closed before it is renamed into place: a file open for writing
     // cannot be executed (ETXTBSY), and another launcher sharing the cache
-    // may start it the moment it appears.
+    // may start it the moment it appears. Opened for reading first, so
+    // the record names the file that was verified, whatever is at the
+    // path by the time it is written.
+    let verified = cache::open_entry(tmp.path()).map_err(cache_error)?;
     tmp.into_temp_path()
         .persist(&cached)
         .map_err(|err| cache_error(err.error))?;
+    cache.verified(&sha256, &verified);
     Ok(cached)
 }
 

@@ -86,7 +86,8 @@ async fn stage_worker(staging: &LocalStaging) -> BlobRef {
 }
 
 /// The launcher fetches the executable a call names into its cache
-/// (verified, 0755), runs the call with it, and reuses the cached copy.
+/// (verified, 0755, with a record of its verification; the directory
+/// private), runs the call with it, and reuses the cached copy.
 #[tokio::test]
 async fn the_launcher_fetches_runs_and_caches_the_named_executable() {
     let (dir, submitter, staging) = launcher_setup().await;
@@ -103,14 +104,24 @@ async fn the_launcher_fetches_runs_and_caches_the_named_executable() {
             a + b
         );
     }
-    let cached: Vec<_> = std::fs::read_dir(dir.path().join("cache"))
+    let mut cached: Vec<_> = std::fs::read_dir(dir.path().join("cache"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(cached, [dir.path().join("cache").join(&blob.sha256)]);
+    cached.sort();
+    // The executable, and the record of its verification.
+    let entry = dir.path().join("cache").join(&blob.sha256);
+    assert_eq!(cached, [entry.clone(), entry.with_extension("verified")]);
+    let record = std::fs::read_to_string(&cached[1]).unwrap();
+    assert!(record.contains(&blob.sha256), "{record}");
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(&cached[0]).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o755);
+    let mode = std::fs::metadata(dir.path().join("cache"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
     assert_eq!(
         hype_runtime::executable::hash_file(&cached[0])
             .unwrap()
@@ -182,6 +193,130 @@ async fn a_missing_or_corrupt_executable_gets_its_own_error() {
         .map(|d| d.map(|e| e.unwrap().file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
+    submitter.close().await.unwrap();
+}
+
+/// A file of exactly `len` bytes that, if anything runs it, leaves
+/// `marker` behind: a shell script padded with a comment.
+fn same_length_impostor(path: &Path, len: u64, marker: &Path) {
+    let mut script = format!("#!/bin/sh\ntouch '{}'\nexit 0\n#", marker.display()).into_bytes();
+    assert!((script.len() as u64) < len);
+    script.resize(len as usize - 1, b'x');
+    script.push(b'\n');
+    std::fs::write(path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A cached executable replaced by another file of the same length is
+/// not run: its verification record no longer matches, so the launcher
+/// hashes it, finds it wrong and fetches it again; and when the staged
+/// copy is corrupt too, the call fails with `ExecutableCorrupt`.
+#[tokio::test]
+async fn a_cached_executable_replaced_by_one_of_the_same_length_is_not_run() {
+    let (dir, submitter, staging) = launcher_setup().await;
+    let blob = stage_worker(&staging).await;
+    let env = cache_env(dir.path());
+    let call = |a, b| call_naming(blob.clone(), staging.root(), a, b);
+    let bytes = submitter
+        .run_raw(ADD, "hype-ship-swap-0", call(1, 2), &env)
+        .await
+        .unwrap();
+    assert_eq!(wire::decode_value::<i64>(ADD, "result", &bytes).unwrap(), 3);
+    let cached = dir.path().join("cache").join(&blob.sha256);
+    assert!(cached.is_file(), "the first call cached nothing");
+
+    let marker = dir.path().join("impostor-ran");
+    same_length_impostor(&cached, blob.len, &marker);
+    let bytes = submitter
+        .run_raw(ADD, "hype-ship-swap-1", call(20, 22), &env)
+        .await
+        .unwrap();
+    assert_eq!(
+        wire::decode_value::<i64>(ADD, "result", &bytes).unwrap(),
+        42
+    );
+    assert!(!marker.exists(), "the launcher ran the impostor");
+    assert_eq!(
+        hype_runtime::executable::hash_file(&cached).unwrap().sha256,
+        blob.sha256,
+        "the launcher did not fetch the executable again"
+    );
+
+    // Now the staged copy is corrupt too (same length): nothing right to
+    // run, so the call fails, and still nothing ran the impostor.
+    same_length_impostor(&cached, blob.len, &marker);
+    let staged = staging.root().join("blobs/sha256").join(&blob.sha256);
+    let mut corrupt = std::fs::read(&staged).unwrap();
+    corrupt[100] ^= 0xff;
+    std::fs::write(&staged, &corrupt).unwrap();
+    let err = submitter
+        .run_raw(ADD, "hype-ship-swap-2", call(1, 1), &env)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::ExecutableCorrupt { uri, .. } if uri == &blob.uri),
+        "{err:?}"
+    );
+    assert!(!marker.exists(), "the launcher ran the impostor");
+    submitter.close().await.unwrap();
+}
+
+/// A cache directory others can write, or that another user owns, is
+/// refused: the error names it and says what to do; nothing in it runs.
+#[tokio::test]
+async fn a_cache_directory_others_could_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (dir, submitter, staging) = launcher_setup().await;
+    let blob = stage_worker(&staging).await;
+    let shared = dir.path().join("shared-cache");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let marker = dir.path().join("impostor-ran");
+    same_length_impostor(&shared.join(&blob.sha256), blob.len, &marker);
+    let env = RunEnvironment::local().with_env("HYPE_CACHE_DIR", shared.display().to_string());
+    let err = submitter
+        .run_raw(
+            ADD,
+            "hype-ship-shared-cache",
+            call_naming(blob.clone(), staging.root(), 1, 2),
+            &env,
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains(&shared.display().to_string()), "{text}");
+    assert!(text.contains("HYPE_CACHE_DIR"), "{text}");
+    assert!(
+        !marker.exists(),
+        "the launcher ran a file from a shared cache"
+    );
+
+    // Owned by another user (only root can make one).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "SKIPPED (part): a cache directory owned by another user needs root to make; run as root to cover it"
+        );
+    } else {
+        let foreign = dir.path().join("foreign-cache");
+        std::fs::create_dir(&foreign).unwrap();
+        std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::chown(&foreign, Some(4242), Some(4242)).unwrap();
+        let env = RunEnvironment::local().with_env("HYPE_CACHE_DIR", foreign.display().to_string());
+        let err = submitter
+            .run_raw(
+                ADD,
+                "hype-ship-foreign-cache",
+                call_naming(blob.clone(), staging.root(), 1, 2),
+                &env,
+            )
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(&foreign.display().to_string()), "{text}");
+        assert!(text.contains("4242"), "{text}");
+    }
     submitter.close().await.unwrap();
 }
 
