@@ -25,7 +25,6 @@ use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use crate::config;
@@ -36,6 +35,7 @@ use crate::staging::Staging;
 use crate::wire::{BlobRef, HYPE_RUN};
 
 mod cache;
+mod forward;
 
 use cache::Cache;
 
@@ -154,33 +154,6 @@ pub(crate) fn fetch(
     Ok(cached)
 }
 
-/// The child a signal handler passes SIGTERM and SIGINT to (0: none yet).
-static CHILD: AtomicI32 = AtomicI32::new(0);
-/// A signal that arrived before the child started: passed on once it has.
-static PENDING: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn forward(signal: libc::c_int) {
-    let child = CHILD.load(Ordering::SeqCst);
-    if child > 0 {
-        // SAFETY: kill is async-signal-safe; a stale pid is at worst ESRCH.
-        unsafe {
-            libc::kill(child, signal);
-        }
-    } else {
-        PENDING.store(signal, Ordering::SeqCst);
-    }
-}
-
-/// Passes SIGTERM and SIGINT on to the launched child from now on.
-fn forward_signals() {
-    for signal in [libc::SIGTERM, libc::SIGINT] {
-        // SAFETY: installs a handler that only calls kill(2) on an atomic pid.
-        unsafe {
-            libc::signal(signal, forward as *const () as libc::sighandler_t);
-        }
-    }
-}
-
 /// How long the launcher waits for the end of a finished executable's
 /// stderr.
 const STDERR_DRAIN: Duration = Duration::from_secs(2);
@@ -233,7 +206,7 @@ pub(crate) fn run(
     )
     .map_err(|err| cannot_start(format!("cannot start {}: {err}", executable.display())))?;
     if forward {
-        forward_signals();
+        forward::install();
     }
     let mut child = match spawn(&mut command) {
         Ok(child) => child,
@@ -249,13 +222,8 @@ pub(crate) fn run(
         }
     };
     let pid = child.id() as i32;
-    CHILD.store(pid, Ordering::SeqCst);
-    let pending = PENDING.swap(0, Ordering::SeqCst);
-    if pending != 0 {
-        // SAFETY: as in `forward`; the child was just started.
-        unsafe {
-            libc::kill(pid, pending);
-        }
+    if forward {
+        forward::started(pid);
     }
     let (kept_tx, kept) = std::sync::mpsc::channel();
     if let Some(stderr) = child.stderr.take() {
@@ -263,8 +231,13 @@ pub(crate) fn run(
             let _ = kept_tx.send(pass_through(stderr, &mut std::io::stderr()));
         });
     }
+    if forward {
+        // Waited for without reaping it first, so that no signal goes to
+        // its pid once the kernel may reuse it.
+        wait_unreaped(pid);
+        forward::ended();
+    }
     let status = child.wait();
-    CHILD.store(0, Ordering::SeqCst);
     // A process the executable started may hold its stderr open: wait for
     // the end of the pipe a little, not for ever.
     let stderr_start = kept.recv_timeout(STDERR_DRAIN).unwrap_or_default();
@@ -284,6 +257,17 @@ pub(crate) fn run(
         return Err(cannot_start(reason));
     }
     Ok(Launched { message, exit_code })
+}
+
+/// Waits until the child `pid` has ended, leaving it to be reaped.
+fn wait_unreaped(pid: i32) {
+    let Some(pid) = rustix::process::Pid::from_raw(pid) else {
+        return;
+    };
+    let options = rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT;
+    while let Err(rustix::io::Errno::INTR) =
+        rustix::process::waitid(rustix::process::WaitId::Pid(pid), options)
+    {}
 }
 
 /// Starts the command, retrying a few times while the file is busy

@@ -405,6 +405,114 @@ async fn the_launcher_passes_sigterm_on_to_the_executable() {
     assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
 }
 
+/// The processes whose environment holds `HYPE_EXECUTION_ID=<id>`.
+fn processes_of_execution(id: &str) -> Vec<u32> {
+    let needle = format!("HYPE_EXECUTION_ID={id}\0").into_bytes();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.windows(needle.len()).any(|w| w == needle))
+        })
+        .collect()
+}
+
+/// Whether the process `pid` has a child yet (Linux's
+/// `/proc/PID/task/PID/children`).
+fn has_child(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .is_ok_and(|children| !children.trim().is_empty())
+}
+
+/// SIGTERM sent to launchers while they start their executable, at every
+/// moment of the start (before the handler, around the fork, after it):
+/// every launcher ends, and no executable it started is left running. A
+/// signal lost between the handler and the hand-over of the child's pid
+/// would leave a launcher waiting on a 60 s sleep.
+#[tokio::test]
+async fn sigterm_while_launchers_start_leaves_no_child_running() {
+    use hype_tests::containers::SleepArgs;
+    let dir = tempfile::tempdir().unwrap();
+    let staging = LocalStaging::new(dir.path().join("staging")).unwrap();
+    let blob = stage_worker(&staging).await;
+    const SLEEP: &str = "hype_tests::containers::sleep";
+    let payload = Payload::Inline(wire::Bytes::from(
+        wire::encode_value(SLEEP, "arguments", &SleepArgs { millis: 60_000 }).unwrap(),
+    ));
+    let envelope = CallEnvelope::new(SLEEP, SleepArgs::SIGNATURE, payload)
+        .with_staging(staging.location())
+        .with_executable(blob.clone());
+    let call = Reference::Inline(wire::encode_call(&envelope).unwrap()).to_string();
+    let cache = dir.path().join("cache");
+    let rounds = 60;
+    let mut failures = Vec::new();
+    for round in 0..rounds {
+        let id = format!("hype-sigloop-{round}");
+        let mut launcher = std::process::Command::new(launcher())
+            .arg("hype-run")
+            .arg(&call)
+            .env("HYPE_EXECUTION_ID", &id)
+            .env(
+                "HYPE_TERMINATION_MESSAGE_PATH",
+                dir.path().join(format!("termination-log-{round}")),
+            )
+            .env("HYPE_CACHE_DIR", &cache)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = launcher.id();
+        match round % 3 {
+            // The moment the child is forked (as tight as polling gets).
+            0 => {
+                let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                while !has_child(pid)
+                    && launcher.try_wait().unwrap().is_none()
+                    && std::time::Instant::now() < deadline
+                {
+                    std::hint::spin_loop();
+                }
+            }
+            // Spread over the launcher's start.
+            1 => std::thread::sleep(Duration::from_micros(500 * (round as u64 % 40))),
+            _ => {}
+        }
+        // SAFETY: signals a child this test started and has not reaped.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGTERM);
+        }
+        let ended = hype_tests::wait_until(Duration::from_secs(20), || {
+            launcher.try_wait().unwrap().is_some()
+        })
+        .await;
+        if !ended {
+            failures.push(format!(
+                "round {round}: the launcher ran on 20 s after SIGTERM"
+            ));
+            // Its executable dies with it (the parent-death signal).
+            let _ = launcher.kill();
+            let _ = launcher.wait();
+        }
+        let gone = hype_tests::wait_until(Duration::from_secs(10), || {
+            processes_of_execution(&id).is_empty()
+        })
+        .await;
+        if !gone {
+            let left = processes_of_execution(&id);
+            failures.push(format!("round {round}: left running: {left:?}"));
+            for orphan in left {
+                // SAFETY: a process of this test's own execution id.
+                unsafe {
+                    libc::kill(orphan as i32, libc::SIGKILL);
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
 /// What the Kubernetes and Docker submitters refuse to ship, at build time.
 #[tokio::test]
 async fn unshippable_executables_are_refused_when_the_submitter_is_built() {
