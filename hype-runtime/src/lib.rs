@@ -72,6 +72,7 @@ pub mod registry;
 pub mod remote;
 #[cfg(feature = "kubernetes")]
 pub(crate) mod retry;
+pub(crate) mod sha256;
 pub mod staging;
 pub mod submitter;
 pub mod wire;

@@ -8,7 +8,6 @@
 
 use std::io::ErrorKind;
 
-use sha2::Digest as _;
 use tokio::sync::mpsc;
 
 use crate::executable::Digest;
@@ -51,7 +50,7 @@ impl<T: AsRef<[u8]> + Send + 'static> StreamHasher<T> {
         std::thread::Builder::new()
             .name("hype-sha256".into())
             .spawn(move || {
-                let mut hasher = sha2::Sha256::new();
+                let mut hasher = crate::sha256::Sha256::new();
                 let mut len = 0u64;
                 while let Some(chunk) = incoming.blocking_recv() {
                     hasher.update(chunk.as_ref());
@@ -61,7 +60,7 @@ impl<T: AsRef<[u8]> + Send + 'static> StreamHasher<T> {
                     }
                 }
                 let _ = digest_tx.send(Digest {
-                    sha256: hex::encode(hasher.finalize()),
+                    sha256: hasher.finish_hex(),
                     len,
                 });
             })?;
@@ -148,6 +147,7 @@ mod tests {
     use super::*;
 
     fn sha256(bytes: &[u8]) -> String {
+        use sha2::Digest as _;
         hex::encode(sha2::Sha256::digest(bytes))
     }
 

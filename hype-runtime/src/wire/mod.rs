@@ -71,8 +71,7 @@ pub const FAILURE_MESSAGE_LIMIT: usize = 1024;
 
 /// SHA-256 of `bytes`, lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(bytes))
+    crate::sha256::hex_of(bytes)
 }
 
 /// FNV-1a, 64 bit: the fixed hash of remote-function signatures

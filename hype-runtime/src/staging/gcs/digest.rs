@@ -2,9 +2,8 @@
 //! and CRC32C (what Cloud Storage checks on upload) in one pass, off the
 //! async threads for large payloads.
 
-use sha2::{Digest, Sha256};
-
 use crate::error::Error;
+use crate::sha256::Sha256;
 
 /// Payloads at least this large are hashed on a blocking thread.
 const HASH_OFF_THREAD: usize = 1024 * 1024;
@@ -25,7 +24,7 @@ pub(super) fn digests(bytes: &[u8]) -> Digests {
         crc = crc32c::crc32c_append(crc, chunk);
     }
     Digests {
-        sha256: hex::encode(sha.finalize()),
+        sha256: sha.finish_hex(),
         crc32c: crc,
     }
 }
