@@ -31,6 +31,8 @@ use super::kubelet;
 use super::store::{FieldSelector, Filter, Key, Kind, LabelSelector, Object, key_of, watch_line};
 use super::validate::{self, FieldError};
 
+mod namespaces;
+
 /// The routes, recording every request in the server's log.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -39,6 +41,18 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1", get(api_resources))
         .route("/apis", get(api_groups))
         .route("/api/v1/pods", get(list_all::<Pod>))
+        .route(
+            "/api/v1/namespaces",
+            axum::routing::post(namespaces::create),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}",
+            axum::routing::delete(namespaces::delete),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/serviceaccounts/{name}",
+            get(namespaces::service_account),
+        )
         .route(
             "/api/v1/persistentvolumeclaims",
             get(list_all::<PersistentVolumeClaim>),

@@ -95,7 +95,8 @@
 //!
 //! - Other kinds and verbs: no PUT, PATCH, server-side apply, subresources
 //!   other than `pods/log`, no namespaces as objects (every namespace
-//!   exists), no RBAC, authentication, admission webhooks, quotas, limit
+//!   exists; creating one is answered, deleting one deletes the pods,
+//!   claims, secrets and Leases in it), no RBAC, authentication, admission webhooks, quotas, limit
 //!   ranges or API discovery beyond `/version`, `/api`, `/api/v1`, `/apis`.
 //! - Lists ignore `limit` and `continue` (everything in one page) and
 //!   `resourceVersion` (always the latest state). `follow`, `previous`,
