@@ -162,9 +162,13 @@ const STDERR_DRAIN: Duration = Duration::from_secs(2);
 /// a failure to start.
 const STDERR_KEPT: usize = 4096;
 
+/// The longest piece of a line without end the launcher holds back
+/// before passing it on.
+const LINE_BOUND: usize = 64 * 1024;
+
 /// Runs `executable` as `hype-run <call>` with `HYPE_LAUNCHED` set, its
 /// termination message redirected to a private file, its stdout and stdin
-/// inherited and its stderr passed through (the start kept). A failure to
+/// inherited and its stderr passed through line by line (the start kept). A failure to
 /// start (the kernel's ENOEXEC, a missing ELF interpreter, the dynamic
 /// loader's refusal) is [`Error::ExecutableCannotStart`] with the loader's
 /// own message; any other end is the child's own exit code and message.
@@ -290,18 +294,33 @@ fn spawn(command: &mut Command) -> std::io::Result<std::process::Child> {
 /// [`STDERR_KEPT`] bytes.
 fn pass_through(mut from: impl std::io::Read, to: &mut impl std::io::Write) -> Vec<u8> {
     let mut kept = Vec::new();
+    // What came after the last line end, held back until its line ends
+    // (or grows to the bound): the executable's stdout shares the log, and
+    // must not land inside one of these lines.
+    let mut line = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
         match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                let _ = to.write_all(&buf[..n]);
                 let room = STDERR_KEPT.saturating_sub(kept.len());
                 kept.extend_from_slice(&buf[..n.min(room)]);
+                for piece in buf[..n].split_inclusive(|&b| b == b'\n') {
+                    line.extend_from_slice(piece);
+                    if piece.ends_with(b"\n") || line.len() >= LINE_BOUND {
+                        for whole in line.chunks(LINE_BOUND) {
+                            let _ = to.write_all(whole);
+                        }
+                        line.clear();
+                    }
+                }
             }
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => break,
         }
+    }
+    if !line.is_empty() {
+        let _ = to.write_all(&line);
     }
     let _ = to.flush();
     kept
@@ -336,6 +355,71 @@ mod tests {
             None
         );
         assert_eq!(loader_failure(b""), None);
+    }
+
+    /// A writer that records each write it gets.
+    struct Writes(Vec<Vec<u8>>);
+
+    impl std::io::Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A reader that gives its pieces one read each, as a pipe does when
+    /// `eprintln!` writes a line in several pieces.
+    struct Pieces(std::collections::VecDeque<&'static [u8]>);
+
+    impl std::io::Read for Pieces {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let Some(piece) = self.0.pop_front() else {
+                return Ok(0);
+            };
+            let n = piece.len().min(buf.len());
+            buf[..n].copy_from_slice(&piece[..n]);
+            if n < piece.len() {
+                self.0.push_front(&piece[n..]);
+            }
+            Ok(n)
+        }
+    }
+
+    /// Each line reaches the log in one write, however the executable
+    /// wrote it: the executable's stdout shares the log, so a line passed
+    /// on in pieces would have stdout lines inside it.
+    #[test]
+    fn pass_through_writes_each_line_whole() {
+        let from = Pieces(
+            [
+                &b"tag"[..],
+                b" err ",
+                b"20",
+                b"\nnext\nand a ",
+                b"tail",
+                b" without end",
+            ]
+            .into(),
+        );
+        let mut to = Writes(Vec::new());
+        pass_through(from, &mut to);
+        assert_eq!(
+            to.0,
+            [&b"tag err 20\n"[..], b"next\n", b"and a tail without end"]
+        );
+        // A line longer than the bound goes on in pieces of the bound.
+        let long: &'static [u8] = Box::leak(vec![b'y'; LINE_BOUND + 10].into_boxed_slice());
+        let mut to = Writes(Vec::new());
+        pass_through(Pieces([long, &b"\n"[..]].into()), &mut to);
+        assert_eq!(to.0.concat(), [long, b"\n"].concat());
+        assert!(
+            to.0.iter().all(|w| w.len() <= LINE_BOUND),
+            "{:?}",
+            to.0.len()
+        );
     }
 
     #[test]
