@@ -17,7 +17,8 @@
 //! Each run makes a namespace `hype-e2e-<random>` (the `kill -9` scenario
 //! another, `…-gc`) and deletes it at the end, after a failure too.
 //! Scenarios run one after the other, each bounded; arguments that are not
-//! flags select scenarios by substring. Each scenario prints one line with
+//! flags select scenarios by substring, `--skip SUBSTRING` leaves some out,
+//! `--list` lists them. Each scenario prints one line with
 //! its result; the exit code is 1 if one failed.
 //!
 //! The README's "Tests against a real cluster" says how to run it.
@@ -95,12 +96,12 @@ fn main() {
         runtime.block_on(killed::submitter_to_kill(config));
         return;
     }
-    let (list, filters) = arguments();
+    let arguments = Arguments::parse();
     let chosen: Vec<Scenario> = all()
         .into_iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .filter(|(name, _)| arguments.chooses(name))
         .collect();
-    if list {
+    if arguments.list {
         for (name, _) in &chosen {
             println!("{name}: test");
         }
@@ -114,30 +115,41 @@ fn main() {
     }
 }
 
-/// Whether `--list` was given, and the filters (arguments that are not
-/// libtest's flags).
-fn arguments() -> (bool, Vec<String>) {
-    const WITH_VALUE: &[&str] = &[
-        "--test-threads",
-        "--format",
-        "--color",
-        "--logfile",
-        "--skip",
-        "-Z",
-    ];
-    let mut list = false;
-    let mut filters = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "--list" {
-            list = true;
-        } else if WITH_VALUE.contains(&arg.as_str()) {
-            args.next();
-        } else if !arg.starts_with('-') {
-            filters.push(arg);
+/// The command line: `--list`, filters (arguments that are not flags)
+/// and `--skip NAME`s, libtest's other flags ignored.
+struct Arguments {
+    list: bool,
+    filters: Vec<String>,
+    skips: Vec<String>,
+}
+
+impl Arguments {
+    fn parse() -> Arguments {
+        const WITH_VALUE: &[&str] = &["--test-threads", "--format", "--color", "--logfile", "-Z"];
+        let mut parsed = Arguments {
+            list: false,
+            filters: Vec::new(),
+            skips: Vec::new(),
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            if arg == "--list" {
+                parsed.list = true;
+            } else if arg == "--skip" {
+                parsed.skips.extend(args.next());
+            } else if WITH_VALUE.contains(&arg.as_str()) {
+                args.next();
+            } else if !arg.starts_with('-') {
+                parsed.filters.push(arg);
+            }
         }
+        parsed
     }
-    (list, filters)
+
+    fn chooses(&self, name: &str) -> bool {
+        (self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str())))
+            && !self.skips.iter().any(|s| name.contains(s.as_str()))
+    }
 }
 
 /// Runs the scenarios in the run's namespace; gives how many failed.
