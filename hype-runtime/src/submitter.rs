@@ -30,7 +30,7 @@ use crate::wire::{
     Reference,
 };
 
-static DEFAULT: OnceCell<Submitter> = OnceCell::const_new();
+mod default;
 
 /// Sends calls to one cluster, staging large payloads in one store.
 ///
@@ -429,16 +429,21 @@ impl Submitter {
     /// Sets the process-wide default submitter used by
     /// [`Call::run_on_cluster`]. Fails if a default is already set, or was
     /// already created from the environment by an earlier call.
+    ///
+    /// The submitter keeps running on the runtime it was built on: set one
+    /// built on the runtime that lives as long as the program (the one of
+    /// `#[hype::main]`).
     pub fn set_default(submitter: Submitter) -> Result<(), Error> {
-        DEFAULT.set(submitter).map_err(|_| Error::Config {
-            message: "a default submitter is already set (or was created from HYPE_CLUSTER by an earlier run_on_cluster): set it once, before the first call".to_owned(),
-        })
+        default::set(submitter)
     }
 
-    /// The process-wide default submitter: the one set with
-    /// [`Submitter::set_default`], else [`Submitter::from_env`], created once.
+    /// The default submitter: the one set with [`Submitter::set_default`],
+    /// else one made with [`Submitter::from_env`] once for each tokio
+    /// runtime (a submitter's tasks end with the runtime it was built on,
+    /// so a second runtime, such as a second `#[tokio::test]`, gets a
+    /// working one of its own).
     pub async fn default_submitter() -> Result<Submitter, Error> {
-        DEFAULT.get_or_try_init(Submitter::from_env).await.cloned()
+        default::get().await
     }
 
     /// A reference that does not keep the submitter alive.

@@ -3,7 +3,12 @@
 
 mod common;
 
+use std::time::Duration;
+
 use hype::{LocalCluster, RunEnvironment, Submitter};
+use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
+
+const IMAGE: &str = "hype-test-worker:1";
 
 #[tokio::test]
 async fn run_on_cluster_uses_the_default_and_it_is_set_once() {
@@ -19,4 +24,37 @@ async fn run_on_cluster_uses_the_default_and_it_is_set_once() {
     assert_eq!(n, 3);
     let again = Submitter::set_default(submitter).unwrap_err();
     assert!(again.to_string().contains("already set"), "{again}");
+}
+
+/// The default made from the environment belongs to a runtime: after the
+/// first runtime ended (its submitter's watch and Lease tasks with it), a
+/// second one gets a working default of its own. On the Kubernetes test
+/// double, whose runner lives on tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_runtime_gets_a_working_default_submitter() {
+    let server = KubeTestServer::start(KubeletOptions::new().image(IMAGE, common::worker()));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig(server.url())).unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_hype-test-cluster-submitter"))
+        .arg("runtimes")
+        .env("KUBECONFIG", &kubeconfig)
+        .env("HYPE_CLUSTER", "kube")
+        .env(
+            "HYPE_STAGING",
+            format!("file://{}", server.staging_dir().display()),
+        )
+        .env("HYPE_IMAGE", IMAGE)
+        .env("HYPE_SHIP_EXECUTABLE", "0")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("hype-test-cluster-submitter runtimes ends within 120 s")
+        .expect("run hype-test-cluster-submitter");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}: {out}", output.status);
+    assert!(out.contains("runtime 1: 2\n"), "{out}");
+    assert!(out.contains("runtime 2: 4\n"), "{out}");
+    server.shutdown().await;
 }

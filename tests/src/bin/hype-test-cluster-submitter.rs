@@ -9,6 +9,12 @@
 //! - `hype-test-cluster-submitter docker`: on the local Docker engine,
 //!   image `HYPE_IMAGE`.
 //!
+//! - `hype-test-cluster-submitter runtimes`: two tokio runtimes one after
+//!   the other on a thread of its own, each running `math::add` through the
+//!   default submitter (`run_on_cluster`, made from `HYPE_CLUSTER` and
+//!   `HYPE_STAGING`), as two `#[tokio::test]`s do; prints `runtime N:
+//!   <result or error>` for each and exits.
+//!
 //! One call mounts a transient volume read-write, so a killed submitter
 //! leaves a claim (or a Docker volume) as well as pods (or containers).
 //! It prints `ready <pid>` once connected and the calls are started.
@@ -23,6 +29,10 @@ async fn main() {
     hype_tests::link();
     let mode = std::env::args().nth(1).unwrap_or_default();
     let image = std::env::var("HYPE_IMAGE").expect("HYPE_IMAGE names the worker image");
+    if mode == "runtimes" {
+        two_runtimes(image);
+        return;
+    }
     let connecting = match mode.as_str() {
         "kube" => {
             let staging = std::env::var("HYPE_STAGING").expect("HYPE_STAGING");
@@ -55,4 +65,32 @@ async fn main() {
         let _ = call.await;
     }
     let _ = submitter.close().await;
+}
+
+/// Runs a call through the default submitter on one runtime, then on
+/// another after the first ended.
+fn two_runtimes(image: String) {
+    let runs = std::thread::spawn(move || {
+        for n in 1..=2 {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            let env = RunEnvironment::new(&image);
+            let result = runtime.block_on(async {
+                tokio::time::timeout(
+                    Duration::from_secs(30),
+                    hype_tests::math::add(n, n).run_on_cluster(&env),
+                )
+                .await
+            });
+            match result {
+                Ok(Ok(value)) => println!("runtime {n}: {value}"),
+                Ok(Err(err)) => println!("runtime {n}: error: {err}"),
+                Err(_) => println!("runtime {n}: no answer within 30 s"),
+            }
+            drop(runtime);
+        }
+    });
+    let _ = runs.join();
 }

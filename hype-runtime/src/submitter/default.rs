@@ -1,0 +1,121 @@
+//! The process-wide default submitter behind [`Call::run_on_cluster`]:
+//! the one set with [`Submitter::set_default`], else one made from the
+//! environment ([`Submitter::from_env`]) for each tokio runtime.
+//!
+//! A submitter lives on the runtime it was built on: its watch, its Lease
+//! renewal and its store's client are tasks there, and they end with that
+//! runtime. So a default made from the environment belongs to one
+//! runtime: a second runtime (a second `#[tokio::test]`, a `block_on` after
+//! the first runtime ended) gets one of its own, and the entry of a runtime
+//! that ended is dropped at the next look-up.
+//!
+//! [`Call::run_on_cluster`]: crate::Call::run_on_cluster
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::runtime::{Handle, Id};
+use tokio::sync::OnceCell;
+
+use super::Submitter;
+use crate::error::Error;
+
+/// The default set with [`Submitter::set_default`].
+static SET: OnceLock<Submitter> = OnceLock::new();
+
+/// Whether a default was made from the environment (then
+/// [`Submitter::set_default`] is refused, as the first call already chose).
+static MADE: AtomicBool = AtomicBool::new(false);
+
+/// The defaults made from the environment, one per live runtime.
+static PER_RUNTIME: Mutex<Vec<PerRuntime>> = Mutex::new(Vec::new());
+
+struct PerRuntime {
+    runtime: Id,
+    submitter: Arc<OnceCell<Submitter>>,
+    /// Cleared when the runtime shuts down (it drops its tasks, and with
+    /// them [`Alive`]).
+    alive: Arc<AtomicBool>,
+}
+
+/// Held by a task on the runtime, which is dropped when the runtime ends.
+struct Alive(Arc<AtomicBool>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+fn lock() -> std::sync::MutexGuard<'static, Vec<PerRuntime>> {
+    PER_RUNTIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Sets the default; see [`Submitter::set_default`].
+pub(super) fn set(submitter: Submitter) -> Result<(), Error> {
+    let refused = || {
+        Error::Config {
+        message: "a default submitter is already set (or was created from HYPE_CLUSTER by an earlier run_on_cluster): set it once, before the first call".to_owned(),
+    }
+    };
+    if MADE.load(Ordering::SeqCst) {
+        return Err(refused());
+    }
+    SET.set(submitter).map_err(|_| refused())
+}
+
+/// The default of the current runtime; see [`Submitter::default_submitter`].
+pub(super) async fn get() -> Result<Submitter, Error> {
+    if let Some(submitter) = SET.get() {
+        return Ok(submitter.clone());
+    }
+    let handle = Handle::try_current().map_err(|_| Error::Config {
+        message: "the default submitter needs a tokio runtime: call run_on_cluster from async code on one (#[hype::main] or #[tokio::main])".to_owned(),
+    })?;
+    let cell = cell_of(&handle);
+    let submitter = cell
+        .get_or_try_init(|| async {
+            MADE.store(true, Ordering::SeqCst);
+            Submitter::from_env().await
+        })
+        .await?;
+    Ok(submitter.clone())
+}
+
+/// The cell of `handle`'s runtime, made (with its liveness task) at the
+/// first look-up; entries of runtimes that ended go.
+fn cell_of(handle: &Handle) -> Arc<OnceCell<Submitter>> {
+    let runtime = handle.id();
+    let mut entries = lock();
+    // Dropped outside the lock: a submitter's drop does work of its own.
+    let ended: Vec<PerRuntime> = {
+        let (live, ended) = std::mem::take(&mut *entries)
+            .into_iter()
+            .partition(|e| e.alive.load(Ordering::SeqCst));
+        *entries = live;
+        ended
+    };
+    let cell = match entries.iter().find(|e| e.runtime == runtime) {
+        Some(entry) => Arc::clone(&entry.submitter),
+        None => {
+            let alive = Arc::new(AtomicBool::new(true));
+            let guard = Alive(Arc::clone(&alive));
+            handle.spawn(async move {
+                let _guard = guard;
+                std::future::pending::<()>().await;
+            });
+            let submitter = Arc::new(OnceCell::new());
+            entries.push(PerRuntime {
+                runtime,
+                submitter: Arc::clone(&submitter),
+                alive,
+            });
+            submitter
+        }
+    };
+    drop(entries);
+    drop(ended);
+    cell
+}
