@@ -24,8 +24,14 @@ use serde_json::json;
 const IMAGE: &str = "hype-test-worker:latest";
 const WAIT: Duration = Duration::from_secs(20);
 
+/// A double whose resourceVersions are numbers, whatever the environment
+/// says: some tests check that they rise.
 fn start() -> KubeTestServer {
-    KubeTestServer::start(KubeletOptions::new().image(IMAGE, common::worker()))
+    KubeTestServer::start(
+        KubeletOptions::new()
+            .image(IMAGE, common::worker())
+            .opaque_resource_versions(false),
+    )
 }
 
 /// The `hype-run` argument for a call, built by hand as the runner would.
@@ -602,9 +608,18 @@ async fn a_real_call_runs_and_the_watch_sees_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watches_resume_after_drops_and_expire_with_410() {
+    watches_resume_and_expire(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_resume_after_drops_and_expire_with_410_with_opaque_versions() {
+    watches_resume_and_expire(true).await;
+}
+
+async fn watches_resume_and_expire(opaque: bool) {
     let server = KubeTestServer::start(KubeletOptions {
         bookmark_interval: Duration::from_millis(200),
-        ..KubeletOptions::new()
+        ..KubeletOptions::new().opaque_resource_versions(opaque)
     });
     let pods: Api<Pod> = Api::default_namespaced(server.client());
     let pp = PostParams::default();
@@ -623,7 +638,13 @@ async fn watches_resume_after_drops_and_expire_with_410() {
         .metadata
         .resource_version
         .unwrap();
+    assert_eq!(rv.parse::<u64>().is_ok(), !opaque, "{rv}");
     let params = WatchParams::default().labels("test=kube-double");
+    if opaque {
+        // A version this server did not write is refused.
+        let err = pods.watch(&params, "12").await.err().map(api_error);
+        assert_eq!(err.map(|s| s.code), Some(400));
+    }
     let mut stream = pods.watch(&params, &rv).await.unwrap().boxed();
     pods.create(&pp, &idle("first")).await.unwrap();
 
@@ -692,6 +713,12 @@ async fn watches_resume_after_drops_and_expire_with_410() {
         }
         other => panic!("a 410 ERROR event expected, got {other:?}"),
     }
+    // Or, as some API servers do, on the request itself.
+    server.faults().refuse_expired_watches_with_410();
+    let refused = pods.watch(&params, &last_rv).await.err().map(api_error);
+    let refused = refused.expect("the request is answered 410");
+    assert_eq!((refused.code, refused.reason.as_str()), (410, "Expired"));
+    server.faults().clear();
     drop((stream, resumed, expired));
 
     // kube's watcher (list, then watch) rides through dropped watches.
@@ -934,12 +961,75 @@ async fn logs_and_fallback_termination_message() {
         waiting_err.message
     );
 
+    // An API server that cannot reach the kubelet, or RBAC without
+    // `pods/log`: every log request fails, followed or not.
+    for (code, says) in [
+        (500, "10250"),
+        (502, "10250"),
+        (403, "cannot get resource \"pods/log\""),
+    ] {
+        server.faults().fail_logs(code);
+        let failed = api_error(
+            pods.logs("abrupt", &LogParams::default())
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(failed.code, code);
+        assert!(failed.message.contains(says), "{}", failed.message);
+        let follow = LogParams {
+            follow: true,
+            ..LogParams::default()
+        };
+        let failed = pods
+            .log_stream("abrupt", &follow)
+            .await
+            .err()
+            .map(api_error);
+        assert_eq!(failed.map(|s| s.code), Some(code));
+    }
+    server.faults().clear();
+    assert_eq!(
+        pods.logs("abrupt", &LogParams::default()).await.unwrap(),
+        "about to exit with 3 on purpose\n"
+    );
+
     pods.delete("abrupt", &DeleteParams::default())
         .await
         .unwrap();
     pods.delete("pulling", &DeleteParams::default())
         .await
         .unwrap();
+    finish(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collection_deletes_can_be_refused() {
+    let server = start();
+    let secrets: Api<Secret> = Api::default_namespaced(server.client());
+    server.create_secret("kept", BTreeMap::new());
+    let all = ListParams::default();
+    for code in [404, 405] {
+        server.faults().refuse_delete_collections(code);
+        let refused = secrets
+            .delete_collection(&DeleteParams::default(), &all)
+            .await
+            .err()
+            .map(api_error);
+        assert_eq!(refused.map(|s| s.code), Some(code));
+        assert!(secrets.get_opt("kept").await.unwrap().is_some());
+    }
+    // One by one still works; so does the collection once allowed again.
+    secrets
+        .delete("kept", &DeleteParams::default())
+        .await
+        .unwrap();
+    server.faults().clear();
+    server.create_secret("again", BTreeMap::new());
+    secrets
+        .delete_collection(&DeleteParams::default(), &all)
+        .await
+        .unwrap();
+    assert!(server.secrets().is_empty());
     finish(server).await;
 }
 

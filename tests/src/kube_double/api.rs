@@ -28,7 +28,9 @@ use tokio::time::Instant;
 
 use super::Shared;
 use super::kubelet;
-use super::store::{FieldSelector, Filter, Key, Kind, LabelSelector, Object, key_of, watch_line};
+use super::store::{
+    Expired, FieldSelector, Filter, Key, Kind, LabelSelector, Object, Versions, key_of, watch_line,
+};
 use super::validate::{self, FieldError};
 
 mod namespaces;
@@ -890,6 +892,13 @@ async fn delete_collection<K: ApiKind>(
     Query(params): Params,
     body: Bytes,
 ) -> Response {
+    if let Some(code) = shared.faults.delete_collection_refusal() {
+        return match code {
+            404 => not_found().await.into_response(),
+            405 => method_not_allowed().await.into_response(),
+            code => ApiError::injected(code, 1).into_response(),
+        };
+    }
     let result = (|| {
         let options = delete_options(&body)?;
         let filter = filter_from(K::STORED, &params)?;
@@ -907,7 +916,8 @@ async fn delete_collection<K: ApiKind>(
                 Err(err) => return Err(err),
             }
         }
-        Ok(list_body(K::STORED, deleted, rv))
+        let rv = shared.store.versions().text(rv);
+        Ok(list_body(K::STORED, deleted, &rv))
     })();
     match result {
         Ok(body) => json_response(200, &body),
@@ -924,11 +934,11 @@ fn list_item(mut item: Value) -> Value {
     item
 }
 
-fn list_body(kind: Kind, items: Vec<Value>, rv: u64) -> Value {
+fn list_body(kind: Kind, items: Vec<Value>, rv: &str) -> Value {
     json!({
         "kind": format!("{}List", kind.name()),
         "apiVersion": kind.api_version(),
-        "metadata": {"resourceVersion": rv.to_string()},
+        "metadata": {"resourceVersion": rv},
         "items": items,
     })
 }
@@ -965,7 +975,8 @@ fn list_or_watch<K: ApiKind>(
     }
     let (items, rv) = shared.store.list::<K>(namespace.as_deref(), &filter);
     let items = items.into_iter().map(list_item).collect();
-    json_response(200, &list_body(K::STORED, items, rv))
+    let rv = shared.store.versions().text(rv);
+    json_response(200, &list_body(K::STORED, items, &rv))
 }
 
 struct Watch {
@@ -985,8 +996,8 @@ struct Watch {
     silent: bool,
 }
 
-fn bookmark(kind: Kind, rv: u64, initial_events_end: bool) -> String {
-    let mut meta = json!({"resourceVersion": rv.to_string()});
+fn bookmark(kind: Kind, rv: &str, initial_events_end: bool) -> String {
+    let mut meta = json!({"resourceVersion": rv});
     if initial_events_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
@@ -994,17 +1005,26 @@ fn bookmark(kind: Kind, rv: u64, initial_events_end: bool) -> String {
     watch_line("BOOKMARK", &object.to_string())
 }
 
-fn expired_line(requested: u64, oldest: u64) -> String {
-    let status = json!({
+/// The 410 Expired Status of a watch from a version the history no
+/// longer has.
+fn expired_status(versions: Versions, expired: &Expired) -> Value {
+    json!({
         "kind": "Status",
         "apiVersion": "v1",
         "metadata": {},
         "status": "Failure",
-        "message": format!("too old resource version: {requested} ({oldest})"),
+        "message": format!(
+            "too old resource version: {} ({})",
+            versions.text(expired.requested),
+            versions.text(expired.oldest)
+        ),
         "reason": "Expired",
         "code": 410,
-    });
-    watch_line("ERROR", &status.to_string())
+    })
+}
+
+fn expired_line(versions: Versions, expired: &Expired) -> String {
+    watch_line("ERROR", &expired_status(versions, expired).to_string())
 }
 
 fn watch<K: ApiKind>(
@@ -1026,11 +1046,12 @@ fn watch<K: ApiKind>(
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
         .map_or(Duration::from_secs(1800), Duration::from_secs);
+    let versions = shared.store.versions();
     let since = match requested {
         "" | "0" => None,
-        rv => match rv.parse::<u64>() {
-            Ok(rv) => Some(rv),
-            Err(_) => {
+        rv => match versions.parse(rv) {
+            Some(rv) => Some(rv),
+            None => {
                 return ApiError::bad_request(format!("invalid resource version: {rv:?}"))
                     .into_response();
             }
@@ -1064,7 +1085,7 @@ fn watch<K: ApiKind>(
                 queue.push_back(watch_line("ADDED", &object.to_string()));
             }
             if send_initial && bookmarks {
-                queue.push_back(bookmark(kind, rv, true));
+                queue.push_back(bookmark(kind, &versions.text(rv), true));
             }
             rv
         }
@@ -1075,7 +1096,13 @@ fn watch<K: ApiKind>(
             .store
             .events_since(kind, namespace.as_deref(), rv, &filter)
     {
-        queue.push_back(expired_line(expired.requested, expired.oldest));
+        if shared.faults.expired_watches_refused() {
+            // Some API servers answer the request itself, not with an
+            // ERROR event on a 200 stream.
+            shared.watch_connections.fetch_sub(1, Ordering::SeqCst);
+            return json_response(410, &expired_status(versions, &expired));
+        }
+        queue.push_back(expired_line(versions, &expired));
         done = true;
     }
     let now = Instant::now();
@@ -1129,8 +1156,8 @@ impl Watch {
                 &self.filter,
             ) {
                 Err(expired) => {
-                    self.queue
-                        .push_back(expired_line(expired.requested, expired.oldest));
+                    let versions = self.shared.store.versions();
+                    self.queue.push_back(expired_line(versions, &expired));
                     self.done = true;
                     continue;
                 }
@@ -1153,10 +1180,37 @@ impl Watch {
                 _ = self.silence.changed() => self.silent = true,
                 _ = tokio::time::sleep_until(self.deadline) => return None,
                 _ = tokio::time::sleep_until(bookmark_at), if self.bookmarks => {
-                    self.queue.push_back(bookmark(self.kind, self.cursor, false));
+                    let rv = self.shared.store.versions().text(self.cursor);
+                    self.queue.push_back(bookmark(self.kind, &rv, false));
                 }
             }
         }
+    }
+}
+
+/// An injected `pods/log` failure, worded as a real API server words it.
+fn log_failure(code: u16, namespace: &str, name: &str) -> ApiError {
+    let kubelet = format!(
+        "Get \"https://10.128.0.7:10250/containerLogs/{namespace}/{name}/hype-run\": dial tcp 10.128.0.7:10250: i/o timeout"
+    );
+    match code {
+        403 => ApiError {
+            details: Some(json!({"name": name, "kind": "pods"})),
+            ..ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "pods \"{name}\" is forbidden: User \"system:serviceaccount:default:hype-test\" cannot get resource \"pods/log\" in API group \"\" in the namespace \"{namespace}\""
+                ),
+            )
+        },
+        500 => ApiError::new(500, "InternalError", kubelet),
+        502 => ApiError::new(
+            502,
+            "InternalError",
+            format!("error trying to reach service: {kubelet}"),
+        ),
+        code => ApiError::injected(code, 1),
     }
 }
 
@@ -1236,6 +1290,9 @@ async fn logs(
         tail_lines: params.get("tailLines").and_then(|v| v.parse().ok()),
         limit_bytes: params.get("limitBytes").and_then(|v| v.parse().ok()),
     };
+    if let Some(code) = shared.faults.log_failure() {
+        return log_failure(code, &ns, &name).into_response();
+    }
     let key = (ns, name);
     if params.get("follow").map(String::as_str) == Some("true") {
         return match kubelet::log_file(&shared, &key, &query) {

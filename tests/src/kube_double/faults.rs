@@ -1,7 +1,8 @@
 //! Faults a test injects into the double while it runs: refused creates,
 //! an unschedulable cluster, OOM kills, evictions, node preemptions, dropped watches, slow
-//! starts, an expired watch history, lost create responses, forbidden and
-//! silent watches. (An API server that cannot be reached at all is
+//! starts, an expired watch history (answered in the stream or on the
+//! request), lost create responses, forbidden and silent watches, failing
+//! `pods/log` requests, and no `deletecollection`. (An API server that cannot be reached at all is
 //! [`FaultProxy`](crate::fault_proxy::FaultProxy)'s.)
 //!
 //! A [`Faults`] handle is cheap to clone and safe to use from any thread;
@@ -27,6 +28,9 @@ struct State {
     delay_start: Duration,
     lost_creates: usize,
     watches_forbidden: bool,
+    expired_watches_refused: bool,
+    failing_logs: Option<u16>,
+    refused_delete_collections: Option<u16>,
 }
 
 struct Inner {
@@ -224,6 +228,42 @@ impl Faults {
     /// Gone (reason `Expired`) Status and must list again.
     pub fn expire_watch_history(&self) {
         self.store.expire_history();
+    }
+
+    /// A watch from a version the history no longer has is answered with
+    /// HTTP 410 Gone (reason `Expired`, a Status body) on the request
+    /// itself, not with an ERROR event on a 200 stream (until
+    /// [`clear`](Self::clear)).
+    pub fn refuse_expired_watches_with_410(&self) {
+        self.lock().expired_watches_refused = true;
+    }
+
+    pub(crate) fn expired_watches_refused(&self) -> bool {
+        self.lock().expired_watches_refused
+    }
+
+    /// Every `pods/{name}/log` request is answered with HTTP `status`
+    /// until [`clear`](Self::clear): 500 or 502 as an API server that
+    /// cannot reach the node's kubelet (port 10250) answers, or 403 as
+    /// RBAC without `pods/log` does.
+    pub fn fail_logs(&self, status: u16) {
+        self.lock().failing_logs = Some(status);
+    }
+
+    pub(crate) fn log_failure(&self) -> Option<u16> {
+        self.lock().failing_logs
+    }
+
+    /// Every collection delete (`DELETE` on a collection:
+    /// `deletecollection`) is answered with HTTP `status` until
+    /// [`clear`](Self::clear): 405 MethodNotAllowed or 404 NotFound, as
+    /// API servers and proxies that do not serve the verb answer.
+    pub fn refuse_delete_collections(&self, status: u16) {
+        self.lock().refused_delete_collections = Some(status);
+    }
+
+    pub(crate) fn delete_collection_refusal(&self) -> Option<u16> {
+        self.lock().refused_delete_collections
     }
 
     /// Every pod waits this long in ContainerCreating before its containers

@@ -10,7 +10,9 @@
 //!   pods (create, get, list, watch, delete, delete collection, logs),
 //!   persistent volume claims and secrets (create, get, list, watch, delete)
 //!   — with the apiserver's JSON: objects carry `uid`, `creationTimestamp`,
-//!   a `resourceVersion` from one global counter and their namespace;
+//!   a `resourceVersion` from one global counter (rising numbers, or with
+//!   [`KubeletOptions::opaque_resource_versions`] strings that are neither
+//!   numbers nor in order) and their namespace;
 //!   failures are `Status` objects (400 BadRequest, 404 NotFound, 409
 //!   AlreadyExists/Conflict, 422 Invalid with the apiserver's messages such
 //!   as `Pod "x" is invalid: spec.containers[0].image: Required value`).
@@ -42,7 +44,8 @@
 //!   mounts really refuse writes (see [`ReadOnlyMounts`]).
 //! - **Faults** ([`Faults`]): refused creates (429/500), an unschedulable
 //!   cluster, OOM kills, evictions, node preemptions, dropped watches, slow starts, an expired
-//!   watch history.
+//!   watch history (410 in the stream or on the request), failing
+//!   `pods/log` requests, no `deletecollection`.
 //!
 //! # Docker executor
 //!
@@ -313,7 +316,16 @@ pub struct KubeletOptions {
     /// Whether the garbage collector runs (default on): it deletes pods
     /// and claims whose owners (by `ownerReferences`) are all gone.
     pub garbage_collector: bool,
+    /// Whether resourceVersions are opaque strings (neither numbers nor in
+    /// order, as Kubernetes allows) instead of rising decimal numbers.
+    /// Default: on when the environment variable
+    /// [`OPAQUE_VERSIONS_VAR`] is `1`, so a whole test run can use them.
+    pub opaque_resource_versions: bool,
 }
+
+/// The environment variable that turns on
+/// [`KubeletOptions::opaque_resource_versions`] by default: `1`.
+pub const OPAQUE_VERSIONS_VAR: &str = "HYPE_KUBE_DOUBLE_OPAQUE_VERSIONS";
 
 impl Default for KubeletOptions {
     fn default() -> Self {
@@ -327,6 +339,7 @@ impl Default for KubeletOptions {
             watch_history: 10_000,
             read_only_mounts: None,
             garbage_collector: true,
+            opaque_resource_versions: std::env::var(OPAQUE_VERSIONS_VAR).is_ok_and(|v| v == "1"),
         }
     }
 }
@@ -360,6 +373,13 @@ impl KubeletOptions {
     /// kube-controller-manager has none).
     pub fn garbage_collector(mut self, on: bool) -> Self {
         self.garbage_collector = on;
+        self
+    }
+
+    /// Makes resourceVersions opaque strings (`o` and 16 hex digits, not
+    /// in the order of the changes) or rising decimal numbers.
+    pub fn opaque_resource_versions(mut self, on: bool) -> Self {
+        self.opaque_resource_versions = on;
         self
     }
 
@@ -425,7 +445,12 @@ impl KubeTestServer {
         std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o777))
             .expect("chmod the staging directory");
 
-        let store = Arc::new(store::Store::new(options.watch_history));
+        let versions = if options.opaque_resource_versions {
+            store::Versions::Opaque
+        } else {
+            store::Versions::Numeric
+        };
+        let store = Arc::new(store::Store::new(options.watch_history, versions));
         let shared = Arc::new(Shared {
             faults: Faults::new(store.clone()),
             kubelet: kubelet::Kubelet::new(&options, dir.path()),

@@ -7,6 +7,11 @@
 //! replays the events after its resourceVersion and then waits for more, so
 //! fan-out and resumption are the same mechanism. Events older than the
 //! history (or dropped by `expire_history`) answer 410 Gone.
+//!
+//! The counter is internal: what clients see of it is [`Versions`]' text,
+//! the decimal number or (in the opaque mode) a string that is neither a
+//! number nor ordered, as Kubernetes allows: clients may compare
+//! resourceVersions only for equality.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,6 +26,54 @@ use tokio::sync::watch;
 
 /// Namespace and name.
 pub(crate) type Key = (String, String);
+
+/// How the store's resourceVersion counter is written for clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Versions {
+    /// Decimal numbers, rising (what etcd gives).
+    Numeric,
+    /// Opaque strings: `o` and 16 hex digits of the counter times an odd
+    /// constant (mod 2^64), so neither a number nor in order.
+    Opaque,
+}
+
+/// The odd constant opaque versions multiply by, and its inverse mod 2^64.
+const SCRAMBLE: u64 = 0x9e37_79b9_7f4a_7c15;
+const UNSCRAMBLE: u64 = inverse(SCRAMBLE);
+
+/// The inverse of odd `a` mod 2^64 (Newton's iteration).
+const fn inverse(a: u64) -> u64 {
+    let mut x = a;
+    let mut i = 0;
+    while i < 6 {
+        x = x.wrapping_mul(2u64.wrapping_sub(a.wrapping_mul(x)));
+        i += 1;
+    }
+    x
+}
+
+impl Versions {
+    /// The text of counter value `rv`.
+    pub(crate) fn text(self, rv: u64) -> String {
+        match self {
+            Versions::Numeric => rv.to_string(),
+            Versions::Opaque => format!("o{:016x}", rv.wrapping_mul(SCRAMBLE)),
+        }
+    }
+
+    /// The counter value of a version a client sent; `None` if it is not
+    /// one this store wrote.
+    pub(crate) fn parse(self, text: &str) -> Option<u64> {
+        match self {
+            Versions::Numeric => text.parse().ok(),
+            Versions::Opaque => {
+                let hex = text.strip_prefix('o').filter(|h| h.len() == 16)?;
+                let scrambled = u64::from_str_radix(hex, 16).ok()?;
+                Some(scrambled.wrapping_mul(UNSCRAMBLE))
+            }
+        }
+    }
+}
 
 /// The kinds the double serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +262,7 @@ pub(crate) struct State {
     compacted: u64,
     history_limit: usize,
     changes: watch::Sender<u64>,
+    versions: Versions,
 }
 
 /// Why an object could not be created.
@@ -239,7 +293,7 @@ impl State {
             meta.uid = Some(new_uid());
         }
         meta.creation_timestamp = Some(now());
-        meta.resource_version = Some(self.rv.to_string());
+        meta.resource_version = Some(self.versions.text(self.rv));
         K::table_mut(self).insert(key, obj.clone());
         self.record::<K>(EventType::Added, &obj, None);
         Ok(obj)
@@ -254,13 +308,14 @@ impl State {
         change: impl FnOnce(&mut K),
     ) -> Option<K> {
         let rv = self.rv + 1;
+        let text = self.versions.text(rv);
         let obj = K::table_mut(self).get_mut(key)?;
         if uid.is_some() && obj.metadata().uid.as_deref() != uid {
             return None;
         }
         let previous = Arc::new(serde_json::to_value(&*obj).expect("objects serialise"));
         change(obj);
-        obj.metadata_mut().resource_version = Some(rv.to_string());
+        obj.metadata_mut().resource_version = Some(text);
         let obj = obj.clone();
         self.rv = rv;
         self.record::<K>(EventType::Modified, &obj, Some(previous));
@@ -283,7 +338,7 @@ impl State {
         let mut obj = K::table_mut(self).remove(key)?;
         last(&mut obj);
         self.rv += 1;
-        obj.metadata_mut().resource_version = Some(self.rv.to_string());
+        obj.metadata_mut().resource_version = Some(self.versions.text(self.rv));
         self.record::<K>(EventType::Deleted, &obj, None);
         Some(obj)
     }
@@ -325,8 +380,9 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// An empty store keeping at most `history_limit` events.
-    pub(crate) fn new(history_limit: usize) -> Store {
+    /// An empty store keeping at most `history_limit` events, writing
+    /// resourceVersions as `versions` says.
+    pub(crate) fn new(history_limit: usize, versions: Versions) -> Store {
         let (changes, changes_rx) = watch::channel(0);
         let (drops, _) = watch::channel(0);
         let (silence, _) = watch::channel(0);
@@ -341,6 +397,7 @@ impl Store {
                 compacted: 0,
                 history_limit: history_limit.max(1),
                 changes,
+                versions,
             }),
             changes: changes_rx,
             drops,
@@ -353,6 +410,11 @@ impl Store {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How versions are written for clients.
+    pub(crate) fn versions(&self) -> Versions {
+        self.lock().versions
     }
 
     /// A receiver woken on every change.
@@ -754,7 +816,7 @@ mod tests {
 
     #[test]
     fn watches_see_objects_enter_and_leave_their_selection() {
-        let store = Store::new(3);
+        let store = Store::new(3, Versions::Numeric);
         let secret = |labels: serde_json::Value| -> Secret {
             serde_json::from_value(
                 serde_json::json!({"metadata": {"name": "s", "namespace": "ns", "labels": labels}}),
@@ -792,6 +854,23 @@ mod tests {
             store
                 .events_since(Kind::Pod, None, start + 1, &Filter::default())
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn opaque_versions_are_neither_numbers_nor_ordered_and_read_back() {
+        let texts: Vec<String> = (1..=50).map(|rv| Versions::Opaque.text(rv)).collect();
+        assert!(texts.iter().all(|t| t.parse::<u64>().is_err()), "{texts:?}");
+        let mut sorted = texts.clone();
+        sorted.sort();
+        assert_ne!(sorted, texts, "not in the counter's order");
+        for (rv, text) in (1..=50).zip(&texts) {
+            assert_eq!(Versions::Opaque.parse(text), Some(rv));
+        }
+        assert_eq!(Versions::Opaque.parse("17"), None);
+        assert_eq!(
+            Versions::Numeric.parse(&Versions::Numeric.text(17)),
+            Some(17)
         );
     }
 
