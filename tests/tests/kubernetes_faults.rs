@@ -40,8 +40,31 @@ impl Cluster {
         Cluster { server, submitter }
     }
 
+    fn options() -> KubeletOptions {
+        KubeletOptions::new().image(IMAGE, common::worker())
+    }
+
     fn server() -> KubeTestServer {
-        KubeTestServer::start(KubeletOptions::new().image(IMAGE, common::worker()))
+        KubeTestServer::start(Cluster::options())
+    }
+
+    /// A double started with `options`, and a submitter on it whose
+    /// cluster `configure` sets up.
+    async fn with(
+        options: KubeletOptions,
+        configure: impl FnOnce(KubeCluster) -> KubeCluster,
+    ) -> Cluster {
+        let server = KubeTestServer::start(options);
+        let staging = format!("file://{}", server.staging_dir().display());
+        let connecting = Submitter::builder(configure(KubeCluster::from_client(server.client())))
+            .staging(staging)
+            .ship_executable(false)
+            .build();
+        let submitter = tokio::time::timeout(Duration::from_secs(30), connecting)
+            .await
+            .expect("connect within 30 s")
+            .expect("connect");
+        Cluster { server, submitter }
     }
 
     /// A double and a submitter on it.
@@ -99,6 +122,13 @@ impl Cluster {
 
     /// Close; then no pod, claim or Lease of the session may remain.
     async fn finish(self) {
+        self.close_clean().await;
+        self.server.shutdown().await;
+    }
+
+    /// Close; then no pod, claim or Lease of the session may remain (the
+    /// double goes on).
+    async fn close_clean(&self) {
         tokio::time::timeout(Duration::from_secs(90), self.submitter.close())
             .await
             .expect("close within 90 s")
@@ -116,7 +146,6 @@ impl Cluster {
             .collect();
         assert!(claims.is_empty(), "claims left behind: {claims:?}");
         assert!(self.leases().is_empty(), "leases left: {:?}", self.leases());
-        self.server.shutdown().await;
     }
 }
 
@@ -534,14 +563,26 @@ async fn an_api_server_down_for_10_s_is_waited_for_without_a_hot_loop() {
 
 #[tokio::test]
 async fn an_expired_watch_version_lists_again() {
-    let cluster = Cluster::plain().await;
+    expired_watch_version_lists_again(false).await;
+}
+
+#[tokio::test]
+async fn an_expired_watch_version_lists_again_with_opaque_versions() {
+    expired_watch_version_lists_again(true).await;
+}
+
+async fn expired_watch_version_lists_again(opaque: bool) {
+    let options = Cluster::options().opaque_resource_versions(opaque);
+    let cluster = Cluster::with(options, |c| c).await;
     let env = cluster.env();
     let call = cluster.submitter.run(containers::sleep(1_500), &env);
     let mut call = Box::pin(call);
     until(&mut call, || cluster.a_pod_runs()).await;
     cluster.server.clear_request_log();
     // The watch resumes from a version the history no longer has: 410.
-    // (A change of another kind moves the versions past the watch's.)
+    // (A change of another kind moves the versions past the watch's; the
+    // watch is silent first, so no later event moves its version on.)
+    cluster.server.faults().silence_open_watches();
     cluster
         .server
         .create_secret("unrelated", std::collections::BTreeMap::new());
@@ -562,5 +603,110 @@ async fn an_expired_watch_version_lists_again() {
         })
         .count();
     assert!(lists >= 1, "the watcher listed again after 410 Gone");
+    cluster.finish().await;
+}
+
+/// GETs of the session's pods that are watches.
+fn watch_requests(server: &KubeTestServer) -> usize {
+    server
+        .request_log()
+        .iter()
+        .filter(|(method, path)| {
+            method == "GET"
+                && path.starts_with("/api/v1/namespaces/default/pods?")
+                && path.contains("watch=")
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn a_410_on_the_watch_request_itself_lists_again() {
+    let cluster = Cluster::plain().await;
+    let env = cluster.env();
+    let call = cluster.submitter.run(containers::sleep(1_500), &env);
+    let mut call = Box::pin(call);
+    until(&mut call, || cluster.a_pod_runs()).await;
+    // The watch resumes from a version the history no longer has, and the
+    // server says so on the request (HTTP 410), not in the stream. (Silent
+    // first, so no later event moves the watch's version on.)
+    cluster.server.faults().silence_open_watches();
+    cluster.server.faults().refuse_expired_watches_with_410();
+    cluster
+        .server
+        .create_secret("unrelated", std::collections::BTreeMap::new());
+    cluster.server.faults().expire_watch_history();
+    let (opened, watches) = (
+        cluster.server.watch_connections(),
+        watch_requests(&cluster.server),
+    );
+    cluster.server.faults().drop_watches();
+    let slept = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("the call ends within 30 s");
+    assert_eq!(slept.expect("the call succeeds"), 1_500);
+    // A watch from the list's version is open again, after at most a
+    // couple of refused requests: the stale version is not tried again.
+    assert!(
+        hype_tests::wait_until(Duration::from_secs(10), || cluster
+            .server
+            .watch_connections()
+            > opened)
+        .await,
+        "no watch opened again after the 410 ({} watch requests)",
+        watch_requests(&cluster.server) - watches
+    );
+    let tried = watch_requests(&cluster.server) - watches;
+    assert!(tried <= 3, "{tried} watch requests after the 410");
+    cluster.finish().await;
+}
+
+#[tokio::test]
+async fn a_pod_deleted_while_the_watch_is_silent_is_noticed_with_opaque_versions() {
+    pod_deleted_while_the_watch_is_silent(true).await;
+}
+
+#[tokio::test]
+async fn a_pod_deleted_while_the_watch_is_silent_is_noticed() {
+    pod_deleted_while_the_watch_is_silent(false).await;
+}
+
+/// Only the safety net (a list each second) can see the deletion: the
+/// watch is silent and would be re-established only after 10 minutes.
+async fn pod_deleted_while_the_watch_is_silent(opaque: bool) {
+    let options = Cluster::options().opaque_resource_versions(opaque);
+    let cluster = Cluster::with(options, |c| {
+        c.watch_bounds(Duration::from_secs(600), Duration::from_secs(1))
+    })
+    .await;
+    let env = cluster.env();
+    let call = cluster.submitter.run(containers::sleep(60_000), &env);
+    let mut call = Box::pin(call);
+    until(&mut call, || cluster.a_pod_runs()).await;
+    cluster.server.faults().silence_open_watches();
+    let pod = cluster.pods().pop().expect("the call's pod");
+    assert!(cluster.server.delete_pod_as_someone_else(&pod));
+    let err = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("the safety net notices the deletion within 30 s")
+        .expect_err("the pod was deleted");
+    assert!(matches!(err, Error::DeletedExternally { .. }), "{err:?}");
+    cluster.finish().await;
+}
+
+#[tokio::test]
+async fn bounds_of_duration_max_mean_never() {
+    let cluster = Cluster::with(Cluster::options(), |c| {
+        c.pending_timeout(Duration::MAX)
+            .watch_bounds(Duration::MAX, Duration::MAX)
+    })
+    .await;
+    let env = cluster.env().with_timeout(Duration::MAX);
+    let sum = tokio::time::timeout(
+        Duration::from_secs(30),
+        cluster.submitter.run(math::add(2, 40), &env),
+    )
+    .await
+    .expect("the call ends within 30 s");
+    assert_eq!(sum.expect("the call succeeds"), 42);
     cluster.finish().await;
 }

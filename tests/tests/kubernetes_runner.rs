@@ -4,7 +4,8 @@
 //! worker binary (`process_mode::…`) and once with it a real Docker container of
 //! the test image (`docker_mode::…`, see `hype_tests::docker_image`), so the
 //! Kubernetes path is exercised with real containers: real bind mounts,
-//! `/dev/termination-log`, memory limits.
+//! `/dev/termination-log`, memory limits. The tests of the watch also run
+//! with the double's resourceVersions opaque (`opaque_versions_mode::…`).
 //!
 //! Without a Docker engine the Docker variants skip with a loud message,
 //! unless `HYPE_REQUIRE_DOCKER=1` (as `.ci/run` sets), which makes them
@@ -34,6 +35,9 @@ enum Mode {
     /// As Docker containers of the test image; the test's name, for the
     /// message when it skips.
     Docker(&'static str),
+    /// As processes, with the double's resourceVersions opaque (neither
+    /// numbers nor in order, as Kubernetes allows).
+    OpaqueVersions,
 }
 
 /// Generates, for each test function `name(mode)`, the tests
@@ -61,6 +65,34 @@ macro_rules! in_both_modes {
         }
     };
 }
+
+/// Generates, for each test function `name(mode)`, the test
+/// `opaque_versions_mode::name`: the watch and the safety net must not
+/// read resourceVersions as numbers.
+macro_rules! with_opaque_versions {
+    ($($test:ident),* $(,)?) => {
+        /// The tests with the double's resourceVersions opaque.
+        mod opaque_versions_mode {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(super::Mode::OpaqueVersions).await;
+                }
+            )*
+        }
+    };
+}
+
+with_opaque_versions!(
+    calls_run_in_pods_and_return_typed_values,
+    a_pod_deleted_by_someone_else_is_reported_as_such,
+    a_preempted_or_vanished_pod_is_run_again_with_retries,
+    the_deadline_stops_the_pod,
+    dropping_the_call_deletes_its_pod,
+    a_dropped_watch_is_resumed,
+    many_calls_share_one_watch,
+    the_volume_flow_one_writer_then_ten_readers,
+);
 
 in_both_modes!(
     calls_run_in_pods_and_return_typed_values,
@@ -109,6 +141,9 @@ impl Cluster {
     ) -> Option<Cluster> {
         let options = match mode {
             Mode::Process => KubeletOptions::new().image(IMAGE, common::worker()),
+            Mode::OpaqueVersions => KubeletOptions::new()
+                .image(IMAGE, common::worker())
+                .opaque_resource_versions(true),
             Mode::Docker(test) => {
                 docker_image::engine_or_skip(&format!("kubernetes_runner {test}")).await?;
                 let executor = DockerExecutor::connect()

@@ -146,7 +146,7 @@ pub fn build(request: &PodRequest<'_>) -> Result<Pod, Error> {
 
     let spec = pod.spec.get_or_insert_with(PodSpec::default);
     spec.restart_policy = Some("Never".to_owned());
-    spec.active_deadline_seconds = Some(env.timeout().as_secs_f64().ceil().max(1.0) as i64);
+    spec.active_deadline_seconds = Some(deadline_seconds(env.timeout()));
 
     // A base pod has the container (parse_base_pod checked); a plain one gets it.
     let index = match spec.containers.iter().position(|c| c.name == CONTAINER) {
@@ -338,6 +338,16 @@ pub fn parse_base_pod(yaml: &str, origin: &str) -> Result<Pod, Error> {
     Ok(pod)
 }
 
+/// The `activeDeadlineSeconds` of a call's timeout: whole seconds,
+/// rounded up, between 1 and 2^31 - 1 (about 68 years: what the API server
+/// accepts, and "never" for a longer timeout such as `Duration::MAX`).
+fn deadline_seconds(timeout: std::time::Duration) -> i64 {
+    let whole = timeout
+        .as_secs()
+        .saturating_add(u64::from(timeout.subsec_nanos() > 0));
+    i64::try_from(whole.clamp(1, i32::MAX as u64)).unwrap_or(i64::from(i32::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -399,6 +409,14 @@ mod tests {
             ..request(&env)
         };
         golden("full", &build(&owned).unwrap());
+    }
+
+    #[test]
+    fn deadlines_round_up_and_stay_within_what_the_api_accepts() {
+        assert_eq!(deadline_seconds(Duration::ZERO), 1);
+        assert_eq!(deadline_seconds(Duration::from_millis(90_500)), 91);
+        assert_eq!(deadline_seconds(Duration::from_secs(3600)), 3600);
+        assert_eq!(deadline_seconds(Duration::MAX), i64::from(i32::MAX));
     }
 
     #[test]

@@ -4,9 +4,22 @@
 //!
 //! The watch starts from the resourceVersion of an initial list taken
 //! before any pod is created, and resumes from the last version it saw when
-//! the connection drops or times out; a `410 Gone` (version too old)
+//! the connection drops or times out; a `410 Gone` (version too old), as an
+//! ERROR event in the stream or as the answer to the watch request itself,
 //! re-lists and goes on from the list's version. Waiters register a pod
 //! name before the pod is created, so no event can be missed.
+//!
+//! resourceVersions are opaque: they are only passed back to the server
+//! and compared for equality, never as numbers (Kubernetes forbids it;
+//! some servers' are not numbers). Which of two states of a pod is the
+//! fresher follows from the order of events on the one watch (the later
+//! event wins), and for a list from when it was asked for: a list without
+//! a resourceVersion is a consistent read, so it is at least as fresh as
+//! anything the watch delivered before the list was requested. Each waiter
+//! is stamped with a local counter whenever its state changes; a list
+//! changes only waiters not stamped since it was requested (the others
+//! the watch moved on meanwhile, and its order wins; the next list looks
+//! again).
 //!
 //! How its faults reach the calls:
 //!
@@ -24,8 +37,9 @@
 //!   and re-established.
 //! - **Missed changes**: a safety net lists the session's pods once per
 //!   [`WatchBounds::resync`] while calls wait (one request per submitter,
-//!   not one per pod) and hands each waiter anything newer than what it
-//!   saw, including the deletion of a pod it saw.
+//!   not one per pod) and hands each waiter a state of its pod other than
+//!   what it saw, including the deletion of a pod it saw, unless the watch
+//!   changed it while the list was on its way.
 //!
 //! `kube::runtime::watcher` does the list-then-watch and 410 handling too,
 //! but it consumes bookmarks without yielding them, so a quiet session (no
@@ -90,7 +104,57 @@ impl Default for WatchBounds {
     }
 }
 
-type Waiters = Arc<Mutex<HashMap<String, watch::Sender<PodEvent>>>>;
+/// One waiting call: its pod's latest state, and when it last changed.
+#[derive(Debug)]
+struct Waiter {
+    sender: watch::Sender<PodEvent>,
+    /// The value of [`Following::clock`] when the state last changed.
+    changed: u64,
+}
+
+/// The waiting calls, by pod name, and the local counter that orders
+/// their changes against the lists.
+#[derive(Debug, Default)]
+struct Following {
+    waiters: HashMap<String, Waiter>,
+    /// Bumped on every change of a waiter's state.
+    clock: u64,
+}
+
+impl Following {
+    /// Sets the state of pod `name`'s waiter, if it has one; a deletion
+    /// is final (a call's pod name is never used again).
+    fn set(&mut self, name: &str, event: PodEvent) -> bool {
+        let Some(waiter) = self.waiters.get_mut(name) else {
+            return false;
+        };
+        if matches!(*waiter.sender.borrow(), PodEvent::Deleted(_)) {
+            return false;
+        }
+        self.clock += 1;
+        waiter.changed = self.clock;
+        waiter.sender.send_replace(event);
+        true
+    }
+}
+
+type Waiters = Arc<Mutex<Following>>;
+
+/// Locks the waiters (a poisoned lock is still consistent: every change
+/// is one assignment).
+fn lock(waiters: &Waiters) -> std::sync::MutexGuard<'_, Following> {
+    waiters.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `from + by`, or far in the future when that cannot be represented
+/// (`Duration::MAX` bounds mean "never").
+fn later(from: Instant, by: Duration) -> Instant {
+    // What tokio uses for "never": about 30 years.
+    const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+    from.checked_add(by)
+        .or_else(|| from.checked_add(FAR))
+        .unwrap_or(from)
+}
 
 /// The shared watch of one session's pods.
 #[derive(Debug)]
@@ -153,13 +217,14 @@ impl PodWatcher {
     /// Starts following pod `name`; call before creating it.
     pub fn register(&self, name: &str) -> watch::Receiver<PodEvent> {
         let (sender, receiver) = watch::channel(PodEvent::Unseen);
-        self.lock().insert(name.to_owned(), sender);
+        let waiter = Waiter { sender, changed: 0 };
+        lock(&self.waiters).waiters.insert(name.to_owned(), waiter);
         receiver
     }
 
     /// Stops following pod `name`.
     pub fn unregister(&self, name: &str) {
-        self.lock().remove(name);
+        lock(&self.waiters).waiters.remove(name);
     }
 
     /// The refusal that stops the watch, while it lasts: calls waiting on
@@ -167,90 +232,66 @@ impl PodWatcher {
     pub fn failure(&self) -> watch::Receiver<Option<Error>> {
         self.failure.clone()
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<PodEvent>>> {
-        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
-/// A numeric resourceVersion (etcd's are); `None` for others, which are
-/// then never compared.
-fn version_of(pod: &Pod) -> Option<u64> {
-    pod.metadata.resource_version.as_deref()?.parse().ok()
-}
-
-/// Hands `event` to its pod's waiter.
+/// Hands `event`, the latest on the watch, to its pod's waiter.
 fn dispatch(waiters: &Waiters, event: PodEvent) {
     let Some(name) = event.pod().and_then(|p| p.metadata.name.clone()) else {
         return;
     };
-    let waiters = waiters.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(sender) = waiters.get(&name) {
-        sender.send_replace(event);
-    }
+    lock(waiters).set(&name, event);
 }
 
-/// Hands a listed pod to its waiter unless the waiter has seen this version
-/// or a newer one (from the watch, while the list was on its way).
-fn dispatch_listed(waiters: &Waiters, pod: Pod) {
-    let Some(name) = pod.metadata.name.clone() else {
-        return;
-    };
-    let waiters = waiters.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(sender) = waiters.get(&name) else {
-        return;
-    };
-    sender.send_if_modified(|current| {
-        let seen = current.pod();
-        let newer = match (seen.and_then(version_of), version_of(&pod)) {
-            (Some(seen), Some(listed)) => listed > seen,
-            _ => {
-                seen.and_then(|p| p.metadata.resource_version.as_ref())
-                    != pod.metadata.resource_version.as_ref()
-            }
-        };
-        let take = newer && !matches!(current, PodEvent::Deleted(_));
-        if take {
-            *current = PodEvent::Seen(Arc::new(pod));
-        }
-        take
-    });
+/// When a list is asked for: the changes after it are the watch's.
+fn list_started(waiters: &Waiters) -> u64 {
+    lock(waiters).clock
 }
 
-/// Tells waiters whose pod was seen, but is missing from a list taken at
-/// `listed_at`, that it is gone. Only pods seen at a version before the
-/// list's: one created after the list was taken is missing from it and
-/// alive.
-fn dispatch_vanished(waiters: &Waiters, listed: &[String], listed_at: Option<u64>) {
-    let Some(listed_at) = listed_at else { return };
-    let waiters = waiters.lock().unwrap_or_else(|e| e.into_inner());
-    for (name, sender) in waiters.iter() {
-        if listed.contains(name) {
-            continue;
-        }
-        sender.send_if_modified(|current| match current {
-            PodEvent::Seen(pod) if version_of(pod).is_some_and(|v| v <= listed_at) => {
-                tracing::debug!(pod = %name, "the pod vanished without a watch event");
-                *current = PodEvent::Deleted(Arc::clone(pod));
-                true
-            }
-            _ => false,
-        });
-    }
-}
-
-/// Hands a list of the session's pods, taken at resourceVersion
-/// `listed_at`, to the waiters: what is newer than what each saw, and the
-/// deletion of pods they saw that the list no longer has.
-fn hand_over(waiters: &Waiters, pods: Vec<Pod>, listed_at: Option<&str>) {
-    let names: Vec<String> = pods
-        .iter()
-        .filter_map(|p| p.metadata.name.clone())
+/// Hands a list of the session's pods, asked for when the clock read
+/// `started` (a consistent read: no resourceVersion), to the waiters not
+/// changed since: each gets its pod's listed state when it differs from
+/// the one it has (by resourceVersion, compared only for equality), and a
+/// pod it saw that the list no longer has is gone. A waiter that has seen
+/// nothing yet gets nothing from its pod's absence: its pod may not have
+/// been created when the list was taken.
+fn hand_over(waiters: &Waiters, pods: Vec<Pod>, started: u64) {
+    let mut listed: HashMap<String, Pod> = pods
+        .into_iter()
+        .filter_map(|p| Some((p.metadata.name.clone()?, p)))
         .collect();
-    for pod in pods {
-        dispatch_listed(waiters, pod);
+    let mut following = lock(waiters);
+    let names: Vec<String> = following
+        .waiters
+        .iter()
+        .filter(|(_, w)| w.changed <= started)
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in names {
+        let current = following.waiters[&name].sender.borrow().clone();
+        let update = match (listed.remove(&name), current) {
+            (_, PodEvent::Deleted(_)) => None,
+            (Some(pod), current) => {
+                let seen = current
+                    .pod()
+                    .and_then(|p| p.metadata.resource_version.as_ref());
+                (seen.is_none() || seen != pod.metadata.resource_version.as_ref())
+                    .then(|| PodEvent::Seen(Arc::new(pod)))
+            }
+            (None, PodEvent::Seen(pod)) => {
+                tracing::debug!(pod = %name, "the pod vanished without a watch event");
+                Some(PodEvent::Deleted(pod))
+            }
+            (None, PodEvent::Unseen) => None,
+        };
+        if let Some(event) = update {
+            following.set(&name, event);
+        }
     }
-    dispatch_vanished(waiters, &names, listed_at.and_then(|v| v.parse().ok()));
+}
+
+/// Whether an API error is a 410 Gone (the version is too old).
+fn gone(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(status) if status.code == 410)
 }
 
 /// Whether an API error is a refusal (401 Unauthorized, 403 Forbidden).
@@ -277,18 +318,16 @@ impl Watching {
     }
 
     fn waiting(&self) -> bool {
-        !self
-            .waiters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
+        !lock(&self.waiters).waiters.is_empty()
     }
 
     /// The watch loop: runs until the watcher is dropped.
     async fn run(self, mut version: String) {
         let policy = retry::backoff(Duration::from_millis(200), Duration::from_secs(30), None);
         let mut backoff = policy.build();
-        let mut resync_at = Instant::now() + self.bounds.resync;
+        // Whether the last watch request was answered 410 Gone.
+        let mut gone_last = false;
+        let mut resync_at = later(Instant::now(), self.bounds.resync);
         loop {
             // Bookmarks are on by default: they keep `version` fresh and
             // show a quiet watch is alive.
@@ -302,7 +341,21 @@ impl Watching {
                     self.accepted();
                     stream
                 }
+                Ok(Err(err)) if gone(&err) => {
+                    // The version is too old, said on the request itself
+                    // (not as an event): asking again with it gets the
+                    // same answer. List, and watch from the list's version;
+                    // back off only when that happens again at once.
+                    tracing::debug!("watch version {version} expired (HTTP 410); listing again");
+                    if std::mem::replace(&mut gone_last, true) {
+                        let delay = backoff.next().unwrap_or(Duration::from_secs(30));
+                        self.pause(delay, &mut resync_at).await;
+                    }
+                    version = self.relist().await;
+                    continue;
+                }
                 failed => {
+                    gone_last = false;
                     match failed {
                         Ok(Err(err)) if refused(&err) => self.refuse("watch", err),
                         Ok(Err(err)) => tracing::warn!(%err, "cannot watch pods; retrying"),
@@ -316,6 +369,7 @@ impl Watching {
                     continue;
                 }
             };
+            gone_last = false;
             let opened_at = Instant::now();
             let mut events = 0u64;
             let mut last = opened_at;
@@ -323,7 +377,7 @@ impl Watching {
             loop {
                 let item = tokio::select! {
                     item = stream.next() => item,
-                    _ = tokio::time::sleep_until(last + self.bounds.idle) => {
+                    _ = tokio::time::sleep_until(later(last, self.bounds.idle)) => {
                         tracing::warn!(
                             "the pod watch sent nothing (no event, no bookmark) for {:?}; re-establishing it",
                             self.bounds.idle
@@ -331,7 +385,7 @@ impl Watching {
                         break;
                     }
                     _ = tokio::time::sleep_until(resync_at) => {
-                        resync_at = Instant::now() + self.bounds.resync;
+                        resync_at = later(Instant::now(), self.bounds.resync);
                         self.resync().await;
                         continue;
                     }
@@ -390,10 +444,10 @@ impl Watching {
 
     /// Waits `delay`, keeping up the safety net meanwhile.
     async fn pause(&self, delay: Duration, resync_at: &mut Instant) {
-        let until = Instant::now() + delay;
+        let until = later(Instant::now(), delay);
         while *resync_at < until {
             tokio::time::sleep_until(*resync_at).await;
-            *resync_at = Instant::now() + self.bounds.resync;
+            *resync_at = later(Instant::now(), self.bounds.resync);
             self.resync().await;
         }
         tokio::time::sleep_until(until).await;
@@ -404,16 +458,15 @@ impl Watching {
         if !self.waiting() {
             return;
         }
+        // No resourceVersion: a consistent read, fresher than anything
+        // the watch delivered before it was asked for.
         let params = ListParams::default().labels(&self.selector);
+        let started = list_started(&self.waiters);
         let answer = tokio::time::timeout(self.bounds.idle, self.api.list(&params)).await;
         match answer {
             Ok(Ok(list)) => {
                 self.accepted();
-                hand_over(
-                    &self.waiters,
-                    list.items,
-                    list.metadata.resource_version.as_deref(),
-                );
+                hand_over(&self.waiters, list.items, started);
             }
             Ok(Err(err)) if refused(&err) => self.refuse("list", err),
             Ok(Err(err)) => tracing::debug!(%err, "the safety-net list of pods failed"),
@@ -426,14 +479,11 @@ impl Watching {
     async fn relist(&self) -> String {
         let params = ListParams::default().labels(&self.selector);
         let request = self.request("list");
+        let started = list_started(&self.waiters);
         match api::bounded(&request, || self.api.list(&params)).await {
             Ok(list) => {
                 let listed = list.items.len();
-                hand_over(
-                    &self.waiters,
-                    list.items,
-                    list.metadata.resource_version.as_deref(),
-                );
+                hand_over(&self.waiters, list.items, started);
                 tracing::debug!(pods = listed, "re-listed pods");
                 list.metadata
                     .resource_version
@@ -455,10 +505,11 @@ impl Watching {
 mod tests {
     use super::*;
 
-    fn pod(name: &str, version: u64) -> Pod {
+    /// A pod at an opaque version (not a number, not ordered).
+    fn pod(name: &str, version: &str) -> Pod {
         let mut pod = Pod::default();
         pod.metadata.name = Some(name.to_owned());
-        pod.metadata.resource_version = Some(version.to_string());
+        pod.metadata.resource_version = Some(version.to_owned());
         pod
     }
 
@@ -468,39 +519,77 @@ mod tests {
             .iter()
             .map(|name| {
                 let (sender, receiver) = watch::channel(PodEvent::Unseen);
-                waiters.lock().unwrap().insert((*name).to_owned(), sender);
+                let waiter = Waiter { sender, changed: 0 };
+                lock(&waiters).waiters.insert((*name).to_owned(), waiter);
                 receiver
             })
             .collect();
         (waiters, receivers)
     }
 
-    fn version(event: &PodEvent) -> Option<u64> {
-        event.pod().and_then(version_of)
+    fn version(event: &PodEvent) -> Option<&str> {
+        event.pod()?.metadata.resource_version.as_deref()
     }
 
     #[test]
-    fn a_list_hands_over_only_what_is_newer() {
-        let (waiters, receivers) = waiters(&["a"]);
-        dispatch(&waiters, PodEvent::Seen(Arc::new(pod("a", 7))));
-        dispatch_listed(&waiters, pod("a", 5));
-        assert_eq!(version(&receivers[0].borrow()), Some(7));
-        dispatch_listed(&waiters, pod("a", 9));
-        assert_eq!(version(&receivers[0].borrow()), Some(9));
+    fn a_list_changes_only_what_the_watch_left_alone_meanwhile() {
+        let (waiters, receivers) = waiters(&["a", "b", "c"]);
+        dispatch(&waiters, PodEvent::Seen(Arc::new(pod("a", "zz"))));
+        dispatch(&waiters, PodEvent::Seen(Arc::new(pod("b", "zz"))));
+        let started = list_started(&waiters);
+        // While the list is on its way, the watch moves `a` on.
+        dispatch(&waiters, PodEvent::Seen(Arc::new(pod("a", "q7"))));
+        let listed = vec![pod("a", "m1"), pod("b", "m2"), pod("c", "m3")];
+        hand_over(&waiters, listed, started);
+        assert_eq!(
+            version(&receivers[0].borrow()),
+            Some("q7"),
+            "the watch's order wins"
+        );
+        assert_eq!(
+            version(&receivers[1].borrow()),
+            Some("m2"),
+            "the list is newer"
+        );
+        assert_eq!(
+            version(&receivers[2].borrow()),
+            Some("m3"),
+            "first seen by the list"
+        );
+        // The same version again changes nothing (no wake-up).
+        let mut b = receivers[1].clone();
+        b.mark_unchanged();
+        let started = list_started(&waiters);
+        hand_over(&waiters, vec![pod("b", "m2")], started);
+        assert!(!b.has_changed().unwrap());
     }
 
     #[test]
-    fn a_pod_missing_from_a_later_list_is_gone_but_not_one_newer_than_it() {
+    fn a_pod_missing_from_a_later_list_is_gone_but_not_one_seen_meanwhile() {
         let (waiters, receivers) = waiters(&["old", "new", "unseen"]);
-        dispatch(&waiters, PodEvent::Seen(Arc::new(pod("old", 4))));
-        dispatch(&waiters, PodEvent::Seen(Arc::new(pod("new", 12))));
-        dispatch_vanished(&waiters, &[], Some(10));
+        dispatch(&waiters, PodEvent::Seen(Arc::new(pod("old", "x4"))));
+        let started = list_started(&waiters);
+        // Created (and seen) after the list was asked for: missing from it
+        // and alive.
+        dispatch(&waiters, PodEvent::Seen(Arc::new(pod("new", "a1"))));
+        hand_over(&waiters, Vec::new(), started);
         assert!(matches!(*receivers[0].borrow(), PodEvent::Deleted(_)));
         assert!(matches!(*receivers[1].borrow(), PodEvent::Seen(_)));
         assert!(matches!(*receivers[2].borrow(), PodEvent::Unseen));
-        // An unreadable list version infers nothing.
-        dispatch(&waiters, PodEvent::Seen(Arc::new(pod("new", 12))));
-        dispatch_vanished(&waiters, &[], None);
-        assert!(matches!(*receivers[1].borrow(), PodEvent::Seen(_)));
+        // A deletion is final: neither a list nor a late event undoes it.
+        let started = list_started(&waiters);
+        hand_over(&waiters, vec![pod("old", "x4")], started);
+        dispatch(&waiters, PodEvent::Seen(Arc::new(pod("old", "x3"))));
+        assert!(matches!(*receivers[0].borrow(), PodEvent::Deleted(_)));
+    }
+
+    #[test]
+    fn bounds_of_any_length_give_an_instant() {
+        let now = Instant::now();
+        assert!(later(now, Duration::MAX) > now);
+        assert_eq!(
+            later(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
     }
 }
