@@ -710,3 +710,142 @@ async fn bounds_of_duration_max_mean_never() {
     assert_eq!(sum.expect("the call succeeds"), 42);
     cluster.finish().await;
 }
+
+/// The `tracing` events of this test binary: warnings from hype, and the
+/// remote output lines (target `hype::remote`) with their execution IDs.
+mod events {
+    use std::sync::{Mutex, Once};
+
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
+
+    /// (level, target, execution ID, message and fields).
+    type Event = (tracing::Level, String, String, String);
+
+    static EVENTS: Mutex<Vec<Event>> = Mutex::new(Vec::new());
+
+    #[derive(Default)]
+    struct Fields {
+        execution_id: String,
+        text: String,
+    }
+
+    impl Visit for Fields {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            match field.name() {
+                "execution_id" => self.execution_id = value.to_owned(),
+                _ => self.record_debug(field, &value),
+            }
+        }
+
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            match field.name() {
+                "message" => self.text.insert_str(0, &format!("{value:?}")),
+                "execution_id" => self.execution_id = format!("{value:?}"),
+                name => self.text.push_str(&format!(" {name}={value:?}")),
+            }
+        }
+    }
+
+    struct Capture;
+
+    impl<S: tracing::Subscriber> Layer<S> for Capture {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            let meta = event.metadata();
+            let remote = meta.target() == "hype::remote";
+            if !remote && *meta.level() > tracing::Level::WARN {
+                return;
+            }
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            EVENTS.lock().unwrap_or_else(|e| e.into_inner()).push((
+                *meta.level(),
+                meta.target().to_owned(),
+                fields.execution_id,
+                fields.text,
+            ));
+        }
+    }
+
+    pub fn install() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            let subscriber = tracing_subscriber::registry().with(Capture);
+            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        });
+    }
+
+    /// The warnings whose text contains `needle`.
+    pub fn warnings(needle: &str) -> Vec<String> {
+        EVENTS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(level, target, _, text)| {
+                *level == tracing::Level::WARN && target != "hype::remote" && text.contains(needle)
+            })
+            .map(|(_, _, _, text)| text.clone())
+            .collect()
+    }
+
+    /// The remote output lines of execution `execution_id`.
+    pub fn output_of(execution_id: &str) -> Vec<String> {
+        EVENTS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, target, id, _)| target == "hype::remote" && id == execution_id)
+            .map(|(_, _, _, text)| text.clone())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn pods_log_answering_500_is_said_once_and_calls_still_work() {
+    unreadable_logs(500, "InternalError").await;
+}
+
+#[tokio::test]
+async fn pods_log_forbidden_is_said_once_and_calls_still_work() {
+    unreadable_logs(403, "forbidden").await;
+}
+
+/// With every `pods/log` request failing (HTTP `code`): the calls' results
+/// are unaffected, one warning per session names the reason (`reason`)
+/// and what to check, and a failed call held for `LogMode::OnFailure`
+/// says its output could not be read.
+async fn unreadable_logs(code: u16, reason: &str) {
+    events::install();
+    let cluster = Cluster::plain().await;
+    cluster.server.faults().fail_logs(code);
+    let session = cluster.submitter.session().to_owned();
+    let env = cluster.env();
+    for i in 0..3 {
+        let sum = cluster.submitter.run(math::add(i, 1), &env).await;
+        assert_eq!(sum.expect("the result does not need the log"), i + 1);
+    }
+    let held = env.clone().with_log_mode(hype::LogMode::OnFailure);
+    let err = cluster
+        .submitter
+        .run(hype_tests::failures::explode("boom".into()), &held)
+        .await
+        .expect_err("it panics");
+    let Error::RemotePanic { execution_id, .. } = &err else {
+        panic!("not a panic: {err:?}");
+    };
+    let shown = events::output_of(execution_id);
+    assert!(
+        shown
+            .iter()
+            .any(|line| line.contains("could not be read") && line.contains(reason)),
+        "the failed call says its output could not be read: {shown:?}"
+    );
+    let warned = events::warnings(&session);
+    assert_eq!(warned.len(), 1, "one warning per session: {warned:?}");
+    let warning = &warned[0];
+    for needed in [reason, "pods/log", "10250", "docs/rbac.yaml"] {
+        assert!(warning.contains(needed), "{needed:?} in {warning}");
+    }
+    cluster.server.faults().clear();
+    cluster.finish().await;
+}

@@ -200,6 +200,7 @@ impl Cluster for KubeCluster {
             tracing::debug!(%namespace, %session, "connected to Kubernetes");
             Ok(Arc::new(KubernetesRunner {
                 deleter: Deleter::new(pods.clone(), &namespace),
+                log_trouble: super::logs::LogTrouble::new(session),
                 volumes: volumes::Volumes::new(
                     claims,
                     &namespace,

@@ -10,9 +10,18 @@
 //! second. (A log the kubelet rotated, past 10 MiB by default, starts
 //! anew; lines before the rotation are then not repeated, but the offset
 //! may skip some after it.)
+//!
+//! When the log cannot be read at all (the API server answers 5xx because
+//! it cannot reach the node's kubelet on port 10250, or 403 because the
+//! Role lacks `pods/log`), the call's result is unaffected, but its
+//! output is lost: that is said once per session as a warning naming the
+//! reason and what to check ([`LogTrouble`]), and under
+//! [`LogMode::OnFailure`] the output held for a failed call says so
+//! ([`LogFollow::unreadable`]).
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -31,6 +40,37 @@ use crate::logs::{self, LogMode, LogSink, Stream};
 /// How many times a broken log stream is opened again.
 const REOPENS: u32 = 5;
 
+/// Unreadable logs, said once per session.
+#[derive(Debug)]
+pub(crate) struct LogTrouble {
+    session: String,
+    warned: AtomicBool,
+}
+
+impl LogTrouble {
+    /// The log trouble of session `session`: none yet.
+    pub(crate) fn new(session: &str) -> Arc<LogTrouble> {
+        Arc::new(LogTrouble {
+            session: session.to_owned(),
+            warned: AtomicBool::new(false),
+        })
+    }
+
+    /// Pod `pod`'s log cannot be read, for `reason`: a warning the first
+    /// time in the session, a debug event after.
+    fn report(&self, pod: &str, reason: &str) {
+        if self.warned.swap(true, Ordering::Relaxed) {
+            tracing::debug!(session = %self.session, %pod, %reason, "cannot read the pod's log");
+            return;
+        }
+        tracing::warn!(
+            session = %self.session,
+            %pod,
+            "cannot read the output of pod {pod} (pods/log): {reason}. The calls' stdout and stderr do not reach the caller; their results are unaffected (said once per session). Check that the Role grants get on pods/log (docs/rbac.yaml), and that the control plane can reach the nodes' kubelets on port 10250 (on a private GKE cluster: a firewall rule from the control plane's range to the nodes on tcp:10250)"
+        );
+    }
+}
+
 /// The follower of one pod's log.
 pub(super) struct LogFollow {
     pods: Api<Pod>,
@@ -38,15 +78,20 @@ pub(super) struct LogFollow {
     sink: Arc<LogSink>,
     events: watch::Receiver<PodEvent>,
     task: Option<AbortOnDropHandle<()>>,
+    trouble: Arc<LogTrouble>,
+    /// Why the log could not be read, once the follower gave up.
+    unreadable: Arc<Mutex<Option<String>>>,
 }
 
 impl LogFollow {
-    /// A follower of pod `name`'s log that starts once its container has.
+    /// A follower of pod `name`'s log that starts once its container has;
+    /// a log that cannot be read is reported to `trouble`.
     pub(super) fn new(
         pods: Api<Pod>,
         name: &str,
         sink: Arc<LogSink>,
         events: watch::Receiver<PodEvent>,
+        trouble: Arc<LogTrouble>,
     ) -> LogFollow {
         LogFollow {
             pods,
@@ -54,7 +99,18 @@ impl LogFollow {
             sink,
             events,
             task: None,
+            trouble,
+            unreadable: Arc::default(),
         }
+    }
+
+    /// Why the pod's log could not be read, if the follower gave up on
+    /// it (after [`drain`](Self::drain)).
+    pub(super) fn unreadable(&self) -> Option<String> {
+        self.unreadable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Starts following, once, when `pod`'s container has started (or
@@ -70,9 +126,13 @@ impl LogFollow {
             Arc::clone(&self.sink),
             self.events.clone(),
         );
-        self.task = Some(AbortOnDropHandle::new(tokio::spawn(follow(
-            pods, name, sink, events,
-        ))));
+        let (trouble, unreadable) = (Arc::clone(&self.trouble), Arc::clone(&self.unreadable));
+        self.task = Some(AbortOnDropHandle::new(tokio::spawn(async move {
+            if let Some(reason) = follow(pods, &name, sink, events).await {
+                trouble.report(&name, &reason);
+                *unreadable.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+            }
+        })));
     }
 
     /// Waits (at most `bound`) for the log's end: the call is over, and
@@ -118,21 +178,25 @@ fn container_ended(event: &PodEvent) -> bool {
     }
 }
 
+/// Follows the log to its end; gives the reason when it could not be
+/// read (never opened, or given up on).
 async fn follow(
     pods: Api<Pod>,
-    name: String,
+    name: &str,
     sink: Arc<LogSink>,
     mut events: watch::Receiver<PodEvent>,
-) {
+) -> Option<String> {
     let params = LogParams {
         container: Some(CONTAINER.to_owned()),
         follow: true,
         ..LogParams::default()
     };
     let mut delivered = 0u64;
+    let mut failure = None;
     for opened in 0..=REOPENS {
-        match pods.log_stream(&name, &params).await {
+        match pods.log_stream(name, &params).await {
             Ok(stream) => {
+                failure = None;
                 let mut reader = Skip {
                     inner: stream.compat(),
                     skip: delivered,
@@ -144,24 +208,51 @@ async fn follow(
                 // A follow stream ends cleanly only when the container has
                 // ended and its log is read to the end.
                 if !reader.broke {
-                    return;
+                    return None;
                 }
                 tracing::debug!(pod = %name, opened, delivered, "the pod's log stream broke; opening it again");
             }
             Err(err) => {
+                tracing::debug!(pod = %name, %err, "cannot open the pod's log");
+                if let Some(reason) = unreadable(&err) {
+                    if refused(&err) {
+                        // Asking again will not help.
+                        return Some(reason);
+                    }
+                    failure = Some(reason);
+                }
                 // Not there yet, or not any more: once the container has
                 // ended (or the pod is gone) there is nothing to wait for.
-                tracing::debug!(pod = %name, %err, "cannot open the pod's log");
                 if container_ended(&events.borrow_and_update()) {
-                    return;
+                    return failure;
                 }
             }
         }
         let pause = Duration::from_millis(100 << opened.min(4));
         if let Ok(Ok(_)) = tokio::time::timeout(pause, events.wait_for(is_deleted)).await {
-            return;
+            return failure;
         }
     }
+    failure
+}
+
+/// Why a failure to open the log means it cannot be read, or `None` when
+/// it only means "not now": 404 (the pod is gone) and 400 (its container
+/// is not running yet, or no more).
+fn unreadable(err: &kube::Error) -> Option<String> {
+    match err {
+        kube::Error::Api(status) if status.code == 404 || status.code == 400 => None,
+        kube::Error::Api(status) => Some(format!(
+            "{}: {} (HTTP {})",
+            status.reason, status.message, status.code
+        )),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Whether the API refuses the log (401, 403).
+fn refused(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(status) if status.code == 401 || status.code == 403)
 }
 
 /// Whether the pod is gone (its log with it).

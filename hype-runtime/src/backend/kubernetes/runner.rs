@@ -14,13 +14,14 @@ use kube::api::{Api, LogParams, PostParams};
 
 use super::deletion::Deleter;
 use super::lease::SessionLease;
-use super::logs::LogFollow;
+use super::logs::{LogFollow, LogTrouble};
 use super::status::{self, Progress};
 use super::watch::{PodEvent, PodWatcher};
 use super::{pod, retry, volumes};
 use crate::backend::{Delivery, Ended, Job, Runner, describe_end, signal_of};
 use crate::environment::RunEnvironment;
 use crate::error::Error;
+use crate::logs::{LogMode, Stream};
 use crate::staging::BoxFuture;
 
 /// How long a call waits for its pod to be gone when that matters (the pod
@@ -46,6 +47,8 @@ pub(crate) struct KubernetesRunner {
     pub(super) keep_pods: bool,
     /// Deletions of pods, in the background when they cannot be done now.
     pub(super) deleter: Deleter,
+    /// Pods' logs that cannot be read, said once per session.
+    pub(super) log_trouble: Arc<LogTrouble>,
 }
 
 impl Drop for KubernetesRunner {
@@ -102,11 +105,20 @@ impl KubernetesRunner {
             &name,
             Arc::clone(&job.logs),
             events.clone(),
+            Arc::clone(&self.log_trouble),
         );
         let waited =
             tokio::time::timeout(env.timeout(), self.wait(&job, &mut events, &mut follow)).await;
         // The log to its end (its last lines included) before the pod goes.
         follow.drain(LOG_DRAIN).await;
+        if let Some(reason) = follow.unreadable()
+            && job.logs.mode() == LogMode::OnFailure
+        {
+            // Held with the output, shown only if the call fails: where
+            // its output would have been, why there is none.
+            let notice = format!("(hype: the output of {name} could not be read: {reason})");
+            job.logs.line(Stream::Output, &notice);
+        }
         let result = match waited {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout {
