@@ -849,3 +849,49 @@ async fn unreadable_logs(code: u16, reason: &str) {
     cluster.server.faults().clear();
     cluster.finish().await;
 }
+
+#[tokio::test]
+async fn close_without_deletecollection_answered_405_deletes_by_name() {
+    close_without_deletecollection(405).await;
+}
+
+#[tokio::test]
+async fn close_without_deletecollection_answered_404_deletes_by_name() {
+    close_without_deletecollection(404).await;
+}
+
+/// An API server without `deletecollection` and without a garbage
+/// collector: `close()` still removes the session's transient claim and
+/// its Lease.
+async fn close_without_deletecollection(code: u16) {
+    let options = Cluster::options().garbage_collector(false);
+    let cluster = Cluster::with(options, |c| c).await;
+    cluster.server.faults().refuse_delete_collections(code);
+    let volume = hype::VolumeRequest::new("standard", "1Gi");
+    let writer = cluster.env().with_mount(volume.mount_read_write("/data"));
+    let written = cluster
+        .submitter
+        .run(
+            hype_tests::files::write("/data/word".into(), "hello".into()),
+            &writer,
+        )
+        .await;
+    written.expect("the call runs").expect("it writes");
+    assert_eq!(cluster.server.pvcs().len(), 1, "the transient claim");
+    cluster.close_clean().await;
+    let collection_deletes = cluster
+        .server
+        .request_log()
+        .iter()
+        .filter(|(method, path)| {
+            method == "DELETE"
+                && (path.starts_with("/api/v1/namespaces/default/pods?")
+                    || path.starts_with("/api/v1/namespaces/default/persistentvolumeclaims?"))
+        })
+        .count();
+    assert!(
+        collection_deletes >= 2,
+        "close tried deletecollection first (answered {code})"
+    );
+    cluster.server.shutdown().await;
+}

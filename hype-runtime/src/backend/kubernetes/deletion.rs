@@ -9,14 +9,19 @@
 //!   response was lost is deleted too.
 //! - `close()` waits (bounded) for those deletions, then sweeps: one
 //!   collection delete of the session's pods and one of its transient
-//!   claims, by label, and finally the session's Lease. What a sweep
-//!   cannot remove stays labelled and owned by a Lease that is no longer
-//!   renewed: the cluster's garbage collector or `hype gc` removes it.
+//!   claims, by label, and finally the session's Lease. An API server that
+//!   does not serve `deletecollection` (it answers 404 or 405) gets a list
+//!   by the same labels and one delete per object instead
+//!   ([`delete_matching`]). What a sweep cannot remove stays labelled and
+//!   owned by a Lease that is no longer renewed: the cluster's garbage
+//!   collector or `hype gc` removes it.
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt as _;
 use kube::api::{Api, DeleteParams, ListParams};
+use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -107,20 +112,85 @@ impl Deleter {
         }
     }
 
-    /// One collection delete of the pods matching `selector`.
+    /// One collection delete of the pods matching `selector` (or one
+    /// delete each, see [`delete_matching`]).
     pub async fn sweep(&self, selector: &str) -> Result<(), Error> {
-        let request = Request::core("deletecollection", "pods", &self.namespace);
         let params = Deleter::params();
-        let list = ListParams::default().labels(selector);
-        retry::bounded(&request, || self.pods.delete_collection(&params, &list))
-            .await
-            .map(|_| ())
+        delete_matching(&self.pods, "pods", &self.namespace, selector, &params).await
     }
 
     /// Stops the background deletions.
     pub fn stop(&self) {
         self.stop.cancel();
     }
+}
+
+/// Whether an API error says the server does not serve the request (404
+/// or 405 to a collection delete).
+fn unsupported(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(status) if status.code == 404 || status.code == 405)
+}
+
+/// Deletes the `resource` objects of `api` (in `namespace`) that match
+/// label selector `selector`: one collection delete; when the API server
+/// refuses that as unsupported (404, 405), a list by the same selector and
+/// one delete by name per object. Every request has bounded retries.
+pub(crate) async fn delete_matching<K>(
+    api: &Api<K>,
+    resource: &'static str,
+    namespace: &str,
+    selector: &str,
+    params: &DeleteParams,
+) -> Result<(), Error>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let request = Request::core("deletecollection", resource, namespace);
+    let list = ListParams::default().labels(selector);
+    let collected = retry::bounded(&request, || async {
+        match api.delete_collection(params, &list).await {
+            Err(err) if unsupported(&err) => {
+                tracing::debug!(%err, resource, "deletecollection is not served; deleting one by one");
+                Ok(false)
+            }
+            other => other.map(|_| true),
+        }
+    })
+    .await?;
+    if collected {
+        return Ok(());
+    }
+    let listing = Request::core("list", resource, namespace);
+    let objects = retry::bounded(&listing, || api.list(&list)).await?;
+    let mut first_failure = None;
+    for name in objects.items.iter().map(|o| o.name_any()) {
+        if let Err(err) = delete_named(api, resource, namespace, &name, params).await {
+            first_failure.get_or_insert(err);
+        }
+    }
+    first_failure.map_or(Ok(()), Err)
+}
+
+/// Deletes `resource` object `name` (bounded retries); one already gone
+/// is fine.
+pub(crate) async fn delete_named<K>(
+    api: &Api<K>,
+    resource: &'static str,
+    namespace: &str,
+    name: &str,
+    params: &DeleteParams,
+) -> Result<(), Error>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let request = Request::core("delete", resource, namespace).named(name);
+    retry::bounded(&request, || async {
+        match api.delete(name, params).await {
+            Err(err) if retry::is_not_found(&err) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    })
+    .await
 }
 
 /// Deletes a pod, backing off from 1 s to 30 s between attempts, until it

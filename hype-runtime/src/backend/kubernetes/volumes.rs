@@ -6,8 +6,10 @@
 //!
 //! A transient claim carries the labels `hype.dev/session=<session>` and
 //! `hype.dev/lifetime=transient` and an `ownerReference` to the session's
-//! Lease; `close()` deletes them with one collection delete, and the
-//! garbage collector (or `hype gc`) removes those of a killed submitter. A
+//! Lease; `close()` deletes those the submitter created by name, then
+//! sweeps the session's label with one collection delete (one delete each
+//! where `deletecollection` is not served), and the garbage collector (or
+//! `hype gc`) removes those of a killed submitter. A
 //! kept transient claim (`keep_on_exit`) is labelled `hype.dev/lifetime=kept`
 //! and has no owner; a persistent one `hype.dev/lifetime=persistent`.
 //! Each claim carries a marker annotation unique to its creation, so a 409
@@ -21,9 +23,10 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use tokio::sync::OnceCell;
 
+use super::deletion;
 use super::pod::ANNOTATION_MARKER;
 use super::retry::{self, Request};
 use crate::backend::labels;
@@ -38,6 +41,9 @@ pub struct Volumes {
     session: String,
     owner: OwnerReference,
     ready: Mutex<HashMap<String, Arc<OnceCell<()>>>>,
+    /// The transient claims (not kept) this submitter created: deleted
+    /// by name on close, whatever the sweep does.
+    created: Mutex<Vec<String>>,
 }
 
 impl Volumes {
@@ -55,6 +61,7 @@ impl Volumes {
             session: session.to_owned(),
             owner,
             ready: Mutex::default(),
+            created: Mutex::default(),
         }
     }
 
@@ -112,23 +119,44 @@ impl Volumes {
         })
         .await?;
         tracing::debug!(claim = %name, "{created}");
+        let ours = created != "already there; reusing";
+        if ours && request.lifetime() == VolumeLifetime::Transient && !request.is_kept_on_exit() {
+            self.created
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(name.to_owned());
+        }
         Ok(())
     }
 
-    /// Deletes the session's transient claims: one collection delete by
-    /// label (kept and persistent claims carry other labels).
+    /// Deletes the session's transient claims: those it created, by name;
+    /// then every claim with the session's transient label, with one
+    /// collection delete (kept and persistent claims carry other labels),
+    /// or one delete each where `deletecollection` is not served.
     pub async fn delete_transient(&self) -> Result<(), Error> {
-        let request = Request::core(
-            "deletecollection",
-            "persistentvolumeclaims",
-            &self.namespace,
-        );
-        let selector = transient_selector(&self.session);
-        let list = ListParams::default().labels(&selector);
+        const RESOURCE: &str = "persistentvolumeclaims";
         let params = DeleteParams::background();
-        retry::bounded(&request, || self.api.delete_collection(&params, &list))
-            .await
-            .map(|_| ())
+        let created = self
+            .created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut first_failure = None;
+        for name in &created {
+            if let Err(err) =
+                deletion::delete_named(&self.api, RESOURCE, &self.namespace, name, &params).await
+            {
+                first_failure.get_or_insert(err);
+            }
+        }
+        let selector = transient_selector(&self.session);
+        let swept =
+            deletion::delete_matching(&self.api, RESOURCE, &self.namespace, &selector, &params)
+                .await;
+        match (first_failure, swept) {
+            (Some(err), _) | (None, Err(err)) => Err(err),
+            (None, Ok(())) => Ok(()),
+        }
     }
 }
 
