@@ -70,7 +70,7 @@ pub mod mounts;
 pub mod owner;
 pub mod registry;
 pub mod remote;
-#[cfg(feature = "kubernetes")]
+#[cfg(any(feature = "kubernetes", feature = "docker"))]
 pub(crate) mod retry;
 pub(crate) mod sha256;
 pub mod staging;
