@@ -76,6 +76,15 @@ use crate::wire::{
     OutcomeEnvelope, Payload, Reference, TERMINATION_MESSAGE_LIMIT,
 };
 
+/// A line of hype-run's own on its stderr; a stderr that is closed or a
+/// broken pipe is ignored (`eprintln!` would panic and lose the outcome).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// If this process was started as `hype-run` (argv[0] basename `hype-run`,
 /// or first argument `hype-run`), executes the call and exits with its code;
 /// otherwise returns and the program goes on. `#[hype::main]` calls this
@@ -232,7 +241,7 @@ fn list() -> i32 {
             0
         }
         Err(err) => {
-            eprintln!("hype-run: {err}");
+            say!("hype-run: {err}");
             Failure::from_error(&err).exit_code()
         }
     }
@@ -328,7 +337,7 @@ impl Context {
         match &self.termination_path {
             Some(path) => {
                 if let Err(err) = std::fs::write(path, text) {
-                    eprintln!(
+                    say!(
                         "hype-run: cannot write the outcome to {}: {err}",
                         path.display()
                     );
@@ -405,7 +414,7 @@ impl Context {
         let code = match &outcome {
             Outcome::Returned(_) => EXIT_RETURNED,
             Outcome::Panicked { message, location } => {
-                eprintln!(
+                say!(
                     "hype-run: remote function {} panicked{}: {}",
                     self.function,
                     location
@@ -420,7 +429,7 @@ impl Context {
                 let err = failure
                     .clone()
                     .into_error(&self.function, &self.execution_id);
-                eprintln!("hype-run: {}", one_line(&err.to_string()));
+                say!("hype-run: {}", one_line(&err.to_string()));
                 failure.exit_code()
             }
         };
@@ -443,7 +452,7 @@ impl Context {
                     .termination_path
                     .as_deref()
                     .unwrap_or(std::path::Path::new("memory"));
-                eprintln!(
+                say!(
                     "hype-run: cannot write the outcome to {}: {}",
                     path.display(),
                     one_line(&err.to_string())

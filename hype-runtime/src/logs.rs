@@ -8,10 +8,16 @@
 //! [`pump`]; the submitter creates the sink for each execution and ends it
 //! with [`LogSink::finish`] once it knows whether the call failed.
 
+mod writer;
+
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
+
+pub(crate) use writer::{BarGuard, print_above};
 
 /// What happens to the output of a call's execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,8 +26,8 @@ pub enum LogMode {
     /// Every line as it comes, on the caller's stderr and as a `tracing`
     /// event. The default for a single call.
     Stream,
-    /// Lines are held (the last [`HELD_LINES`]) and shown only if the call
-    /// fails. The default for a fan-out, where the output of many calls at
+    /// Lines are held (the last [`HELD_BYTES`] of them) and shown only if
+    /// the call fails. The default for a fan-out, where the output of many calls at
     /// once would interleave past reading.
     OnFailure,
     /// Nothing is shown (the end of stderr still goes into the error of an
@@ -33,16 +39,20 @@ pub enum LogMode {
 /// never buffered without limit.
 pub const MAX_LINE: usize = 16 * 1024;
 
-/// How many of the last lines [`LogMode::OnFailure`] holds per execution.
-pub const HELD_LINES: usize = 1000;
+/// How many bytes of its last lines [`LogMode::OnFailure`] holds per
+/// execution: older lines are let go, and a failed call's output starts
+/// with a line saying how many were not kept.
+pub const HELD_BYTES: usize = 1024 * 1024;
+
+/// How long a call's end waits for its lines to reach stderr.
+const FLUSH_BOUND: Duration = Duration::from_secs(1);
 
 /// Which of an execution's streams a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stream {
     Stdout,
     Stderr,
-    /// Both, as one log (a pod's).
-    #[cfg_attr(not(feature = "kubernetes"), allow(dead_code))]
+    /// Both, as one log (a pod's), or hype's own note about them.
     Output,
 }
 
@@ -61,7 +71,18 @@ impl Stream {
 pub struct LogSink {
     execution_id: String,
     mode: LogMode,
-    held: Mutex<VecDeque<(Stream, String)>>,
+    held: Mutex<Held>,
+    /// The writer's number of the last line this sink queued (0: none).
+    last_queued: AtomicU64,
+}
+
+/// The lines [`LogMode::OnFailure`] holds.
+#[derive(Debug, Default)]
+struct Held {
+    lines: VecDeque<(Stream, String)>,
+    bytes: usize,
+    /// Lines let go to stay within [`HELD_BYTES`].
+    let_go: u64,
 }
 
 impl LogSink {
@@ -70,7 +91,8 @@ impl LogSink {
         Arc::new(LogSink {
             execution_id: execution_id.to_owned(),
             mode,
-            held: Mutex::new(VecDeque::new()),
+            held: Mutex::new(Held::default()),
+            last_queued: AtomicU64::new(0),
         })
     }
 
@@ -82,26 +104,50 @@ impl LogSink {
     /// One line (without its newline) of `stream`.
     pub(crate) fn line(&self, stream: Stream, line: &str) {
         match self.mode {
-            LogMode::Stream => emit(&self.execution_id, stream, line),
+            LogMode::Stream => self.show(stream, line),
             LogMode::OnFailure => {
                 let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-                if held.len() == HELD_LINES {
-                    held.pop_front();
+                while held.bytes + line.len() > HELD_BYTES {
+                    let Some((_, oldest)) = held.lines.pop_front() else {
+                        break;
+                    };
+                    held.bytes -= oldest.len();
+                    held.let_go += 1;
                 }
-                held.push_back((stream, line.to_owned()));
+                held.bytes += line.len();
+                held.lines.push_back((stream, line.to_owned()));
             }
             LogMode::Off => {}
         }
     }
 
+    fn show(&self, stream: Stream, line: &str) {
+        if let Some(number) = emit(&self.execution_id, stream, line) {
+            self.last_queued.store(number, Ordering::Relaxed);
+        }
+    }
+
     /// The execution is over: with [`LogMode::OnFailure`], a failed call's
-    /// held lines are shown now.
-    pub(crate) fn finish(&self, failed: bool) {
+    /// held lines are shown now. Waits, at most a second, until the lines
+    /// shown are on stderr, so they come before the call's result.
+    pub(crate) async fn finish(&self, failed: bool) {
         let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(|e| e.into_inner()));
         if failed {
-            for (stream, line) in held {
-                emit(&self.execution_id, stream, &line);
+            if held.let_go > 0 {
+                let note = format!(
+                    "[hype: {} earlier lines not kept: a failed call's output is held up to {} KiB]",
+                    held.let_go,
+                    HELD_BYTES / 1024
+                );
+                self.show(Stream::Output, &note);
             }
+            for (stream, line) in held.lines {
+                self.show(stream, &line);
+            }
+        }
+        let last = self.last_queued.load(Ordering::Relaxed);
+        if last > 0 {
+            writer::flushed(last, FLUSH_BOUND).await;
         }
     }
 }
@@ -149,45 +195,12 @@ pub(crate) async fn pump(
     kept.into()
 }
 
-/// Progress bars on the caller's terminal, by a number of their own: a
-/// line is printed above the newest.
-static BARS: Mutex<Vec<(u64, indicatif::ProgressBar)>> = Mutex::new(Vec::new());
-
-/// Lines printed while the returned guard lives go above `bar`.
-pub(crate) fn print_above(bar: &indicatif::ProgressBar) -> BarGuard {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    BARS.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((id, bar.clone()));
-    BarGuard(id)
-}
-
-/// Stops printing above a bar (see [`print_above`]).
-pub(crate) struct BarGuard(u64);
-
-impl Drop for BarGuard {
-    fn drop(&mut self) {
-        BARS.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(id, _)| *id != self.0);
-    }
-}
-
-/// Shows one line: on stderr (above a bar if one is drawn) and as a
-/// `tracing` event.
-fn emit(execution_id: &str, stream: Stream, line: &str) {
+/// Shows one line: queued for the caller's stderr (above a bar if one is
+/// drawn) and a `tracing` event. Gives the line's number in the writer's
+/// queue, if it was queued.
+fn emit(execution_id: &str, stream: Stream, line: &str) -> Option<u64> {
     tracing::info!(target: "hype::remote", execution_id, stream = stream.name(), "{line}");
-    let text = format!("[{execution_id}] {line}");
-    let bar = BARS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .last()
-        .map(|(_, bar)| bar.clone());
-    match bar {
-        Some(bar) => bar.suspend(|| eprintln!("{text}")),
-        None => eprintln!("{text}"),
-    }
+    writer::queue(format!("[{execution_id}] {line}"))
 }
 
 #[cfg(test)]
@@ -204,6 +217,7 @@ mod tests {
             .held
             .lock()
             .unwrap()
+            .lines
             .iter()
             .map(|(_, l)| l.clone())
             .collect();
@@ -215,8 +229,8 @@ mod tests {
         assert_eq!(held[4], "xxxxx");
         assert_eq!(held[5], "last without newline");
         assert_eq!(tail, held[3..].to_vec());
-        sink.finish(false);
-        assert!(sink.held.lock().unwrap().is_empty());
+        sink.finish(false).await;
+        assert!(sink.held.lock().unwrap().lines.is_empty());
     }
 
     #[tokio::test]
@@ -228,20 +242,55 @@ mod tests {
             .held
             .lock()
             .unwrap()
+            .lines
             .iter()
             .map(|(_, l)| l.clone())
             .collect();
         assert_eq!(held, vec!["y".repeat(MAX_LINE), "next".to_owned()]);
     }
 
+    #[tokio::test]
+    async fn a_call_printing_50_mib_holds_at_most_the_bound() {
+        let sink = LogSink::new("hype-test-2", LogMode::OnFailure);
+        let line = "x".repeat(1023);
+        let lines = 50 * 1024;
+        let mut input = String::with_capacity(lines * 1024);
+        for _ in 0..lines {
+            input.push_str(&line);
+            input.push('\n');
+        }
+        input.push_str("the last line\n");
+        pump(input.as_bytes(), &sink, Stream::Stderr, 0).await;
+        let held = sink.held.lock().unwrap();
+        assert!(held.bytes <= HELD_BYTES, "{} bytes held", held.bytes);
+        assert_eq!(
+            held.bytes,
+            held.lines.iter().map(|(_, l)| l.len()).sum::<usize>(),
+            "the count of bytes is the bytes of the lines held"
+        );
+        assert!(
+            held.bytes > HELD_BYTES - 2048,
+            "the bound is used, not far less"
+        );
+        assert_eq!(held.lines.back().unwrap().1, "the last line");
+        assert_eq!(
+            held.let_go as usize + held.lines.len(),
+            lines + 1,
+            "every line is either held or counted as let go"
+        );
+    }
+
     #[test]
     fn on_failure_holds_only_the_last_lines() {
         let sink = LogSink::new("hype-test-2", LogMode::OnFailure);
-        for i in 0..HELD_LINES + 10 {
-            sink.line(Stream::Stderr, &i.to_string());
+        let line = "y".repeat(MAX_LINE);
+        let fit = HELD_BYTES / MAX_LINE;
+        for i in 0..fit + 10 {
+            sink.line(Stream::Stderr, &format!("{i:05}{}", &line[5..]));
         }
         let held = sink.held.lock().unwrap();
-        assert_eq!(held.len(), HELD_LINES);
-        assert_eq!(held.front().unwrap().1, "10");
+        assert_eq!(held.lines.len(), fit);
+        assert!(held.lines.front().unwrap().1.starts_with("00010"));
+        assert_eq!(held.let_go, 10);
     }
 }

@@ -39,7 +39,11 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
             output
         }
         Err(err) => {
-            eprintln!("hype: cannot start the tokio runtime for main: {err}");
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "hype: cannot start the tokio runtime for main: {err}"
+            );
             std::process::exit(70)
         }
     }

@@ -514,7 +514,7 @@ impl Submitter {
             let result = self
                 .run_job(function, &execution_id, call.clone(), env, &sink)
                 .await;
-            sink.finish(result.is_err());
+            sink.finish(result.is_err()).await;
             let err = match result {
                 Ok(bytes) => return Ok(bytes),
                 Err(err) => err,
@@ -602,7 +602,7 @@ impl Submitter {
             .unwrap_or(LogMode::Stream);
         let sink = LogSink::new(execution_id, logs);
         let result = self.run_job(function, execution_id, call, env, &sink).await;
-        sink.finish(result.is_err());
+        sink.finish(result.is_err()).await;
         result
     }
 

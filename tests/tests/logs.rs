@@ -200,3 +200,85 @@ async fn a_broken_pod_log_stream_is_reopened_without_a_lost_or_repeated_line() {
     assert_eq!(opened, 2, "the stream was opened again once");
     s.finish().await;
 }
+
+/// How `chatter_with` treats the submitter's stderr.
+#[derive(Debug, Clone, Copy)]
+enum Stderr {
+    /// File descriptor 2 is closed.
+    Closed,
+    /// A pipe whose read end is closed: every write is EPIPE.
+    BrokenPipe,
+    /// A pipe nobody reads: writes block once it is full.
+    NeverRead,
+}
+
+/// Runs `hype-test-submitter chatter` (100 calls that print 40 KB each,
+/// streamed to its stderr) with `stderr`; gives its exit status and
+/// stdout, or fails after two minutes.
+fn chatter_with(stderr: Stderr) -> (std::process::ExitStatus, String) {
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_hype-test-submitter");
+    let mut command = match stderr {
+        Stderr::Closed => {
+            let mut sh = Command::new("sh");
+            sh.args(["-c", r#"exec "$0" chatter - 2>&-"#, bin]);
+            sh
+        }
+        Stderr::BrokenPipe | Stderr::NeverRead => {
+            let mut c = Command::new(bin);
+            c.args(["chatter", "-"]).stderr(Stdio::piped());
+            c
+        }
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = command
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start hype-test-submitter");
+    // Held (never read) until the child is gone, or dropped at once.
+    let _unread = match stderr {
+        Stderr::BrokenPipe => {
+            drop(child.stderr.take());
+            None
+        }
+        _ => child.stderr.take(),
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("hype-test-submitter chatter with stderr {stderr:?} still runs after 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    (status, out)
+}
+
+/// Remote lines go to the caller's stderr through one thread of hype's
+/// own: a closed stderr, a broken pipe and a pipe nobody reads (64 KiB of
+/// the 8 MB written fit in it) neither panic nor stall the calls. Before,
+/// `eprintln!` panicked on the first two and blocked the runtime's worker
+/// threads for good on the third.
+#[test]
+fn a_closed_broken_or_unread_stderr_neither_panics_nor_stalls_the_calls() {
+    for stderr in [Stderr::Closed, Stderr::BrokenPipe, Stderr::NeverRead] {
+        let (status, out) = chatter_with(stderr);
+        assert!(
+            status.success(),
+            "stderr {stderr:?}: {status}; stdout: {out}"
+        );
+        assert_eq!(
+            out.trim(),
+            "done 100",
+            "stderr {stderr:?}: every call returned"
+        );
+    }
+}

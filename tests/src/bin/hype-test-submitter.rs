@@ -14,8 +14,14 @@
 //! - `hype-test-submitter stuck DIR`: a submitter built on a
 //!   current-thread runtime that nobody drives afterwards, so a close on it
 //!   never ends: for the second Ctrl-C.
+//! - `hype-test-submitter chatter -`: 100 local calls (8 at a time) of
+//!   [`chatty`], each printing 200 lines of 100 bytes to its stdout and
+//!   stderr, streamed back to this process's stderr; then prints
+//!   `done <calls that returned>` on stdout. For the logs tests, which run
+//!   it with its stderr closed, a broken pipe, or a pipe nobody reads.
 //!
-//! Each mode prints `ready <pid>` on stdout when it is set up.
+//! Each mode but `chatter` prints `ready <pid>` on stdout when it is set
+//! up.
 
 use std::time::Duration;
 
@@ -36,15 +42,26 @@ fn sleeper(dir: String, index: u32, seconds: u64) {
     let _ = child.wait();
 }
 
+/// Prints `lines` lines of 100 bytes to stdout and as many to stderr.
+#[hype::remote(name = "hype_test_submitter::chatty")]
+fn chatty(lines: u32) -> u32 {
+    for i in 0..lines {
+        println!("out {i:06} {}", "o".repeat(89));
+        eprintln!("err {i:06} {}", "e".repeat(89));
+    }
+    lines
+}
+
 #[hype::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(dir)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: hype-test-submitter calls|idle|stuck DIR");
+        eprintln!("usage: hype-test-submitter calls|idle|stuck|chatter DIR");
         std::process::exit(2);
     };
     match mode.as_str() {
         "calls" => calls(dir.clone()).await,
+        "chatter" => chatter().await,
         "idle" => {
             let submitter = Submitter::builder(LocalCluster::new())
                 .build()
@@ -111,4 +128,27 @@ async fn calls(dir: String) {
             Err(err) => eprintln!("call {index}: the task failed: {err}"),
         }
     }
+}
+
+async fn chatter() {
+    let submitter = Submitter::builder(LocalCluster::new())
+        .build()
+        .await
+        .expect("build a submitter");
+    let env = RunEnvironment::local()
+        .with_timeout(Duration::from_secs(60))
+        .with_log_mode(hype::LogMode::Stream);
+    let mut running = tokio::task::JoinSet::new();
+    let mut returned = 0;
+    for _ in 0..100 {
+        if running.len() == 8 {
+            returned += u32::from(matches!(running.join_next().await, Some(Ok(Ok(200)))));
+        }
+        let (submitter, env) = (submitter.clone(), env.clone());
+        running.spawn(async move { submitter.run(chatty(200), &env).await });
+    }
+    while let Some(result) = running.join_next().await {
+        returned += u32::from(matches!(result, Ok(Ok(200))));
+    }
+    println!("done {returned}");
 }
