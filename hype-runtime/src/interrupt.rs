@@ -275,7 +275,7 @@ fn watch(fd: libc::c_int) {
     if again.is_err() {
         say!("hype: a second Ctrl-C cannot cut the close short (no thread for it)");
     }
-    let summary = close_all(live, started + CLOSE_BOUND);
+    let summary = close_all(live, crate::clock::later(started, CLOSE_BOUND));
     say!(
         "hype: {summary} in {:.1}s; exiting with {code}",
         started.elapsed().as_secs_f64()
@@ -359,7 +359,7 @@ mod tests {
             .collect();
         assert_eq!(live.len(), 1, "the submitter registered itself");
         assert!(live[0].1.is_some(), "with the runtime it was built on");
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = crate::clock::later(Instant::now(), Duration::from_secs(10));
         let summary = tokio::task::spawn_blocking(move || close_all(live, deadline))
             .await
             .unwrap();

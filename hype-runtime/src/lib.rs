@@ -78,6 +78,7 @@ pub mod submitter;
 pub mod wire;
 
 mod cleanup;
+mod clock;
 
 #[cfg(feature = "docker")]
 pub use backend::docker::DockerCluster;

@@ -465,7 +465,7 @@ mod tests {
         use std::time::{Duration, Instant};
         BuildInfo::start_hashing();
         BuildInfo::start_hashing(); // Once per process: a no-op.
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = crate::clock::later(Instant::now(), Duration::from_secs(10));
         let digest = loop {
             if let Some(digest) = BuildInfo::current().binary_sha256 {
                 break digest;

@@ -58,6 +58,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::retry::{self as api, Request};
+use crate::clock::later;
 use crate::error::Error;
 use crate::retry::{self, BackoffBuilder as _};
 
@@ -144,16 +145,6 @@ type Waiters = Arc<Mutex<Following>>;
 /// is one assignment).
 fn lock(waiters: &Waiters) -> std::sync::MutexGuard<'_, Following> {
     waiters.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `from + by`, or far in the future when that cannot be represented
-/// (`Duration::MAX` bounds mean "never").
-fn later(from: Instant, by: Duration) -> Instant {
-    // What tokio uses for "never": about 30 years.
-    const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
-    from.checked_add(by)
-        .or_else(|| from.checked_add(FAR))
-        .unwrap_or(from)
 }
 
 /// The shared watch of one session's pods.
@@ -581,15 +572,5 @@ mod tests {
         hand_over(&waiters, vec![pod("old", "x4")], started);
         dispatch(&waiters, PodEvent::Seen(Arc::new(pod("old", "x3"))));
         assert!(matches!(*receivers[0].borrow(), PodEvent::Deleted(_)));
-    }
-
-    #[test]
-    fn bounds_of_any_length_give_an_instant() {
-        let now = Instant::now();
-        assert!(later(now, Duration::MAX) > now);
-        assert_eq!(
-            later(now, Duration::from_secs(1)),
-            now + Duration::from_secs(1)
-        );
     }
 }
