@@ -54,14 +54,46 @@ pub(crate) fn remove_at_exit(path: &Path) {
     }
 }
 
-/// Removes `path` now and forgets it.
+/// Removes `path` now and forgets it (blocking: from async code, use
+/// [`remove`] or [`in_background`]).
 pub(crate) fn remove_now(path: &Path) -> std::io::Result<()> {
+    let removed = match std::fs::remove_dir_all(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+        _ => Ok(()),
+    };
+    // Forgotten only once tried, so that removal at exit still covers a
+    // removal that never ran (a blocking task cancelled at shutdown).
     if let Ok(mut pending) = PENDING.lock() {
         pending.retain(|p| p != path);
     }
-    match std::fs::remove_dir_all(path) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
-        _ => Ok(()),
+    removed
+}
+
+/// Runs blocking filesystem work on tokio's blocking pool, off the async
+/// worker threads, and waits for it.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|err| Err(std::io::Error::other(err)))
+}
+
+/// [`remove_now`] on tokio's blocking pool, waited for.
+pub(crate) async fn remove(path: PathBuf) -> std::io::Result<()> {
+    blocking(move || remove_now(&path)).await
+}
+
+/// Runs blocking filesystem work from a `Drop`, which cannot wait: on
+/// tokio's blocking pool when dropped inside a runtime (not waited for),
+/// else on this thread. What `work` removes stays registered for removal
+/// at exit until it is done.
+pub(crate) fn in_background(work: impl FnOnce() + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn_blocking(work);
+        }
+        Err(_) => work(),
     }
 }
 
@@ -146,6 +178,41 @@ fn sweep_stale(dir: &Path) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn background_removal_runs_here_without_a_runtime_and_on_the_pool_within_one() {
+        let outside = tempfile::tempdir().unwrap().keep();
+        in_background({
+            let dir = outside.clone();
+            move || {
+                let _ = remove_now(&dir);
+            }
+        });
+        assert!(!outside.exists(), "no runtime: removed before it returns");
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let inside = tempfile::tempdir().unwrap().keep();
+        let (done, removed) = std::sync::mpsc::channel();
+        runtime.block_on(async {
+            let dir = inside.clone();
+            in_background(move || {
+                let thread = std::thread::current().name().map(str::to_owned);
+                let _ = remove_now(&dir);
+                let _ = done.send(thread);
+            });
+        });
+        let thread = removed
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the removal ran");
+        assert_ne!(
+            thread,
+            std::thread::current().name().map(str::to_owned),
+            "not on the thread that dropped"
+        );
+        assert!(!inside.exists());
+    }
 
     /// A tag of a process that is dead: an exited child's PID, a start time
     /// no process of that PID had.

@@ -26,8 +26,8 @@ use crate::logs::{LogMode, LogSink};
 use crate::remote::{Call, RemoteFn};
 use crate::staging::{self, LocalStaging, Reported, Staging};
 use crate::wire::{
-    self, BuildInfo, CallEnvelope, INLINE_ARGUMENTS_LIMIT, Outcome, OutcomeEnvelope, Payload,
-    Reference,
+    self, BuildInfo, CallEnvelope, INLINE_ARGUMENTS_LIMIT, MAX_INLINE_ARGUMENTS, Outcome,
+    OutcomeEnvelope, Payload, Reference,
 };
 
 mod default;
@@ -71,6 +71,8 @@ struct Inner {
     shipped: Option<(Executable, Delivery)>,
     /// The builder's log mode, if it set one.
     log_mode: Option<LogMode>,
+    /// Arguments up to this many bytes travel inline.
+    inline_arguments_limit: usize,
 }
 
 /// How long [`Submitter::close`] waits for cancelled calls to wind down.
@@ -78,8 +80,10 @@ const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(dir) = &self.owned_staging_dir {
-            let _ = cleanup::remove_now(dir);
+        if let Some(dir) = self.owned_staging_dir.clone() {
+            cleanup::in_background(move || {
+                let _ = cleanup::remove_now(&dir);
+            });
         }
     }
 }
@@ -146,6 +150,7 @@ pub struct SubmitterBuilder<C> {
     executable: Option<PathBuf>,
     ship_executable: Option<bool>,
     log_mode: Option<LogMode>,
+    inline_arguments_limit: usize,
 }
 
 impl<C: Cluster> SubmitterBuilder<C> {
@@ -186,10 +191,30 @@ impl<C: Cluster> SubmitterBuilder<C> {
         self
     }
 
+    /// Arguments up to this many encoded bytes travel inside the call (in
+    /// a pod's spec on Kubernetes); larger ones are staged. Default
+    /// [`INLINE_ARGUMENTS_LIMIT`] (16 KiB): every watch event and list of
+    /// a pod resends its spec to every watcher, and whoever may read pods
+    /// reads what is inline. At most [`MAX_INLINE_ARGUMENTS`] (64 KiB, so
+    /// the `hype-run` argument stays under Linux's limit for one argument);
+    /// 0 stages every argument. [`SubmitterBuilder::build`] refuses more.
+    pub fn inline_arguments_limit(mut self, bytes: usize) -> Self {
+        self.inline_arguments_limit = bytes;
+        self
+    }
+
     /// Connects to the cluster ([`Cluster::connect`], the one way every
     /// backend connects) and gives the submitter. The submitter and its
     /// runner share one session ID.
     pub async fn build(self) -> Result<Submitter, Error> {
+        if self.inline_arguments_limit > MAX_INLINE_ARGUMENTS {
+            return Err(Error::Config {
+                message: format!(
+                    "inline_arguments_limit({}) is more than {MAX_INLINE_ARGUMENTS} bytes, the most a call can carry inline; larger arguments are staged",
+                    self.inline_arguments_limit
+                ),
+            });
+        }
         BuildInfo::start_hashing();
         let (staging, owned) = match self.staging {
             Some(StagingChoice::Location(location)) => (staging::open(&location)?, None),
@@ -202,9 +227,11 @@ impl<C: Cluster> SubmitterBuilder<C> {
                         ),
                     });
                 }
-                let dir = cleanup::temp_dir("hype-staging-").map_err(|err| Error::Config {
-                    message: format!("cannot create a temporary staging directory: {err}"),
-                })?;
+                let dir = cleanup::blocking(|| cleanup::temp_dir("hype-staging-"))
+                    .await
+                    .map_err(|err| Error::Config {
+                        message: format!("cannot create a temporary staging directory: {err}"),
+                    })?;
                 let store: Arc<dyn Staging> = Arc::new(LocalStaging::new(dir.clone())?);
                 (store, Some(dir))
             }
@@ -225,8 +252,8 @@ impl<C: Cluster> SubmitterBuilder<C> {
         let (runner, shipped) = match shipped {
             Ok(connected) => connected,
             Err(err) => {
-                if let Some(dir) = &owned {
-                    let _ = cleanup::remove_now(dir);
+                if let Some(dir) = owned {
+                    let _ = cleanup::remove(dir).await;
                 }
                 return Err(err);
             }
@@ -241,6 +268,7 @@ impl<C: Cluster> SubmitterBuilder<C> {
                 calls: TaskTracker::new(),
                 shipped,
                 log_mode: self.log_mode,
+                inline_arguments_limit: self.inline_arguments_limit,
             }),
         };
         crate::interrupt::register(&submitter);
@@ -345,6 +373,7 @@ impl Submitter {
             executable: None,
             ship_executable: None,
             log_mode: None,
+            inline_arguments_limit: INLINE_ARGUMENTS_LIMIT,
         }
     }
 
@@ -569,7 +598,7 @@ impl Submitter {
     /// Encodes a call, staging its arguments when they are large.
     async fn call_envelope<A: RemoteFn>(&self, call: Call<A>) -> Result<CallEnvelope, Error> {
         let arguments = wire::encode_value(A::ID, "arguments", call.args())?;
-        let payload = if arguments.len() <= INLINE_ARGUMENTS_LIMIT {
+        let payload = if arguments.len() <= self.inner.inline_arguments_limit {
             Payload::Inline(wire::Bytes::from(arguments))
         } else {
             Payload::Staged(self.inner.staging.put_blob(arguments).await?)
@@ -726,7 +755,13 @@ impl Submitter {
                 "calls still winding down after {CLOSE_WAIT:?}; closing anyway"
             );
         }
-        self.inner.runner.close().await
+        let closed = self.inner.runner.close().await;
+        if let Some(dir) = self.inner.owned_staging_dir.clone()
+            && let Err(err) = cleanup::remove(dir.clone()).await
+        {
+            tracing::warn!(dir = %dir.display(), %err, "cannot remove the temporary staging directory");
+        }
+        closed
     }
 }
 

@@ -12,6 +12,12 @@
 //! change through the watch, reading the outcome and deleting the pod.
 //! The bare pods and the calls alternate which runs first in each round.
 //!
+//! Then the size of a call on the wire: the bytes of each pod create and
+//! the bytes every watcher receives per call, for calls with 40 KB of
+//! arguments, with the inline limit at 64 KiB (what hype did before: the
+//! arguments in the pod spec) and at its default of 16 KiB (they are
+//! staged), in the same run.
+//!
 //! `cargo bench --bench kubernetes_overhead` (`HYPE_BENCH_QUICK=1`: fewer samples).
 //! Targets: at most 3 API requests per call plus one shared watch;
 //! completion seen within 50 ms of the pod's status change; 500 concurrent
@@ -28,6 +34,13 @@ use hype_tests::kube_double::{Executor, InProcessResult, KubeTestServer, Kubelet
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use kube::api::{Api, DeleteParams, PostParams};
 use measure::{Samples, interleave, quick, ratio, rounds_text, verdict};
+
+/// A call with a payload: its arguments are larger than the default
+/// inline limit and smaller than the most a call can carry inline.
+#[hype::remote]
+fn payload_len(data: hype::ByteBuf) -> u64 {
+    data.len() as u64
+}
 
 /// The trivial remote call.
 #[hype::remote]
@@ -201,6 +214,59 @@ async fn bench() {
         server.watch_connections()
     );
     submitter.close().await.expect("close");
+
+    // Bytes per call, with arguments of 40 KB: inline (limit 64 KiB, as
+    // before) against staged (the default 16 KiB).
+    let sized_calls = if quick() { 5 } else { 50 };
+    let payload = hype::ByteBuf::from((0..40_000u32).map(|i| i as u8).collect::<Vec<u8>>());
+    let mut per_call = Vec::new();
+    for limit in [64 * 1024, hype::wire::INLINE_ARGUMENTS_LIMIT] {
+        let sized = Submitter::builder(KubeCluster::from_client(server.client()))
+            .staging(format!("file://{}", server.staging_dir().display()))
+            .ship_executable(false)
+            .inline_arguments_limit(limit)
+            .build()
+            .await
+            .expect("submitter");
+        let (watch_before, create_before) = server.traffic();
+        for _ in 0..sized_calls {
+            assert_eq!(
+                sized
+                    .run(payload_len(payload.clone()), &env)
+                    .await
+                    .expect("call"),
+                40_000
+            );
+        }
+        let (watch_after, create_after) = server.traffic();
+        sized.close().await.expect("close");
+        let pod = (create_after - create_before) as f64 / sized_calls as f64;
+        let watch = (watch_after - watch_before) as f64 / sized_calls as f64;
+        per_call.push((limit, pod, watch));
+    }
+    println!("{sized_calls} calls with 40 KB of arguments, bytes per call");
+    for (limit, pod, watch) in &per_call {
+        println!(
+            "  inline limit {:>2} KiB: pod spec (create body) {:>7.0} B, watch events {:>8.0} B",
+            limit / 1024,
+            pod,
+            watch
+        );
+    }
+    let (_, pod_before, watch_before) = per_call[0];
+    let (_, pod_after, watch_after) = per_call[1];
+    println!(
+        "  ratio staged / inline: pod spec {:.3}x, watch bytes {:.3}x",
+        pod_after / pod_before,
+        watch_after / watch_before
+    );
+    verdict(
+        pod_after <= 16.0 * 1024.0 && watch_after < watch_before / 4.0,
+        &format!(
+            "a call with 40 KB of arguments: pod spec {pod_after:.0} B (target <= 16 KiB; {pod_before:.0} B inline), watch bytes {watch_after:.0} B (target < 1/4 of inline's {watch_before:.0} B)"
+        ),
+    );
+
     server.shutdown().await;
     verdict(
         requests_per_call <= 3.0

@@ -605,3 +605,40 @@ async fn panics_are_retried_only_by_kind_and_the_attempts_are_listed() {
     }
     assert!(text.contains("attempt 3"), "{text}");
 }
+
+/// Arguments above 16 KiB are staged by default, so a pod's spec stays
+/// small; `inline_arguments_limit` moves the line up to 64 KiB (or to 0)
+/// and refuses more.
+#[tokio::test]
+async fn arguments_above_the_inline_limit_are_staged() {
+    let data = || ByteBuf::from((0..20_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    let cluster = || hype::LocalCluster::new().program(common::worker());
+    let blobs = |dir: &std::path::Path| Setup::files_under(&dir.join("blobs/sha256")).len();
+    for (limit, staged) in [(None, 1), (Some(64 * 1024), 0), (Some(0), 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut builder = hype::Submitter::builder(cluster())
+            .staging(hype::LocalStaging::new(dir.path().join("store")).unwrap());
+        if let Some(limit) = limit {
+            builder = builder.inline_arguments_limit(limit);
+        }
+        let submitter = builder.build().await.unwrap();
+        // The 20 KB result is staged in every case (it cannot fit in a
+        // termination message); only the argument's blob depends on the
+        // limit.
+        let result = submitter.run(bytes::reverse(data()), &local()).await;
+        assert_eq!(result.unwrap().len(), 20_000);
+        assert_eq!(
+            blobs(&dir.path().join("store")),
+            staged + 1,
+            "limit {limit:?}: {staged} argument blob(s) and the result's"
+        );
+        submitter.close().await.unwrap();
+    }
+    let err = hype::Submitter::builder(cluster())
+        .inline_arguments_limit(64 * 1024 + 1)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Config { .. }), "{err:?}");
+    assert!(err.to_string().contains("65537"), "{err}");
+}

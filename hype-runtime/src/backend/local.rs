@@ -113,10 +113,12 @@ impl LocalCluster {
         })?;
         Ok(LocalRunner {
             program,
-            secrets_dir,
-            volumes_dir,
-            work_dir,
-            transient: Mutex::new(BTreeSet::new()),
+            dirs: Arc::new(Dirs {
+                secrets_dir,
+                volumes_dir,
+                work_dir,
+                transient: Mutex::new(BTreeSet::new()),
+            }),
         })
     }
 }
@@ -126,7 +128,16 @@ impl Cluster for LocalCluster {
         self,
         _connection: Connection,
     ) -> BoxFuture<'static, Result<Arc<dyn Runner>, Error>> {
-        Box::pin(async move { Ok(Arc::new(self.runner()?) as Arc<dyn Runner>) })
+        // Finding the executable, the sweep of dead volumes and the
+        // temporary directory are blocking filesystem work.
+        Box::pin(async move {
+            let runner = tokio::task::spawn_blocking(move || self.runner())
+                .await
+                .map_err(|err| Error::Config {
+                    message: format!("cannot set up local calls: {err}"),
+                })??;
+            Ok(Arc::new(runner) as Arc<dyn Runner>)
+        })
     }
 }
 
@@ -134,13 +145,20 @@ impl Cluster for LocalCluster {
 #[derive(Debug)]
 pub(crate) struct LocalRunner {
     program: PathBuf,
+    dirs: Arc<Dirs>,
+}
+
+/// The runner's directories, shared with the blocking tasks that create
+/// and remove what lies in them (never on an async worker thread).
+#[derive(Debug)]
+struct Dirs {
     secrets_dir: PathBuf,
     volumes_dir: PathBuf,
     work_dir: PathBuf,
     transient: Mutex<BTreeSet<PathBuf>>,
 }
 
-impl LocalRunner {
+impl Dirs {
     /// Maps the environment's secrets and volumes to directories, creating
     /// volume directories; reports every missing secret at once.
     fn map_mounts(&self, env: &RunEnvironment) -> Result<Vec<MappedMount>, Error> {
@@ -198,13 +216,23 @@ impl LocalRunner {
             Err(Error::InvalidEnvironment { problems })
         }
     }
+}
 
+impl LocalRunner {
     async fn run_job(&self, job: Job, env: &RunEnvironment) -> Result<String, Error> {
-        let mounts = self.map_mounts(env)?;
+        let mounts = {
+            let (dirs, env) = (Arc::clone(&self.dirs), env.clone());
+            tokio::task::spawn_blocking(move || dirs.map_mounts(&env))
+                .await
+                .map_err(|err| Error::Config {
+                    message: format!("cannot prepare the call's mounts: {err}"),
+                })??
+        };
         let mounts = mounts::encode(&mounts).map_err(|problem| Error::InvalidEnvironment {
             problems: vec![problem],
         })?;
         let termination_path = self
+            .dirs
             .work_dir
             .join(format!("{}.termination-log", job.execution_id));
         let _termination_file = RemoveOnDrop(termination_path.clone());
@@ -293,7 +321,7 @@ impl LocalRunner {
     }
 }
 
-impl LocalRunner {
+impl Dirs {
     /// Removes this process's marker of the transient volume `dir`.
     fn unmark(&self, dir: &std::path::Path) {
         if let Some(name) = dir.file_name().and_then(|n| n.to_str()) {
@@ -366,20 +394,10 @@ impl Runner for LocalRunner {
 
     fn close(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
-            let dirs: Vec<PathBuf> =
-                std::mem::take(&mut *self.transient.lock().unwrap_or_else(|e| e.into_inner()))
-                    .into_iter()
-                    .collect();
-            let mut failures = Vec::new();
-            for dir in dirs {
-                if let Err(err) = cleanup::remove_now(&dir) {
-                    failures.push(format!("{}: {err}", dir.display()));
-                }
-                self.unmark(&dir);
-            }
-            if let Err(err) = cleanup::remove_now(&self.work_dir) {
-                failures.push(format!("{}: {err}", self.work_dir.display()));
-            }
+            let dirs = Arc::clone(&self.dirs);
+            let failures = tokio::task::spawn_blocking(move || dirs.remove())
+                .await
+                .unwrap_or_else(|err| vec![format!("the removal did not run: {err}")]);
             if failures.is_empty() {
                 Ok(())
             } else {
@@ -394,15 +412,32 @@ impl Runner for LocalRunner {
     }
 }
 
-impl Drop for LocalRunner {
-    fn drop(&mut self) {
+impl Dirs {
+    /// Removes the transient volumes (and their markers) and the work
+    /// directory; says what could not be removed. Blocking.
+    fn remove(&self) -> Vec<String> {
         let transient =
             std::mem::take(&mut *self.transient.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut failures = Vec::new();
         for dir in transient {
-            let _ = cleanup::remove_now(&dir);
+            if let Err(err) = cleanup::remove_now(&dir) {
+                failures.push(format!("{}: {err}", dir.display()));
+            }
             self.unmark(&dir);
         }
-        let _ = cleanup::remove_now(&self.work_dir);
+        if let Err(err) = cleanup::remove_now(&self.work_dir) {
+            failures.push(format!("{}: {err}", self.work_dir.display()));
+        }
+        failures
+    }
+}
+
+impl Drop for LocalRunner {
+    fn drop(&mut self) {
+        let dirs = Arc::clone(&self.dirs);
+        cleanup::in_background(move || {
+            dirs.remove();
+        });
     }
 }
 
@@ -500,7 +535,10 @@ struct RemoveOnDrop(PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let path = std::mem::take(&mut self.0);
+        cleanup::in_background(move || {
+            let _ = std::fs::remove_file(path);
+        });
     }
 }
 

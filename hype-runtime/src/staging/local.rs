@@ -262,14 +262,15 @@ impl Staging for LocalStaging {
     }
 
     fn delete_object<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            let path = path_of(uri)?;
+        let uri = uri.to_owned();
+        Box::pin(blocking(move || {
+            let path = path_of(&uri)?;
             match std::fs::remove_file(path) {
                 Ok(()) => Ok(()),
                 Err(err) if err.kind() == ErrorKind::NotFound => Ok(()),
-                Err(err) => Err(Error::staging_io("delete", uri, err)),
+                Err(err) => Err(Error::staging_io("delete", &uri, err)),
             }
-        })
+        }))
     }
 }
 

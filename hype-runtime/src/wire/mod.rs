@@ -51,10 +51,16 @@ pub const OUTCOME_MAGIC: [u8; 4] = *b"HYPO";
 /// version 1, and outcomes are version 1.
 pub const PROTOCOL_VERSION: u8 = 2;
 
-/// Arguments up to this many encoded bytes travel inside the call; larger
-/// ones are staged. 64 KiB keeps the `hype-run` argument (base64) under
-/// Linux's 128 KiB limit for one argument.
-pub const INLINE_ARGUMENTS_LIMIT: usize = 64 * 1024;
+/// By default, arguments up to this many encoded bytes travel inside the
+/// call; larger ones are staged (`SubmitterBuilder::inline_arguments_limit`
+/// changes it). 16 KiB: on Kubernetes the call is in the pod's spec, which
+/// every watch event and list resends to every watcher.
+pub const INLINE_ARGUMENTS_LIMIT: usize = 16 * 1024;
+
+/// The most encoded bytes of arguments a call can carry inline: 64 KiB
+/// keeps the `hype-run` argument (base64) under Linux's 128 KiB limit for
+/// one argument.
+pub const MAX_INLINE_ARGUMENTS: usize = 64 * 1024;
 
 /// The most bytes a termination message may hold (Kubernetes' per-container
 /// limit). An outcome whose inline text is longer is staged.
@@ -103,11 +109,11 @@ mod tests {
 
     #[test]
     fn limits_are_as_documented() {
-        assert_eq!(INLINE_ARGUMENTS_LIMIT, 64 * 1024);
-        assert_eq!(INLINE_ARGUMENTS_LIMIT, 65_536);
+        assert_eq!(INLINE_ARGUMENTS_LIMIT, 16 * 1024);
+        assert_eq!(MAX_INLINE_ARGUMENTS, 65_536);
         // Inline arguments as base64 stay under Linux's 128 KiB for one
         // argument, with room for the rest of the envelope.
-        let text_len = inline_text_len(INLINE_ARGUMENTS_LIMIT);
+        let text_len = inline_text_len(MAX_INLINE_ARGUMENTS);
         assert!(text_len < 128 * 1024, "{text_len}");
         assert!(text_len > 80 * 1024, "{text_len}");
     }

@@ -677,6 +677,12 @@ async fn create<K: ApiKind>(
     {
         return ApiError::injected(code, retry_after).into_response();
     }
+    if K::STORED == Kind::Pod {
+        shared
+            .traffic
+            .pod_create_bytes
+            .fetch_add(body.len() as u64, Ordering::SeqCst);
+    }
     let obj: K = match serde_json::from_slice(&body) {
         Ok(obj) => obj,
         Err(err) => {
@@ -1143,6 +1149,10 @@ impl Watch {
             }
             if let Some(line) = self.queue.pop_front() {
                 self.last_sent = Instant::now();
+                self.shared
+                    .traffic
+                    .watch_bytes
+                    .fetch_add(line.len() as u64, Ordering::SeqCst);
                 return Some(line);
             }
             if self.done {

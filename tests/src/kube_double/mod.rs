@@ -397,6 +397,8 @@ pub(crate) struct Shared {
     kubelet: kubelet::Kubelet,
     requests: Mutex<Vec<(String, String)>>,
     watch_connections: AtomicUsize,
+    /// Bytes sent on watch streams, and bytes of pod create bodies.
+    traffic: Traffic,
     closing: AtomicBool,
     /// Whether [`KubeTestServer::shutdown`] removed every Docker container.
     containers_removed: AtomicBool,
@@ -457,6 +459,7 @@ impl KubeTestServer {
             store,
             requests: Mutex::new(Vec::new()),
             watch_connections: AtomicUsize::new(0),
+            traffic: Traffic::default(),
             closing: AtomicBool::new(false),
             containers_removed: AtomicBool::new(false),
             bookmark_interval: options.bookmark_interval,
@@ -565,6 +568,16 @@ impl KubeTestServer {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+    }
+
+    /// Bytes sent on every watch stream so far, and bytes of the bodies of
+    /// every pod create request so far: what each call costs the API
+    /// server and every watcher (the benchmarks' measure of pod size).
+    pub fn traffic(&self) -> (u64, u64) {
+        (
+            self.shared.traffic.watch_bytes.load(Ordering::SeqCst),
+            self.shared.traffic.pod_create_bytes.load(Ordering::SeqCst),
+        )
     }
 
     /// How many watch requests were opened so far.
@@ -711,4 +724,11 @@ impl Drop for KubeTestServer {
                 .remove_containers_blocking(Duration::from_secs(10));
         }
     }
+}
+
+/// Byte counters of [`KubeTestServer::traffic`].
+#[derive(Debug, Default)]
+struct Traffic {
+    watch_bytes: std::sync::atomic::AtomicU64,
+    pod_create_bytes: std::sync::atomic::AtomicU64,
 }

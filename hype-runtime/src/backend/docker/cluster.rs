@@ -113,7 +113,11 @@ impl DockerCluster {
         // do not create them root-owned.
         for sub in ["blobs/sha256", "outcomes"] {
             let dir = staging_dir.join(sub);
-            std::fs::create_dir_all(&dir).map_err(|err| Error::Config {
+            let created = {
+                let dir = dir.clone();
+                cleanup::blocking(move || std::fs::create_dir_all(dir)).await
+            };
+            created.map_err(|err| Error::Config {
                 message: format!("cannot create staging directory {}: {err}", dir.display()),
             })?;
         }
@@ -131,9 +135,11 @@ impl DockerCluster {
             None => config::local_secrets_dir(),
         };
         let secrets_dir = std::path::absolute(&secrets_dir).unwrap_or(secrets_dir);
-        let work_dir = cleanup::temp_dir("hype-docker-").map_err(|err| Error::Config {
-            message: format!("cannot create a temporary directory for Docker calls: {err}"),
-        })?;
+        let work_dir = cleanup::blocking(|| cleanup::temp_dir("hype-docker-"))
+            .await
+            .map_err(|err| Error::Config {
+                message: format!("cannot create a temporary directory for Docker calls: {err}"),
+            })?;
         tracing::debug!(%host, version = ?docker.client_version(), session = %connection.session(), "connected to the Docker engine");
         Ok(DockerRunner {
             shared: Arc::new(Shared {

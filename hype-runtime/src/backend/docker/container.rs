@@ -87,7 +87,14 @@ impl Shared {
         cancelled: &CancellationToken,
         created: &mut bool,
     ) -> Result<String, Error> {
-        create_termination_dir(termination_dir)?;
+        {
+            let dir = termination_dir.to_owned();
+            tokio::task::spawn_blocking(move || create_termination_dir(&dir))
+                .await
+                .map_err(|err| Error::Config {
+                    message: format!("cannot create the termination message directory: {err}"),
+                })??;
+        }
         for volume in &plan.volumes {
             self.ensure_volume(volume).await?;
         }

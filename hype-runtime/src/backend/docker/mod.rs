@@ -221,7 +221,7 @@ impl Shared {
             }
         }
         if !self.keep_containers
-            && let Err(err) = cleanup::remove_now(&self.work_dir)
+            && let Err(err) = cleanup::remove(self.work_dir.clone()).await
         {
             failures.push(format!("{}: {err}", self.work_dir.display()));
         }
@@ -263,7 +263,10 @@ impl Drop for Shared {
             }
         }
         if !self.keep_containers {
-            let _ = cleanup::remove_now(&self.work_dir);
+            let work_dir = self.work_dir.clone();
+            cleanup::in_background(move || {
+                let _ = cleanup::remove_now(&work_dir);
+            });
         }
     }
 }

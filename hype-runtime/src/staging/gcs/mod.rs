@@ -455,7 +455,9 @@ impl GcsStaging {
         expected: Option<&BlobRef>,
     ) -> Result<(Vec<u8>, Option<String>), Error> {
         let mut bytes = Vec::new();
-        let digest = self.read_into(uri, expected, &mut bytes).await?;
+        let digest = self
+            .read_into(uri, expected, Sink::Memory(&mut bytes))
+            .await?;
         Ok((bytes, digest))
     }
 
@@ -467,7 +469,7 @@ impl GcsStaging {
         &self,
         uri: &str,
         expected: Option<&BlobRef>,
-        sink: &mut (dyn Sink + Send),
+        mut sink: Sink<'_>,
     ) -> Result<Option<String>, Error> {
         let (bucket, name) = parse_object_uri(uri)?;
         let clients = self.clients().await?;
@@ -502,6 +504,7 @@ impl GcsStaging {
                 Err(err) => return Err(self.client_error("read", uri, &bucket, err).await),
             };
             sink.write_all(&chunk)
+                .await
                 .map_err(|err| Error::staging_io("read", uri, err))?;
             if let Some(hasher) = &mut hasher {
                 hasher
@@ -618,22 +621,29 @@ impl Staging for GcsStaging {
         dest: &'a std::path::Path,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let mut file = std::io::BufWriter::with_capacity(256 * 1024, open_for_fetch(dest)?);
+            // tokio's file: its writes run on the blocking pool, never on
+            // the async worker thread that reads the response.
+            let io = |err| Error::staging_io("write", dest.display().to_string(), err);
+            let opened = {
+                let dest = dest.to_owned();
+                tokio::task::spawn_blocking(move || open_for_fetch(&dest))
+                    .await
+                    .map_err(|err| io(std::io::Error::other(err)))??
+            };
+            let mut file =
+                tokio::io::BufWriter::with_capacity(256 * 1024, tokio::fs::File::from_std(opened));
             let actual = self
                 .bounded(
                     "read",
                     &blob.uri,
                     blob.len,
-                    self.read_into(&blob.uri, Some(blob), &mut file),
+                    self.read_into(&blob.uri, Some(blob), Sink::File(&mut file)),
                 )
                 .await?;
-            let file = file.into_inner().map_err(|err| {
-                Error::staging_io("write", dest.display().to_string(), err.into_error())
-            })?;
-            let written = file
-                .metadata()
-                .map_err(|err| Error::staging_io("write", dest.display().to_string(), err))?
-                .len();
+            tokio::io::AsyncWriteExt::flush(&mut file)
+                .await
+                .map_err(io)?;
+            let written = file.get_ref().metadata().await.map_err(io)?.len();
             check_digest(blob, written, actual.unwrap_or_default())
         })
     }
@@ -690,18 +700,30 @@ impl Staging for GcsStaging {
 }
 
 /// Where [`GcsStaging::read_into`] puts what it reads.
-trait Sink: std::io::Write {
-    /// Makes room for `len` bytes, when that helps.
-    fn reserve(&mut self, _len: usize) {}
+enum Sink<'a> {
+    Memory(&'a mut Vec<u8>),
+    /// A file written through tokio (on its blocking pool).
+    File(&'a mut tokio::io::BufWriter<tokio::fs::File>),
 }
 
-impl Sink for Vec<u8> {
+impl Sink<'_> {
+    /// Makes room for `len` bytes, when that helps.
     fn reserve(&mut self, len: usize) {
-        Vec::reserve(self, len);
+        if let Sink::Memory(bytes) = self {
+            bytes.reserve(len);
+        }
+    }
+
+    async fn write_all(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Memory(bytes) => {
+                bytes.extend_from_slice(chunk);
+                Ok(())
+            }
+            Sink::File(file) => tokio::io::AsyncWriteExt::write_all(file, chunk).await,
+        }
     }
 }
-
-impl Sink for std::io::BufWriter<std::fs::File> {}
 
 /// A Cloud Storage client failure in hype's words, with the client's error
 /// as its source: [`Error::StagingUnavailable`] when it passes (no
