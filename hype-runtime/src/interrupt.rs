@@ -10,7 +10,7 @@
 //! 1. The first SIGINT or SIGTERM prints one line on stderr,
 //!    `hype: interrupted (SIGINT): cancelling N calls in flight and closing
 //!    M submitters (at most 30s; press Ctrl-C again to exit at once)`, and
-//!    closes every live submitter ([`Submitter::close`]: calls in flight
+//!    closes every live submitter ([`crate::Submitter::close`]: calls in flight
 //!    fail with [`crate::Error::Cancelled`] and their executions are
 //!    stopped, then what the submitter created is removed), the default
 //!    submitter of [`crate::Call::run_on_cluster`] included. Each closes on
@@ -37,7 +37,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::submitter::{Submitter, WeakSubmitter};
+use std::sync::{Arc, Weak};
+
+use futures::future::BoxFuture;
+
+use crate::error::Error;
 
 /// One line on stderr, ignoring a failure to write it (`eprintln!` would
 /// panic, and the close must go on).
@@ -52,9 +56,22 @@ macro_rules! say {
 /// process exits anyway.
 pub const CLOSE_BOUND: Duration = Duration::from_secs(30);
 
+/// What the close on interrupt closes: a submitter, as this module sees it
+/// (so that it need not name the submitter, which registers itself here).
+pub(crate) trait Close: Send + Sync {
+    /// Its session ID, for messages.
+    fn session(&self) -> &str;
+    /// Whether it is closed already.
+    fn is_closed(&self) -> bool;
+    /// How many calls are in flight.
+    fn calls_in_flight(&self) -> usize;
+    /// Closes it ([`crate::Submitter::close`]).
+    fn close(&self) -> BoxFuture<'_, Result<(), Error>>;
+}
+
 /// A live submitter and the runtime it was built on.
 struct Live {
-    submitter: WeakSubmitter,
+    submitter: Weak<dyn Close>,
     runtime: Option<tokio::runtime::Handle>,
 }
 
@@ -71,20 +88,22 @@ static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
 /// `hype-interrupt` to end the process before it does so itself.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
-/// Records `submitter` (weakly) with the runtime it is being built on, for
-/// the close on interrupt. Called by [`crate::SubmitterBuilder::build`].
-pub(crate) fn register(submitter: &Submitter) {
+/// Records `submitter` (weakly: the registry keeps nothing alive) with the
+/// runtime it is being built on, for the close on interrupt. Called by
+/// [`crate::SubmitterBuilder::build`].
+pub(crate) fn register(submitter: Weak<dyn Close>) {
     let runtime = tokio::runtime::Handle::try_current().ok();
     let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
-    live.retain(|entry| entry.submitter.is_alive());
-    live.push(Live {
-        submitter: submitter.downgrade(),
-        runtime,
-    });
+    // Without taking a strong reference, so that pruning never drops the last.
+    live.retain(|entry| entry.submitter.strong_count() > 0);
+    live.push(Live { submitter, runtime });
 }
 
+/// A submitter that is alive, and the runtime it was built on.
+type Registered = (Arc<dyn Close>, Option<tokio::runtime::Handle>);
+
 /// The submitters still alive and not closed, each with its runtime.
-fn live_submitters() -> Vec<(Submitter, Option<tokio::runtime::Handle>)> {
+fn live_submitters() -> Vec<Registered> {
     let live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
     live.iter()
         .filter_map(|entry| {
@@ -285,8 +304,9 @@ fn watch(fd: libc::c_int) {
 
 /// Closes every submitter on its own runtime (one without a runtime on a
 /// small one of this thread's) until `deadline`; says how it went.
-fn close_all(live: Vec<(Submitter, Option<tokio::runtime::Handle>)>, deadline: Instant) -> String {
+fn close_all(live: Vec<Registered>, deadline: Instant) -> String {
     let total = live.len();
+    let sessions: Vec<String> = live.iter().map(|(s, _)| s.session().to_owned()).collect();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -308,12 +328,14 @@ fn close_all(live: Vec<(Submitter, Option<tokio::runtime::Handle>)>, deadline: I
     let mut closed = 0;
     let mut problems = Vec::new();
     let mut unfinished = 0;
-    for result in results {
+    for (result, session) in results.into_iter().zip(sessions) {
         match result {
             Ok(Ok(Ok(()))) => closed += 1,
-            Ok(Ok(Err(err))) => problems.push(err.to_string()),
+            Ok(Ok(Err(err))) => problems.push(format!("session {session}: {err}")),
             // Its runtime has shut down (the task was dropped) or it panicked.
-            Ok(Err(err)) => problems.push(format!("its close did not run: {err}")),
+            Ok(Err(err)) => {
+                problems.push(format!("session {session}: its close did not run: {err}"))
+            }
             Err(_) => unfinished += 1,
         }
     }
@@ -349,7 +371,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn close_all_closes_registered_submitters_on_their_runtime() {
-        let submitter = Submitter::builder(crate::LocalCluster::new())
+        let submitter = crate::Submitter::builder(crate::LocalCluster::new())
             .build()
             .await
             .unwrap();

@@ -9,7 +9,7 @@
 //! parent-death signal like every `hype-run` the local runner starts, and
 //! then kills its process group (which it shares with the launcher). A
 //! launcher the local runner started is armed itself, so when the
-//! submitter dies the whole group goes. See [`crate::entry`], "Dying with
+//! submitter dies the whole group goes. See [`crate::process`], "Dying with
 //! the parent".
 //!
 //! The executable runs with `HYPE_LAUNCHED=<its digest>`: a launched
@@ -203,7 +203,7 @@ pub(crate) fn run(
     // This thread waits for the child below, so it outlives it: the
     // parent-death signal (sent when the forking thread ends) comes only
     // when this process dies.
-    crate::entry::die_with_this_process_exec(
+    crate::process::die_with_this_process_exec(
         &mut command,
         executable,
         &[HYPE_RUN.as_ref(), call.as_ref()],

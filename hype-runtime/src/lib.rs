@@ -68,6 +68,7 @@ pub mod logs;
 pub mod macro_support;
 pub mod mounts;
 pub mod owner;
+mod process;
 pub mod registry;
 pub mod remote;
 #[cfg(any(feature = "kubernetes", feature = "docker"))]

@@ -271,26 +271,10 @@ impl<C: Cluster> SubmitterBuilder<C> {
                 inline_arguments_limit: self.inline_arguments_limit,
             }),
         };
-        crate::interrupt::register(&submitter);
+        let registered: std::sync::Weak<dyn crate::interrupt::Close> =
+            Arc::downgrade(&submitter.inner) as _;
+        crate::interrupt::register(registered);
         Ok(submitter)
-    }
-}
-
-/// A submitter that does not keep it alive: what the interrupt registry
-/// ([`crate::interrupt`]) holds.
-#[derive(Debug, Clone)]
-pub(crate) struct WeakSubmitter(std::sync::Weak<Inner>);
-
-impl WeakSubmitter {
-    /// The submitter, while a clone of it lives.
-    pub(crate) fn upgrade(&self) -> Option<Submitter> {
-        self.0.upgrade().map(|inner| Submitter { inner })
-    }
-
-    /// Whether a clone of it lives (without taking one, so that checking
-    /// never ends up dropping the last).
-    pub(crate) fn is_alive(&self) -> bool {
-        self.0.strong_count() > 0
     }
 }
 
@@ -475,17 +459,8 @@ impl Submitter {
         default::get().await
     }
 
-    /// A reference that does not keep the submitter alive.
-    pub(crate) fn downgrade(&self) -> WeakSubmitter {
-        WeakSubmitter(Arc::downgrade(&self.inner))
-    }
-
-    /// How many calls are in flight (their executions not wound down yet).
-    pub(crate) fn calls_in_flight(&self) -> usize {
-        self.inner.calls.len()
-    }
-
     /// Whether [`Submitter::close`] was called.
+    #[cfg(test)]
     pub(crate) fn is_closed(&self) -> bool {
         self.inner.closed.is_cancelled()
     }
@@ -742,26 +717,52 @@ impl Submitter {
     /// their executions are stopped), refuses new ones, and removes what the
     /// submitter created for itself.
     pub async fn close(&self) -> Result<(), Error> {
-        self.inner.closed.cancel();
+        self.inner.close().await
+    }
+}
+
+impl Inner {
+    /// [`Submitter::close`].
+    async fn close(&self) -> Result<(), Error> {
+        self.closed.cancel();
         // Each cancelled call drops its execution (and the runner's cleanup
         // of it) on its own task: wait for them before releasing the rest.
-        self.inner.calls.close();
-        if tokio::time::timeout(CLOSE_WAIT, self.inner.calls.wait())
+        self.calls.close();
+        if tokio::time::timeout(CLOSE_WAIT, self.calls.wait())
             .await
             .is_err()
         {
             tracing::warn!(
-                calls = self.inner.calls.len(),
+                calls = self.calls.len(),
                 "calls still winding down after {CLOSE_WAIT:?}; closing anyway"
             );
         }
-        let closed = self.inner.runner.close().await;
-        if let Some(dir) = self.inner.owned_staging_dir.clone()
+        let closed = self.runner.close().await;
+        if let Some(dir) = self.owned_staging_dir.clone()
             && let Err(err) = cleanup::remove(dir.clone()).await
         {
             tracing::warn!(dir = %dir.display(), %err, "cannot remove the temporary staging directory");
         }
         closed
+    }
+}
+
+/// What the close on interrupt sees of a submitter.
+impl crate::interrupt::Close for Inner {
+    fn session(&self) -> &str {
+        &self.session
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    fn calls_in_flight(&self) -> usize {
+        self.calls.len()
+    }
+
+    fn close(&self) -> futures::future::BoxFuture<'_, Result<(), Error>> {
+        Box::pin(Inner::close(self))
     }
 }
 

@@ -250,7 +250,7 @@ impl LocalRunner {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
-        crate::entry::die_with_this_process(command.as_std_mut());
+        crate::process::die_with_this_process(command.as_std_mut());
         let mut child = spawn(command).await.map_err(|err| Error::Spawn {
             program: self.program.clone(),
             message: err.to_string(),
