@@ -18,12 +18,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::{ListContainersOptions, ListVolumesOptions};
+use hype_tests::IMAGE;
 use hype_tests::docker_image;
-use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
+use hype_tests::kube_double::KubeTestServer;
 use tokio::io::AsyncBufReadExt as _;
 
 const SUBMITTER: &str = env!("CARGO_BIN_EXE_hype-test-cluster-submitter");
-const IMAGE: &str = "hype-test-worker:1";
 
 /// The `hype` command, built by `cargo test --workspace` in the same
 /// directory as this package's binaries.
@@ -97,7 +97,7 @@ async fn hype(args: &[&str], vars: &[(&str, String)]) -> (i32, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submitter_killed_on_kubernetes_leaves_nothing_after_hype_gc() {
-    let server = KubeTestServer::start(KubeletOptions::new().image(IMAGE, common::worker()));
+    let server = KubeTestServer::start(common::backend::worker_processes());
     let dir = tempfile::tempdir().expect("a temporary directory");
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, server.kubeconfig(server.url())).expect("write the kubeconfig");

@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use hype::RemoteFn;
 use hype::wire::{self, BuildInfo, CallEnvelope, Payload, Reference};
+use hype_tests::IMAGE;
 use hype_tests::kube_double::{
     Executor, InProcessPod, InProcessResult, KubeTestServer, KubeletOptions, ReadOnlyMounts,
 };
@@ -21,17 +22,12 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
 
-const IMAGE: &str = "hype-test-worker:latest";
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A double whose resourceVersions are numbers, whatever the environment
 /// says: some tests check that they rise.
 fn start() -> KubeTestServer {
-    KubeTestServer::start(
-        KubeletOptions::new()
-            .image(IMAGE, common::worker())
-            .opaque_resource_versions(false),
-    )
+    KubeTestServer::start(common::backend::worker_processes().opaque_resource_versions(false))
 }
 
 /// The `hype-run` argument for a call, built by hand as the runner would.

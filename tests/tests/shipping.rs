@@ -19,13 +19,13 @@ use std::time::Duration;
 use hype::wire::{self, BlobRef, BuildInfo, CallEnvelope, Payload, Reference};
 use hype::{Error, LocalCluster, LocalStaging, RemoteFn, RunEnvironment, Staging, Submitter};
 use hype_runtime::staging::BoxFuture;
+use hype_tests::LAUNCHER_IMAGE;
 use hype_tests::backends::{DockerCluster, KubeCluster};
 use hype_tests::docker_image;
-use hype_tests::kube_double::{DockerExecutor, Executor, KubeTestServer, KubeletOptions};
+use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
 use hype_tests::math::{self, AddArgs};
 
 const ADD: &str = "hype_tests::math::add";
-const LAUNCHER_IMAGE: &str = "hype-launcher-only:1";
 
 fn launcher() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_hype-launcher"))
@@ -753,20 +753,9 @@ impl Staging for Counting {
 /// functions, in the double's process mode and its Docker mode; N calls
 /// stage the executable once, and a second submitter stages nothing.
 async fn kubernetes_launcher_image(docker_mode: bool) {
-    let options = if docker_mode {
-        let Some(_) = docker_image::engine_or_skip("shipping on the Kubernetes double").await
-        else {
-            return;
-        };
-        let executor = DockerExecutor::connect().await.unwrap();
-        let image = docker_image::worker_image(executor.docker(), &launcher())
-            .await
-            .unwrap();
-        KubeletOptions::new()
-            .executor(Executor::Docker(executor))
-            .docker_image(LAUNCHER_IMAGE, image)
-    } else {
-        KubeletOptions::new().image(LAUNCHER_IMAGE, launcher())
+    let skip = docker_mode.then_some("shipping on the Kubernetes double");
+    let Some(options) = common::backend::image_pods(LAUNCHER_IMAGE, launcher(), skip).await else {
+        return;
     };
     let server = KubeTestServer::start(options);
     let store = Arc::new(Counting {
