@@ -230,6 +230,11 @@ async fn a_forbidden_watch_fails_the_waiting_calls_within_seconds() {
         .expect_err("its watch is refused");
     let detected = refused_at.elapsed();
     println!("watch answered 403: the waiting call failed after {detected:?}");
+    // A bound, not a speed claim: the call must fail because its watch was
+    // refused, long before the 60 s sleep or the 30 s above, and 10 s is
+    // room for a noisy 2-core CI machine running other builds. How fast
+    // it is (tens of milliseconds, the README's "within 50 ms") is the
+    // time printed above, read with `--nocapture`, not asserted.
     assert!(detected < Duration::from_secs(10), "{detected:?}");
     match &err {
         Error::Forbidden {
