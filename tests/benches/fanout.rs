@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use hype::{LogMode, RunEnvironment, Submitter};
+use hype_tests::IMAGE;
 use hype_tests::backends::KubeCluster;
 use hype_tests::kube_double::{Executor, InProcessResult, KubeTestServer, KubeletOptions};
 use measure::{per_call, quick, verdict};
@@ -38,8 +39,6 @@ use measure::{per_call, quick, verdict};
 fn add(a: u64, b: u64) -> u64 {
     a + b
 }
-
-const IMAGE: &str = "bench:1";
 
 thread_local! {
     /// Whether this thread's allocations count (the client's thread).

@@ -32,12 +32,12 @@ use std::time::Instant;
 
 use hype::{RunEnvironment, Submitter};
 use hype_runtime::executable::hash_file;
+use hype_tests::IMAGE;
 use hype_tests::backends::KubeCluster;
 use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
 use hype_tests::math;
 use measure::{interleave, interleave_blocking, quick, ratio, rounds_text, verdict};
 
-const IMAGE: &str = "hype-program-itself:1";
 const MIB: u64 = 1024 * 1024;
 /// The padded executable's size.
 const BIG: u64 = 160 * MIB;

@@ -29,6 +29,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use hype::{RunEnvironment, Submitter};
+use hype_tests::IMAGE;
 use hype_tests::backends::KubeCluster;
 use hype_tests::kube_double::{Executor, InProcessResult, KubeTestServer, KubeletOptions};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
@@ -47,8 +48,6 @@ fn payload_len(data: hype::ByteBuf) -> u64 {
 fn add(a: u64, b: u64) -> u64 {
     a + b
 }
-
-const IMAGE: &str = "bench:1";
 
 /// When the last in-process container finished.
 static LAST_FINISHED: Mutex<Option<Instant>> = Mutex::new(None);

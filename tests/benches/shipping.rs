@@ -37,6 +37,7 @@ use hype::wire::{self, BlobRef, BuildInfo, CallEnvelope, Payload, Reference};
 use hype::{Error, LocalStaging, RemoteFn, RunEnvironment, Staging, Submitter};
 use hype_runtime::executable::{Digest, hash_file};
 use hype_runtime::staging::BoxFuture;
+use hype_tests::LAUNCHER_IMAGE;
 use hype_tests::backends::KubeCluster;
 use hype_tests::gcs_server::GcsServer;
 use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
@@ -44,7 +45,6 @@ use hype_tests::math::{self, AddArgs};
 use measure::{interleave, interleave_blocking, quick, ratio, rounds_text, verdict};
 
 const ADD: &str = "hype_tests::math::add";
-const IMAGE: &str = "hype-launcher-only:1";
 const MIB: usize = 1024 * 1024;
 
 fn worker() -> PathBuf {
@@ -290,7 +290,7 @@ impl Staging for Counting {
 }
 
 async fn requests_per_call() -> (bool, String) {
-    let server = KubeTestServer::start(KubeletOptions::new().image(IMAGE, launcher()));
+    let server = KubeTestServer::start(KubeletOptions::new().image(LAUNCHER_IMAGE, launcher()));
     let store = Arc::new(Counting {
         inner: LocalStaging::new(server.staging_dir()).unwrap(),
         requests: AtomicUsize::new(0),
@@ -302,8 +302,8 @@ async fn requests_per_call() -> (bool, String) {
         .await
         .expect("submitter");
     let cache = tempfile::tempdir().unwrap();
-    let env =
-        RunEnvironment::new(IMAGE).with_env("HYPE_CACHE_DIR", cache.path().display().to_string());
+    let env = RunEnvironment::new(LAUNCHER_IMAGE)
+        .with_env("HYPE_CACHE_DIR", cache.path().display().to_string());
     let calls = if quick() { 10 } else { 50 };
     assert_eq!(submitter.run(math::add(1, 2), &env).await.unwrap(), 3);
     let after_first = store.requests.load(Ordering::SeqCst);
@@ -470,7 +470,7 @@ async fn pod_side_gcs() -> Option<(bool, String)> {
 }
 
 async fn first_call_after_a_rebuild() -> String {
-    let server = KubeTestServer::start(KubeletOptions::new().image(IMAGE, launcher()));
+    let server = KubeTestServer::start(KubeletOptions::new().image(LAUNCHER_IMAGE, launcher()));
     let staging = format!("file://{}", server.staging_dir().display());
     let dir = tempfile::tempdir().unwrap();
     let rebuilds = if quick() { 3 } else { 10 };
@@ -490,7 +490,7 @@ async fn first_call_after_a_rebuild() -> String {
             .build()
             .await
             .expect("submitter");
-        let env = RunEnvironment::new(IMAGE).with_env(
+        let env = RunEnvironment::new(LAUNCHER_IMAGE).with_env(
             "HYPE_CACHE_DIR",
             dir.path().join("cache").display().to_string(),
         );

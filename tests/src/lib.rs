@@ -30,6 +30,20 @@ pub mod gke_server;
 pub mod kube_double;
 pub mod rbac;
 
+/// The image name the tests and benchmarks give their pods and
+/// containers (`RunEnvironment::new(IMAGE)`): the Kubernetes test double
+/// maps it to the `hype-test-worker` binary (`KubeletOptions::image`, or
+/// to the Docker image built from it with `KubeletOptions::docker_image`),
+/// so the worker is "baked into the image" and nothing is shipped. One
+/// name for every test, so a test never depends on which name it picked;
+/// with the double's in-process executor the name is only a label.
+pub const IMAGE: &str = "hype-test-worker:1";
+
+/// The image name of the shipping tests and benchmarks: an image that
+/// holds only the generic launcher (`hype-launcher`, no remote functions),
+/// so every call must ship the executable that has them.
+pub const LAUNCHER_IMAGE: &str = "hype-launcher-only:1";
+
 /// Call from a binary's `main` so the linker keeps this crate's
 /// registrations even when nothing else of it is used.
 pub fn link() {}

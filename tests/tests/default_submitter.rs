@@ -6,9 +6,8 @@ mod common;
 use std::time::Duration;
 
 use hype::{LocalCluster, RunEnvironment, Submitter};
-use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
-
-const IMAGE: &str = "hype-test-worker:1";
+use hype_tests::IMAGE;
+use hype_tests::kube_double::KubeTestServer;
 
 #[tokio::test]
 async fn run_on_cluster_uses_the_default_and_it_is_set_once() {
@@ -32,7 +31,7 @@ async fn run_on_cluster_uses_the_default_and_it_is_set_once() {
 /// double, whose runner lives on tasks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_runtime_gets_a_working_default_submitter() {
-    let server = KubeTestServer::start(KubeletOptions::new().image(IMAGE, common::worker()));
+    let server = KubeTestServer::start(common::backend::worker_processes());
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, server.kubeconfig(server.url())).unwrap();

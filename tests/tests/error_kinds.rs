@@ -33,7 +33,7 @@ async fn a_pod_the_api_rejects_is_created_once_and_names_the_field() {
     .unwrap();
     let env = RunEnvironment::from_yaml(&path)
         .unwrap()
-        .with_image(common::backend::IMAGE)
+        .with_image(hype_tests::IMAGE)
         .with_retries(3)
         .with_retry_backoff(Duration::from_millis(10));
     server.clear_request_log();

@@ -502,12 +502,11 @@ async fn a_pod_without_credentials_says_where_it_looked() {
 #[tokio::test]
 async fn large_calls_through_kubernetes_pods_are_staged_in_the_bucket() {
     use hype_tests::backends::KubeCluster;
-    use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
+    use hype_tests::kube_double::KubeTestServer;
 
     let server = emulator!("large_calls_through_kubernetes_pods_are_staged_in_the_bucket");
     server.create_bucket(BUCKET).await;
-    let kube =
-        KubeTestServer::start(KubeletOptions::new().image("hype-test-worker:1", common::worker()));
+    let kube = KubeTestServer::start(common::backend::worker_processes());
     let store: Arc<dyn Staging> = Arc::new(server.staging(&format!("gs://{BUCKET}/kube")));
     let submitter = Submitter::builder(KubeCluster::from_client(kube.client()))
         .staging(store)
@@ -515,8 +514,8 @@ async fn large_calls_through_kubernetes_pods_are_staged_in_the_bucket() {
         .build()
         .await
         .unwrap();
-    let env = RunEnvironment::new("hype-test-worker:1")
-        .with_env("STORAGE_EMULATOR_HOST", server.endpoint());
+    let env =
+        RunEnvironment::new(hype_tests::IMAGE).with_env("STORAGE_EMULATOR_HOST", server.endpoint());
 
     let data = bytes(512 * 1024, 9);
     let call = submitter.run(

@@ -18,12 +18,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::{ListContainersOptions, ListVolumesOptions};
+use hype_tests::IMAGE;
 use hype_tests::docker_image;
-use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
+use hype_tests::kube_double::KubeTestServer;
 use tokio::io::AsyncBufReadExt as _;
 
 const SUBMITTER: &str = env!("CARGO_BIN_EXE_hype-test-cluster-submitter");
-const IMAGE: &str = "hype-test-worker:1";
 
 /// The `hype` command, built by `cargo test --workspace` in the same
 /// directory as this package's binaries.
@@ -97,7 +97,7 @@ async fn hype(args: &[&str], vars: &[(&str, String)]) -> (i32, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submitter_killed_on_kubernetes_leaves_nothing_after_hype_gc() {
-    let server = KubeTestServer::start(KubeletOptions::new().image(IMAGE, common::worker()));
+    let server = KubeTestServer::start(common::backend::worker_processes());
     let dir = tempfile::tempdir().expect("a temporary directory");
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, server.kubeconfig(server.url())).expect("write the kubeconfig");
@@ -130,19 +130,54 @@ async fn a_submitter_killed_on_kubernetes_leaves_nothing_after_hype_gc() {
         .expect("the Lease names its session");
     kill_9(&mut submitter).await;
 
-    // Nobody is left to clean up: everything stays, the Lease unrenewed.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Nobody is left to clean up. A submitter killed with SIGKILL and
+    // reaped (`kill_9` waited for it) can send nothing more, so there is
+    // no moment to wait for: what it left is what the double holds now.
+    // The pods run on, the Lease and the transient claim stay, and the
+    // double's request log shows the submitter deleted nothing.
     assert_eq!(running(), 2, "the pods run on");
     assert_eq!(server.leases().len(), 1);
     assert_eq!(server.pvcs().len(), 1, "the transient claim stays");
+    let deletes = || {
+        server
+            .request_log()
+            .into_iter()
+            .filter(|(method, _)| method == "DELETE")
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(deletes(), [], "the killed submitter deleted nothing");
+    let pods: Vec<String> = server
+        .pods()
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    let claims: Vec<String> = server
+        .pvcs()
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
 
     let started = Instant::now();
     let (code, out) = hype(&["gc", "--kube", "--grace", "0s"], &vars).await;
     assert_eq!(code, 0, "{out}");
+    // Everything stayed until `hype gc` looked: it names the unrenewed
+    // Lease, and each pod and claim of the session as it deletes it.
     assert!(
         out.contains(&format!("lease hype-{session} not renewed for")),
         "{out}"
     );
+    for name in &pods {
+        assert!(
+            out.contains(&format!("pod {name} session {session}")),
+            "{out}"
+        );
+    }
+    for name in &claims {
+        assert!(
+            out.contains(&format!("claim {name} session {session}")),
+            "{out}"
+        );
+    }
     let of_session = |labels: Option<&std::collections::BTreeMap<String, String>>| {
         labels.and_then(|l| l.get("hype.dev/session")) == Some(&session)
     };
@@ -194,7 +229,9 @@ async fn a_submitter_killed_on_docker_leaves_nothing_after_hype_gc() {
             .and_then(|l| l.get("hype.dev/owner"))
             .is_some_and(|o| o.starts_with(&owner_prefix))
     };
-    let left = || async {
+    // The names of the containers and transient volumes the submitter
+    // owns.
+    let owned_names = || async {
         let filters = std::collections::HashMap::from([(
             "label".to_owned(),
             vec!["app.kubernetes.io/managed-by=hype".to_owned()],
@@ -206,11 +243,12 @@ async fn a_submitter_killed_on_docker_leaves_nothing_after_hype_gc() {
                 ..Default::default()
             }))
             .await
-            .expect("list containers");
-        let running = containers
-            .iter()
+            .expect("list containers")
+            .into_iter()
             .filter(|c| owned(c.labels.as_ref()))
-            .count();
+            .filter_map(|c| c.names?.into_iter().next())
+            .map(|name| name.trim_start_matches('/').to_owned())
+            .collect::<Vec<_>>();
         let volumes = docker
             .list_volumes(Some(ListVolumesOptions {
                 filters: Some(filters),
@@ -219,10 +257,15 @@ async fn a_submitter_killed_on_docker_leaves_nothing_after_hype_gc() {
             .expect("list volumes")
             .volumes
             .unwrap_or_default()
-            .iter()
+            .into_iter()
             .filter(|v| owned(Some(&v.labels)))
-            .count();
-        (running, volumes)
+            .map(|v| v.name)
+            .collect::<Vec<_>>();
+        (containers, volumes)
+    };
+    let left = || async {
+        let (containers, volumes) = owned_names().await;
+        (containers.len(), volumes.len())
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     while left().await != (2, 1) {
@@ -234,12 +277,26 @@ async fn a_submitter_killed_on_docker_leaves_nothing_after_hype_gc() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     kill_9(&mut submitter).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(left().await, (2, 1), "nobody is left to remove them");
+    // As on Kubernetes: a submitter killed with SIGKILL and reaped does
+    // nothing more, so what it left is there now, and nobody is left to
+    // remove it.
+    let (containers, volumes) = owned_names().await;
+    assert_eq!(
+        (containers.len(), volumes.len()),
+        (2, 1),
+        "nobody is left to remove them: {containers:?} {volumes:?}"
+    );
 
     let started = Instant::now();
     let (code, out) = hype(&["gc", "--docker"], &[]).await;
     assert_eq!(code, 0, "{out}");
+    // They stayed until `hype gc` looked: it names each as it removes it.
+    for name in &containers {
+        assert!(out.contains(&format!("container {name} ")), "{out}");
+    }
+    for name in &volumes {
+        assert!(out.contains(&format!("volume {name} ")), "{out}");
+    }
     assert_eq!(left().await, (0, 0), "left after hype gc --docker:\n{out}");
     println!(
         "killed submitter on Docker: nothing left {:?} after hype gc started",

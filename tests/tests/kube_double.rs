@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use hype::RemoteFn;
 use hype::wire::{self, BuildInfo, CallEnvelope, Payload, Reference};
+use hype_tests::IMAGE;
 use hype_tests::kube_double::{
     Executor, InProcessPod, InProcessResult, KubeTestServer, KubeletOptions, ReadOnlyMounts,
 };
@@ -21,17 +22,12 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
 
-const IMAGE: &str = "hype-test-worker:latest";
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A double whose resourceVersions are numbers, whatever the environment
 /// says: some tests check that they rise.
 fn start() -> KubeTestServer {
-    KubeTestServer::start(
-        KubeletOptions::new()
-            .image(IMAGE, common::worker())
-            .opaque_resource_versions(false),
-    )
+    KubeTestServer::start(common::backend::worker_processes().opaque_resource_versions(false))
 }
 
 /// The `hype-run` argument for a call, built by hand as the runner would.
@@ -1176,8 +1172,29 @@ async fn unschedulable_until_cleared_and_missing_claims() {
         ),
         ("False", Some("Unschedulable"), Some(message))
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(phase(&pods.get("waits").await.unwrap()), "Pending");
+    // The pod stays unscheduled while the cluster is: a new scheduler
+    // message makes the double's scheduler look at the pod again (a change
+    // of faults wakes it), and the pod carrying that message proves it did,
+    // and held the pod Pending, without a node.
+    let still = "0/3 nodes are available: 3 Insufficient memory.";
+    server.faults().unschedulable(still);
+    let looked_again = wait_pod(&pods, "waits", "unschedulable again", |p| {
+        condition(p, "PodScheduled")
+            .and_then(|c| c.message)
+            .as_deref()
+            == Some(still)
+    })
+    .await;
+    assert_eq!(phase(&looked_again), "Pending");
+    assert_eq!(
+        condition(&looked_again, "PodScheduled").unwrap().status,
+        "False"
+    );
+    assert_eq!(
+        looked_again.spec.as_ref().unwrap().node_name,
+        None,
+        "not bound to a node"
+    );
     server.faults().clear_unschedulable();
     let done = finished(&pods, "waits").await;
     assert_eq!(phase(&done), "Succeeded");
@@ -1457,10 +1474,18 @@ async fn volumes_and_mounts(server: KubeTestServer) {
         .left()
         .unwrap();
     assert!(terminating.metadata.deletion_timestamp.is_some());
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The double removes a Terminating claim when a pod ends or is deleted
+    // and no unfinished pod uses the claim any more. Deleting another pod
+    // ("no-secret", which does not mount it) makes it look, before the
+    // delete is answered; the claim must stay, "holder" still uses it.
+    pods.delete("no-secret", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    wait_gone(&pods, "no-secret").await;
+    let kept = pvcs.get_opt("shared").await.unwrap();
     assert!(
-        pvcs.get_opt("shared").await.unwrap().is_some(),
-        "kept while in use"
+        kept.is_some_and(|c| c.metadata.deletion_timestamp.is_some()),
+        "kept (Terminating) while in use"
     );
     pods.delete_collection(&DeleteParams::default(), &ListParams::default())
         .await

@@ -13,12 +13,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use hype::{Error, RunEnvironment, Submitter};
+use hype_tests::IMAGE;
 use hype_tests::backends::KubeCluster;
 use hype_tests::fault_proxy::FaultProxy;
 use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
 use hype_tests::{containers, math};
-
-const IMAGE: &str = "hype-test-worker:1";
 
 struct Cluster {
     server: KubeTestServer,
@@ -28,20 +27,13 @@ struct Cluster {
 impl Cluster {
     /// A double, and a submitter on it reached through `client`.
     async fn connect(server: KubeTestServer, client: kube::Client) -> Cluster {
-        let staging = format!("file://{}", server.staging_dir().display());
-        let connecting = Submitter::builder(KubeCluster::from_client(client))
-            .staging(staging)
-            .ship_executable(false)
-            .build();
-        let submitter = tokio::time::timeout(Duration::from_secs(30), connecting)
-            .await
-            .expect("connect within 30 s")
-            .expect("connect");
+        let submitter =
+            common::backend::kube_submitter(&server, KubeCluster::from_client(client)).await;
         Cluster { server, submitter }
     }
 
     fn options() -> KubeletOptions {
-        KubeletOptions::new().image(IMAGE, common::worker())
+        common::backend::worker_processes()
     }
 
     fn server() -> KubeTestServer {
@@ -55,15 +47,8 @@ impl Cluster {
         configure: impl FnOnce(KubeCluster) -> KubeCluster,
     ) -> Cluster {
         let server = KubeTestServer::start(options);
-        let staging = format!("file://{}", server.staging_dir().display());
-        let connecting = Submitter::builder(configure(KubeCluster::from_client(server.client())))
-            .staging(staging)
-            .ship_executable(false)
-            .build();
-        let submitter = tokio::time::timeout(Duration::from_secs(30), connecting)
-            .await
-            .expect("connect within 30 s")
-            .expect("connect");
+        let cluster = configure(KubeCluster::from_client(server.client()));
+        let submitter = common::backend::kube_submitter(&server, cluster).await;
         Cluster { server, submitter }
     }
 
@@ -245,6 +230,11 @@ async fn a_forbidden_watch_fails_the_waiting_calls_within_seconds() {
         .expect_err("its watch is refused");
     let detected = refused_at.elapsed();
     println!("watch answered 403: the waiting call failed after {detected:?}");
+    // A bound, not a speed claim: the call must fail because its watch was
+    // refused, long before the 60 s sleep or the 30 s above, and 10 s is
+    // room for a noisy 2-core CI machine running other builds. How fast
+    // it is (tens of milliseconds, the README's "within 50 ms") is the
+    // time printed above, read with `--nocapture`, not asserted.
     assert!(detected < Duration::from_secs(10), "{detected:?}");
     match &err {
         Error::Forbidden {

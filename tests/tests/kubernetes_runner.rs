@@ -20,12 +20,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hype::{ByteBuf, Error, RunEnvironment, Secret, Submitter, VolumeRequest};
+use hype_tests::IMAGE;
 use hype_tests::backends::KubeCluster;
-use hype_tests::docker_image;
-use hype_tests::kube_double::{DockerExecutor, Executor, KubeTestServer, KubeletOptions};
+use hype_tests::kube_double::KubeTestServer;
 use hype_tests::{bytes, containers, failures, files, math, process};
-
-const IMAGE: &str = "hype-test-worker:1";
 
 /// How the test double runs pods' containers.
 #[derive(Debug, Clone, Copy)]
@@ -140,36 +138,18 @@ impl Cluster {
         configure: impl FnOnce(KubeCluster) -> KubeCluster,
     ) -> Option<Cluster> {
         let options = match mode {
-            Mode::Process => KubeletOptions::new().image(IMAGE, common::worker()),
-            Mode::OpaqueVersions => KubeletOptions::new()
-                .image(IMAGE, common::worker())
+            Mode::Process => common::backend::worker_pods(None).await?,
+            Mode::OpaqueVersions => common::backend::worker_pods(None)
+                .await?
                 .opaque_resource_versions(true),
             Mode::Docker(test) => {
-                docker_image::engine_or_skip(&format!("kubernetes_runner {test}")).await?;
-                let executor = DockerExecutor::connect()
-                    .await
-                    .expect("the engine answered a moment ago");
-                let image = docker_image::worker_image(executor.docker(), &common::worker())
-                    .await
-                    .expect("build the test image");
-                KubeletOptions::new()
-                    .executor(Executor::Docker(executor))
-                    .docker_image(IMAGE, image)
+                let test = format!("kubernetes_runner {test}");
+                common::backend::worker_pods(Some(&test)).await?
             }
         };
         let server = KubeTestServer::start(options);
         let cluster = configure(KubeCluster::from_client(server.client()));
-        let staging = format!("file://{}", server.staging_dir().display());
-        // The image has the worker baked in: these tests ship nothing (the
-        // shipping tests are in shipping.rs).
-        let connecting = Submitter::builder(cluster)
-            .staging(staging)
-            .ship_executable(false)
-            .build();
-        let submitter = tokio::time::timeout(Duration::from_secs(30), connecting)
-            .await
-            .expect("connect within 30 s")
-            .expect("connect");
+        let submitter = common::backend::kube_submitter(&server, cluster).await;
         Some(Cluster {
             server,
             submitter,
@@ -917,7 +897,7 @@ async fn keep_pods_leaves_finished_pods_for_debugging(mode: Mode) {
 /// the reason, instead of staging where its pods cannot read.
 #[tokio::test]
 async fn a_submitter_without_staging_is_refused_for_kubernetes() {
-    let server = KubeTestServer::start(KubeletOptions::new().image(IMAGE, common::worker()));
+    let server = KubeTestServer::start(common::backend::worker_processes());
     let err = Submitter::builder(KubeCluster::from_client(server.client()))
         .build()
         .await

@@ -9,23 +9,17 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use hype::{RunEnvironment, Submitter, VolumeRequest};
+use hype::{RunEnvironment, VolumeRequest};
+use hype_tests::IMAGE;
 use hype_tests::backends::KubeCluster;
-use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
+use hype_tests::kube_double::KubeTestServer;
 use hype_tests::{files, math, process, rbac};
-
-const IMAGE: &str = "hype-test-worker:1";
 
 #[tokio::test]
 async fn a_session_needs_exactly_the_submitter_role() {
-    let server = KubeTestServer::start(KubeletOptions::new().image(IMAGE, common::worker()));
-    let staging = format!("file://{}", server.staging_dir().display());
-    let submitter = Submitter::builder(KubeCluster::from_client(server.client()))
-        .staging(staging)
-        .ship_executable(false)
-        .build()
-        .await
-        .expect("connect");
+    let server = KubeTestServer::start(common::backend::worker_processes());
+    let submitter =
+        common::backend::kube_submitter(&server, KubeCluster::from_client(server.client())).await;
     let env = RunEnvironment::new(IMAGE);
     let bound = Duration::from_secs(60);
     let sum = tokio::time::timeout(bound, submitter.run(math::add(1, 2), &env)).await;

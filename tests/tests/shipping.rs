@@ -19,13 +19,13 @@ use std::time::Duration;
 use hype::wire::{self, BlobRef, BuildInfo, CallEnvelope, Payload, Reference};
 use hype::{Error, LocalCluster, LocalStaging, RemoteFn, RunEnvironment, Staging, Submitter};
 use hype_runtime::staging::BoxFuture;
+use hype_tests::LAUNCHER_IMAGE;
 use hype_tests::backends::{DockerCluster, KubeCluster};
 use hype_tests::docker_image;
-use hype_tests::kube_double::{DockerExecutor, Executor, KubeTestServer, KubeletOptions};
+use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
 use hype_tests::math::{self, AddArgs};
 
 const ADD: &str = "hype_tests::math::add";
-const LAUNCHER_IMAGE: &str = "hype-launcher-only:1";
 
 fn launcher() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_hype-launcher"))
@@ -382,13 +382,20 @@ async fn the_launcher_passes_sigterm_on_to_the_executable() {
         .env("HYPE_CACHE_DIR", &cache)
         .spawn()
         .unwrap();
-    // Fetched: the launcher is about to start (or has started) the worker.
     let fetched = hype_tests::wait_until(Duration::from_secs(30), || {
         cache.join(&blob.sha256).exists()
     })
     .await;
     assert!(fetched, "the launcher did not fetch the executable");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The signal must come while the executable runs, not while the
+    // launcher is still starting it (that path is the next test's): wait
+    // until a process of this execution holds `HYPE_LAUNCHED`, which the
+    // launcher gives only the executable it starts, so the exec is done.
+    let started = hype_tests::wait_until(Duration::from_secs(30), || {
+        executable_started("hype-sigterm-1", &blob.sha256)
+    })
+    .await;
+    assert!(started, "the launcher did not start the executable");
     // SAFETY: signals a child this test started and has not reaped.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
@@ -418,6 +425,17 @@ fn processes_of_execution(id: &str) -> Vec<u32> {
                 .is_ok_and(|env| env.windows(needle.len()).any(|w| w == needle))
         })
         .collect()
+}
+
+/// Whether a process of execution `id` is the executable a launcher
+/// started for blob `sha256`: its environment, read from `/proc` (so only
+/// after its exec), holds `HYPE_LAUNCHED=<sha256>`.
+fn executable_started(id: &str, sha256: &str) -> bool {
+    let needle = format!("HYPE_LAUNCHED={}\0", sha256.to_ascii_lowercase()).into_bytes();
+    processes_of_execution(id).into_iter().any(|pid| {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .is_ok_and(|env| env.windows(needle.len()).any(|w| w == needle))
+    })
 }
 
 /// Whether the process `pid` has a child yet (Linux's
@@ -753,20 +771,9 @@ impl Staging for Counting {
 /// functions, in the double's process mode and its Docker mode; N calls
 /// stage the executable once, and a second submitter stages nothing.
 async fn kubernetes_launcher_image(docker_mode: bool) {
-    let options = if docker_mode {
-        let Some(_) = docker_image::engine_or_skip("shipping on the Kubernetes double").await
-        else {
-            return;
-        };
-        let executor = DockerExecutor::connect().await.unwrap();
-        let image = docker_image::worker_image(executor.docker(), &launcher())
-            .await
-            .unwrap();
-        KubeletOptions::new()
-            .executor(Executor::Docker(executor))
-            .docker_image(LAUNCHER_IMAGE, image)
-    } else {
-        KubeletOptions::new().image(LAUNCHER_IMAGE, launcher())
+    let skip = docker_mode.then_some("shipping on the Kubernetes double");
+    let Some(options) = common::backend::image_pods(LAUNCHER_IMAGE, launcher(), skip).await else {
+        return;
     };
     let server = KubeTestServer::start(options);
     let store = Arc::new(Counting {

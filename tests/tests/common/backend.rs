@@ -11,10 +11,64 @@ use bollard::Docker;
 use bollard::query_parameters::ListContainersOptions;
 use hype::{RunEnvironment, Submitter};
 use hype_tests::backends::{DockerCluster, KubeCluster};
-use hype_tests::docker_image;
 use hype_tests::kube_double::{DockerExecutor, Executor, KubeTestServer, KubeletOptions};
+use hype_tests::{IMAGE, docker_image};
 
-pub const IMAGE: &str = "hype-test-worker:1";
+/// Kubelet options for the Kubernetes test double with the worker as image
+/// [`IMAGE`], each pod's container a process of the worker.
+pub fn worker_processes() -> KubeletOptions {
+    KubeletOptions::new().image(IMAGE, super::worker())
+}
+
+/// Kubelet options for the Kubernetes test double with the worker as image
+/// [`IMAGE`]: each pod's container a process of the worker, or with
+/// `docker` (the test's name, for the message when it skips) a Docker
+/// container of the test image built from the worker. `None` (after a loud
+/// message) in Docker mode when no engine answers and
+/// `HYPE_REQUIRE_DOCKER` is not `1`.
+pub async fn worker_pods(docker: Option<&str>) -> Option<KubeletOptions> {
+    image_pods(IMAGE, super::worker(), docker).await
+}
+
+/// As [`worker_pods`], for image `image` holding `program` as `hype-run`.
+pub async fn image_pods(
+    image: &str,
+    program: PathBuf,
+    docker: Option<&str>,
+) -> Option<KubeletOptions> {
+    let Some(test) = docker else {
+        return Some(KubeletOptions::new().image(image, program));
+    };
+    docker_image::engine_or_skip(test).await?;
+    let executor = DockerExecutor::connect()
+        .await
+        .expect("the engine answered a moment ago");
+    let local = docker_image::worker_image(executor.docker(), &program)
+        .await
+        .expect("build the test image");
+    Some(
+        KubeletOptions::new()
+            .executor(Executor::Docker(executor))
+            .docker_image(image, local),
+    )
+}
+
+/// A submitter on `cluster` (a `KubeCluster` reaching `server`, directly or
+/// through a proxy), staging in the double's staging directory. It ships
+/// nothing: [`IMAGE`] has the worker baked in (shipping is tested in
+/// `shipping.rs`). Connecting is bounded, so a hang fails the test instead
+/// of CI.
+pub async fn kube_submitter(server: &KubeTestServer, cluster: KubeCluster) -> Submitter {
+    let staging = format!("file://{}", server.staging_dir().display());
+    let connecting = Submitter::builder(cluster)
+        .staging(staging)
+        .ship_executable(false)
+        .build();
+    tokio::time::timeout(Duration::from_secs(30), connecting)
+        .await
+        .expect("connect within 30 s")
+        .expect("connect")
+}
 
 /// Where the calls run.
 #[derive(Debug, Clone, Copy)]
@@ -53,26 +107,10 @@ impl Setup {
                 (submitter, RunEnvironment::local(), None, None, Some(pids))
             }
             Backend::KubeProcesses | Backend::KubeContainers => {
-                let options = if let Backend::KubeContainers = backend {
-                    docker_image::engine_or_skip(test).await?;
-                    let executor = DockerExecutor::connect().await.expect("the engine");
-                    let image = docker_image::worker_image(executor.docker(), &super::worker())
-                        .await
-                        .expect("build the test image");
-                    KubeletOptions::new()
-                        .executor(Executor::Docker(executor))
-                        .docker_image(IMAGE, image)
-                } else {
-                    KubeletOptions::new().image(IMAGE, super::worker())
-                };
-                let server = KubeTestServer::start(options);
-                let staging = format!("file://{}", server.staging_dir().display());
-                let submitter = Submitter::builder(KubeCluster::from_client(server.client()))
-                    .staging(staging)
-                    .ship_executable(false)
-                    .build()
-                    .await
-                    .expect("connect");
+                let docker = matches!(backend, Backend::KubeContainers).then_some(test);
+                let server = KubeTestServer::start(worker_pods(docker).await?);
+                let cluster = KubeCluster::from_client(server.client());
+                let submitter = kube_submitter(&server, cluster).await;
                 let pids = matches!(backend, Backend::KubeProcesses).then_some(pids);
                 (
                     submitter,
