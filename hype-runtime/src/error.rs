@@ -16,6 +16,7 @@ use std::time::Duration;
 pub enum Error {
     /// The function panicked where it ran.
     #[error("remote function {function} panicked{}: {message}", location.as_deref().map(|l| format!(" at {l}")).unwrap_or_default())]
+    #[non_exhaustive]
     RemotePanic {
         /// The function's ID.
         function: String,
@@ -32,6 +33,7 @@ pub enum Error {
         "the binary that ran {execution_id} has no remote function {function}: it was probably built from other source than this one (version skew); rebuild the image or worker binary from the same source{}",
         if known.is_empty() { String::new() } else { format!(" (it knows {} function(s), e.g. {})", known.len(), known.iter().take(3).cloned().collect::<Vec<_>>().join(", ")) }
     )]
+    #[non_exhaustive]
     UnknownFunction {
         /// The requested ID.
         function: String,
@@ -45,6 +47,7 @@ pub enum Error {
     #[error(
         "remote function {function} has another signature in the binary that ran {execution_id} (caller {expected:016x}, remote {found:016x}): the image or worker binary was built from other source; rebuild it from the same source"
     )]
+    #[non_exhaustive]
     SignatureMismatch {
         /// The function's ID.
         function: String,
@@ -58,6 +61,7 @@ pub enum Error {
 
     /// Bytes that should be a hype envelope or payload are not one.
     #[error("malformed {what}: {reason}")]
+    #[non_exhaustive]
     MalformedEnvelope {
         /// What was being decoded (for example "call envelope").
         what: String,
@@ -67,6 +71,7 @@ pub enum Error {
 
     /// `hype-run` was invoked with the wrong arguments.
     #[error("bad hype-run invocation: {message}")]
+    #[non_exhaustive]
     BadInvocation {
         /// What was wrong.
         message: String,
@@ -76,6 +81,7 @@ pub enum Error {
     #[error(
         "staged object {uri} does not exist: the staging area was cleaned or points elsewhere; check HYPE_STAGING"
     )]
+    #[non_exhaustive]
     StagedObjectMissing {
         /// The object's URI.
         uri: String,
@@ -85,6 +91,7 @@ pub enum Error {
     #[error(
         "staged object {uri} is corrupt: expected sha256 {expected} ({expected_len} bytes), found {actual} ({actual_len} bytes); delete it and run again"
     )]
+    #[non_exhaustive]
     DigestMismatch {
         /// The object's URI.
         uri: String,
@@ -100,6 +107,7 @@ pub enum Error {
 
     /// The staging store failed.
     #[error("staging {operation} {uri} failed: {message}")]
+    #[non_exhaustive]
     Staging {
         /// What was being done ("write", "read", …).
         operation: &'static str,
@@ -115,6 +123,7 @@ pub enum Error {
 
     /// Arguments or a result could not be encoded.
     #[error("cannot encode the {what} of {function}: {message}")]
+    #[non_exhaustive]
     Encode {
         /// The function's ID.
         function: String,
@@ -126,6 +135,7 @@ pub enum Error {
 
     /// Arguments or a result could not be decoded into their Rust type.
     #[error("cannot decode the {what} of {function}: {message}")]
+    #[non_exhaustive]
     Decode {
         /// The function's ID.
         function: String,
@@ -139,6 +149,7 @@ pub enum Error {
     #[error(
         "remote function {function} ({execution_id}) did not finish within {after:?}; it was stopped. Raise RunEnvironment::with_timeout if it needs longer"
     )]
+    #[non_exhaustive]
     Timeout {
         /// The function's ID.
         function: String,
@@ -152,6 +163,7 @@ pub enum Error {
     /// caller: the submitter was closed, or the execution was killed from
     /// outside.
     #[error("remote function {function} ({execution_id}) was cancelled: {reason}")]
+    #[non_exhaustive]
     Cancelled {
         /// The function's ID.
         function: String,
@@ -163,6 +175,7 @@ pub enum Error {
 
     /// The execution ended without a readable outcome.
     #[error("remote function {function} ({execution_id}) failed: {status}{}", if stderr_tail.is_empty() { String::new() } else { format!("; its stderr ended with:\n{stderr_tail}") })]
+    #[non_exhaustive]
     RunnerFailed {
         /// The function's ID.
         function: String,
@@ -185,6 +198,7 @@ pub enum Error {
     #[error(
         "{execution_id} cannot start: image {image} is unavailable ({reason}: {message}); check the image name and the pull credentials of the node or engine"
     )]
+    #[non_exhaustive]
     ImageUnavailable {
         /// The function's ID.
         function: String,
@@ -201,6 +215,7 @@ pub enum Error {
     /// The container could not be created from its configuration (Kubernetes
     /// `CreateContainerConfigError`, for instance a missing secret).
     #[error("{execution_id} cannot start: {reason}: {message}")]
+    #[non_exhaustive]
     ContainerConfig {
         /// The function's ID.
         function: String,
@@ -216,6 +231,7 @@ pub enum Error {
     #[error(
         "{execution_id} was not scheduled within {after:?}: {message}; lower the resource requests or add capacity"
     )]
+    #[non_exhaustive]
     Unschedulable {
         /// The function's ID.
         function: String,
@@ -229,6 +245,7 @@ pub enum Error {
 
     /// The execution was killed for using more memory than its limit.
     #[error("remote function {function} ({execution_id}) ran out of memory{} and was killed; raise the memory limit with RunEnvironment::with_limit(\"memory\", ...)", limit.as_deref().map(|l| format!(" (limit {l})")).unwrap_or_default())]
+    #[non_exhaustive]
     OutOfMemory {
         /// The function's ID.
         function: String,
@@ -240,6 +257,7 @@ pub enum Error {
 
     /// The node evicted the execution.
     #[error("{execution_id} was evicted from its node: {message}")]
+    #[non_exhaustive]
     Evicted {
         /// The function's ID.
         function: String,
@@ -256,6 +274,7 @@ pub enum Error {
     #[error(
         "{execution_id} was stopped because its node went away ({reason}: {message}); RunEnvironment::with_retries(n) runs such calls again"
     )]
+    #[non_exhaustive]
     Preempted {
         /// The function's ID.
         function: String,
@@ -273,6 +292,7 @@ pub enum Error {
     ///
     /// [`RunEnvironment::with_retries`]: crate::RunEnvironment::with_retries
     #[error("remote function {function} failed {} times, and no retries are left: {}", attempts.len(), attempts.iter().enumerate().map(|(i, a)| format!("attempt {} ({}, {:.1?}): {}", i + 1, a.execution_id, a.took, a.error)).collect::<Vec<_>>().join("; "))]
+    #[non_exhaustive]
     RetriesExhausted {
         /// The function's ID.
         function: String,
@@ -282,6 +302,7 @@ pub enum Error {
 
     /// Someone other than hype deleted the execution while it ran.
     #[error("{execution_id} was deleted by someone else while it ran (remote function {function})")]
+    #[non_exhaustive]
     DeletedExternally {
         /// The function's ID.
         function: String,
@@ -291,6 +312,7 @@ pub enum Error {
 
     /// The cluster's API failed (after bounded retries for transient errors).
     #[error("cluster API {operation} failed: {message}")]
+    #[non_exhaustive]
     Cluster {
         /// What was being done ("create pod hype-x-1", "watch pods", …).
         operation: String,
@@ -313,6 +335,7 @@ pub enum Error {
             format!("the submitter's account needs this RBAC rule in a Role bound to it in namespace {namespace}: {{apiGroups: [\"{group}\"], resources: [\"{resource}\"], verbs: [\"{verb}\"]}} (docs/rbac.yaml has every rule hype needs)")
         }
     )]
+    #[non_exhaustive]
     Forbidden {
         /// The verb refused (`create`, `watch`, `list`, `delete`, …).
         verb: String,
@@ -330,6 +353,7 @@ pub enum Error {
 
     /// The execution could not be started.
     #[error("cannot start {program}: {message}")]
+    #[non_exhaustive]
     Spawn {
         /// What was started.
         program: PathBuf,
@@ -339,6 +363,7 @@ pub enum Error {
 
     /// Two remote functions in one binary share an ID.
     #[error("duplicate remote function ID(s) {}: give one of each pair another name with #[hype::remote(name = \"...\")]", ids.join(", "))]
+    #[non_exhaustive]
     DuplicateFunction {
         /// The IDs registered more than once.
         ids: Vec<String>,
@@ -346,6 +371,7 @@ pub enum Error {
 
     /// A `RunEnvironment` asks for something this runner cannot give.
     #[error("invalid run environment: {}", problems.join("; "))]
+    #[non_exhaustive]
     InvalidEnvironment {
         /// Every problem found, not only the first.
         problems: Vec<String>,
@@ -359,6 +385,7 @@ pub enum Error {
         "no Google Cloud credentials found for {purpose}: {}. Set GOOGLE_APPLICATION_CREDENTIALS to a service account key file, run `gcloud auth application-default login`, or run where a metadata server gives a service account (GCE, or a GKE pod with Workload Identity)",
         looked.join("; ")
     )]
+    #[non_exhaustive]
     CredentialsNotFound {
         /// What the credentials were for (a bucket, a cluster).
         purpose: String,
@@ -373,6 +400,7 @@ pub enum Error {
         "cannot ship {} with the calls: {reason}. Cross-build it for Linux (cargo build --target x86_64-unknown-linux-gnu, or --target x86_64-unknown-linux-musl for a static binary; aarch64-unknown-linux-gnu for arm64) and pass its path with HYPE_EXECUTABLE=/path or SubmitterBuilder::executable(path); or bake your binary into the image and turn shipping off with HYPE_SHIP_EXECUTABLE=0 or SubmitterBuilder::ship_executable(false)",
         path.display()
     )]
+    #[non_exhaustive]
     ExecutableNotShippable {
         /// The executable.
         path: PathBuf,
@@ -385,6 +413,7 @@ pub enum Error {
     #[error(
         "{execution_id} cannot fetch the executable its call names: {uri} is not in the staging store (was it deleted, or do the executions read another bucket?)"
     )]
+    #[non_exhaustive]
     ExecutableMissing {
         /// The execution that looked for it.
         execution_id: String,
@@ -395,6 +424,7 @@ pub enum Error {
     /// The staged executable a call names does not match its digest or
     /// length.
     #[error("{execution_id} fetched a corrupt executable from {uri}: {message}")]
+    #[non_exhaustive]
     ExecutableCorrupt {
         /// The execution that fetched it.
         execution_id: String,
@@ -410,6 +440,7 @@ pub enum Error {
     #[error(
         "{execution_id}: the shipped executable cannot start in image {image}: {message}. Build it against a glibc no newer than the image's (e.g. cargo zigbuild --target x86_64-unknown-linux-gnu.2.28), or as a static musl binary, or use an image that has its libraries"
     )]
+    #[non_exhaustive]
     ExecutableCannotStart {
         /// The execution that tried to start it.
         execution_id: String,
@@ -422,6 +453,7 @@ pub enum Error {
     /// hype's configuration (`HYPE_CLUSTER`, `HYPE_STAGING`, a submitter
     /// setting) is invalid or names a backend that is not compiled in.
     #[error("configuration: {message}")]
+    #[non_exhaustive]
     Config {
         /// What is wrong and how to fix it.
         message: String,
@@ -435,6 +467,7 @@ pub enum Error {
     /// Not retried, neither the request nor the call
     /// ([`ErrorKind::Other`]): the same request would be refused again.
     #[error("{api} rejected the request to {operation} (HTTP {code}): {message}")]
+    #[non_exhaustive]
     Rejected {
         /// Which API: `the Kubernetes API`, `the Docker engine`.
         api: &'static str,
@@ -458,6 +491,7 @@ pub enum Error {
     #[error(
         "staging {operation} {uri} failed for a transient reason: {message}; RunEnvironment::with_retries(n) runs such calls again"
     )]
+    #[non_exhaustive]
     StagingUnavailable {
         /// What was being done ("write", "read", …).
         operation: &'static str,
@@ -472,6 +506,58 @@ pub enum Error {
 }
 
 impl Error {
+    /// The ID of the remote function this error is about, where it names
+    /// one.
+    pub fn function(&self) -> Option<&str> {
+        match self {
+            Error::RemotePanic { function, .. }
+            | Error::UnknownFunction { function, .. }
+            | Error::SignatureMismatch { function, .. }
+            | Error::Encode { function, .. }
+            | Error::Decode { function, .. }
+            | Error::Timeout { function, .. }
+            | Error::Cancelled { function, .. }
+            | Error::RunnerFailed { function, .. }
+            | Error::ImageUnavailable { function, .. }
+            | Error::ContainerConfig { function, .. }
+            | Error::Unschedulable { function, .. }
+            | Error::OutOfMemory { function, .. }
+            | Error::Evicted { function, .. }
+            | Error::Preempted { function, .. }
+            | Error::RetriesExhausted { function, .. }
+            | Error::DeletedExternally { function, .. } => Some(function),
+            _ => None,
+        }
+    }
+
+    /// The execution this error is about, where it names one: the pod,
+    /// container or child process of one attempt (for
+    /// [`Error::RetriesExhausted`], the last attempt's).
+    pub fn execution_id(&self) -> Option<&str> {
+        match self {
+            Error::RemotePanic { execution_id, .. }
+            | Error::UnknownFunction { execution_id, .. }
+            | Error::SignatureMismatch { execution_id, .. }
+            | Error::Timeout { execution_id, .. }
+            | Error::Cancelled { execution_id, .. }
+            | Error::RunnerFailed { execution_id, .. }
+            | Error::ImageUnavailable { execution_id, .. }
+            | Error::ContainerConfig { execution_id, .. }
+            | Error::Unschedulable { execution_id, .. }
+            | Error::OutOfMemory { execution_id, .. }
+            | Error::Evicted { execution_id, .. }
+            | Error::Preempted { execution_id, .. }
+            | Error::DeletedExternally { execution_id, .. }
+            | Error::ExecutableMissing { execution_id, .. }
+            | Error::ExecutableCorrupt { execution_id, .. }
+            | Error::ExecutableCannotStart { execution_id, .. } => Some(execution_id),
+            Error::RetriesExhausted { attempts, .. } => {
+                attempts.last().map(|a| a.execution_id.as_str())
+            }
+            _ => None,
+        }
+    }
+
     /// A staging failure caused by an I/O error: the message names the
     /// kind of failure, the I/O error itself is the source.
     pub(crate) fn staging_io(
@@ -675,6 +761,42 @@ mod tests {
 
     /// One value of each variant (two of `RunnerFailed`, whose kind
     /// depends on its signal).
+    #[test]
+    fn accessors_name_the_function_and_execution_where_the_error_does() {
+        for err in samples() {
+            let debug = format!("{err:?}");
+            let names_function = debug.contains("function: ");
+            assert_eq!(err.function().is_some(), names_function, "{debug}");
+            let names_execution = debug.contains("execution_id: ");
+            assert_eq!(err.execution_id().is_some(), names_execution, "{debug}");
+        }
+        let retried = Error::RetriesExhausted {
+            function: "f".into(),
+            attempts: vec![
+                Attempt {
+                    execution_id: "hype-f-1".into(),
+                    error: Error::Config {
+                        message: "x".into(),
+                    },
+                    took: Duration::ZERO,
+                },
+                Attempt {
+                    execution_id: "hype-f-2".into(),
+                    error: Error::Config {
+                        message: "x".into(),
+                    },
+                    took: Duration::ZERO,
+                },
+            ],
+        };
+        assert_eq!(retried.function(), Some("f"));
+        assert_eq!(
+            retried.execution_id(),
+            Some("hype-f-2"),
+            "the last attempt's"
+        );
+    }
+
     fn samples() -> Vec<Error> {
         let s = String::new;
         let (function, execution_id) = (s(), s());

@@ -57,13 +57,13 @@ struct Options {
 /// [`Map::unordered`]. Nothing runs until it is polled; options set after
 /// the first poll have no effect.
 ///
-/// The iterator must be [`Unpin`] (iterators over slices, vectors and
-/// ranges, and their adapters, are); box one that is not.
+/// Any iterator of calls works that is [`Send`]; it is never pinned.
 #[must_use = "a Map runs nothing until it is polled as a Stream"]
 pub struct Map<A: RemoteFn, I> {
     submitter: Submitter,
     env: Arc<RunEnvironment>,
-    calls: std::iter::Fuse<I>,
+    // Boxed, so a Map is Unpin whatever the iterator (`next` needs no pin).
+    calls: Box<std::iter::Fuse<I>>,
     options: Options,
     // Boxed, so a Map is Unpin whatever the result type.
     state: Option<Box<State<A::Output>>>,
@@ -109,11 +109,12 @@ impl Submitter {
     where
         A: RemoteFn,
         I: IntoIterator<Item = Call<A>>,
+        I::IntoIter: Send,
     {
         Map {
             submitter: self.clone(),
             env: Arc::new(env.clone()),
-            calls: calls.into_iter().fuse(),
+            calls: Box::new(calls.into_iter().fuse()),
             options: Options {
                 concurrency: DEFAULT_CONCURRENCY,
                 ordered: true,
@@ -137,6 +138,7 @@ impl Submitter {
     where
         A: RemoteFn,
         I: IntoIterator<Item = Call<A>>,
+        I::IntoIter: Send,
     {
         // Unordered inside: an error stops the fan-out when it arrives,
         // not when the calls before it have finished. The Vec is put in
@@ -172,7 +174,7 @@ impl<A: RemoteFn, I> Map<A, I> {
 impl<A, I> Stream for Map<A, I>
 where
     A: RemoteFn,
-    I: Iterator<Item = Call<A>> + Unpin,
+    I: Iterator<Item = Call<A>> + Send,
 {
     type Item = (usize, Result<A::Output, Error>);
 
@@ -285,7 +287,7 @@ impl<A: RemoteFn, I> TryMap<A, I> {
 impl<A, I> IntoFuture for TryMap<A, I>
 where
     A: RemoteFn,
-    I: Iterator<Item = Call<A>> + Unpin,
+    I: Iterator<Item = Call<A>> + Send,
 {
     type Output = Result<Vec<A::Output>, Error>;
     type IntoFuture = TryMapFuture<A, I>;
@@ -311,7 +313,7 @@ pub struct TryMapFuture<A: RemoteFn, I> {
 impl<A, I> Future for TryMapFuture<A, I>
 where
     A: RemoteFn,
-    I: Iterator<Item = Call<A>> + Unpin,
+    I: Iterator<Item = Call<A>> + Send,
 {
     type Output = Result<Vec<A::Output>, Error>;
 

@@ -184,7 +184,7 @@ proptest! {
         }
         match env.validate() {
             Ok(()) => prop_assert!(bad.is_empty()),
-            Err(Error::InvalidEnvironment { problems }) => {
+            Err(Error::InvalidEnvironment { problems, .. }) => {
                 prop_assert_eq!(problems.len(), bad.len(), "{:?}", problems);
                 for key in &bad {
                     prop_assert!(problems.iter().any(|p| p.contains(&format!("{key:?}"))), "{:?}", problems);
@@ -207,7 +207,7 @@ proptest! {
         let repeated = paths.iter().filter(|p| !seen.insert(p.as_str())).count();
         match env.validate() {
             Ok(()) => prop_assert_eq!(relative + repeated, 0),
-            Err(Error::InvalidEnvironment { problems }) => {
+            Err(Error::InvalidEnvironment { problems, .. }) => {
                 prop_assert_eq!(problems.len(), relative + repeated, "{:?}", problems);
             }
             Err(other) => prop_assert!(false, "unexpected {other:?}"),
@@ -225,7 +225,7 @@ proptest! {
         let env = RunEnvironment::local().with_request("memory", r).with_limit("memory", l);
         let result = env.validate();
         if request > limit {
-            let says_so = matches!(&result, Err(Error::InvalidEnvironment { problems }) if problems.len() == 1 && problems[0].contains("more than its limit"));
+            let says_so = matches!(&result, Err(Error::InvalidEnvironment { problems, .. }) if problems.len() == 1 && problems[0].contains("more than its limit"));
             prop_assert!(says_so, "{:?}", result);
         } else {
             prop_assert!(result.is_ok(), "{:?}", result);

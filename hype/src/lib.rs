@@ -116,8 +116,9 @@ pub use hype_runtime::interrupt;
 #[doc(hidden)]
 pub use hype_runtime::entry;
 
-/// For custom backends: the runner traits a [`Cluster`] connects to. Not
-/// needed to use hype.
+/// The runner traits behind [`Cluster`] (sealed: hype's own backends
+/// only), configuration and the registry, for hype's own crates (the CLI,
+/// the tests). Not needed to use hype.
 #[doc(hidden)]
 pub use hype_runtime::{backend, config, registry};
 

@@ -178,6 +178,7 @@ async fn unknown_function_id() {
             function,
             known,
             execution_id,
+            ..
         } => {
             assert_eq!(function, "hype_tests::math::subtract");
             assert_eq!(execution_id, "hype-bad-input-1");
@@ -258,7 +259,7 @@ async fn missing_staged_blob() {
     ));
     let err = via_submitter(&s, call.clone()).await;
     assert!(
-        matches!(err, Error::StagedObjectMissing { ref uri } if *uri == blob.uri),
+        matches!(err, Error::StagedObjectMissing { ref uri, .. } if *uri == blob.uri),
         "{err:?}"
     );
     let direct = Direct::run(&common::worker(), &[call.into()], s.dir.path());
@@ -413,7 +414,7 @@ async fn duplicate_ids_are_refused_at_load() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::DuplicateFunction { ref ids } if ids == &["dup::same".to_owned()]),
+        matches!(err, Error::DuplicateFunction { ref ids, .. } if ids == &["dup::same".to_owned()]),
         "{err:?}"
     );
     Direct::run(&dup, &[call.into()], s.dir.path())

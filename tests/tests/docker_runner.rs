@@ -220,7 +220,7 @@ async fn a_secret_is_readable_and_not_writable() {
         .run(math::add(1, 1), &missing)
         .await
         .unwrap_err();
-    let Error::InvalidEnvironment { problems } = &err else {
+    let Error::InvalidEnvironment { problems, .. } = &err else {
         panic!("expected InvalidEnvironment, got {err:?}");
     };
     assert!(problems[0].contains("secret nope"), "{err}");
@@ -280,6 +280,7 @@ async fn a_call_over_its_memory_limit_is_reported_out_of_memory() {
             function,
             execution_id,
             limit,
+            ..
         } => {
             assert_eq!(function, "hype_tests::containers::allocate");
             assert!(execution_id.starts_with("hype-allocate-"), "{execution_id}");
@@ -332,7 +333,7 @@ async fn a_missing_image_is_reported_unavailable() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::InvalidEnvironment { problems } if problems[0].contains("RunEnvironment::new")),
+        matches!(&err, Error::InvalidEnvironment { problems, .. } if problems[0].contains("RunEnvironment::new")),
         "{err:?}"
     );
     s.close_and_check_clean().await;

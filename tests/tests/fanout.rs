@@ -168,7 +168,7 @@ async fn a_concurrency_of_zero_is_refused_for_every_call() {
     for (_, result) in results {
         let err = result.unwrap_err();
         assert!(
-            matches!(&err, Error::Config { message } if message.contains("concurrency")),
+            matches!(&err, Error::Config { message, .. } if message.contains("concurrency")),
             "{err}"
         );
     }
@@ -219,6 +219,50 @@ async fn calls_are_taken_from_the_iterator_only_as_slots_free_up() {
         "{pulled} calls taken for 3 results"
     );
     drop(results);
+    s.finish().await;
+}
+
+/// An iterator that is not `Unpin` (it holds a `PhantomPinned`).
+struct Pinned<I> {
+    calls: I,
+    _pinned: std::marker::PhantomPinned,
+}
+
+impl<I: Iterator> Iterator for Pinned<I> {
+    type Item = I::Item;
+    fn next(&mut self) -> Option<I::Item> {
+        self.calls.next()
+    }
+}
+
+/// `map` and `try_map` take any `Send` iterator: one that is not `Unpin`
+/// needs no boxing (the fan-out never pins it), and the fan-out can be
+/// spawned on another task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_iterator_that_is_not_unpin_needs_no_box() {
+    let s = Setup::new(Backend::Local, "not_unpin").await.unwrap();
+    let pinned = |n| Pinned {
+        calls: calls(&s, n, |_| 0, |_| false).into_iter(),
+        _pinned: std::marker::PhantomPinned,
+    };
+    let map = s.submitter.map(pinned(5), &s.env).progress(false);
+    let results: Vec<_> = tokio::time::timeout(BOUND, tokio::spawn(map.collect::<Vec<_>>()))
+        .await
+        .expect("bounded")
+        .expect("the task ran");
+    assert_eq!(results.len(), 5);
+    assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");
+    let all = tokio::time::timeout(
+        BOUND,
+        s.submitter
+            .try_map(pinned(3), &s.env)
+            .progress(false)
+            .into_future(),
+    )
+    .await
+    .expect("bounded")
+    .unwrap();
+    assert_eq!(all.len(), 3);
     s.finish().await;
 }
 

@@ -89,6 +89,7 @@ async fn corruption_behind_hypes_back_is_detected() {
             actual,
             expected_len,
             actual_len,
+            ..
         }) => {
             assert_eq!(uri, blob.uri);
             assert_eq!(expected, blob.sha256);
@@ -177,7 +178,7 @@ async fn missing_objects_are_typed() {
         .await;
     let err = store.get_blob(&blob).await.unwrap_err();
     assert!(
-        matches!(&err, Error::StagedObjectMissing { uri } if *uri == blob.uri),
+        matches!(&err, Error::StagedObjectMissing { uri, .. } if *uri == blob.uri),
         "{err:?}"
     );
     let err = store

@@ -270,7 +270,10 @@ async fn child_no_credentials() {
         .endpoint()
         .await
         .unwrap_err();
-    let Error::CredentialsNotFound { purpose, looked } = &err else {
+    let Error::CredentialsNotFound {
+        purpose, looked, ..
+    } = &err
+    else {
         panic!("expected CredentialsNotFound, got {err:?}");
     };
     assert_eq!(

@@ -136,6 +136,7 @@ async fn a_panic_comes_back_with_message_and_location() {
             message,
             location,
             execution_id,
+            ..
         } => {
             assert_eq!(function, "hype_tests::failures::explode");
             assert_eq!(message, "the flux capacitor broke");
@@ -397,7 +398,7 @@ async fn secrets_are_local_directories() {
         .await
         .unwrap_err();
     match &err {
-        Error::InvalidEnvironment { problems } => {
+        Error::InvalidEnvironment { problems, .. } => {
             assert_eq!(problems.len(), 2, "{problems:?}");
             assert!(problems[0].contains("secret absent"), "{}", problems[0]);
         }

@@ -156,7 +156,9 @@ async fn a_missing_or_corrupt_executable_gets_its_own_error() {
         .await
         .unwrap_err();
     match &err {
-        Error::ExecutableMissing { uri, execution_id } => {
+        Error::ExecutableMissing {
+            uri, execution_id, ..
+        } => {
             assert_eq!(uri, &missing.uri);
             assert_eq!(execution_id, "hype-ship-missing");
         }

@@ -73,7 +73,11 @@ impl Connection {
 /// Where calls can be sent: [`LocalCluster`], `DockerCluster`,
 /// `KubeCluster`, `ContainerEngineCluster`. Give one to
 /// [`crate::Submitter::builder`] or [`crate::Submitter::new`].
-pub trait Cluster: Send + 'static {
+///
+/// The trait is sealed: only these backends implement it. Its runner side
+/// is not a stable interface yet, so a backend outside hype's crates
+/// cannot be written against it.
+pub trait Cluster: sealed::Sealed + Send + 'static {
     /// Connects for one submitter and gives the runner its calls go to.
     #[doc(hidden)]
     fn connect(self, connection: Connection) -> BoxFuture<'static, Result<Arc<dyn Runner>, Error>>;
@@ -86,6 +90,21 @@ pub trait Cluster: Send + 'static {
     fn needs_shared_staging(&self) -> Option<&'static str> {
         None
     }
+}
+
+/// The seal of [`Cluster`]: a public trait in a private module, so that
+/// nothing outside this crate can implement it.
+mod sealed {
+    /// Implemented by every [`super::Cluster`] of this crate, and only them.
+    pub trait Sealed {}
+
+    impl Sealed for super::LocalCluster {}
+    #[cfg(feature = "docker")]
+    impl Sealed for super::docker::DockerCluster {}
+    #[cfg(feature = "kubernetes")]
+    impl Sealed for super::kubernetes::KubeCluster {}
+    #[cfg(all(feature = "kubernetes", feature = "gcs"))]
+    impl Sealed for super::kubernetes::ContainerEngineCluster {}
 }
 
 /// One call, ready to run.

@@ -168,6 +168,7 @@ impl OutcomeEnvelope {
 
 /// What happened to a call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The function returned; the payload is its encoded result (a user
     /// `Err(e)` is a returned value too).

@@ -9,6 +9,7 @@ use crate::error::Error;
 
 /// Why `hype-run` could not run a call. Each kind has its own exit code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Failure {
     /// Wrong command line.
     BadInvocation {
