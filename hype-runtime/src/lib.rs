@@ -6,7 +6,7 @@
 //! 1. [`remote`]: `#[hype::remote]` makes a function return a lazy
 //!    [`Call`] of its generated `{Name}Args` ([`RemoteFn`]).
 //! 2. [`registry`]: every remote function of the binary, by ID
-//!    ([`Registration`]), collected at link time.
+//!    (`Registration`), collected at link time.
 //! 3. `invoke`: one registered function run on encoded arguments: decode,
 //!    call, catch the panic, encode the outcome.
 //! 4. [`entry`]: `hype-run` itself: its command line, the termination

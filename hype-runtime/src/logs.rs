@@ -5,8 +5,8 @@
 //!
 //! A backend reads the execution's output (a child's pipes, a container's
 //! log stream, a pod's `log?follow=true`) into a [`LogSink`] with
-//! [`pump`]; the submitter creates the sink for each execution and ends it
-//! with [`LogSink::finish`] once it knows whether the call failed.
+//! `pump`; the submitter creates the sink for each execution and ends it
+//! with `LogSink::finish` once it knows whether the call failed.
 
 mod writer;
 

@@ -9,7 +9,7 @@
 //!   `<location>/outcomes/<execution-id>`, holding an outcome envelope too
 //!   large for a termination message.
 //!
-//! [`open`] picks the implementation from the location's scheme:
+//! `open` picks the implementation from the location's scheme:
 //! `file:///dir` is [`LocalStaging`]; `gs://bucket/prefix` is Google Cloud
 //! Storage (the `gcs` feature). [`listing`] lists what a store holds, with
 //! ages, for `hype gc --staging`.

@@ -2,7 +2,7 @@
 //! `docker` feature), like spotify/hype's `LocalDockerRunner`.
 //!
 //! A call's path: its named volumes are made sure of, its container is
-//! built ([`spec`]: image, `Cmd = [<call>]` for the image's `hype-run`
+//! built (`spec`: image, `Cmd = [<call>]` for the image's `hype-run`
 //! entrypoint, env vars, labels, mounts, cpu and memory limits) and created, pulling the image first if the engine does
 //! not have it (bounded by [`DockerCluster::pull_timeout`]); it is started,
 //! and the engine's wait API (no polling) reports its exit, bounded by the
@@ -17,7 +17,7 @@
 //! submitter's staging directory (which must be `file://`) is mounted at
 //! the same path, so the URIs in call envelopes and outcomes mean the same
 //! inside and out, and a per-call host directory is mounted at
-//! [`spec::TERMINATION_DIR`], where `HYPE_TERMINATION_MESSAGE_PATH` points.
+//! `spec::TERMINATION_DIR`, where `HYPE_TERMINATION_MESSAGE_PATH` points.
 //! The engine must therefore see this machine's files (a local engine, not
 //! a remote `DOCKER_HOST`). Containers run as their image's user, which
 //! must be able to write the staging directory.
@@ -49,8 +49,8 @@
 //! `hype gc --docker` does the same on demand.
 //!
 //! The files, in the order a call meets them: [`cluster`] (the
-//! [`DockerCluster`] settings and connecting), [`spec`] (the container of a
-//! call), [`volumes`] (named volumes), [`container`] (one container's life:
+//! [`DockerCluster`] settings and connecting), `spec` (the container of a
+//! call), `volumes` (named volumes), `container` (one container's life:
 //! create, pull, start, wait, read, remove), [`engine`] (connecting,
 //! bounded engine calls and their errors), [`reap`] (what dead sessions
 //! left).

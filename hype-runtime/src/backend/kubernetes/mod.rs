@@ -1,10 +1,10 @@
 //! The Kubernetes runner: each call is a pod whose `hype-run` container
 //! executes it (the `kubernetes` feature).
 //!
-//! A call's path: its claims are made sure of ([`volumes`]), its pod is
-//! built ([`pod`]) and created (bounded retries of transient API errors,
-//! [`retry`]), the submitter's shared watch ([`watch`]) wakes the call on
-//! every change of its pod, and the pod's status is read ([`status`]) until
+//! A call's path: its claims are made sure of (`volumes`), its pod is
+//! built (`pod`) and created (bounded retries of transient API errors,
+//! `retry`), the submitter's shared watch (`watch`) wakes the call on
+//! every change of its pod, and the pod's status is read (`status`) until
 //! the container ends or something is diagnosed: an image that cannot be
 //! pulled or a missing secret fail fast, an unschedulable pod fails after
 //! the pending timeout with the scheduler's message, and OOM kills,
@@ -16,7 +16,7 @@
 //! Each submitter holds a Lease ([`lease`]) that owns its pods and
 //! transient claims; `close()` deletes what is left by label and then the
 //! Lease, so the cluster's garbage collector removes anything else
-//! ([`deletion`]). On drop of the last submitter clone without
+//! (`deletion`). On drop of the last submitter clone without
 //! [`crate::Submitter::close`], pods of calls in flight are deleted by
 //! background tasks and so is the Lease (when a tokio runtime is still
 //! running), so the garbage collector takes the transient claims; a Lease
@@ -27,12 +27,12 @@
 //! The files, in the order a call meets them: [`cluster`] (the
 //! [`KubeCluster`] settings and connecting; [`gke`] finds a GKE cluster's
 //! endpoint and credentials first; [`lease`] the session's Lease),
-//! [`volumes`] (claims), [`pod`] (the pod of a call), [`runner`] (create,
-//! wait, read, delete), [`watch`] (the shared watch that wakes each call,
-//! and its fault handling), [`status`] (what a pod's status says, and the
-//! error it stands for), [`logs`] (the pod's output, followed),
-//! [`deletion`] (deleting without giving up, the sweep on close),
-//! [`retry`] (bounded retries of API requests, and refusals named by
+//! `volumes` (claims), `pod` (the pod of a call), `runner` (create,
+//! wait, read, delete), `watch` (the shared watch that wakes each call,
+//! and its fault handling), `status` (what a pod's status says, and the
+//! error it stands for), `logs` (the pod's output, followed),
+//! `deletion` (deleting without giving up, the sweep on close),
+//! `retry` (bounded retries of API requests, and refusals named by
 //! their RBAC rule).
 
 pub mod cluster;
