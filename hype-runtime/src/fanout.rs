@@ -90,13 +90,20 @@ impl Submitter {
     /// terminal ([`Map::progress`]). Each call fails or succeeds on its
     /// own; [`Submitter::try_map`] stops at the first error instead.
     ///
-    /// ```ignore
+    /// ```no_run
+    /// # async fn demo(submitter: hype_runtime::Submitter) {
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct SquareArgs { x: u64 }
+    /// # impl hype_runtime::RemoteFn for SquareArgs {
+    /// #     type Output = u64; const ID: &'static str = "demo::square"; const SIGNATURE: u64 = 1;
+    /// #     fn invoke(self) -> hype_runtime::Invoke<u64> { hype_runtime::Invoke::Ready(self.x * self.x) }
+    /// # }
+    /// # fn square(x: u64) -> hype_runtime::Call<SquareArgs> { hype_runtime::Call::new(SquareArgs { x }) }
     /// use futures::StreamExt as _;
     ///
-    /// #[hype::remote]
-    /// fn square(x: u64) -> u64 { x * x }
+    /// // #[hype::remote]
+    /// // fn square(x: u64) -> u64 { x * x }
     ///
-    /// let env = hype::RunEnvironment::local();
+    /// let env = hype_runtime::RunEnvironment::local();
     /// let mut results = submitter.map((0..100).map(square), &env).concurrency(10);
     /// while let Some((index, result)) = results.next().await {
     ///     match result {
@@ -104,6 +111,7 @@ impl Submitter {
     ///         Err(err) => eprintln!("{index} failed: {err}"),
     ///     }
     /// }
+    /// # }
     /// ```
     pub fn map<A, I>(&self, calls: I, env: &RunEnvironment) -> Map<A, I::IntoIter>
     where
@@ -130,9 +138,17 @@ impl Submitter {
     /// cancelled, their executions stopped and removed (in the background;
     /// [`Submitter::close`] waits for that). Await it:
     ///
-    /// ```ignore
-    /// let env = hype::RunEnvironment::local();
+    /// ```no_run
+    /// # async fn demo(submitter: hype_runtime::Submitter) -> Result<(), hype_runtime::Error> {
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct SquareArgs { x: u64 }
+    /// # impl hype_runtime::RemoteFn for SquareArgs {
+    /// #     type Output = u64; const ID: &'static str = "demo::square"; const SIGNATURE: u64 = 1;
+    /// #     fn invoke(self) -> hype_runtime::Invoke<u64> { hype_runtime::Invoke::Ready(self.x * self.x) }
+    /// # }
+    /// # fn square(x: u64) -> hype_runtime::Call<SquareArgs> { hype_runtime::Call::new(SquareArgs { x }) }
+    /// let env = hype_runtime::RunEnvironment::local();
     /// let squares: Vec<u64> = submitter.try_map((0..100).map(square), &env).await?;
+    /// # Ok(()) }
     /// ```
     pub fn try_map<A, I>(&self, calls: I, env: &RunEnvironment) -> TryMap<A, I::IntoIter>
     where
