@@ -5,8 +5,11 @@
 //! cargo run --example hello
 //! ```
 //!
-//! Set `HYPE_CLUSTER` to send the same calls elsewhere once that runner is
-//! built in.
+//! The calls use `RunEnvironment::local()`, which names no image, so they
+//! run only on the embedded default. To send them to Docker or Kubernetes
+//! (`HYPE_CLUSTER`, or a submitter built for that cluster), give the
+//! environment an image: `RunEnvironment::new("my-image:tag")`; the README
+//! says how to build one.
 
 use hype::RunEnvironment;
 use serde::{Deserialize, Serialize};

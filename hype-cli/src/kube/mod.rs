@@ -28,7 +28,9 @@ pub fn managed_selector() -> String {
 
 /// A client for the kubeconfig `context` (the current one when `None`, or
 /// the in-cluster service account), and the namespace to use: `namespace`,
-/// else the context's, else `default`.
+/// else the context's, else `default`. The runtime's own
+/// ([`hype_runtime::KubeCluster::client`]), so the CLI connects as a
+/// submitter does.
 pub async fn connect(
     context: Option<String>,
     namespace: Option<String>,
@@ -37,27 +39,19 @@ pub async fn connect(
         Some(context) => format!("kubeconfig context {context}"),
         None => "the current kubeconfig context".to_owned(),
     };
-    let loading = async {
-        match &context {
-            None => kube::Config::infer().await.map_err(|e| e.to_string()),
-            Some(context) => kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions {
-                context: Some(context.clone()),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| e.to_string()),
-        }
-    };
-    let config = tokio::time::timeout(CALL_BOUND, loading)
+    let mut cluster = hype_runtime::KubeCluster::new();
+    if let Some(context) = context {
+        cluster = cluster.context(context);
+    }
+    if let Some(namespace) = namespace {
+        cluster = cluster.namespace(namespace);
+    }
+    tokio::time::timeout(CALL_BOUND, cluster.client())
         .await
         .map_err(|_| format!("cannot load {which}: no result within {CALL_BOUND:?}"))?
         .map_err(|err| {
             format!("cannot load {which}: {err} (KUBECONFIG names the kubeconfig files)")
-        })?;
-    let client = kube::Client::try_from(config)
-        .map_err(|err| format!("cannot build a Kubernetes client for {which}: {err}"))?;
-    let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
-    Ok((client, namespace))
+        })
 }
 
 /// Whether a kubeconfig (or an in-cluster service account) can be loaded:

@@ -350,6 +350,37 @@ mod tests {
     use super::*;
     use crate::error::ErrorKind;
 
+    /// The README's range of `hype-run`'s failure exit codes is the one the
+    /// constants span.
+    #[test]
+    fn the_readme_states_the_range_of_exit_codes() {
+        let readme = include_str!("../../../README.md");
+        let codes = [
+            EXIT_BAD_INVOCATION,
+            EXIT_MALFORMED_CALL,
+            EXIT_UNKNOWN_FUNCTION,
+            EXIT_SIGNATURE_MISMATCH,
+            EXIT_STAGED_OBJECT_MISSING,
+            EXIT_DIGEST_MISMATCH,
+            EXIT_STAGING,
+            EXIT_DUPLICATE_FUNCTION,
+            EXIT_OUTCOME_UNWRITABLE,
+            EXIT_DECODE_ARGUMENTS,
+            EXIT_ENCODE_RESULT,
+            EXIT_EXECUTABLE_MISSING,
+            EXIT_EXECUTABLE_CORRUPT,
+            EXIT_EXECUTABLE_CANNOT_START,
+        ];
+        let (low, high) = (codes.iter().min().unwrap(), codes.iter().max().unwrap());
+        assert_eq!(
+            high - low + 1,
+            codes.len() as i32,
+            "the codes are contiguous"
+        );
+        let range = format!("{low}–{high} for each kind of call it cannot run");
+        assert!(readme.contains(&range), "README lacks {range:?}");
+    }
+
     fn named(value: &impl Serialize) -> Vec<u8> {
         let mut out = Vec::new();
         value

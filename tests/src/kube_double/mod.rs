@@ -102,8 +102,10 @@
 //!   claims, secrets and Leases in it), no RBAC, authentication, admission webhooks, quotas, limit
 //!   ranges or API discovery beyond `/version`, `/api`, `/api/v1`, `/apis`.
 //! - Lists ignore `limit` and `continue` (everything in one page) and
-//!   `resourceVersion` (always the latest state). `follow`, `previous`,
-//!   `sinceSeconds` and `timestamps` of logs are ignored.
+//!   `resourceVersion` (always the latest state). Of a log's parameters,
+//!   `follow=true` (the bytes as they are written, until the container
+//!   ends), `container`, `tailLines` and `limitBytes` are honoured;
+//!   `previous`, `sinceSeconds` and `timestamps` are ignored.
 //! - Validation is the subset in `validate.rs`; the real apiserver refuses
 //!   more.
 //! - One node, no resources: requests and limits are validated (and give

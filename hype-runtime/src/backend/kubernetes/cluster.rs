@@ -137,7 +137,11 @@ impl KubeCluster {
         self
     }
 
-    async fn client(&self) -> Result<(kube::Client, String), Error> {
+    /// The API client this cluster's submitter would use, and the
+    /// namespace of its pods: what `hype ps`, `hype logs` and `hype gc`
+    /// connect with, so they see what a submitter of the same
+    /// configuration sees.
+    pub async fn client(&self) -> Result<(kube::Client, String), Error> {
         let config_error = |err: String| Error::Config {
             message: format!("cannot configure the Kubernetes client: {err}"),
         };
