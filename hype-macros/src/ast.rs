@@ -14,7 +14,7 @@ use syn::{
     Visibility,
 };
 
-use crate::args::RemoteArgs;
+use crate::args::{RemoteArgs, crate_path};
 use crate::check::{
     Position, check_no_generics, check_no_where_clause, check_qualifiers, check_type, is_unit,
 };
@@ -35,6 +35,8 @@ pub struct Remote {
     pub block: Box<Block>,
     /// The `name = "…"` override of the ID.
     pub name: Option<syn::LitStr>,
+    /// The path generated code names hype by: `crate = "…"`, else `::hype`.
+    pub krate: syn::Path,
     /// The arguments, in order.
     pub args: Vec<Arg>,
     /// The return type; `None` for `()` written or left out.
@@ -133,6 +135,7 @@ impl Remote {
             sig,
             block,
             name: args.name,
+            krate: crate_path(args.krate.as_ref()),
             args: remote_args,
             output,
             args_ident,

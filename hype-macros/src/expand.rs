@@ -1,8 +1,8 @@
 //! Code generation from the validated model.
 //!
-//! Generated code names the runtime only through absolute
-//! `::hype::__private::…` paths, and its hidden identifiers start with
-//! `__hype`. It stays small: the work is done by generic items of the
+//! Generated code names the runtime only through `::hype::__private::…`
+//! paths (or `PATH::__private::…` under `crate = "PATH"`), and its hidden
+//! identifiers start with `__hype`. It stays small: the work is done by generic items of the
 //! runtime (`Call`, `Registration::of`, `assert_wire`, `block_on`).
 
 use proc_macro2::{Span, TokenStream};
@@ -11,7 +11,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Attribute, Ident, LitInt, Type};
 
-use crate::args::{self, RemoteArgs};
+use crate::args::{MainArgs, RemoteArgs, crate_path};
 use crate::ast::{Main, Remote};
 use crate::ctxt::Ctxt;
 
@@ -35,14 +35,14 @@ pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// Expands `#[hype::main]`, with the same error behaviour as [`remote`].
 pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
     let ctxt = Ctxt::new();
-    args::parse_main(&ctxt, attr);
+    let args = MainArgs::parse(&ctxt, attr);
     let main = Main::from_tokens(&ctxt, item.clone());
     let result = ctxt.check();
     // Like tokio-macros, expand as usual even with errors when the item is a
     // function: an `async fn main` left as written would add rustc's
     // "`main` function is not allowed to be `async`" to our errors.
     let expanded = match main {
-        Some(main) => expand_main(main),
+        Some(main) => expand_main(main, &args),
         None => item,
     };
     match result {
@@ -79,10 +79,14 @@ fn expand_remote(remote: &Remote) -> TokenStream {
         sig,
         block,
         name,
+        krate,
         args,
         output,
         args_ident,
     } = remote;
+    let private = quote!(#krate::__private);
+    // serde's `crate` takes the path as a string.
+    let serde_path = quote!(#private::serde).to_string().replace(' ', "");
     let fn_ident = &sig.ident;
     let fn_name = fn_ident.unraw().to_string();
     let idents: Vec<&Ident> = args.iter().map(|arg| &arg.ident).collect();
@@ -140,34 +144,34 @@ fn expand_remote(remote: &Remote) -> TokenStream {
     // reported where it is written.
     let asserts = types.iter().copied().chain(output).map(|ty| {
         quote_spanned! {ty.span()=>
-            const _: () = ::hype::__private::assert_wire::<#ty>();
+            const _: () = #private::assert_wire::<#ty>();
         }
     });
     let invoke = match &sig.asyncness {
         // Spanned on `async`, so a body whose future is not `Send` is
         // reported on the function rather than on the macro.
         Some(asyncness) => quote_spanned! {asyncness.span=>
-            ::hype::__private::Invoke::Pending(::std::boxed::Box::pin(__hype_body(#(#idents),*)))
+            #private::Invoke::Pending(::std::boxed::Box::pin(__hype_body(#(#idents),*)))
         },
-        None => quote!(::hype::__private::Invoke::Ready(__hype_body(#(#idents),*))),
+        None => quote!(#private::Invoke::Ready(__hype_body(#(#idents),*))),
     };
 
     quote! {
         #(#attrs)*
-        #vis fn #fn_ident(#(#idents: #types),*) -> ::hype::__private::Call<#args_ident> {
-            ::hype::__private::Call::new(#args_ident { #(#idents),* })
+        #vis fn #fn_ident(#(#idents: #types),*) -> #private::Call<#args_ident> {
+            #private::Call::new(#args_ident { #(#idents),* })
         }
 
         #(#cfgs)*
         const _: () = {
             #(#asserts)*
 
-            impl ::hype::__private::RemoteFn for #args_ident {
+            impl #private::RemoteFn for #args_ident {
                 type Output = #output_ty;
                 const ID: &'static str = #id;
                 const SIGNATURE: u64 = #signature;
 
-                fn invoke(self) -> ::hype::__private::Invoke<Self::Output> {
+                fn invoke(self) -> #private::Invoke<Self::Output> {
                     #(#body_attrs)*
                     #body_sig #block
                     let #args_ident { #(#idents),* } = self;
@@ -175,16 +179,16 @@ fn expand_remote(remote: &Remote) -> TokenStream {
                 }
             }
 
-            #[::hype::__private::linkme::distributed_slice(::hype::__private::REMOTE_FNS)]
-            #[linkme(crate = ::hype::__private::linkme)]
-            static __HYPE_REGISTRATION: ::hype::__private::Registration =
-                ::hype::__private::Registration::of::<#args_ident>();
+            #[#private::linkme::distributed_slice(#private::REMOTE_FNS)]
+            #[linkme(crate = #private::linkme)]
+            static __HYPE_REGISTRATION: #private::Registration =
+                #private::Registration::of::<#args_ident>();
         };
 
         #(#cfgs)*
         #[doc = #struct_doc]
-        #[derive(::hype::__private::serde::Serialize, ::hype::__private::serde::Deserialize)]
-        #[serde(crate = "::hype::__private::serde")]
+        #[derive(#private::serde::Serialize, #private::serde::Deserialize)]
+        #[serde(crate = #serde_path)]
         #vis struct #args_ident {
             #(
                 #[doc = #field_docs]
@@ -194,31 +198,38 @@ fn expand_remote(remote: &Remote) -> TokenStream {
     }
 }
 
-fn expand_main(main: Main) -> TokenStream {
+fn expand_main(main: Main, args: &MainArgs) -> TokenStream {
     let syn::ItemFn {
         attrs,
         vis,
         mut sig,
         block,
     } = main.item;
+    let krate = crate_path(args.krate.as_ref());
+    let private = quote!(#krate::__private);
     // `hype-run` first (it exits when this process runs a call), then the
-    // program's own Ctrl-C and SIGTERM handling. After the body returns,
+    // program's own Ctrl-C and SIGTERM handling, unless `interrupts =
+    // false` leaves the signals to the program. After the body returns,
     // `block_on` and `run_main` wait for a close that a signal began, so
-    // that the exit code is the signal's.
+    // that the exit code is the signal's (with `interrupts = false`, only
+    // if the program called `hype::interrupt::install` itself).
+    let interrupts = args
+        .interrupts
+        .then(|| quote!(#private::handle_interrupts();));
     let dispatch = quote! {
-        ::hype::__private::dispatch_if_hype_run();
-        ::hype::__private::handle_interrupts();
+        #private::dispatch_if_hype_run();
+        #interrupts
     };
     let body = match sig.asyncness.take() {
         Some(_) => quote! {
             #dispatch
-            ::hype::__private::block_on(async move #block)
+            #private::block_on(async move #block)
         },
         None => {
             let output = &sig.output;
             quote! {
                 #dispatch
-                ::hype::__private::run_main(move || #output #block)
+                #private::run_main(move || #output #block)
             }
         }
     };
@@ -570,6 +581,100 @@ mod tests {
             }
         );
         assert_eq!(out, want.to_string());
+    }
+
+    #[test]
+    fn crate_path_replaces_hype_everywhere() {
+        let out = expanded(
+            quote!(crate = "reexport::hype", name = "jobs::f"),
+            quote!(
+                async fn f(a: u8) -> u8 {
+                    a
+                }
+            ),
+        );
+        // Every path to hype is the one given.
+        let elsewhere = out.replace("reexport :: hype :: __private", "");
+        assert!(!elsewhere.contains("hype ::"), "{out}");
+        assert!(
+            out.contains(
+                &quote!(fn f(a: u8) -> reexport::hype::__private::Call<FArgs>).to_string()
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                &quote!(#[reexport::hype::__private::linkme::distributed_slice(
+                    reexport::hype::__private::REMOTE_FNS
+                )])
+                .to_string()
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(&quote!(#[linkme(crate = reexport::hype::__private::linkme)]).to_string()),
+            "{out}"
+        );
+        assert!(
+            out.contains(&quote!(#[serde(crate = "reexport::hype::__private::serde")]).to_string()),
+            "{out}"
+        );
+        let out = main(
+            quote!(crate = "crate::h"),
+            quote!(
+                fn main() {}
+            ),
+        )
+        .to_string();
+        let want = quote!(
+            fn main() {
+                crate::h::__private::dispatch_if_hype_run();
+                crate::h::__private::handle_interrupts();
+                crate::h::__private::run_main(move || {})
+            }
+        );
+        assert_eq!(out, want.to_string());
+    }
+
+    #[test]
+    fn main_without_interrupts() {
+        let out = main(
+            quote!(interrupts = false),
+            quote!(
+                async fn main() {}
+            ),
+        )
+        .to_string();
+        let want = quote!(
+            fn main() {
+                ::hype::__private::dispatch_if_hype_run();
+                ::hype::__private::block_on(async move {})
+            }
+        );
+        assert_eq!(out, want.to_string());
+        let out = main(
+            quote!(interrupts = false, crate = "h"),
+            quote!(
+                fn main() {}
+            ),
+        )
+        .to_string();
+        let want = quote!(
+            fn main() {
+                h::__private::dispatch_if_hype_run();
+                h::__private::run_main(move || {})
+            }
+        );
+        assert_eq!(out, want.to_string());
+        // `interrupts = true` is the default.
+        let out = main(
+            quote!(interrupts = true),
+            quote!(
+                fn main() {}
+            ),
+        )
+        .to_string();
+        assert!(out.contains("handle_interrupts"), "{out}");
     }
 
     #[test]

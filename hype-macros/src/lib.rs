@@ -1,8 +1,9 @@
 //! Procedural macros of hype: `#[hype::remote]` and `#[hype::main]`.
 //!
 //! Use them through the `hype` crate (`#[hype::remote]`), which also provides
-//! the runtime items the generated code names through `::hype::__private`.
-//! This crate has no API of its own beyond the two attributes.
+//! the runtime items the generated code names through `::hype::__private`
+//! (or, under `crate = "PATH"`, `PATH::__private`). This crate has no API of
+//! its own beyond the two attributes.
 
 // The work flows through the modules in order: `args` parses the attributes'
 // own arguments, `ast` validates the item into a model (running the signature
@@ -71,6 +72,19 @@ use proc_macro::TokenStream;
 /// fn word_count(text: String) -> usize { … }
 /// ```
 ///
+/// - `crate = "…"`: the path to the `hype` crate, for a crate that
+///   re-exports hype and whose users do not depend on it themselves, as
+///   `tokio::main`'s `crate` option. The generated code names `PATH::…`
+///   instead of `::hype::…`. The path is resolved where the attribute is
+///   written, as any path in that module: `"my_crate::hype"`,
+///   `"crate::reexport::hype"`, `"::hype"` (the default).
+///
+/// ```text
+/// // In `my_crate`: `pub use hype;`. In its users:
+/// #[my_crate::hype::remote(crate = "my_crate::hype")]
+/// fn word_count(text: String) -> usize { … }
+/// ```
+///
 /// # Signature hash
 ///
 /// Each function also gets a `SIGNATURE`: a hash of its argument names and
@@ -107,7 +121,9 @@ use proc_macro::TokenStream;
 /// - patterns as arguments (`(a, b): (u8, u8)`, `_`, `ref x`); `mut x` is fine;
 /// - `const fn`, `unsafe fn`, `extern "C" fn` and variadic functions;
 /// - `#[cfg]` on an argument (put it on the function);
-/// - unknown, duplicate or empty attribute arguments;
+/// - unknown or duplicate attribute arguments, an empty `name`, a `name`
+///   or `crate` that is not a string literal, and a `crate` string that is
+///   not a path;
 /// - argument and return types that are not serde types, `Send` and
 ///   `'static`: reported by the type checker on the type, as "cannot cross
 ///   the wire";
@@ -142,12 +158,37 @@ pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// Under the attribute, Ctrl-C (SIGINT) and SIGTERM cancel the calls in
 /// flight and close every live submitter (within 30 s), then the program
 /// exits with 130 or 143; a second Ctrl-C exits at once
-/// (`hype::interrupt`).
+/// (`hype::interrupt`). `interrupts = false` leaves the signals to the
+/// program.
+///
+/// # Arguments
+///
+/// - `crate = "…"`: the path to the `hype` crate, for a crate that
+///   re-exports hype, as in `#[hype::remote(crate = "…")]`.
+/// - `interrupts = false`: install no handling of SIGINT and SIGTERM; they
+///   keep whatever the program gives them (left alone, they end it without
+///   closing its submitters). hype installs no other handler in the program:
+///   building a submitter or running a call installs none. Such a program
+///   may still call `hype::interrupt::install()` itself later. The default
+///   is `interrupts = true`.
+///
+/// ```text
+/// #[hype::main(interrupts = false)]
+/// async fn main() -> anyhow::Result<()> {
+///     // This program handles Ctrl-C itself.
+///     …
+/// }
+/// ```
+///
+/// `tokio::main`'s runtime options (`flavor`, `worker_threads`) are not
+/// arguments: an `async fn main` always runs on the multi-threaded runtime.
 ///
 /// # Errors
 ///
-/// The attribute takes no arguments, and the function can take no arguments
-/// (read them with `std::env::args()`) nor be generic.
+/// Unknown or duplicate arguments, a `crate` that is not a string holding a
+/// path, and an `interrupts` that is not `true` or `false` are rejected, as
+/// are a function that takes arguments (read them with `std::env::args()`)
+/// or is generic.
 #[proc_macro_attribute]
 pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::main(attr.into(), item.into()).into()

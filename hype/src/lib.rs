@@ -28,6 +28,18 @@
 //! (argv\[0\] basename or first argument), [`main`] executes the call it is
 //! given instead of the program.
 //!
+//! ## Macro options
+//!
+//! - `#[hype::remote(name = "jobs::word_count")]`: a stable ID instead of
+//!   `module_path::fn_name`.
+//! - `#[hype::remote(crate = "my_crate::hype")]` and
+//!   `#[hype::main(crate = "my_crate::hype")]`: the path to hype for a
+//!   crate that re-exports it, as `tokio::main`'s `crate` option; generated
+//!   code names that path instead of `::hype`.
+//! - `#[hype::main(interrupts = false)]`: leave SIGINT and SIGTERM to the
+//!   program; [`main`] then installs no [`interrupt`] handling (and nothing
+//!   else in hype installs it unasked).
+//!
 //! ## Where calls run
 //!
 //! [`Call::run_on_cluster`] uses the process-wide default [`Submitter`]: the
@@ -107,8 +119,9 @@ pub use hype_runtime::wire;
 pub use hype_runtime::Invoke;
 
 /// Ctrl-C and SIGTERM: `#[hype::main]` installs the handling that cancels
-/// calls in flight and closes every submitter before exiting; programs
-/// without the attribute call [`interrupt::install`] first thing in `main`.
+/// calls in flight and closes every submitter before exiting (unless given
+/// `interrupts = false`); programs without the attribute call
+/// [`interrupt::install`] first thing in `main`.
 pub use hype_runtime::interrupt;
 
 /// For tools and test doubles that run calls themselves: `hype-run`'s

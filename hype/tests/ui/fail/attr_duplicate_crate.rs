@@ -1,0 +1,4 @@
+#[hype::remote(crate = "::hype", name = "jobs::a", crate = "::hype")]
+fn a() {}
+
+fn main() {}

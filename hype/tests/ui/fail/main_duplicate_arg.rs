@@ -1,0 +1,2 @@
+#[hype::main(interrupts = false, crate = "::hype", interrupts = true, crate = "::hype")]
+fn main() {}

@@ -1,0 +1,2 @@
+#[hype::main(interrupts = "no")]
+fn main() {}
