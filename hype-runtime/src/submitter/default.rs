@@ -8,8 +8,6 @@
 //! runtime: a second runtime (a second `#[tokio::test]`, a `block_on` after
 //! the first runtime ended) gets one of its own, and the entry of a runtime
 //! that ended is dropped at the next look-up.
-//!
-//! [`Call::run_on_cluster`]: crate::Call::run_on_cluster
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -18,7 +16,111 @@ use tokio::runtime::{Handle, Id};
 use tokio::sync::OnceCell;
 
 use super::Submitter;
+use crate::backend::LocalCluster;
+use crate::config::{self, ClusterSpec};
+use crate::environment::RunEnvironment;
 use crate::error::Error;
+use crate::remote::{Call, RemoteFn};
+
+impl Submitter {
+    /// The submitter `HYPE_CLUSTER` and `HYPE_STAGING` describe; local
+    /// child processes with temporary staging when neither is set.
+    pub async fn from_env() -> Result<Submitter, Error> {
+        let spec = ClusterSpec::from_env()?;
+        let staging = config::staging()?;
+        match (&spec, staging) {
+            (ClusterSpec::Local, None) => Submitter::builder(LocalCluster::new()).build().await,
+            (ClusterSpec::Local, Some(staging)) => {
+                Submitter::new(staging, LocalCluster::new()).await
+            }
+            #[cfg(feature = "docker")]
+            (ClusterSpec::Docker, Some(staging)) => {
+                Submitter::new(staging, crate::backend::docker::DockerCluster::new()).await
+            }
+            #[cfg(feature = "docker")]
+            (ClusterSpec::Docker, None) => {
+                Submitter::builder(crate::backend::docker::DockerCluster::new())
+                    .build()
+                    .await
+            }
+            #[cfg(feature = "kubernetes")]
+            (ClusterSpec::Kube { context }, Some(staging)) => {
+                let cluster = match context {
+                    Some(context) => {
+                        crate::backend::kubernetes::KubeCluster::new().context(context.clone())
+                    }
+                    None => crate::backend::kubernetes::KubeCluster::new(),
+                };
+                Submitter::new(staging, cluster).await
+            }
+            #[cfg(feature = "kubernetes")]
+            (ClusterSpec::Kube { .. }, None) => Err(Error::Config {
+                message: "HYPE_CLUSTER=kube needs HYPE_STAGING=gs://bucket/prefix (or another store the pods can read): pods cannot read this machine's temporary files".to_owned(),
+            }),
+            #[cfg(feature = "gcs")]
+            (
+                ClusterSpec::Gke {
+                    project,
+                    location,
+                    cluster,
+                },
+                Some(staging),
+            ) if staging.starts_with("gs://") => {
+                let cluster = crate::backend::kubernetes::gke::ContainerEngineCluster::new(
+                    project, location, cluster,
+                );
+                Submitter::new(staging, cluster).await
+            }
+            #[cfg(feature = "gcs")]
+            (ClusterSpec::Gke { .. }, staging) => Err(Error::Config {
+                message: format!(
+                    "HYPE_CLUSTER=gke:... needs HYPE_STAGING=gs://bucket/prefix, a bucket the pods can read and write{}",
+                    staging
+                        .map(|s| format!(" (it is {s:?})"))
+                        .unwrap_or_else(|| " (it is not set)".to_owned())
+                ),
+            }),
+            // Unreachable when every backend feature is on.
+            #[allow(unreachable_patterns)]
+            (other, _) => Err(Error::Config {
+                message: format!(
+                    "HYPE_CLUSTER asks for {other:?}, which needs hype's `{}` feature; this build of hype does not have that runner yet",
+                    other.feature().unwrap_or_default()
+                ),
+            }),
+        }
+    }
+
+    /// Sets the process-wide default submitter used by
+    /// [`Call::run_on_cluster`]. Fails if a default is already set, or was
+    /// already created from the environment by an earlier call.
+    ///
+    /// The submitter keeps running on the runtime it was built on: set one
+    /// built on the runtime that lives as long as the program (the one of
+    /// `#[hype::main]`).
+    pub fn set_default(submitter: Submitter) -> Result<(), Error> {
+        set(submitter)
+    }
+
+    /// The default submitter: the one set with [`Submitter::set_default`],
+    /// else one made with [`Submitter::from_env`] once for each tokio
+    /// runtime (a submitter's tasks end with the runtime it was built on,
+    /// so a second runtime, such as a second `#[tokio::test]`, gets a
+    /// working one of its own).
+    pub async fn default_submitter() -> Result<Submitter, Error> {
+        get().await
+    }
+}
+
+impl<A: RemoteFn> Call<A> {
+    /// Runs the call with the process-wide default submitter (set by
+    /// [`Submitter::set_default`], else read once from `HYPE_CLUSTER` and
+    /// `HYPE_STAGING`, else local child processes).
+    pub async fn run_on_cluster(self, env: &RunEnvironment) -> Result<A::Output, Error> {
+        let submitter = Submitter::default_submitter().await?;
+        submitter.run(self, env).await
+    }
+}
 
 /// The default set with [`Submitter::set_default`].
 static SET: OnceLock<Submitter> = OnceLock::new();
@@ -54,7 +156,7 @@ fn lock() -> std::sync::MutexGuard<'static, Vec<PerRuntime>> {
 }
 
 /// Sets the default; see [`Submitter::set_default`].
-pub(super) fn set(submitter: Submitter) -> Result<(), Error> {
+fn set(submitter: Submitter) -> Result<(), Error> {
     let refused = || {
         Error::Config {
         message: "a default submitter is already set (or was created from HYPE_CLUSTER by an earlier run_on_cluster): set it once, before the first call".to_owned(),
@@ -67,7 +169,7 @@ pub(super) fn set(submitter: Submitter) -> Result<(), Error> {
 }
 
 /// The default of the current runtime; see [`Submitter::default_submitter`].
-pub(super) async fn get() -> Result<Submitter, Error> {
+async fn get() -> Result<Submitter, Error> {
     if let Some(submitter) = SET.get() {
         return Ok(submitter.clone());
     }
