@@ -12,13 +12,13 @@
 //! |---|---|
 //! | 0 | the function returned (the outcome holds the value) |
 //! | 101 | the function panicked (the outcome holds message and location) |
-//! | 64–74 | the call could not be run; see [`Failure::exit_code`] (a failure outcome is written when possible) |
+//! | 64–77 | the call could not be run (75–77: the shipped executable); see [`Failure::exit_code`] (a failure outcome is written when possible) |
 //! | 72 | the outcome itself could not be written |
 //!
 //! Every failure also prints one line starting `hype-run:` on stderr.
 //! `hype-run --list` prints the registered functions and their signatures.
 //! Before anything else it starts watching its parent
-//! ([`crate::process`]: dying with the parent).
+//! (`crate::process`: dying with the parent).
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -46,7 +46,7 @@ macro_rules! say {
     }};
 }
 
-/// If this process was started as `hype-run` (argv[0] basename `hype-run`,
+/// If this process was started as `hype-run` (`argv[0]`'s basename `hype-run`,
 /// or first argument `hype-run`), executes the call and exits with its code;
 /// otherwise returns and the program goes on. `#[hype::main]` calls this
 /// first; call it yourself at the top of `main` if you do not use the

@@ -41,7 +41,7 @@ impl std::fmt::Debug for GcsStagingBuilder {
 }
 
 impl GcsStagingBuilder {
-    /// The storage endpoint (default [`DEFAULT_ENDPOINT`]): an emulator's
+    /// The storage endpoint (default `DEFAULT_ENDPOINT`): an emulator's
     /// `http://127.0.0.1:PORT`, or a private endpoint.
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into().trim_end_matches('/').to_owned());
@@ -66,21 +66,21 @@ impl GcsStagingBuilder {
     }
 
     /// How many times one request is tried (at least 1; default
-    /// [`DEFAULT_ATTEMPTS`]).
+    /// `DEFAULT_ATTEMPTS`).
     pub fn attempts(mut self, attempts: u32) -> Self {
         self.attempts = attempts.max(1);
         self
     }
 
     /// The fixed part of each operation's deadline (default
-    /// [`DEFAULT_TIMEOUT`]).
+    /// `DEFAULT_TIMEOUT`).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// The slowest throughput, in bytes per second, an operation's deadline
-    /// allows for (default [`DEFAULT_MIN_THROUGHPUT`]).
+    /// allows for (default `DEFAULT_MIN_THROUGHPUT`).
     pub fn min_throughput(mut self, bytes_per_second: u64) -> Self {
         self.min_throughput = bytes_per_second.max(1);
         self
@@ -123,7 +123,7 @@ impl GcsStaging {
     /// The store at `location` (`gs://bucket/prefix`) with Application
     /// Default Credentials, or, when `STORAGE_EMULATOR_HOST` is set, the
     /// emulator it names without credentials. This is what
-    /// [`crate::staging::open`] (and so `hype-run`) uses.
+    /// `crate::staging::open` (and so `hype-run`) uses.
     pub fn new(location: &str) -> Result<GcsStaging, Error> {
         let builder = GcsStaging::builder(location);
         match std::env::var(EMULATOR_HOST_VAR) {
