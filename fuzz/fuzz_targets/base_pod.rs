@@ -1,13 +1,13 @@
 //! Base pods (`RunEnvironment::from_yaml`'s YAML, checked and parsed as the
 //! Kubernetes runner does): never a panic; a parsed pod written back as
-//! YAML (`hype_runtime::fuzzing::base_pod`) parses again and writes the same
+//! YAML (`hype_runtime::__tools::fuzzing::base_pod`) parses again and writes the same
 //! YAML, and a call's pod can be built on every accepted base pod.
 #![no_main]
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use hype_runtime::fuzzing::{base_pod, pod_with_base};
+use hype_runtime::__tools::fuzzing::{base_pod, pod_with_base};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(yaml) = std::str::from_utf8(data) else {

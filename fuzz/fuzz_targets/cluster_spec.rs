@@ -3,7 +3,7 @@
 //! spec, and names its cargo feature.
 #![no_main]
 
-use hype_runtime::config::ClusterSpec;
+use hype_runtime::__tools::ClusterSpec;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -1,5 +1,5 @@
 //! Resource quantities (`750m`, `512Mi`, `1e3`): never a panic; a parsed
-//! quantity's canonical text (`hype_runtime::fuzzing::quantity`) parses to
+//! quantity's canonical text (`hype_runtime::__tools::fuzzing::quantity`) parses to
 //! an equal quantity and is its own canonical text, and gives the same
 //! Docker numbers (`NanoCpus`, memory bytes); `RunEnvironment::validate`
 //! accepts exactly the quantities that parse and are not negative. With a
@@ -11,7 +11,7 @@
 use std::cmp::Ordering;
 
 use hype_runtime::RunEnvironment;
-use hype_runtime::fuzzing::{memory_bytes, nano_cpus, quantity, quantity_cmp};
+use hype_runtime::__tools::fuzzing::{memory_bytes, nano_cpus, quantity, quantity_cmp};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use hype_runtime::LocalStaging;
 use hype_runtime::Staging as _;
-use hype_runtime::fuzzing::{blob_uri, digest_in_uri};
+use hype_runtime::__tools::fuzzing::{blob_uri, digest_in_uri};
 use hype_runtime::wire::{Reference, sha256_hex};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

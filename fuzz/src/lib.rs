@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::sync::OnceLock;
 
-use hype_runtime::config::ClusterSpec;
+use hype_runtime::__tools::ClusterSpec;
 use hype_runtime::wire::{
     self, BlobRef, BuildInfo, CallEnvelope, FAILURE_MESSAGE_LIMIT, Failure, Outcome,
     OutcomeEnvelope, Payload,

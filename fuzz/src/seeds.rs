@@ -430,7 +430,7 @@ pub fn all() -> Vec<Seed> {
         add("staging_uri", name, text.into_bytes());
     }
 
-    // Quantities (hype_runtime::environment::quantity); a second line is
+    // Quantities (hype_runtime::__tools::fuzzing::quantity); a second line is
     // compared with the first.
     for (name, text) in [
         ("cpu-750m", "750m"),

@@ -144,11 +144,11 @@ fn check_value_seeds() {
 fn the_root_store_gives_readable_blob_uris() {
     let hex = "ab".repeat(32);
     let root = hype_runtime::LocalStaging::from_uri("file:///").unwrap();
-    let blob = hype_runtime::fuzzing::blob_uri(hype_runtime::Staging::location(&root), &hex);
+    let blob = hype_runtime::__tools::fuzzing::blob_uri(hype_runtime::Staging::location(&root), &hex);
     assert_eq!(blob, format!("file:///blobs/sha256/{hex}"));
     assert!(hype_runtime::LocalStaging::from_uri(&blob).is_ok());
     assert_eq!(
-        hype_runtime::fuzzing::digest_in_uri(&blob),
+        hype_runtime::__tools::fuzzing::digest_in_uri(&blob),
         Some(hex.as_str())
     );
 }

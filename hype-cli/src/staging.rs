@@ -1,11 +1,11 @@
 //! `hype gc --staging URI --older-than DURATION`: the blobs and outcome
 //! objects of a staging store (`file://` or `gs://`) written longer ago
 //! than DURATION before the command started
-//! (`hype_runtime::staging::listing`).
+//! (`hype_runtime::__tools::listing`).
 
 use std::time::{Duration, SystemTime};
 
-use hype_runtime::staging::listing::{self, StagedKind};
+use hype_runtime::__tools::listing::{self, StagedKind};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::duration;

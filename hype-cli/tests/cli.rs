@@ -16,8 +16,8 @@ use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountTypeEnum, Vol
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, RemoveContainerOptions, RemoveVolumeOptions,
 };
+use hype_runtime::__tools::Owner;
 use hype_runtime::Staging as _;
-use hype_runtime::owner::Owner;
 use hype_tests::docker_image;
 use hype_tests::gcs_server::GcsServer;
 use hype_tests::kube_double::{KubeTestServer, KubeletOptions};

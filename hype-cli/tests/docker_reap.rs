@@ -1,5 +1,5 @@
 //! The Docker runner removes what dead owners left when a submitter
-//! connects (`hype_runtime::backend::docker::reap`, which `hype gc
+//! connects (`hype_runtime::__tools::reap`, which `hype gc
 //! --docker` shares): a container and a transient volume of a dead owner
 //! go; a live owner's stay. Skips loudly without an engine unless
 //! `HYPE_REQUIRE_DOCKER=1`.
@@ -12,7 +12,7 @@ use bollard::models::{ContainerCreateBody, VolumeCreateOptions};
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, RemoveContainerOptions, RemoveVolumeOptions,
 };
-use hype_runtime::owner::Owner;
+use hype_runtime::__tools::Owner;
 use hype_runtime::{DockerCluster, Submitter};
 use hype_tests::docker_image;
 

@@ -134,7 +134,7 @@ impl RunEnvironment {
     }
 
     /// Mounts a secret read-only (Kubernetes: a secret volume; local: a
-    /// directory, see [`crate::mounts`]).
+    /// directory, see [`crate::mount_path`]).
     pub fn with_secret(self, secret: Secret) -> Self {
         self.with(|s| s.secrets.push(secret))
     }

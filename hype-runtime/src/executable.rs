@@ -205,11 +205,6 @@ impl Executable {
             notified.await;
         }
     }
-
-    /// Its digest, if the background hash has finished.
-    pub fn digest_now(&self) -> Option<Digest> {
-        self.digest.get().and_then(|r| r.clone().ok())
-    }
 }
 
 type Hashing = (

@@ -37,6 +37,7 @@ pub fn execution_id(function_id: &str) -> String {
 /// starting and ending with an alphanumeric character. The Kubernetes rule,
 /// used for pod and container labels alike so the same selectors work on
 /// both.
+#[cfg(any(feature = "docker", feature = "kubernetes"))]
 pub fn label_value(text: &str) -> String {
     let mut value: String = text
         .chars()

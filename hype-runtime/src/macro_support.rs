@@ -16,7 +16,7 @@ pub fn run_main<T>(body: impl FnOnce() -> T) -> T {
     crate::interrupt::wait_if_interrupted();
     output
 }
-pub use crate::registry::{REMOTE_FNS, Registration};
+pub use crate::registry::{REMOTE_FNS, Registration, Registry};
 pub use crate::remote::{Call, Invoke, RemoteFn, Wire};
 
 /// Compile-time check that `T` is [`Wire`]; generated code calls it in a

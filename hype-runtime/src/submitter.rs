@@ -34,7 +34,7 @@ use crate::wire::{self, CallEnvelope, Outcome, OutcomeEnvelope, Payload, Referen
 mod builder;
 mod default;
 
-pub use builder::{IntoStaging, StagingChoice, SubmitterBuilder};
+pub use builder::{IntoStaging, SubmitterBuilder};
 
 /// Sends calls to one cluster, staging large payloads in one store.
 ///

@@ -113,27 +113,11 @@ pub use hype_runtime::google_cloud_auth;
 #[doc(inline)]
 pub use hype_runtime::wire;
 
-/// What running a remote function's body gives ([`RemoteFn::invoke`]);
-/// generated code builds it.
-#[doc(hidden)]
-pub use hype_runtime::Invoke;
-
 /// Ctrl-C and SIGTERM: `#[hype::main]` installs the handling that cancels
 /// calls in flight and closes every submitter before exiting (unless given
 /// `interrupts = false`); programs without the attribute call
 /// [`interrupt::install`] first thing in `main`.
 pub use hype_runtime::interrupt;
-
-/// For tools and test doubles that run calls themselves: `hype-run`'s
-/// entry points ([`entry::execute_in_process`]). Not needed to use hype.
-#[doc(hidden)]
-pub use hype_runtime::entry;
-
-/// The runner traits behind [`Cluster`] (sealed: hype's own backends
-/// only), configuration and the registry, for hype's own crates (the CLI,
-/// the tests). Not needed to use hype.
-#[doc(hidden)]
-pub use hype_runtime::{backend, config, registry};
 
 /// `serde_bytes::ByteBuf`: bytes that travel as one MessagePack `bin`.
 /// [`Bytes`] does the same with buffers tuned for large payloads.
@@ -143,7 +127,9 @@ pub use serde_bytes::ByteBuf;
 /// `Deserialize` on argument and result types without a direct dependency:
 /// `#[derive(hype::serde::Serialize, hype::serde::Deserialize)]` with
 /// `#[serde(crate = "hype::serde")]`.
-pub use hype_runtime::macro_support::serde;
+pub use hype_runtime::__private::serde;
 
+/// What the code `#[hype::remote]` and `#[hype::main]` generate names. Not
+/// a public API.
 #[doc(hidden)]
-pub use hype_runtime::macro_support as __private;
+pub use hype_runtime::__private;

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hype::{RunEnvironment, Submitter};
-use hype_runtime::executable::hash_file;
+use hype_runtime::__tools::hash_file;
 use hype_tests::IMAGE;
 use hype_tests::backends::KubeCluster;
 use hype_tests::kube_double::{KubeTestServer, KubeletOptions};

@@ -442,10 +442,11 @@ fn in_process_execution_gives_what_hype_run_writes() {
         add_payload(40, 2),
         dir.path(),
     ));
-    let run =
-        std::thread::spawn(move || hype::entry::execute_in_process(&call, "hype-in-process-1"))
-            .join()
-            .unwrap();
+    let run = std::thread::spawn(move || {
+        hype_runtime::__tools::execute_in_process(&call, "hype-in-process-1")
+    })
+    .join()
+    .unwrap();
     assert_eq!(run.exit_code, 0);
     let Reference::Inline(bytes) = Reference::parse(&run.termination_message.unwrap()).unwrap()
     else {
@@ -461,10 +462,11 @@ fn in_process_execution_gives_what_hype_run_writes() {
         42
     );
 
-    let garbage =
-        std::thread::spawn(|| hype::entry::execute_in_process("inline:AAAA", "hype-in-process-2"))
-            .join()
-            .unwrap();
+    let garbage = std::thread::spawn(|| {
+        hype_runtime::__tools::execute_in_process("inline:AAAA", "hype-in-process-2")
+    })
+    .join()
+    .unwrap();
     assert_eq!(garbage.exit_code, 65);
     assert!(garbage.termination_message.unwrap().starts_with("inline:"));
 }

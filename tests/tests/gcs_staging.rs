@@ -129,7 +129,7 @@ async fn executables_are_staged_from_and_fetched_to_files() {
     let source = dir.path().join("app");
     let payload = bytes(700_000, 3);
     std::fs::write(&source, &payload).unwrap();
-    let digest = hype_runtime::executable::hash_file(&source).unwrap();
+    let digest = hype_runtime::__tools::hash_file(&source).unwrap();
     let blob = store.put_file(&source, &digest).await.unwrap();
     assert_eq!(
         (blob.len, blob.sha256.as_str()),

@@ -418,7 +418,7 @@ fn launch_and_kill(own_group: bool) {
         .enable_all()
         .build()
         .unwrap();
-    let digest = hype_runtime::executable::hash_file(&worker).unwrap();
+    let digest = hype_runtime::__tools::hash_file(&worker).unwrap();
     let blob = runtime
         .block_on(staging.put_file(&worker, &digest))
         .unwrap();

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use hype::wire::{self, BlobRef, BuildInfo, CallEnvelope, Payload, Reference};
 use hype::{Error, LocalCluster, LocalStaging, RemoteFn, RunEnvironment, Staging, Submitter};
-use hype_runtime::staging::BoxFuture;
 use hype_tests::LAUNCHER_IMAGE;
 use hype_tests::backends::{DockerCluster, KubeCluster};
 use hype_tests::docker_image;
@@ -81,7 +81,7 @@ fn cache_env(dir: &Path) -> RunEnvironment {
 }
 
 async fn stage_worker(staging: &LocalStaging) -> BlobRef {
-    let digest = hype_runtime::executable::hash_file(&common::worker()).unwrap();
+    let digest = hype_runtime::__tools::hash_file(&common::worker()).unwrap();
     staging.put_file(&common::worker(), &digest).await.unwrap()
 }
 
@@ -123,9 +123,7 @@ async fn the_launcher_fetches_runs_and_caches_the_named_executable() {
         .mode();
     assert_eq!(mode & 0o777, 0o700);
     assert_eq!(
-        hype_runtime::executable::hash_file(&cached[0])
-            .unwrap()
-            .sha256,
+        hype_runtime::__tools::hash_file(&cached[0]).unwrap().sha256,
         blob.sha256
     );
     submitter.close().await.unwrap();
@@ -137,7 +135,7 @@ async fn a_missing_or_corrupt_executable_gets_its_own_error() {
     let (dir, submitter, staging) = launcher_setup().await;
     let env = cache_env(dir.path());
 
-    let absent = hype_runtime::executable::Digest {
+    let absent = hype_runtime::__tools::Digest {
         sha256: "0".repeat(64),
         len: 10,
     };
@@ -240,7 +238,7 @@ async fn a_cached_executable_replaced_by_one_of_the_same_length_is_not_run() {
     );
     assert!(!marker.exists(), "the launcher ran the impostor");
     assert_eq!(
-        hype_runtime::executable::hash_file(&cached).unwrap().sha256,
+        hype_runtime::__tools::hash_file(&cached).unwrap().sha256,
         blob.sha256,
         "the launcher did not fetch the executable again"
     );
@@ -333,7 +331,7 @@ async fn an_executable_the_loader_refuses_reports_the_loaders_message() {
     header.truncate(64);
     header.extend_from_slice(&[0u8; 64]);
     std::fs::write(&bogus, &header).unwrap();
-    let digest = hype_runtime::executable::hash_file(&bogus).unwrap();
+    let digest = hype_runtime::__tools::hash_file(&bogus).unwrap();
     let blob = staging.put_file(&bogus, &digest).await.unwrap();
     let env = cache_env(dir.path()).with_env("HYPE_IMAGE", "local-test-image");
     let err = submitter
@@ -746,7 +744,7 @@ impl Staging for Counting {
     fn put_file<'a>(
         &'a self,
         path: &'a Path,
-        digest: &'a hype_runtime::executable::Digest,
+        digest: &'a hype_runtime::__tools::Digest,
     ) -> BoxFuture<'a, Result<BlobRef, Error>> {
         self.files.fetch_add(1, Ordering::SeqCst);
         self.inner.put_file(path, digest)

@@ -1,9 +1,9 @@
 //! `hype gc --docker`: the containers and transient volumes of owners that
 //! no longer run, found and removed as the Docker runner does on connect
-//! (`hype_runtime::backend::docker::reap`).
+//! (`hype_runtime::__tools::reap`).
 
 use bollard::Docker;
-use hype_runtime::backend::docker::reap::{self, LeftoverKind};
+use hype_runtime::__tools::reap::{self, LeftoverKind};
 
 use crate::report::Report;
 

@@ -9,7 +9,7 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::query_parameters::{InspectContainerOptions, LogsOptions};
 use futures::StreamExt as _;
-use hype_runtime::backend::labels::{LABEL_MANAGED_BY, MANAGED_BY};
+use hype_runtime::__tools::labels::{LABEL_MANAGED_BY, MANAGED_BY};
 
 use super::message;
 

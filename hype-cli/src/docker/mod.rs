@@ -11,7 +11,7 @@ use bollard::Docker;
 
 /// The engine, or an error saying how to reach one.
 pub async fn connect() -> Result<Docker, String> {
-    hype_runtime::backend::docker::engine::connect()
+    hype_runtime::__tools::engine::connect()
         .await
         .map_err(|err| err.to_string())
 }

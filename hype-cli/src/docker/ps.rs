@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptions;
-use hype_runtime::backend::labels::{
+use hype_runtime::__tools::labels::{
     LABEL_EXECUTION_ID, LABEL_FUNCTION, LABEL_MANAGED_BY, LABEL_SESSION, MANAGED_BY,
 };
 

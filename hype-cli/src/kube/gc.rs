@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use hype_runtime::backend::labels::{
+use hype_runtime::__tools::labels::{
     LABEL_LIFETIME, LABEL_MANAGED_BY, LABEL_SESSION, MANAGED_BY, label_value,
 };
 use k8s_openapi::api::coordination::v1::Lease;

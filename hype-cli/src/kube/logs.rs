@@ -2,14 +2,14 @@
 //! its `hype-run` container; followed until the pod ends with `-f`.
 
 use futures::{AsyncBufReadExt as _, StreamExt as _};
-use hype_runtime::backend::labels::{LABEL_MANAGED_BY, MANAGED_BY};
+use hype_runtime::__tools::labels::{LABEL_MANAGED_BY, MANAGED_BY};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams};
 
 use super::bounded;
 
 /// The container hype runs a call in.
-pub use hype_runtime::backend::kubernetes::CONTAINER;
+pub use hype_runtime::__tools::CONTAINER;
 
 /// Prints the log of pod `execution_id` in `namespace` to stdout, after
 /// checking that it is hype's. Without `follow` the read is bounded by

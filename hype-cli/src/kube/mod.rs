@@ -16,7 +16,7 @@ pub mod ps;
 use std::future::Future;
 use std::time::Duration;
 
-use hype_runtime::backend::labels::{LABEL_MANAGED_BY, MANAGED_BY};
+use hype_runtime::__tools::labels::{LABEL_MANAGED_BY, MANAGED_BY};
 
 /// The bound of one API call.
 pub const CALL_BOUND: Duration = Duration::from_secs(60);

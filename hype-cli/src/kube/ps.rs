@@ -1,6 +1,6 @@
 //! `hype ps --kube`: hype's pods in a namespace, as table rows.
 
-use hype_runtime::backend::labels::{LABEL_EXECUTION_ID, LABEL_FUNCTION, LABEL_SESSION};
+use hype_runtime::__tools::labels::{LABEL_EXECUTION_ID, LABEL_FUNCTION, LABEL_SESSION};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};

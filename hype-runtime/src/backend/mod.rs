@@ -25,7 +25,6 @@ pub mod kubernetes;
 // Each container backend uses its part of the one set of labels.
 #[cfg(any(feature = "docker", feature = "kubernetes"))]
 #[cfg_attr(not(all(feature = "docker", feature = "kubernetes")), allow(dead_code))]
-#[doc(hidden)]
 pub mod labels;
 pub mod local;
 

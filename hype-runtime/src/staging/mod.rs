@@ -17,7 +17,6 @@
 #[cfg(feature = "gcs")]
 pub(crate) mod gcs;
 mod hashing;
-#[doc(hidden)]
 pub mod listing;
 mod local;
 

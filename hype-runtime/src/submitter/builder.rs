@@ -31,7 +31,6 @@ pub trait IntoStaging {
 }
 
 /// What [`IntoStaging`] gives: a location to open, or a store.
-#[doc(hidden)]
 #[derive(Debug)]
 pub enum StagingChoice {
     /// A location, opened by [`SubmitterBuilder::build`].

@@ -57,9 +57,7 @@
 
 pub mod cluster;
 mod container;
-#[doc(hidden)]
 pub mod engine;
-#[doc(hidden)]
 pub mod reap;
 pub(crate) mod spec;
 mod volumes;
@@ -75,7 +73,7 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use self::cluster::{DEFAULT_PULL_TIMEOUT, DockerCluster};
+pub use self::cluster::DockerCluster;
 use self::engine::bounded;
 use self::spec::ContainerRequest;
 use super::{Arch, Delivery, Job, Runner};

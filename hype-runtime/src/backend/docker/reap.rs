@@ -1,8 +1,8 @@
 //! What dead sessions left on a Docker engine: the containers and transient
 //! volumes labelled `app.kubernetes.io/managed-by=hype` whose
-//! `hype.dev/owner` ([`Owner`]) is [`Liveness::Dead`], found and removed.
+//! `hype.dev/owner` ([`Owner`]) is `Liveness::Dead`, found and removed.
 //! Never an object whose owner lives or cannot be told
-//! ([`Liveness::Unknown`]: another host), nor one without an owner label
+//! (`Liveness::Unknown`: another host), nor one without an owner label
 //! (persistent volumes, transient ones kept on exit, objects of older
 //! versions), nor a persistent volume whatever its labels.
 //!

@@ -120,7 +120,7 @@ impl ContainerEngineCluster {
         }
     }
 
-    /// The GKE API endpoint (default [`DEFAULT_API_ENDPOINT`]), for a
+    /// The GKE API endpoint (default `https://container.googleapis.com`), for a
     /// private endpoint or a test server.
     pub fn api_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.api_endpoint = endpoint.into().trim_end_matches('/').to_owned();

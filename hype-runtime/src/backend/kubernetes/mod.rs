@@ -48,10 +48,9 @@ pub(crate) mod status;
 pub(crate) mod volumes;
 pub(crate) mod watch;
 
-pub use self::cluster::{DEFAULT_PENDING_TIMEOUT, KubeCluster};
+pub use self::cluster::KubeCluster;
 #[cfg(feature = "gcs")]
 pub use self::gke::ContainerEngineCluster;
 /// The name of the container that runs `hype-run` in every pod (for the
 /// `hype` command).
-#[doc(hidden)]
 pub use self::pod::CONTAINER;

@@ -80,7 +80,7 @@ pub const DEFAULT_MIN_THROUGHPUT: u64 = 1024 * 1024;
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), hype_runtime::Error> {
-/// use hype_runtime::staging::GcsStaging;
+/// use hype_runtime::GcsStaging;
 /// // Production: Application Default Credentials.
 /// let store = GcsStaging::new("gs://my-staging-bucket/hype")?;
 /// // An emulator (fake-gcs-server), no credentials.

@@ -16,7 +16,7 @@ async fn main() {
     let call = join_words(vec!["a".into(), "b".into()], '-');
     assert!(matches!(
         call.into_args().invoke(),
-        hype::Invoke::Pending(_)
+        hype::__private::Invoke::Pending(_)
     ));
     let joined = join_words(vec!["a".into(), "b".into()], '-')
         .run_here()

@@ -44,7 +44,7 @@ async fn main() -> Result<(), reexport::hype::Error> {
     assert_eq!(jobs::thrice(2).run_here().await?, 6);
     unit().run_here().await?;
     assert_eq!(CountArgs::ID, "jobs::count");
-    let registry = reexport::hype::registry::Registry::global().unwrap();
+    let registry = reexport::hype::__private::Registry::global().unwrap();
     let shout_id = concat!(module_path!(), "::shout");
     let twice_id = concat!(module_path!(), "::jobs::twice");
     for id in ["jobs::count", shout_id, twice_id] {

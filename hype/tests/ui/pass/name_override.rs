@@ -18,7 +18,7 @@ fn main() {
     assert_eq!(word_count(String::new()).id(), "jobs::word_count");
     assert_eq!(TypeArgs::ID, "jobs::r#type");
     assert_eq!(r#type("x".into()).into_args().r#in, "x");
-    let registry = hype::registry::Registry::global().unwrap();
+    let registry = hype::__private::Registry::global().unwrap();
     assert!(registry.get("jobs::word_count").is_some());
     assert!(registry.get("jobs::r#type").is_some());
 }

@@ -21,7 +21,7 @@ async fn main() {
         WordCountArgs::SIGNATURE,
         hype::wire::fnv1a64(b"hype-sig-v2(text:String)->usize")
     );
-    let registry = hype::registry::Registry::global().unwrap();
+    let registry = hype::__private::Registry::global().unwrap();
     let registration = registry.get(WordCountArgs::ID).unwrap();
     assert_eq!(registration.signature(), WordCountArgs::SIGNATURE);
 }
