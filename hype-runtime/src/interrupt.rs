@@ -24,7 +24,7 @@
 //!    ([`wait_if_interrupted`]).
 //! 3. A second SIGINT (or SIGTERM) while that runs exits at once with its
 //!    own code; local children then die with the process (see
-//!    [`crate::entry`]), and what is left is swept by the next start.
+//!    `process.rs`), and what is left is swept by the next start.
 //!
 //! Every submitter registers itself when it is built (weakly:
 //! the registry keeps none alive). The signal handler itself only writes

@@ -9,7 +9,7 @@
 //!    (`Registration`), collected at link time.
 //! 3. `invoke`: one registered function run on encoded arguments: decode,
 //!    call, catch the panic, encode the outcome.
-//! 4. [`entry`]: `hype-run` itself: its command line, the termination
+//! 4. [`hype_run`]: `hype-run` itself: its command line, the termination
 //!    message, its exit codes.
 //! 5. [`wire`]: envelopes, values, failures and references: the protocol
 //!    both sides speak (`docs/protocol.md`).
@@ -50,7 +50,6 @@
 pub mod backend;
 pub mod bytes;
 pub mod config;
-pub mod entry;
 pub mod environment;
 pub mod error;
 pub mod executable;
@@ -59,6 +58,7 @@ pub mod fanout;
 pub mod fuzzing;
 #[cfg(feature = "gcs")]
 pub(crate) mod google;
+pub mod hype_run;
 pub mod ids;
 pub mod interrupt;
 pub(crate) mod invoke;
@@ -89,7 +89,6 @@ pub use backend::kubernetes::ContainerEngineCluster;
 pub use backend::kubernetes::KubeCluster;
 pub use backend::{Cluster, LocalCluster};
 pub use bytes::Bytes;
-pub use entry::dispatch_if_hype_run;
 pub use environment::{
     BasePod, DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT, MAX_RETRY_BACKOFF, RunEnvironment, Secret,
     VolumeLifetime, VolumeMount, VolumeRequest,
@@ -99,6 +98,7 @@ pub use fanout::{DEFAULT_CONCURRENCY, Map, TryMap};
 /// `google-cloud-auth`, for credentials given in code.
 #[cfg(feature = "gcs")]
 pub use google_cloud_auth;
+pub use hype_run::dispatch_if_hype_run;
 pub use logs::LogMode;
 pub use mounts::mount_path;
 pub use remote::{Call, Invoke, RemoteFn, Wire};

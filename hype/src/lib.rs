@@ -125,9 +125,9 @@ pub use hype_runtime::Invoke;
 pub use hype_runtime::interrupt;
 
 /// For tools and test doubles that run calls themselves: `hype-run`'s
-/// entry points ([`entry::execute_in_process`]). Not needed to use hype.
+/// entry points ([`hype_run::execute_in_process`]). Not needed to use hype.
 #[doc(hidden)]
-pub use hype_runtime::entry;
+pub use hype_runtime::hype_run;
 
 /// The runner traits behind [`Cluster`] (sealed: hype's own backends
 /// only), configuration and the registry, for hype's own crates (the CLI,

@@ -110,7 +110,7 @@ fn main() {
     let server = server_runtime.block_on(async {
         KubeTestServer::start(KubeletOptions::new().executor(Executor::in_process(|pod| {
             let call = pod.args.first().cloned().unwrap_or_default();
-            let run = hype::entry::execute_in_process(&call, &pod.name);
+            let run = hype::hype_run::execute_in_process(&call, &pod.name);
             InProcessResult {
                 exit_code: run.exit_code,
                 termination_message: run.termination_message,

@@ -63,7 +63,7 @@ fn main() {
 fn instant_pods() -> KubeletOptions {
     KubeletOptions::new().executor(Executor::in_process(|pod| {
         let call = pod.args.first().cloned().unwrap_or_default();
-        let run = hype::entry::execute_in_process(&call, &pod.name);
+        let run = hype::hype_run::execute_in_process(&call, &pod.name);
         *LAST_FINISHED.lock().unwrap() = Some(Instant::now());
         InProcessResult {
             exit_code: run.exit_code,

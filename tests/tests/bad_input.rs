@@ -443,7 +443,7 @@ fn in_process_execution_gives_what_hype_run_writes() {
         dir.path(),
     ));
     let run =
-        std::thread::spawn(move || hype::entry::execute_in_process(&call, "hype-in-process-1"))
+        std::thread::spawn(move || hype::hype_run::execute_in_process(&call, "hype-in-process-1"))
             .join()
             .unwrap();
     assert_eq!(run.exit_code, 0);
@@ -461,10 +461,11 @@ fn in_process_execution_gives_what_hype_run_writes() {
         42
     );
 
-    let garbage =
-        std::thread::spawn(|| hype::entry::execute_in_process("inline:AAAA", "hype-in-process-2"))
-            .join()
-            .unwrap();
+    let garbage = std::thread::spawn(|| {
+        hype::hype_run::execute_in_process("inline:AAAA", "hype-in-process-2")
+    })
+    .join()
+    .unwrap();
     assert_eq!(garbage.exit_code, 65);
     assert!(garbage.termination_message.unwrap().starts_with("inline:"));
 }

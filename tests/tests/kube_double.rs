@@ -1517,7 +1517,7 @@ async fn in_process_executor_runs_calls_without_processes() {
                 termination_message: None,
             };
         }
-        let run = hype::entry::execute_in_process(&pod.args[0], &pod.name);
+        let run = hype::hype_run::execute_in_process(&pod.args[0], &pod.name);
         InProcessResult {
             exit_code: run.exit_code,
             termination_message: run.termination_message,

@@ -8,5 +8,5 @@
 //! ```
 
 fn main() {
-    std::process::exit(hype_runtime::entry::launcher_main());
+    std::process::exit(hype_runtime::hype_run::launcher_main());
 }
