@@ -71,7 +71,6 @@ pub mod owner;
 mod process;
 pub mod registry;
 pub mod remote;
-#[cfg(any(feature = "kubernetes", feature = "docker"))]
 pub(crate) mod retry;
 pub(crate) mod sha256;
 pub mod staging;

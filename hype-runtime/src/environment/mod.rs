@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::error::{Error, ErrorKind};
 use crate::logs::LogMode;
+use crate::retry::Doubling;
 
 // The conversions to engine numbers are for the Docker runner.
 #[cfg_attr(not(feature = "docker"), allow(dead_code))]
@@ -251,10 +252,9 @@ impl RunEnvironment {
     /// back together).
     pub fn retry_delay(&self, attempt: u32) -> Duration {
         let first = self.inner.retry_backoff.unwrap_or(DEFAULT_RETRY_BACKOFF);
-        let doubled = first
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
-            .min(MAX_RETRY_BACKOFF.max(first));
-        doubled.mul_f64(0.5 + fastrand::f64() * 0.5)
+        Doubling::new(first, MAX_RETRY_BACKOFF)
+            .with_jitter()
+            .delay(attempt)
     }
 
     /// The image, if any.
