@@ -33,10 +33,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use hype::wire::{self, BlobRef, BuildInfo, CallEnvelope, Payload, Reference};
 use hype::{Error, LocalStaging, RemoteFn, RunEnvironment, Staging, Submitter};
 use hype_runtime::executable::{Digest, hash_file};
-use hype_runtime::staging::BoxFuture;
 use hype_tests::LAUNCHER_IMAGE;
 use hype_tests::backends::KubeCluster;
 use hype_tests::gcs_server::GcsServer;

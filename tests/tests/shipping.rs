@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use hype::wire::{self, BlobRef, BuildInfo, CallEnvelope, Payload, Reference};
 use hype::{Error, LocalCluster, LocalStaging, RemoteFn, RunEnvironment, Staging, Submitter};
-use hype_runtime::staging::BoxFuture;
 use hype_tests::LAUNCHER_IMAGE;
 use hype_tests::backends::{DockerCluster, KubeCluster};
 use hype_tests::docker_image;

@@ -36,7 +36,9 @@ use crate::environment::RunEnvironment;
 use crate::error::Error;
 pub use crate::executable::Arch;
 use crate::logs::{LogMode, LogSink};
-use crate::staging::{BoxFuture, Staging};
+use futures::future::BoxFuture;
+
+use crate::staging::Staging;
 
 /// What a cluster is connected for: the submitter's staging store and
 /// session. Everything a runner creates carries the session in its labels

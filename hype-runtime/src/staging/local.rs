@@ -4,8 +4,10 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
+use futures::future::BoxFuture;
+
 use super::hashing::copy_hashing;
-use super::{BoxFuture, Staging, blob_uri, check_digest, open_for_fetch, refuse_longer, verify};
+use super::{Staging, blob_uri, check_digest, open_for_fetch, refuse_longer, verify};
 use crate::error::Error;
 use crate::wire::{BlobRef, sha256_hex};
 

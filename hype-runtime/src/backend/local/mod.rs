@@ -48,7 +48,7 @@ use crate::environment::RunEnvironment;
 use crate::error::Error;
 use crate::logs::{self, Stream};
 use crate::mounts;
-use crate::staging::BoxFuture;
+use futures::future::BoxFuture;
 
 mod spawner;
 mod volumes;
