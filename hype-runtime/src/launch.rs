@@ -27,6 +27,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustix::io::Errno;
+
 use crate::config;
 use crate::error::Error;
 use crate::executable;
@@ -216,9 +218,9 @@ pub(crate) fn run(
     let mut child = match spawn(&mut command) {
         Ok(child) => child,
         Err(err) => {
-            let message = match err.raw_os_error() {
-                Some(libc::ENOEXEC) => format!("exec format error (ENOEXEC): {err}"),
-                Some(libc::ENOENT) if executable.exists() => format!(
+            let message = match err.raw_os_error().map(Errno::from_raw_os_error) {
+                Some(Errno::NOEXEC) => format!("exec format error (ENOEXEC): {err}"),
+                Some(Errno::NOENT) if executable.exists() => format!(
                     "its ELF interpreter (the dynamic loader it was linked against) is not in this image ({err}); build it static (musl) or for this image's C library"
                 ),
                 _ => format!("cannot start {}: {err}", executable.display()),
@@ -285,7 +287,7 @@ fn spawn(command: &mut Command) -> std::io::Result<std::process::Child> {
         BUSY,
         21,
         || command.spawn(),
-        |err| err.raw_os_error() == Some(libc::ETXTBSY),
+        |err| err.raw_os_error() == Some(Errno::TXTBSY.raw_os_error()),
     )
 }
 

@@ -249,11 +249,12 @@ pub(crate) fn signal_of(ended: Ended) -> Option<i32> {
 }
 
 fn signal_name(signal: i32) -> Option<&'static str> {
-    Some(match signal {
-        libc::SIGKILL => "SIGKILL: killed from outside, or out of memory",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGABRT => "SIGABRT: aborted",
+    use rustix::process::Signal;
+    Some(match Signal::from_named_raw(signal)? {
+        Signal::KILL => "SIGKILL: killed from outside, or out of memory",
+        Signal::TERM => "SIGTERM",
+        Signal::SEGV => "SIGSEGV",
+        Signal::ABORT => "SIGABRT: aborted",
         _ => return None,
     })
 }
@@ -272,7 +273,10 @@ mod tests {
             "the container exited with code 3 without writing an outcome"
         );
         assert_eq!(
-            describe_end("the process", Ended::Signal(libc::SIGKILL)),
+            describe_end(
+                "the process",
+                Ended::Signal(rustix::process::Signal::KILL.as_raw())
+            ),
             "the process was killed by signal 9 (SIGKILL: killed from outside, or out of memory)"
         );
         assert_eq!(

@@ -77,7 +77,7 @@ fn open_object(uri: &str) -> Result<(std::fs::File, u64), Error> {
     let path = path_of(uri)?;
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32)
         .open(&path)
         .map_err(|err| match err.kind() {
             ErrorKind::NotFound => Error::StagedObjectMissing {

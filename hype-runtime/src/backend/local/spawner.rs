@@ -74,11 +74,10 @@ pub(super) async fn spawn(
 
 /// Sends SIGKILL to the process group `pgid`.
 fn kill_group(pgid: i32) {
-    // SAFETY: kill(2) with a negative PID signals the process group the
-    // runner created for a child (process_group(0)) that has not been
-    // reaped yet, so the group ID is still that child's.
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
+    // The group the runner created for a child (process_group(0)) that
+    // has not been reaped yet, so the group ID is still that child's.
+    if let Some(pgid) = rustix::process::Pid::from_raw(pgid) {
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
     }
 }
 
