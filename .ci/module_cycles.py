@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fails when top-level modules of hype-runtime import each other in a cycle.
 
-A module is a file or folder directly under hype-runtime/src (entry.rs,
+A module is a file or folder directly under hype-runtime/src (hype_run.rs,
 backend/, ...). An edge A -> B is a `crate::B` path anywhere in A's code
 (comments and doc comments excluded; `use crate::{B, C}` groups too).
 Prints every cycle found and exits 1, or says there are none.

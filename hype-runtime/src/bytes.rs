@@ -43,10 +43,10 @@ pub fn advise_huge_pages(vec: &mut Vec<u8>) {
             // and no mapping the allocator relies on, only how the kernel
             // backs the pages.
             unsafe {
-                libc::madvise(
-                    aligned_start as *mut libc::c_void,
+                let _ = rustix::mm::madvise(
+                    aligned_start as *mut std::ffi::c_void,
                     aligned_end - aligned_start,
-                    libc::MADV_HUGEPAGE,
+                    rustix::mm::Advice::LinuxHugepage,
                 );
             }
         }

@@ -148,8 +148,7 @@ fn sweep_stale(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
-    // SAFETY: geteuid cannot fail.
-    let uid = unsafe { libc::geteuid() };
+    let uid = rustix::process::geteuid().as_raw();
     let mut removed = 0;
     for entry in entries.take(SWEEP_ENTRIES).flatten() {
         if removed == SWEEP_REMOVALS {

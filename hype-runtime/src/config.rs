@@ -15,7 +15,7 @@
 //! | `HYPE_CACHE_DIR` | `hype-run` | where a launcher keeps fetched executables (default `$TMPDIR/hype-cache`; created 0700, refused unless this user's own and private) |
 //! | `HYPE_IMAGE` | `hype-run` | the image the execution runs in, set by the Docker and Kubernetes runners, for errors |
 //! | `HYPE_LAUNCHED` | `hype-run` | set by a launcher for the executable it runs: the digest it fetched (the loop guard) |
-//! | `HYPE_PARENT_PID` | `hype-run` | set by the local runner and the launcher: the process `hype-run` dies with ([`crate::entry`]) |
+//! | `HYPE_PARENT_PID` | `hype-run` | set by the local runner and the launcher: the process `hype-run` dies with (`process.rs`: dying with the parent) |
 //!
 //! `HYPE_CLUSTER` takes:
 //!
@@ -59,7 +59,7 @@ pub const HYPE_IMAGE: &str = "HYPE_IMAGE";
 /// The digest of the executable a launcher fetched and started.
 pub const HYPE_LAUNCHED: &str = "HYPE_LAUNCHED";
 /// The PID of the process that started this `hype-run` and armed it to die
-/// with it (see [`crate::entry`]).
+/// with it (see `process.rs`, dying with the parent).
 pub const HYPE_PARENT_PID: &str = "HYPE_PARENT_PID";
 
 /// Where the termination message goes unless `HYPE_TERMINATION_MESSAGE_PATH` says.

@@ -24,22 +24,24 @@
 //!    ([`wait_if_interrupted`]).
 //! 3. A second SIGINT (or SIGTERM) while that runs exits at once with its
 //!    own code; local children then die with the process (see
-//!    `entry`), and what is left is swept by the next start.
+//!    `process.rs`), and what is left is swept by the next start.
 //!
 //! Every submitter registers itself when it is built (weakly:
 //! the registry keeps none alive). The signal handler itself only writes
-//! the signal's number to a pipe; a thread, `hype-interrupt`, reads it and
-//! does the rest. A handler the program installs later with `sigaction`
-//! replaces this one; `tokio::signal` and `signal-hook` call the handler
-//! they find (this one) after their own, so both run.
+//! the signal's number to a socket; a thread, `hype-interrupt`, reads it
+//! and does the rest. The handler is an action of `signal-hook-registry`,
+//! as `tokio::signal`'s and `signal-hook`'s are, so a program that also
+//! listens with those gets the signal too; a handler the program installs
+//! later with its own `sigaction` replaces all of them.
 
+use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use std::sync::{Arc, Weak};
-
 use futures::future::BoxFuture;
+use rustix::process::Signal;
 
 use crate::error::Error;
 
@@ -78,8 +80,9 @@ struct Live {
 /// Every submitter built in this process (dead ones pruned as new ones come).
 static LIVE: Mutex<Vec<Live>> = Mutex::new(Vec::new());
 
-/// The write end of the signal pipe (-1: not installed).
-static PIPE: AtomicI32 = AtomicI32::new(-1);
+/// The signals handled.
+const SIGINT: i32 = Signal::INT.as_raw();
+const SIGTERM: i32 = Signal::TERM.as_raw();
 
 /// The first signal handled (0: none yet).
 static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
@@ -115,7 +118,7 @@ fn live_submitters() -> Vec<Registered> {
 
 /// Handles SIGINT and SIGTERM from now on as the module docs say. Once per
 /// process; later calls do nothing. If the handler cannot be installed (no
-/// pipe, no thread), says so on stderr and leaves the signals as they were.
+/// socket, no thread), says so on stderr and leaves the signals as they were.
 pub fn install() {
     static INSTALL: std::sync::Once = std::sync::Once::new();
     INSTALL.call_once(|| {
@@ -128,41 +131,20 @@ pub fn install() {
 }
 
 fn try_install() -> std::io::Result<()> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: pipe(2) writes two descriptors into the array.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let [read, write] = fds;
-    for fd in fds {
-        // SAFETY: fcntl on descriptors this function just created: close on
-        // exec (children must not inherit them) and, for the write end,
-        // non-blocking, so the handler never waits on a full pipe.
-        unsafe {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        }
-    }
-    // SAFETY: as above.
-    unsafe {
-        let flags = libc::fcntl(write, libc::F_GETFL);
-        libc::fcntl(write, libc::F_SETFL, flags | libc::O_NONBLOCK);
-    }
+    // The handler's end never blocks (a full socket means a signal is
+    // waiting to be read already); both ends close on exec.
+    let (read, write) = UnixStream::pair()?;
+    write.set_nonblocking(true)?;
     std::thread::Builder::new()
         .name("hype-interrupt".to_owned())
-        .spawn(move || watch(read))?;
-    PIPE.store(write, Ordering::SeqCst);
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction is valid; the handler only writes one
-        // byte to a pipe (async-signal-safe) and restores errno.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-            action.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            if libc::sigaction(signal, &action, std::ptr::null_mut()) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
+        .spawn(move || watch(Arc::new(read)))?;
+    let write = Arc::new(write);
+    for signal in [SIGINT, SIGTERM] {
+        let write = Arc::clone(&write);
+        // SAFETY: the action is async-signal-safe: an atomic
+        // compare-and-swap and one non-blocking write(2); the registry
+        // keeps errno for the code it interrupts.
+        unsafe { signal_hook_registry::register(signal, move || on_signal(signal, &write)) }?;
     }
     Ok(())
 }
@@ -184,68 +166,27 @@ pub fn wait_if_interrupted() {
 
 /// The signal handler: records the first signal and passes the signal's
 /// number to `hype-interrupt`.
-extern "C" fn on_signal(signal: libc::c_int) {
+fn on_signal(signal: i32, write: &UnixStream) {
     let _ = INTERRUPTED.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
-    let fd = PIPE.load(Ordering::SeqCst);
-    if fd < 0 {
-        return;
-    }
-    let byte = signal as u8;
-    // SAFETY: write(2) of one byte from the stack is async-signal-safe;
-    // errno is saved and restored around it, since the handler may run in
-    // the middle of code that reads errno.
-    unsafe {
-        let errno = errno_location();
-        let saved = if errno.is_null() { 0 } else { *errno };
-        libc::write(fd, (&byte as *const u8).cast(), 1);
-        if !errno.is_null() {
-            *errno = saved;
-        }
-    }
+    let _ = rustix::io::write(write, &[signal as u8]);
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
-unsafe fn errno_location() -> *mut libc::c_int {
-    // SAFETY: returns this thread's errno.
-    unsafe { libc::__errno_location() }
-}
-
-#[cfg(any(target_vendor = "apple", target_os = "freebsd"))]
-unsafe fn errno_location() -> *mut libc::c_int {
-    // SAFETY: returns this thread's errno.
-    unsafe { libc::__error() }
-}
-
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_vendor = "apple",
-    target_os = "freebsd"
-)))]
-unsafe fn errno_location() -> *mut libc::c_int {
-    std::ptr::null_mut()
-}
-
-/// Blocks until a signal's number comes through the pipe; `None` if the
-/// pipe fails.
-fn next_signal(fd: libc::c_int) -> Option<libc::c_int> {
-    let mut byte = 0u8;
+/// Blocks until a signal's number comes through the socket; `None` if it
+/// fails.
+fn next_signal(mut read: &UnixStream) -> Option<i32> {
+    let mut byte = [0u8];
     loop {
-        // SAFETY: reads one byte into a stack variable.
-        let n = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
-        if n == 1 {
-            return Some(libc::c_int::from(byte));
+        match std::io::Read::read(&mut read, &mut byte) {
+            Ok(1) => return Some(i32::from(byte[0])),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            _ => return None,
         }
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
-        }
-        return None;
     }
 }
 
 /// The name of a handled signal.
-fn name(signal: libc::c_int) -> &'static str {
-    if signal == libc::SIGINT {
+fn name(signal: i32) -> &'static str {
+    if signal == SIGINT {
         "SIGINT"
     } else {
         "SIGTERM"
@@ -263,8 +204,8 @@ fn count(n: usize, what: &str) -> String {
 
 /// The `hype-interrupt` thread: waits for the first signal, then closes
 /// everything and exits; a second signal exits at once.
-fn watch(fd: libc::c_int) {
-    let Some(signal) = next_signal(fd) else {
+fn watch(read: Arc<UnixStream>) {
+    let Some(signal) = next_signal(&read) else {
         return;
     };
     let code = 128 + signal;
@@ -282,7 +223,7 @@ fn watch(fd: libc::c_int) {
     let again = std::thread::Builder::new()
         .name("hype-interrupt-again".to_owned())
         .spawn(move || {
-            if let Some(signal) = next_signal(fd) {
+            if let Some(signal) = next_signal(&read) {
                 say!(
                     "hype: interrupted again ({}): exiting at once with {}",
                     name(signal),
@@ -365,8 +306,8 @@ mod tests {
         assert_eq!(count(1, "call"), "1 call");
         assert_eq!(count(0, "call"), "0 calls");
         assert_eq!(count(3, "submitter"), "3 submitters");
-        assert_eq!(name(libc::SIGINT), "SIGINT");
-        assert_eq!(name(libc::SIGTERM), "SIGTERM");
+        assert_eq!(name(SIGINT), "SIGINT");
+        assert_eq!(name(SIGTERM), "SIGTERM");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

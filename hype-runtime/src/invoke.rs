@@ -2,7 +2,7 @@
 //! body (on a tokio runtime if it is `async`), catch a panic with its
 //! location, and encode the result. [`crate::registry::Registration`] holds
 //! a monomorphised [`execute`] for each remote function; `hype-run`
-//! ([`crate::entry`]) calls it.
+//! ([`crate::hype_run`]) calls it.
 
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
@@ -50,7 +50,7 @@ pub(crate) fn install_panic_hook() {
 
 /// The tokio runtime `async` bodies and `hype-run`'s staging requests run
 /// on, started on first use. Calls from inside another runtime are refused
-/// by the caller ([`crate::entry::execute_in_process`]) before they get here.
+/// by the caller ([`crate::hype_run::execute_in_process`]) before they get here.
 pub(crate) fn runtime() -> Result<&'static tokio::runtime::Runtime, Error> {
     static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
     RUNTIME

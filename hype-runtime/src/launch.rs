@@ -27,10 +27,13 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustix::io::Errno;
+
 use crate::config;
 use crate::error::Error;
 use crate::executable;
 use crate::invoke::runtime;
+use crate::retry::{self, Doubling};
 use crate::staging::Staging;
 use crate::wire::{BlobRef, HYPE_RUN};
 
@@ -215,9 +218,9 @@ pub(crate) fn run(
     let mut child = match spawn(&mut command) {
         Ok(child) => child,
         Err(err) => {
-            let message = match err.raw_os_error() {
-                Some(libc::ENOEXEC) => format!("exec format error (ENOEXEC): {err}"),
-                Some(libc::ENOENT) if executable.exists() => format!(
+            let message = match err.raw_os_error().map(Errno::from_raw_os_error) {
+                Some(Errno::NOEXEC) => format!("exec format error (ENOEXEC): {err}"),
+                Some(Errno::NOENT) if executable.exists() => format!(
                     "its ELF interpreter (the dynamic loader it was linked against) is not in this image ({err}); build it static (musl) or for this image's C library"
                 ),
                 _ => format!("cannot start {}: {err}", executable.display()),
@@ -274,20 +277,18 @@ fn wait_unreaped(pid: i32) {
     {}
 }
 
-/// Starts the command, retrying a few times while the file is busy
+/// Starts the command, trying again a few times while the file is busy
 /// (ETXTBSY: a process that forked while another thread had it open for
-/// writing still holds it, for the moment before its exec).
+/// writing still holds it, for the moment before its exec): 20 more
+/// tries, 25 ms apart.
 fn spawn(command: &mut Command) -> std::io::Result<std::process::Child> {
-    let mut attempt = 0;
-    loop {
-        match command.spawn() {
-            Err(err) if err.raw_os_error() == Some(libc::ETXTBSY) && attempt < 20 => {
-                attempt += 1;
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            result => return result,
-        }
-    }
+    const BUSY: Doubling = Doubling::new(Duration::from_millis(25), Duration::from_millis(25));
+    retry::blocking(
+        BUSY,
+        21,
+        || command.spawn(),
+        |err| err.raw_os_error() == Some(Errno::TXTBSY.raw_os_error()),
+    )
 }
 
 /// Copies `from` to `to` as it arrives and gives back its first

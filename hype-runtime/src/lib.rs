@@ -9,7 +9,7 @@
 //!    (`Registration`), collected at link time.
 //! 3. `invoke`: one registered function run on encoded arguments: decode,
 //!    call, catch the panic, encode the outcome.
-//! 4. `entry`: `hype-run` itself: its command line, the termination
+//! 4. `hype_run`: `hype-run` itself: its command line, the termination
 //!    message, its exit codes.
 //! 5. [`wire`]: envelopes, values, failures and references: the protocol
 //!    both sides speak (`docs/protocol.md`).
@@ -29,6 +29,10 @@
 //! `ids` (names), `bytes` (large binary payloads), `owner` (this
 //! process as the owner of what it creates, and whether an owner lives),
 //! [`interrupt`] (Ctrl-C and SIGTERM close every submitter).
+//!
+//! Of these, only [`fanout`], [`interrupt`], [`logs`] and [`wire`] are
+//! public modules; what else users name is re-exported at the root, and the
+//! rest is private.
 //!
 //! ## Naming options
 //!
@@ -58,7 +62,6 @@ mod bytes;
 mod cleanup;
 mod clock;
 mod config;
-mod entry;
 mod environment;
 mod error;
 mod executable;
@@ -66,6 +69,7 @@ pub mod fanout;
 mod fuzzing;
 #[cfg(feature = "gcs")]
 mod google;
+mod hype_run;
 mod ids;
 pub mod interrupt;
 mod invoke;
@@ -77,7 +81,6 @@ mod owner;
 mod process;
 mod registry;
 mod remote;
-#[cfg(any(feature = "kubernetes", feature = "docker"))]
 mod retry;
 mod sha256;
 mod staging;
@@ -107,7 +110,6 @@ pub use backend::kubernetes::ContainerEngineCluster;
 pub use backend::kubernetes::KubeCluster;
 pub use backend::{Cluster, LocalCluster};
 pub use bytes::Bytes;
-pub use entry::dispatch_if_hype_run;
 pub use environment::{
     BasePod, DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT, MAX_RETRY_BACKOFF, RunEnvironment, Secret,
     VolumeLifetime, VolumeMount, VolumeRequest,
@@ -117,6 +119,7 @@ pub use fanout::{DEFAULT_CONCURRENCY, Map, TryMap};
 /// `google-cloud-auth`, for credentials given in code.
 #[cfg(feature = "gcs")]
 pub use google_cloud_auth;
+pub use hype_run::dispatch_if_hype_run;
 pub use logs::LogMode;
 pub use mounts::mount_path;
 pub use remote::{Call, Invoke, RemoteFn, Wire};

@@ -5,7 +5,7 @@
 pub use linkme;
 pub use serde;
 
-pub use crate::entry::dispatch_if_hype_run;
+pub use crate::hype_run::dispatch_if_hype_run;
 pub use crate::interrupt::install as handle_interrupts;
 
 /// Runs a sync `main` body, then waits for a close that SIGINT or SIGTERM

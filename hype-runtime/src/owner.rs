@@ -117,12 +117,18 @@ impl Owner {
                 _ => Liveness::Dead,
             }
         } else {
-            let Ok(pid) = i32::try_from(self.pid) else {
+            let Some(pid) = i32::try_from(self.pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+            else {
                 return Liveness::Dead;
             };
-            // SAFETY: signal 0 only checks that the process exists.
-            let exists = unsafe { libc::kill(pid, 0) } == 0
-                || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+            // Signal 0 only checks that the process exists; one of another
+            // user's exists too.
+            let exists = match rustix::process::test_kill_process(pid) {
+                Ok(()) => true,
+                Err(err) => err == rustix::io::Errno::PERM,
+            };
             if exists {
                 Liveness::Alive
             } else {
@@ -138,15 +144,12 @@ impl fmt::Display for Owner {
     }
 }
 
-/// The host name, `localhost` if it cannot be read.
+/// The host name (uname's node name, which gethostname reads), `localhost`
+/// if it has none.
 fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname writes at
-    // most that many bytes.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
-    if rc != 0 || name.is_empty() {
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_string_lossy().into_owned();
+    if name.is_empty() {
         "localhost".to_owned()
     } else {
         // `@` and `.` separate the parts of the text form.

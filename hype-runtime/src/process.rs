@@ -44,13 +44,18 @@
 #[cfg(target_os = "linux")]
 use std::ffi::OsString;
 
+#[cfg(target_os = "linux")]
+use rustix::process::{Pid, Signal};
+
 pub(crate) use crate::config::HYPE_PARENT_PID;
 
 /// The parent-death signal `die_with_this_process` asks for: a real-time
 /// signal nothing else sends (see the module docs).
 #[cfg(target_os = "linux")]
-fn parent_death_signal() -> libc::c_int {
-    libc::SIGRTMIN() + 4
+fn parent_death_signal() -> Signal {
+    // SAFETY: SIGRTMIN + 4 is a real-time signal the C library leaves to
+    // programs (its own are below SIGRTMIN), and below SIGRTMAX.
+    unsafe { Signal::from_raw_unchecked(libc::SIGRTMIN() + 4) }
 }
 
 /// Arms `command` to die with this process (Linux; elsewhere nothing):
@@ -108,6 +113,8 @@ pub(crate) fn die_with_this_process_exec(
                 // The whole value, not its fields (which are not Send).
                 let exec = &exec;
                 arm(parent, signal)?;
+                // SAFETY: every pointer points into `exec`'s own strings,
+                // NUL-terminated, and both vectors end with NULL.
                 libc::execve(
                     exec.program.as_ptr(),
                     exec.argv.as_ptr(),
@@ -129,9 +136,9 @@ struct Exec {
     /// What `argv` and `envp` point into.
     _strings: Vec<std::ffi::CString>,
     /// NULL-terminated.
-    argv: Vec<*const libc::c_char>,
+    argv: Vec<*const std::ffi::c_char>,
     /// NULL-terminated.
-    envp: Vec<*const libc::c_char>,
+    envp: Vec<*const std::ffi::c_char>,
 }
 
 // SAFETY: the pointers point into the `CString`s this value owns, whose
@@ -193,29 +200,17 @@ impl Exec {
 }
 
 /// In a forked child before exec: sets the parent-death signal, and ends
-/// the child if `parent` died before (no signal would come then).
-///
-/// # Safety
-///
-/// Only for a `pre_exec` hook: it makes async-signal-safe system calls
-/// (prctl, getppid, _exit) and allocates nothing.
+/// the child if `parent` died before (no signal would come then). Only
+/// async-signal-safe system calls (prctl, getppid, _exit), no allocation:
+/// it runs in a `pre_exec` hook.
 #[cfg(target_os = "linux")]
-unsafe fn arm(parent: u32, signal: libc::c_int) -> std::io::Result<()> {
-    // SAFETY: plain system calls; see the function's contract.
-    unsafe {
-        if libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            signal as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        ) != 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-        if libc::getppid() as u32 != parent {
-            libc::_exit(128 + signal);
-        }
+fn arm(parent: u32, signal: Signal) -> std::io::Result<()> {
+    rustix::process::set_parent_process_death_signal(Some(signal))?;
+    if Pid::as_raw(rustix::process::getppid()) as u32 != parent {
+        // SAFETY: _exit(2) ends the process at once, running nothing of
+        // this one's (no exit handlers, no destructors): what a forked child
+        // that must not go on may do.
+        unsafe { libc::_exit(128 + signal.as_raw()) }
     }
     Ok(())
 }
@@ -226,22 +221,14 @@ unsafe fn arm(parent: u32, signal: libc::c_int) -> std::io::Result<()> {
 static KILL_GROUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Kills what dies with the parent: this process's whole process group
-/// when it is the call's own, else this process only. Async-signal-safe.
+/// when it is the call's own, else this process only. Async-signal-safe:
+/// an atomic load and kill(2).
 #[cfg(target_os = "linux")]
 fn die() {
-    // SAFETY: kill(2) of this process's own group (PID 0), or of itself.
-    unsafe {
-        if KILL_GROUP.load(std::sync::atomic::Ordering::SeqCst) {
-            libc::kill(0, libc::SIGKILL);
-        }
-        libc::kill(libc::getpid(), libc::SIGKILL);
+    if KILL_GROUP.load(std::sync::atomic::Ordering::SeqCst) {
+        let _ = rustix::process::kill_current_process_group(Signal::KILL);
     }
-}
-
-/// The parent-death signal: the parent is dying, so is this group.
-#[cfg(target_os = "linux")]
-extern "C" fn on_parent_death(_signal: libc::c_int) {
-    die();
+    let _ = rustix::process::kill_process(rustix::process::getpid(), Signal::KILL);
 }
 
 /// When this `hype-run` was armed to die with its parent (Linux): installs
@@ -256,27 +243,25 @@ pub(crate) fn watch_parent() {
         else {
             return;
         };
-        let mut signal: libc::c_int = 0;
-        // SAFETY: PR_GET_PDEATHSIG writes one int through the pointer.
-        let rc = unsafe { libc::prctl(libc::PR_GET_PDEATHSIG, &mut signal as *mut libc::c_int) };
-        if rc != 0 || signal == 0 {
-            // Inherited from an ancestor, not set by our own parent.
+        let Ok(Some(signal)) = rustix::process::parent_process_death_signal() else {
+            // None: inherited from an ancestor, not set by our own parent.
             return;
-        }
+        };
         // The group is the call's own when this process leads it (the
         // local runner's child) or the parent does (a launcher the local
         // runner started); a group someone else leads (a shell's job, a
         // test harness's) is not killed.
-        // SAFETY: getpgrp and getpid cannot fail.
-        let (group, me) = unsafe { (libc::getpgrp(), libc::getpid()) };
-        let own_group = group == me || u32::try_from(group).is_ok_and(|g| g == parent);
+        let (group, me) = (rustix::process::getpgrp(), rustix::process::getpid());
+        let own_group = group == me || group.as_raw_pid() as u32 == parent;
         KILL_GROUP.store(own_group, std::sync::atomic::Ordering::SeqCst);
-        // SAFETY: installs a handler that only calls kill(2).
-        unsafe {
-            libc::signal(signal, on_parent_death as *const () as libc::sighandler_t);
+        // A signal no handler can take (a SIGKILL someone else asked for)
+        // kills by itself.
+        if !signal_hook_registry::FORBIDDEN.contains(&signal.as_raw()) {
+            // SAFETY: the action, `die`, is async-signal-safe (an atomic
+            // load and kill(2)).
+            let _ = unsafe { signal_hook_registry::register(signal.as_raw(), die) };
         }
-        // SAFETY: getppid cannot fail.
-        if unsafe { libc::getppid() } as u32 != parent {
+        if Pid::as_raw(rustix::process::getppid()) as u32 != parent {
             die();
         }
     }

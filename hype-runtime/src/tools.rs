@@ -6,7 +6,7 @@
 
 /// `hype-run`'s entry points: the launcher's `main`, and one call run in
 /// this process (for test doubles that play a pod).
-pub use crate::entry::{InProcessRun, execute_in_process, launcher_main};
+pub use crate::hype_run::{InProcessRun, execute_in_process, launcher_main};
 
 /// The labels every container backend puts on what it creates.
 #[cfg(any(feature = "docker", feature = "kubernetes"))]

@@ -35,7 +35,9 @@ use crate::environment::RunEnvironment;
 use crate::error::Error;
 pub use crate::executable::Arch;
 use crate::logs::{LogMode, LogSink};
-use crate::staging::{BoxFuture, Staging};
+use futures::future::BoxFuture;
+
+use crate::staging::Staging;
 
 /// What a cluster is connected for: the submitter's staging store and
 /// session. Everything a runner creates carries the session in its labels
@@ -246,11 +248,12 @@ pub(crate) fn signal_of(ended: Ended) -> Option<i32> {
 }
 
 fn signal_name(signal: i32) -> Option<&'static str> {
-    Some(match signal {
-        libc::SIGKILL => "SIGKILL: killed from outside, or out of memory",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGABRT => "SIGABRT: aborted",
+    use rustix::process::Signal;
+    Some(match Signal::from_named_raw(signal)? {
+        Signal::KILL => "SIGKILL: killed from outside, or out of memory",
+        Signal::TERM => "SIGTERM",
+        Signal::SEGV => "SIGSEGV",
+        Signal::ABORT => "SIGABRT: aborted",
         _ => return None,
     })
 }
@@ -269,7 +272,10 @@ mod tests {
             "the container exited with code 3 without writing an outcome"
         );
         assert_eq!(
-            describe_end("the process", Ended::Signal(libc::SIGKILL)),
+            describe_end(
+                "the process",
+                Ended::Signal(rustix::process::Signal::KILL.as_raw())
+            ),
             "the process was killed by signal 9 (SIGKILL: killed from outside, or out of memory)"
         );
         assert_eq!(

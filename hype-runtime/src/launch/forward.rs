@@ -17,8 +17,16 @@
 //! round. The state turns [`DONE`] before the child is reaped (it is
 //! waited for with `WNOWAIT` first), so a handler never signals a pid the
 //! kernel may have given to another process.
+//!
+//! The handlers are actions of `signal-hook-registry`, which keeps errno
+//! and shares the signals with any other user of the registry (tokio's).
 
 use std::sync::atomic::{AtomicI32, Ordering};
+
+use rustix::process::{Pid, Signal};
+
+/// The signals passed on.
+const FORWARDED: [Signal; 2] = [Signal::TERM, Signal::INT];
 
 /// The child has ended: nothing is forwarded any more.
 pub(crate) const DONE: i32 = i32::MIN;
@@ -52,35 +60,39 @@ fn on_started(state: &AtomicI32, pid: i32) -> Option<i32> {
     }
 }
 
-extern "C" fn forward(signal: libc::c_int) {
+/// Sends `signal` to the child `pid`. Async-signal-safe (kill(2)).
+fn send(pid: i32, signal: i32) {
+    if let (Some(pid), Some(signal)) = (Pid::from_raw(pid), Signal::from_named_raw(signal)) {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
+/// The action for `signal`: pass it on, or hold it (see [`on_signal`]).
+/// The pid it is sent to is a child that has not been reaped (the state
+/// turns [`DONE`] before it is).
+fn forward(signal: i32) {
     if let Some(pid) = on_signal(&STATE, signal) {
-        // SAFETY: kill is async-signal-safe; the pid is a child that has
-        // not been reaped (the state turns DONE before it is).
-        unsafe {
-            libc::kill(pid, signal);
-        }
+        send(pid, signal);
     }
 }
 
 /// Passes SIGTERM and SIGINT on to the launched child from now on (held
-/// as pending until [`started`]).
+/// as pending until [`started`]). Once per process.
 pub(crate) fn install() {
-    for signal in [libc::SIGTERM, libc::SIGINT] {
-        // SAFETY: installs a handler that only uses atomics and kill(2).
-        unsafe {
-            libc::signal(signal, forward as *const () as libc::sighandler_t);
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        for signal in FORWARDED.map(Signal::as_raw) {
+            // SAFETY: the action is async-signal-safe: atomics and kill(2).
+            let _ = unsafe { signal_hook_registry::register(signal, move || forward(signal)) };
         }
-    }
+    });
 }
 
 /// The child `pid` has started: signals go to it from now on, and one that
 /// arrived before goes now.
 pub(crate) fn started(pid: i32) {
     if let Some(signal) = on_started(&STATE, pid) {
-        // SAFETY: as in `forward`; the child was just started.
-        unsafe {
-            libc::kill(pid, signal);
-        }
+        send(pid, signal);
     }
 }
 
@@ -97,16 +109,16 @@ mod tests {
     #[test]
     fn a_signal_before_the_child_starts_is_sent_once_it_has() {
         let state = AtomicI32::new(0);
-        assert_eq!(on_signal(&state, libc::SIGTERM), None);
-        assert_eq!(on_started(&state, 4242), Some(libc::SIGTERM));
-        assert_eq!(on_signal(&state, libc::SIGINT), Some(4242));
+        assert_eq!(on_signal(&state, Signal::TERM.as_raw()), None);
+        assert_eq!(on_started(&state, 4242), Some(Signal::TERM.as_raw()));
+        assert_eq!(on_signal(&state, Signal::INT.as_raw()), Some(4242));
     }
 
     #[test]
     fn no_signal_before_the_start_sends_nothing_then() {
         let state = AtomicI32::new(0);
         assert_eq!(on_started(&state, 4242), None);
-        assert_eq!(on_signal(&state, libc::SIGTERM), Some(4242));
+        assert_eq!(on_signal(&state, Signal::TERM.as_raw()), Some(4242));
     }
 
     #[test]
@@ -114,7 +126,7 @@ mod tests {
         let state = AtomicI32::new(0);
         on_started(&state, 4242);
         state.store(DONE, Ordering::SeqCst);
-        assert_eq!(on_signal(&state, libc::SIGTERM), None);
+        assert_eq!(on_signal(&state, Signal::TERM.as_raw()), None);
         assert_eq!(state.load(Ordering::SeqCst), DONE);
     }
 
@@ -129,7 +141,7 @@ mod tests {
                 let (state, barrier) = (state.clone(), barrier.clone());
                 std::thread::spawn(move || {
                     barrier.wait();
-                    on_signal(&state, libc::SIGTERM)
+                    on_signal(&state, Signal::TERM.as_raw())
                 })
             };
             barrier.wait();

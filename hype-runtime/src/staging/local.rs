@@ -4,8 +4,10 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
+use futures::future::BoxFuture;
+
 use super::hashing::copy_hashing;
-use super::{BoxFuture, Staging, blob_uri, check_digest, open_for_fetch, refuse_longer, verify};
+use super::{Staging, blob_uri, check_digest, open_for_fetch, refuse_longer, verify};
 use crate::error::Error;
 use crate::wire::{BlobRef, sha256_hex};
 
@@ -75,7 +77,7 @@ fn open_object(uri: &str) -> Result<(std::fs::File, u64), Error> {
     let path = path_of(uri)?;
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32)
         .open(&path)
         .map_err(|err| match err.kind() {
             ErrorKind::NotFound => Error::StagedObjectMissing {

@@ -20,8 +20,7 @@ mod hashing;
 pub mod listing;
 mod local;
 
-use std::future::Future;
-use std::pin::Pin;
+use futures::future::BoxFuture;
 use std::sync::Arc;
 
 #[cfg(feature = "gcs")]
@@ -30,9 +29,6 @@ pub use local::LocalStaging;
 
 use crate::error::Error;
 use crate::wire::BlobRef;
-
-/// A boxed future, as staging and runner traits return.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A place to stage payloads and outcomes.
 pub trait Staging: Send + Sync + std::fmt::Debug {

@@ -229,7 +229,7 @@ fn shipping(
                     "cannot find this program's executable to ship with the calls ({err}); pass one with HYPE_EXECUTABLE=/path or SubmitterBuilder::executable(path)"
                 ),
             })?;
-            if !crate::entry::dispatches() {
+            if !crate::hype_run::dispatches() {
                 return Err(Error::ExecutableNotShippable {
                     path: own,
                     reason: "this program cannot run calls: its main does not dispatch hype-run (it is not #[hype::main] and does not call hype::dispatch_if_hype_run() first), as a test harness (cargo test) does not. Ship a program of yours that does".to_owned(),

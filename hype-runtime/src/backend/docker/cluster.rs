@@ -15,7 +15,7 @@ use crate::backend::{Arch, Cluster, Connection, Runner};
 use crate::cleanup;
 use crate::config;
 use crate::error::Error;
-use crate::staging::BoxFuture;
+use futures::future::BoxFuture;
 
 /// How long a missing image may take to pull, unless set with
 /// [`DockerCluster::pull_timeout`].

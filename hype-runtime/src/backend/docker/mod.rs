@@ -80,7 +80,7 @@ use super::{Arch, Delivery, Job, Runner};
 use crate::cleanup;
 use crate::environment::RunEnvironment;
 use crate::error::Error;
-use crate::staging::BoxFuture;
+use futures::future::BoxFuture;
 
 /// How long [`Runner::close`] waits for calls in flight to clean up.
 const CLOSE_WAIT: Duration = Duration::from_secs(90);

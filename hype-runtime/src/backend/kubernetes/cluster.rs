@@ -17,7 +17,7 @@ use super::watch::{PodWatcher, WatchBounds};
 use super::{pod, volumes};
 use crate::backend::{Cluster, Connection, Runner};
 use crate::error::Error;
-use crate::staging::BoxFuture;
+use futures::future::BoxFuture;
 
 /// How long a pod may stay unschedulable before its call fails, unless set
 /// with [`KubeCluster::pending_timeout`].

@@ -31,7 +31,7 @@ use crate::backend::{Cluster, Connection, Runner};
 use crate::error::Error;
 use crate::google::credentials::{GoogleCredentials, ensure_crypto_provider};
 use crate::google::rest::{self, SendFailure, Sending, api_message, encode};
-use crate::staging::BoxFuture;
+use futures::future::BoxFuture;
 
 /// The GKE API.
 pub const DEFAULT_API_ENDPOINT: &str = "https://container.googleapis.com";

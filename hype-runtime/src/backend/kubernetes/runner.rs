@@ -22,7 +22,7 @@ use crate::backend::{Delivery, Ended, Job, Runner, describe_end, signal_of};
 use crate::environment::RunEnvironment;
 use crate::error::Error;
 use crate::logs::{LogMode, Stream};
-use crate::staging::BoxFuture;
+use futures::future::BoxFuture;
 
 /// How long a call waits for its pod to be gone when that matters (the pod
 /// mounted a claim read-write, and readers may be scheduled next).

@@ -50,6 +50,7 @@ mod transfer;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::sync::OnceCell;
 
 pub use self::builder::GcsStagingBuilder;
@@ -57,7 +58,7 @@ use self::client::{Clients, CredentialChoice};
 use self::digest::hash;
 use self::location::parse_object_uri;
 use self::transfer::Sink;
-use super::{BoxFuture, Staging, blob_uri, check_digest, open_for_fetch};
+use super::{Staging, blob_uri, check_digest, open_for_fetch};
 use crate::error::Error;
 use crate::wire::BlobRef;
 

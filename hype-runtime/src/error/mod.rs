@@ -5,9 +5,21 @@
 //! `Result<T, E>` gives `Ok(Err(e))` with `E` carried across the wire. A
 //! panic in the user's code is [`Error::RemotePanic`].
 
+//!
+//! The enum and its variants are here; [`ErrorKind`] (the kind of each
+//! variant, for retry policies) and [`Attempt`] in `kind.rs`,
+//! [`ErrorSource`] (the shared underlying error) in `source.rs`, and what
+//! an error names or says about itself in `accessors.rs`.
+
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
+
+mod accessors;
+mod kind;
+mod source;
+
+pub use kind::{Attempt, ErrorKind};
+pub use source::ErrorSource;
 
 /// Everything that can go wrong between calling a remote function and
 /// holding its result.
@@ -505,212 +517,6 @@ pub enum Error {
     },
 }
 
-impl Error {
-    /// The ID of the remote function this error is about, where it names
-    /// one.
-    pub fn function(&self) -> Option<&str> {
-        match self {
-            Error::RemotePanic { function, .. }
-            | Error::UnknownFunction { function, .. }
-            | Error::SignatureMismatch { function, .. }
-            | Error::Encode { function, .. }
-            | Error::Decode { function, .. }
-            | Error::Timeout { function, .. }
-            | Error::Cancelled { function, .. }
-            | Error::RunnerFailed { function, .. }
-            | Error::ImageUnavailable { function, .. }
-            | Error::ContainerConfig { function, .. }
-            | Error::Unschedulable { function, .. }
-            | Error::OutOfMemory { function, .. }
-            | Error::Evicted { function, .. }
-            | Error::Preempted { function, .. }
-            | Error::RetriesExhausted { function, .. }
-            | Error::DeletedExternally { function, .. } => Some(function),
-            _ => None,
-        }
-    }
-
-    /// The execution this error is about, where it names one: the pod,
-    /// container or child process of one attempt (for
-    /// [`Error::RetriesExhausted`], the last attempt's).
-    pub fn execution_id(&self) -> Option<&str> {
-        match self {
-            Error::RemotePanic { execution_id, .. }
-            | Error::UnknownFunction { execution_id, .. }
-            | Error::SignatureMismatch { execution_id, .. }
-            | Error::Timeout { execution_id, .. }
-            | Error::Cancelled { execution_id, .. }
-            | Error::RunnerFailed { execution_id, .. }
-            | Error::ImageUnavailable { execution_id, .. }
-            | Error::ContainerConfig { execution_id, .. }
-            | Error::Unschedulable { execution_id, .. }
-            | Error::OutOfMemory { execution_id, .. }
-            | Error::Evicted { execution_id, .. }
-            | Error::Preempted { execution_id, .. }
-            | Error::DeletedExternally { execution_id, .. }
-            | Error::ExecutableMissing { execution_id, .. }
-            | Error::ExecutableCorrupt { execution_id, .. }
-            | Error::ExecutableCannotStart { execution_id, .. } => Some(execution_id),
-            Error::RetriesExhausted { attempts, .. } => {
-                attempts.last().map(|a| a.execution_id.as_str())
-            }
-            _ => None,
-        }
-    }
-
-    /// A staging failure caused by an I/O error: the message names the
-    /// kind of failure, the I/O error itself is the source.
-    pub(crate) fn staging_io(
-        operation: &'static str,
-        uri: impl Into<String>,
-        err: std::io::Error,
-    ) -> Error {
-        Error::Staging {
-            operation,
-            uri: uri.into(),
-            message: err.kind().to_string(),
-            source: Some(err.into()),
-        }
-    }
-
-    /// The error's text followed by the text of each of its sources, for
-    /// where only one line travels (a `hype-run:` line, a failure outcome).
-    pub fn full_text(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            let cause_text = cause.to_string();
-            if !text.contains(&cause_text) {
-                text.push_str(": ");
-                text.push_str(&cause_text);
-            }
-            source = cause.source();
-        }
-        text
-    }
-
-    pub(crate) fn malformed(what: impl Into<String>, reason: impl Into<String>) -> Error {
-        Error::MalformedEnvelope {
-            what: what.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-/// The underlying error of an [`Error`] (a `kube::Error`, a
-/// `bollard::errors::Error`, the Cloud Storage client's, an I/O error),
-/// shared so that `Error` stays `Clone`. It is what
-/// [`std::error::Error::source`] returns, unwrapped, so it downcasts to its
-/// own type:
-///
-/// ```
-/// # fn demo(err: &hype_runtime::Error) {
-/// if let Some(io) = std::error::Error::source(err).and_then(|s| s.downcast_ref::<std::io::Error>()) {
-///     eprintln!("I/O: {io}");
-/// }
-/// # }
-/// ```
-#[derive(Clone)]
-pub struct ErrorSource(Arc<dyn std::error::Error + Send + Sync>);
-
-impl ErrorSource {
-    /// The underlying error.
-    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        &*self.0
-    }
-}
-
-// Not `Error` itself: thiserror's `#[source]` then reaches the error
-// inside through `Deref`, and `source()` is that error, not this wrapper.
-impl std::ops::Deref for ErrorSource {
-    type Target = dyn std::error::Error + Send + Sync;
-
-    fn deref(&self) -> &Self::Target {
-        &*self.0
-    }
-}
-
-impl std::fmt::Debug for ErrorSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(&*self.0, f)
-    }
-}
-
-impl<E: std::error::Error + Send + Sync + 'static> From<E> for ErrorSource {
-    fn from(err: E) -> ErrorSource {
-        ErrorSource(Arc::new(err))
-    }
-}
-
-/// One attempt of a call that was retried ([`Error::RetriesExhausted`]).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Attempt {
-    /// The attempt's execution (each attempt has its own).
-    pub execution_id: String,
-    /// What happened to it.
-    pub error: Error,
-    /// How long it ran before it failed.
-    pub took: Duration,
-}
-
-/// What kind of failure an [`Error`] is, for retry policies
-/// ([`RunEnvironment::retry_on`]).
-///
-/// Every variant of [`Error`], its kind, and whether
-/// [`RunEnvironment::with_retries`] runs the call again (a request to a
-/// cluster's API is retried on its own, a bounded number of times, only
-/// for the transient answers 5xx, 408 and 429 and for lost connections):
-///
-#[doc = include_str!("error_table.md")]
-///
-/// [`RunEnvironment::retry_on`]: crate::RunEnvironment::retry_on
-/// [`RunEnvironment::with_retries`]: crate::RunEnvironment::with_retries
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// The execution was lost to the infrastructure: evicted, its node
-    /// preempted or lost, deleted by someone else, killed by a signal
-    /// without writing an outcome, its container gone, the cluster's API
-    /// failing after its bounded retries, or the staging store failing for
-    /// a reason that passes. Retried by `RunEnvironment::with_retries`.
-    Lost,
-    /// The function panicked.
-    Panicked,
-    /// The execution ran out of memory.
-    OutOfMemory,
-    /// The call ran past its timeout.
-    Timeout,
-    /// Anything else: bad input, configuration, version skew, the image,
-    /// a request the cluster's API rejected, a store that refused, a
-    /// cancelled call. Retrying these rarely helps.
-    Other,
-}
-
-impl Error {
-    /// What kind of failure this is.
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            Error::Evicted { .. }
-            | Error::Preempted { .. }
-            | Error::DeletedExternally { .. }
-            | Error::Cluster { .. }
-            | Error::StagingUnavailable { .. }
-            // Signals sent from outside (the kernel, a kubelet, someone):
-            // not SIGABRT or SIGSEGV, which the program brought on itself.
-            | Error::RunnerFailed {
-                signal: Some(1 | 2 | 9 | 15),
-                ..
-            } => ErrorKind::Lost,
-            Error::RetriesExhausted { .. } => ErrorKind::Lost,
-            Error::RemotePanic { .. } => ErrorKind::Panicked,
-            Error::OutOfMemory { .. } => ErrorKind::OutOfMemory,
-            Error::Timeout { .. } => ErrorKind::Timeout,
-            _ => ErrorKind::Other,
-        }
-    }
-}
-
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -1015,10 +821,10 @@ mod tests {
 
     #[test]
     fn the_readme_has_the_table() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         assert!(
             readme.contains(include_str!("error_table.md")),
-            "README.md's Errors section must hold hype-runtime/src/error_table.md as it is"
+            "README.md's Errors section must hold hype-runtime/src/error/error_table.md as it is"
         );
     }
 }

@@ -15,10 +15,17 @@ use std::time::Duration;
 
 use crate::error::{Error, ErrorKind};
 use crate::logs::LogMode;
+use crate::retry::Doubling;
 
 // The conversions to engine numbers are for the Docker runner.
 #[cfg_attr(not(feature = "docker"), allow(dead_code))]
 pub(crate) mod quantity;
+mod secrets;
+mod validation;
+mod volumes;
+
+pub use secrets::Secret;
+pub use volumes::{VolumeLifetime, VolumeMount, VolumeRequest};
 
 /// The timeout of an environment that sets none: one hour. Every call has
 /// a bound; raise it with [`RunEnvironment::with_timeout`].
@@ -245,10 +252,9 @@ impl RunEnvironment {
     /// back together).
     pub fn retry_delay(&self, attempt: u32) -> Duration {
         let first = self.inner.retry_backoff.unwrap_or(DEFAULT_RETRY_BACKOFF);
-        let doubled = first
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
-            .min(MAX_RETRY_BACKOFF.max(first));
-        doubled.mul_f64(0.5 + fastrand::f64() * 0.5)
+        Doubling::new(first, MAX_RETRY_BACKOFF)
+            .with_jitter()
+            .delay(attempt)
     }
 
     /// The image, if any.
@@ -289,255 +295,6 @@ impl RunEnvironment {
     /// The base pod, if the environment came from YAML.
     pub fn base_pod(&self) -> Option<&BasePod> {
         self.inner.base_pod.as_ref()
-    }
-
-    /// Checks what every runner needs: valid env var names, secret and
-    /// volume names, absolute and distinct mount paths, resource amounts
-    /// that are quantities (`750m`, `2Gi`), not negative and no request
-    /// above its limit, and a non-zero timeout. Reports every problem at
-    /// once.
-    pub fn validate(&self) -> Result<(), Error> {
-        let mut problems = Vec::new();
-        for (key, value) in &self.inner.env {
-            if key.is_empty() || key.contains('=') || key.contains('\0') {
-                problems.push(format!(
-                    "env var name {key:?} is invalid: it must be non-empty without '=' or NUL"
-                ));
-            }
-            if value.contains('\0') {
-                problems.push(format!("env var {key} contains a NUL byte"));
-            }
-        }
-        let mut paths: Vec<&Path> = Vec::new();
-        for secret in &self.inner.secrets {
-            if let Err(why) = check_dns_subdomain(&secret.name) {
-                problems.push(format!("secret name {:?} {why}", secret.name));
-            }
-            paths.push(&secret.mount_path);
-        }
-        for mount in &self.inner.mounts {
-            if let Err(why) = check_dns_subdomain(&mount.volume.name) {
-                problems.push(format!("volume name {:?} {why}", mount.volume.name));
-            }
-            paths.push(&mount.mount_path);
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for path in paths {
-            if !path.is_absolute() {
-                problems.push(format!("mount path {} is not absolute", path.display()));
-            }
-            if !seen.insert(path) {
-                problems.push(format!(
-                    "mount path {} is used more than once",
-                    path.display()
-                ));
-            }
-        }
-        for (kind, amounts) in [
-            ("request", &self.inner.requests),
-            ("limit", &self.inner.limits),
-        ] {
-            for (resource, amount) in amounts {
-                match quantity::parse(amount) {
-                    Err(why) => problems.push(format!("{kind} of {resource}: {why}")),
-                    Ok(q) if q.is_negative() => problems.push(format!(
-                        "{kind} of {resource} is {amount:?}, which is negative"
-                    )),
-                    Ok(_) => {}
-                }
-            }
-        }
-        for (resource, request) in &self.inner.requests {
-            if let (Some(limit), Ok(r)) =
-                (self.inner.limits.get(resource), quantity::parse(request))
-                && let Ok(l) = quantity::parse(limit)
-                && r > l
-            {
-                problems.push(format!(
-                    "the request of {resource} ({request}) is more than its limit ({limit})"
-                ));
-            }
-        }
-        if self.inner.timeout == Some(Duration::ZERO) {
-            problems.push("timeout is zero".to_owned());
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::InvalidEnvironment { problems })
-        }
-    }
-}
-
-/// Checks a Kubernetes object name (DNS-1123 subdomain): what secrets and
-/// claims must be called on a cluster, so a name that works locally also
-/// works there.
-fn check_dns_subdomain(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() || name.len() > 253 {
-        return Err("must be 1 to 253 characters");
-    }
-    let ok_chars = name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-    let ok_ends = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    if !ok_chars || !ok_ends(name.as_bytes()[0]) || !ok_ends(name.as_bytes()[name.len() - 1]) {
-        return Err(
-            "is not a valid Kubernetes name: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",
-        );
-    }
-    Ok(())
-}
-
-/// A Kubernetes secret mounted read-only at a path in the container.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Secret {
-    name: String,
-    mount_path: PathBuf,
-}
-
-impl Secret {
-    /// The secret `name`, mounted at `mount_path`.
-    pub fn new(name: impl Into<String>, mount_path: impl Into<PathBuf>) -> Self {
-        Secret {
-            name: name.into(),
-            mount_path: mount_path.into(),
-        }
-    }
-
-    /// The secret's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Where its keys appear as files.
-    pub fn mount_path(&self) -> &Path {
-        &self.mount_path
-    }
-}
-
-/// How long a requested volume lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum VolumeLifetime {
-    /// Created for this submitter and deleted when it closes, unless
-    /// [`VolumeRequest::keep_on_exit`].
-    Transient,
-    /// Created if missing, reused if present, never deleted by hype.
-    Persistent,
-}
-
-/// A volume (a persistent volume claim on Kubernetes, a directory locally).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct VolumeRequest {
-    name: String,
-    storage_class: String,
-    size: String,
-    lifetime: VolumeLifetime,
-    keep_on_exit: bool,
-}
-
-impl VolumeRequest {
-    /// A transient volume, named `hype-request-<random8>`, deleted when the
-    /// submitter closes.
-    pub fn new(storage_class: impl Into<String>, size: impl Into<String>) -> Self {
-        VolumeRequest {
-            name: format!("hype-request-{}", crate::ids::random_suffix(8)),
-            storage_class: storage_class.into(),
-            size: size.into(),
-            lifetime: VolumeLifetime::Transient,
-            keep_on_exit: false,
-        }
-    }
-
-    /// A named volume: created if missing, reused when it exists, and kept.
-    pub fn persistent(
-        name: impl Into<String>,
-        storage_class: impl Into<String>,
-        size: impl Into<String>,
-    ) -> Self {
-        VolumeRequest {
-            name: name.into(),
-            storage_class: storage_class.into(),
-            size: size.into(),
-            lifetime: VolumeLifetime::Persistent,
-            keep_on_exit: true,
-        }
-    }
-
-    /// Whether to keep this volume when the submitter closes (persistent
-    /// volumes are always kept).
-    pub fn keep_on_exit(mut self, keep: bool) -> Self {
-        self.keep_on_exit = keep || self.lifetime == VolumeLifetime::Persistent;
-        self
-    }
-
-    /// The volume's name (the claim's, the Docker volume's, the local
-    /// directory's): `hype-request-<random8>` for transient requests.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The storage class (`storageClassName`).
-    pub fn storage_class(&self) -> &str {
-        &self.storage_class
-    }
-
-    /// The requested size (`"10Gi"`).
-    pub fn size(&self) -> &str {
-        &self.size
-    }
-
-    /// Transient or persistent.
-    pub fn lifetime(&self) -> VolumeLifetime {
-        self.lifetime
-    }
-
-    /// Whether the volume stays when the submitter closes.
-    pub fn is_kept_on_exit(&self) -> bool {
-        self.keep_on_exit
-    }
-
-    /// Mounts the volume read-write at `path`.
-    pub fn mount_read_write(&self, path: impl Into<PathBuf>) -> VolumeMount {
-        VolumeMount {
-            volume: self.clone(),
-            mount_path: path.into(),
-            read_only: false,
-        }
-    }
-
-    /// Mounts the volume read-only at `path`.
-    pub fn mount_read_only(&self, path: impl Into<PathBuf>) -> VolumeMount {
-        VolumeMount {
-            volume: self.clone(),
-            mount_path: path.into(),
-            read_only: true,
-        }
-    }
-}
-
-/// A volume mounted at a path, read-write or read-only.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct VolumeMount {
-    volume: VolumeRequest,
-    mount_path: PathBuf,
-    read_only: bool,
-}
-
-impl VolumeMount {
-    /// The volume.
-    pub fn volume(&self) -> &VolumeRequest {
-        &self.volume
-    }
-
-    /// Where it appears.
-    pub fn mount_path(&self) -> &Path {
-        &self.mount_path
-    }
-
-    /// Whether writes are refused.
-    pub fn is_read_only(&self) -> bool {
-        self.read_only
     }
 }
 
@@ -604,73 +361,6 @@ mod tests {
     }
 
     #[test]
-    fn transient_names_are_random_and_valid() {
-        let a = VolumeRequest::new("standard", "1Gi");
-        let b = VolumeRequest::new("standard", "1Gi");
-        assert_ne!(a.name, b.name);
-        assert!(a.name.starts_with("hype-request-"), "{}", a.name);
-        assert_eq!(a.name.len(), "hype-request-".len() + 8);
-        assert!(check_dns_subdomain(&a.name).is_ok());
-        assert!(!a.keep_on_exit && a.clone().keep_on_exit(true).keep_on_exit);
-        assert!(
-            !a.clone()
-                .keep_on_exit(true)
-                .keep_on_exit(false)
-                .is_kept_on_exit()
-        );
-        assert!(VolumeRequest::persistent("data", "standard", "1Gi").keep_on_exit);
-    }
-
-    #[test]
-    fn validate_reports_every_problem() {
-        let env = RunEnvironment::local()
-            .with_env("A=B", "x")
-            .with_secret(Secret::new("Bad_Name", "relative/path"))
-            .with_mount(VolumeRequest::persistent("ok", "c", "1Gi").mount_read_only("/data"))
-            .with_mount(VolumeRequest::persistent("ok2", "c", "1Gi").mount_read_only("/data"))
-            .with_timeout(Duration::ZERO);
-        let Err(Error::InvalidEnvironment { problems }) = env.validate() else {
-            panic!("expected InvalidEnvironment");
-        };
-        assert_eq!(problems.len(), 5, "{problems:#?}");
-        assert!(problems[0].contains("A=B"));
-        assert!(problems.iter().any(|p| p.contains("Bad_Name")));
-        assert!(problems.iter().any(|p| p.contains("not absolute")));
-        assert!(problems.iter().any(|p| p.contains("more than once")));
-        assert!(problems.iter().any(|p| p.contains("timeout")));
-        assert!(RunEnvironment::local().validate().is_ok());
-    }
-
-    #[test]
-    fn validate_checks_resource_quantities() {
-        let env = RunEnvironment::local()
-            .with_request("cpu", "lots")
-            .with_limit("memory", "-1Gi")
-            .with_request("ephemeral-storage", "2Gi")
-            .with_limit("ephemeral-storage", "1Gi");
-        let Err(Error::InvalidEnvironment { problems }) = env.validate() else {
-            panic!("expected InvalidEnvironment");
-        };
-        assert_eq!(problems.len(), 3, "{problems:#?}");
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.contains("request of cpu") && p.contains("\"lots\""))
-        );
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.contains("limit of memory") && p.contains("negative"))
-        );
-        assert!(problems.iter().any(|p| p.contains("more than its limit")));
-        let fine = RunEnvironment::local()
-            .with_request("cpu", "750m")
-            .with_limit("cpu", "1")
-            .with_limit("memory", "512Mi");
-        assert!(fine.validate().is_ok());
-    }
-
-    #[test]
     fn from_yaml_names_the_missing_file() {
         let err = RunEnvironment::from_yaml("/nonexistent/pod.yaml").unwrap_err();
         assert!(err.to_string().contains("/nonexistent/pod.yaml"), "{err}");
@@ -728,98 +418,5 @@ mod tests {
         assert!(RunEnvironment::local().secrets().is_empty());
         assert!(RunEnvironment::local().mounts().is_empty());
         assert!(RunEnvironment::local().limits().is_empty());
-    }
-
-    #[test]
-    fn secrets_volumes_and_mounts_keep_their_settings() {
-        let secret = Secret::new("gcp-key", "/etc/gcloud");
-        assert_eq!(secret.name(), "gcp-key");
-        assert_eq!(secret.mount_path(), Path::new("/etc/gcloud"));
-
-        let volume = VolumeRequest::persistent("data", "ssd", "10Gi");
-        assert_eq!(volume.name(), "data");
-        assert_eq!(volume.storage_class(), "ssd");
-        assert_eq!(volume.size(), "10Gi");
-        assert_eq!(volume.lifetime(), VolumeLifetime::Persistent);
-        assert!(volume.is_kept_on_exit());
-        // Persistent volumes are always kept.
-        assert!(volume.clone().keep_on_exit(false).is_kept_on_exit());
-
-        let transient = VolumeRequest::new("standard", "1Gi");
-        assert_eq!(transient.storage_class(), "standard");
-        assert_eq!(transient.size(), "1Gi");
-        assert!(transient.name().starts_with("hype-request-"));
-        assert_eq!(transient.lifetime(), VolumeLifetime::Transient);
-        assert!(!transient.is_kept_on_exit());
-        assert!(transient.clone().keep_on_exit(true).is_kept_on_exit());
-
-        let read_write = volume.mount_read_write("/data");
-        assert_eq!(read_write.volume(), &volume);
-        assert_eq!(read_write.mount_path(), Path::new("/data"));
-        assert!(!read_write.is_read_only());
-        let read_only = transient.mount_read_only("/in");
-        assert_eq!(read_only.volume(), &transient);
-        assert_eq!(read_only.mount_path(), Path::new("/in"));
-        assert!(read_only.is_read_only());
-    }
-
-    #[test]
-    fn a_request_may_equal_its_limit() {
-        let env = RunEnvironment::local()
-            .with_request("memory", "1Gi")
-            .with_limit("memory", "1024Mi")
-            .with_request("cpu", "1")
-            .with_limit("cpu", "1000m");
-        assert!(env.validate().is_ok(), "{:?}", env.validate());
-    }
-
-    #[test]
-    fn kubernetes_names_are_dns_subdomains() {
-        let longest = "a".repeat(253);
-        for name in [
-            "a",
-            "0",
-            "data",
-            "a.b",
-            "a-b",
-            "my-vol.v1",
-            "9-x.y-0",
-            &longest,
-        ] {
-            assert_eq!(check_dns_subdomain(name), Ok(()), "{name}");
-        }
-        let too_long = "a".repeat(254);
-        for name in ["", &too_long] {
-            assert_eq!(
-                check_dns_subdomain(name),
-                Err("must be 1 to 253 characters"),
-                "{name}"
-            );
-        }
-        for name in [
-            "a_b",
-            "a b",
-            "A",
-            "aB",
-            "-a",
-            "a-",
-            ".a",
-            "a.",
-            "-",
-            ".",
-            "a/b",
-            "caf\u{e9}",
-        ] {
-            let why = check_dns_subdomain(name).unwrap_err();
-            assert!(why.contains("not a valid Kubernetes name"), "{name}: {why}");
-        }
-        // Through validate: an empty volume name is reported, not a panic.
-        let env = RunEnvironment::local()
-            .with_mount(VolumeRequest::persistent("", "c", "1Gi").mount_read_only("/data"));
-        let Err(Error::InvalidEnvironment { problems }) = env.validate() else {
-            panic!("expected InvalidEnvironment");
-        };
-        assert_eq!(problems.len(), 1, "{problems:#?}");
-        assert!(problems[0].contains("must be 1 to 253"), "{problems:#?}");
     }
 }

@@ -24,7 +24,7 @@
 //!   (dropping the call's future) kill the whole group: no orphans.
 //! - On Linux the child also dies with this process, even when this process
 //!   is killed with SIGKILL: it gets a parent-death signal, and its
-//!   `hype-run` then kills its group (see [`crate::entry`], "Dying with the
+//!   `hype-run` then kills its group (see `process.rs`, "Dying with the
 //!   parent"). The kernel sends that signal when the forking *thread* ends,
 //!   so every child is forked on one thread, `hype-spawner`, started on the
 //!   first call and never ending (a tokio worker may be retired by
@@ -36,29 +36,31 @@
 //! - Its stdout is inherited; its stderr is captured (the last lines are
 //!   attached to errors) and forwarded to `tracing` at debug level.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Cluster, Connection, Ended, Job, Runner, describe_end};
 use crate::cleanup;
 use crate::config;
-use crate::environment::{RunEnvironment, VolumeLifetime};
+use crate::environment::RunEnvironment;
 use crate::error::Error;
 use crate::logs::{self, Stream};
-use crate::mounts::{self, MappedMount};
-use crate::owner::{Liveness, Owner};
-use crate::staging::BoxFuture;
+use crate::mounts;
+use futures::future::BoxFuture;
+
+mod spawner;
+mod volumes;
+
+use spawner::{GroupGuard, spawn};
+use volumes::{Dirs, sweep_transient_volumes};
 
 /// How many stderr lines of a failed child an error keeps.
 const STDERR_TAIL_LINES: usize = 20;
 /// How long to wait for a child's stderr to close after it exited (a
 /// grandchild may hold it open).
 const STDERR_DRAIN_BOUND: Duration = Duration::from_secs(2);
-/// How long a call waits for `hype-spawner` to start its child.
-const SPAWN_BOUND: Duration = Duration::from_secs(30);
 
 /// Child processes of this binary (or a worker binary) on this machine:
 /// the embedded default.
@@ -113,12 +115,7 @@ impl LocalCluster {
         })?;
         Ok(LocalRunner {
             program,
-            dirs: Arc::new(Dirs {
-                secrets_dir,
-                volumes_dir,
-                work_dir,
-                transient: Mutex::new(BTreeSet::new()),
-            }),
+            dirs: Arc::new(Dirs::new(secrets_dir, volumes_dir, work_dir)),
         })
     }
 }
@@ -146,76 +143,6 @@ impl Cluster for LocalCluster {
 pub(crate) struct LocalRunner {
     program: PathBuf,
     dirs: Arc<Dirs>,
-}
-
-/// The runner's directories, shared with the blocking tasks that create
-/// and remove what lies in them (never on an async worker thread).
-#[derive(Debug)]
-struct Dirs {
-    secrets_dir: PathBuf,
-    volumes_dir: PathBuf,
-    work_dir: PathBuf,
-    transient: Mutex<BTreeSet<PathBuf>>,
-}
-
-impl Dirs {
-    /// Maps the environment's secrets and volumes to directories, creating
-    /// volume directories; reports every missing secret at once.
-    fn map_mounts(&self, env: &RunEnvironment) -> Result<Vec<MappedMount>, Error> {
-        let mut problems = Vec::new();
-        let mut mapped = Vec::new();
-        for secret in env.secrets() {
-            let dir = self.secrets_dir.join(secret.name());
-            if dir.is_dir() {
-                mapped.push(MappedMount {
-                    container_path: secret.mount_path().to_owned(),
-                    local_path: dir,
-                    read_only: true,
-                });
-            } else {
-                problems.push(format!(
-                    "secret {} has no local directory {}: create it with one file per key, or point HYPE_LOCAL_SECRETS (or LocalCluster::secrets_dir) at a directory with one folder per secret",
-                    secret.name(),
-                    dir.display()
-                ));
-            }
-        }
-        for mount in env.mounts() {
-            let dir = self.volumes_dir.join(mount.volume().name());
-            if let Err(err) = std::fs::create_dir_all(&dir) {
-                problems.push(format!(
-                    "volume {}: cannot create {}: {err}",
-                    mount.volume().name(),
-                    dir.display()
-                ));
-                continue;
-            }
-            if mount.volume().lifetime() == VolumeLifetime::Transient
-                && !mount.volume().is_kept_on_exit()
-            {
-                let mut transient = self.transient.lock().unwrap_or_else(|e| e.into_inner());
-                if transient.insert(dir.clone()) {
-                    cleanup::remove_at_exit(&dir);
-                    let marker = transient_marker(&self.volumes_dir, mount.volume().name());
-                    let marked = std::fs::create_dir_all(transient_markers(&self.volumes_dir))
-                        .and_then(|()| std::fs::write(&marker, b""));
-                    if let Err(err) = marked {
-                        tracing::debug!(marker = %marker.display(), %err, "cannot mark a transient volume as this process's");
-                    }
-                }
-            }
-            mapped.push(MappedMount {
-                container_path: mount.mount_path().to_owned(),
-                local_path: dir,
-                read_only: mount.is_read_only(),
-            });
-        }
-        if problems.is_empty() {
-            Ok(mapped)
-        } else {
-            Err(Error::InvalidEnvironment { problems })
-        }
-    }
 }
 
 impl LocalRunner {
@@ -321,68 +248,6 @@ impl LocalRunner {
     }
 }
 
-impl Dirs {
-    /// Removes this process's marker of the transient volume `dir`.
-    fn unmark(&self, dir: &std::path::Path) {
-        if let Some(name) = dir.file_name().and_then(|n| n.to_str()) {
-            let _ = std::fs::remove_file(transient_marker(&self.volumes_dir, name));
-        }
-    }
-}
-
-/// Where the markers of transient volumes in use are.
-fn transient_markers(volumes_dir: &std::path::Path) -> PathBuf {
-    volumes_dir.join(".hype-transient")
-}
-
-/// This process's marker of the transient volume `name`.
-fn transient_marker(volumes_dir: &std::path::Path, name: &str) -> PathBuf {
-    transient_markers(volumes_dir).join(format!("{name}+{}", Owner::current().tag()))
-}
-
-/// How many markers one sweep of transient volumes reads at most.
-const MARKERS_SWEPT: usize = 1_000;
-
-/// Removes the markers of dead owners in `volumes_dir`, and each transient
-/// volume left without a marker by that (a killed submitter's). A volume
-/// name is a DNS subdomain (no `+`, no `/`), so a marker's name splits
-/// unambiguously; links are never followed; bounded.
-fn sweep_transient_volumes(volumes_dir: &std::path::Path) {
-    let markers = transient_markers(volumes_dir);
-    let Ok(entries) = std::fs::read_dir(&markers) else {
-        return;
-    };
-    let mut dead = BTreeSet::new();
-    let mut marked = BTreeSet::new();
-    for entry in entries.take(MARKERS_SWEPT).flatten() {
-        let file = entry.file_name();
-        let Some((name, tag)) = file.to_str().and_then(|f| f.rsplit_once('+')) else {
-            continue;
-        };
-        if name.is_empty() || name.starts_with('.') || name.contains('/') {
-            continue;
-        }
-        match Owner::parse_tag(tag).map(|owner| owner.liveness()) {
-            Some(Liveness::Dead) => {
-                if std::fs::remove_file(entry.path()).is_ok() {
-                    dead.insert(name.to_owned());
-                }
-            }
-            _ => {
-                marked.insert(name.to_owned());
-            }
-        }
-    }
-    for name in dead.difference(&marked) {
-        let dir = volumes_dir.join(name);
-        if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir())
-            && std::fs::remove_dir_all(&dir).is_ok()
-        {
-            tracing::debug!(volume = %dir.display(), "removed the transient volume of a dead process");
-        }
-    }
-}
-
 impl Runner for LocalRunner {
     fn run<'a>(
         &'a self,
@@ -412,122 +277,12 @@ impl Runner for LocalRunner {
     }
 }
 
-impl Dirs {
-    /// Removes the transient volumes (and their markers) and the work
-    /// directory; says what could not be removed. Blocking.
-    fn remove(&self) -> Vec<String> {
-        let transient =
-            std::mem::take(&mut *self.transient.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut failures = Vec::new();
-        for dir in transient {
-            if let Err(err) = cleanup::remove_now(&dir) {
-                failures.push(format!("{}: {err}", dir.display()));
-            }
-            self.unmark(&dir);
-        }
-        if let Err(err) = cleanup::remove_now(&self.work_dir) {
-            failures.push(format!("{}: {err}", self.work_dir.display()));
-        }
-        failures
-    }
-}
-
 impl Drop for LocalRunner {
     fn drop(&mut self) {
         let dirs = Arc::clone(&self.dirs);
         cleanup::in_background(move || {
             dirs.remove();
         });
-    }
-}
-
-/// A child for `hype-spawner` to start on the runtime of the call that
-/// asked, and where to send it.
-type SpawnRequest = (
-    tokio::process::Command,
-    tokio::runtime::Handle,
-    tokio::sync::oneshot::Sender<std::io::Result<tokio::process::Child>>,
-);
-
-/// Starts `command` on `hype-spawner`, the thread that lives as long as
-/// the process (see the module docs), registered with the calling task's
-/// runtime. Elsewhere than Linux, where no parent-death signal ties the
-/// child to a thread, on the calling thread.
-async fn spawn(mut command: tokio::process::Command) -> std::io::Result<tokio::process::Child> {
-    if !cfg!(target_os = "linux") {
-        return command.spawn();
-    }
-    static SPAWNER: std::sync::OnceLock<Option<std::sync::mpsc::Sender<SpawnRequest>>> =
-        std::sync::OnceLock::new();
-    let spawner = SPAWNER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
-        std::thread::Builder::new()
-            .name("hype-spawner".to_owned())
-            .spawn(move || {
-                // Never ends: the sender lives in a static.
-                while let Ok((mut command, runtime, reply)) = rx.recv() {
-                    let _entered = runtime.enter();
-                    let spawned = command.spawn();
-                    if let Err(Ok(child)) = reply.send(spawned) {
-                        // The call went away while its child started: kill
-                        // its group before the child can start anything.
-                        if let Some(pid) = child.id() {
-                            kill_group(pid as i32);
-                        }
-                    }
-                }
-            })
-            .ok()
-            .map(|_| tx)
-    });
-    let Some(spawner) = spawner else {
-        return Err(std::io::Error::other(
-            "cannot start the hype-spawner thread that starts local children",
-        ));
-    };
-    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-        std::io::Error::other("a local call must run inside a tokio runtime (with IO enabled)")
-    })?;
-    let (reply, started) = tokio::sync::oneshot::channel();
-    spawner
-        .send((command, runtime, reply))
-        .map_err(|_| std::io::Error::other("the hype-spawner thread has ended"))?;
-    match tokio::time::timeout(SPAWN_BOUND, started).await {
-        Ok(Ok(spawned)) => spawned,
-        Ok(Err(_)) => Err(std::io::Error::other(
-            "the hype-spawner thread dropped the request",
-        )),
-        Err(_) => Err(std::io::Error::other(format!(
-            "the hype-spawner thread did not start the child within {SPAWN_BOUND:?}"
-        ))),
-    }
-}
-
-/// Sends SIGKILL to the process group `pgid`.
-fn kill_group(pgid: i32) {
-    // SAFETY: kill(2) with a negative PID signals the process group the
-    // runner created for a child (process_group(0)) that has not been
-    // reaped yet, so the group ID is still that child's.
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
-    }
-}
-
-/// Kills a child's process group unless disarmed: on timeout, and when the
-/// call's future is dropped mid-run.
-struct GroupGuard(Option<i32>);
-
-impl GroupGuard {
-    fn kill(&mut self) {
-        if let Some(pgid) = self.0.take() {
-            kill_group(pgid);
-        }
-    }
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -549,49 +304,5 @@ fn describe(status: ExitStatus) -> String {
         (Some(code), _) => describe_end("the process", Ended::Code(code.into())),
         (None, Some(signal)) => describe_end("the process", Ended::Signal(signal)),
         (None, None) => format!("the process ended with {status}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transient_volumes_of_dead_owners_are_swept() {
-        let volumes = tempfile::tempdir().unwrap();
-        let markers = transient_markers(volumes.path());
-        std::fs::create_dir_all(&markers).unwrap();
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead_pid = child.id();
-        child.wait().unwrap();
-        let me = Owner::current().tag();
-        let boot = me.rsplit('.').next().unwrap();
-        let dead = format!("{dead_pid}.1.{boot}");
-        for (volume, owners) in [
-            ("gone", vec![dead.as_str()]),
-            ("shared", vec![dead.as_str(), me.as_str()]),
-            ("unmarked", vec![]),
-        ] {
-            std::fs::create_dir(volumes.path().join(volume)).unwrap();
-            std::fs::write(volumes.path().join(volume).join("f"), b"x").unwrap();
-            for owner in owners {
-                std::fs::write(markers.join(format!("{volume}+{owner}")), b"").unwrap();
-            }
-        }
-        std::fs::write(markers.join("odd-name"), b"").unwrap();
-
-        sweep_transient_volumes(volumes.path());
-        assert!(!volumes.path().join("gone").exists());
-        assert!(
-            volumes.path().join("shared/f").exists(),
-            "a live owner keeps it"
-        );
-        assert!(volumes.path().join("unmarked/f").exists());
-        let mut left: Vec<String> = std::fs::read_dir(&markers)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        left.sort();
-        assert_eq!(left, vec!["odd-name".to_owned(), format!("shared+{me}")]);
     }
 }
