@@ -71,7 +71,7 @@ pub mod owner;
 mod process;
 pub mod registry;
 pub mod remote;
-#[cfg(any(feature = "kubernetes", feature = "docker"))]
+#[cfg(any(feature = "kubernetes", feature = "docker", feature = "gcs"))]
 pub(crate) mod retry;
 pub(crate) mod sha256;
 pub mod staging;
@@ -83,7 +83,7 @@ mod clock;
 
 #[cfg(feature = "docker")]
 pub use backend::docker::DockerCluster;
-#[cfg(feature = "gcs")]
+#[cfg(feature = "gke")]
 pub use backend::kubernetes::ContainerEngineCluster;
 #[cfg(feature = "kubernetes")]
 pub use backend::kubernetes::KubeCluster;

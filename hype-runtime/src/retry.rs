@@ -4,13 +4,15 @@
 //! watch) takes its backoff from here, so they differ only in their
 //! numbers. Nothing here retries a user's failing code.
 
-#[cfg(feature = "kubernetes")]
+#[cfg(any(feature = "kubernetes", feature = "gcs"))]
 use std::time::Duration;
 
 #[cfg(feature = "kubernetes")]
-pub(crate) use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+pub(crate) use backon::BackoffBuilder;
+#[cfg(any(feature = "kubernetes", feature = "gcs"))]
+pub(crate) use backon::{ExponentialBuilder, Retryable};
 
-#[cfg(feature = "kubernetes")]
+#[cfg(any(feature = "kubernetes", feature = "gcs"))]
 /// Exponential backoff from `min` to at most `max` between attempts, with
 /// jitter, for at most `attempts` attempts in all (`None`: without end,
 /// for loops that run as long as their owner lives).
@@ -31,6 +33,7 @@ pub(crate) fn backoff(min: Duration, max: Duration, attempts: Option<u32>) -> Ex
 /// 408 Request Timeout, 409 Conflict (the backends handle it: adoption,
 /// a removal in progress) and 429 Too Many Requests. Such a request is
 /// not tried again ([`crate::Error::Rejected`]).
+#[cfg_attr(not(any(feature = "kubernetes", feature = "docker")), allow(dead_code))]
 pub(crate) fn is_permanent_status(code: u16) -> bool {
     (400..500).contains(&code) && !matches!(code, 408 | 409 | 429)
 }
