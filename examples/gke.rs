@@ -15,7 +15,7 @@
 //! HYPE_GCP_PROJECT=my-project HYPE_GKE_LOCATION=europe-west1-b \
 //! HYPE_GKE_CLUSTER=my-cluster HYPE_STAGING=gs://my-staging-bucket/hype \
 //! HYPE_IMAGE=gcr.io/my-project/env-image \
-//!     cargo run --example gke --features gcs
+//!     cargo run --example gke --features gke
 //! ```
 
 use hype::{ContainerEngineCluster, RunEnvironment, Secret, Submitter};

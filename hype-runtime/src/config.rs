@@ -24,7 +24,7 @@
 //! | unset, empty or `local` | `LocalCluster`: child processes (the embedded default) | none |
 //! | `docker` | `DockerCluster`: containers on the local Docker engine | `docker` |
 //! | `kube` or `kube:CONTEXT` | `KubeCluster`: Kubernetes from kubeconfig or in-cluster config | `kubernetes` |
-//! | `gke:PROJECT/LOCATION/CLUSTER` | `ContainerEngineCluster`: Google Kubernetes Engine | `gcs` |
+//! | `gke:PROJECT/LOCATION/CLUSTER` | `ContainerEngineCluster`: Google Kubernetes Engine | `gke` |
 //!
 //! A variable that is set but not UTF-8 is an error naming it, never
 //! silently ignored.
@@ -240,7 +240,7 @@ impl ClusterSpec {
             ClusterSpec::Local => None,
             ClusterSpec::Docker => Some("docker"),
             ClusterSpec::Kube { .. } => Some("kubernetes"),
-            ClusterSpec::Gke { .. } => Some("gcs"),
+            ClusterSpec::Gke { .. } => Some("gke"),
         }
     }
 }
@@ -276,5 +276,16 @@ mod tests {
             let err = ClusterSpec::parse(bad).unwrap_err().to_string();
             assert!(err.contains("expected one of"), "{bad}: {err}");
         }
+    }
+
+    /// A build without a backend names the feature to enable: GKE needs
+    /// `gke` (Kubernetes and GCS), not `gcs` alone.
+    #[test]
+    fn each_backend_names_its_feature() {
+        let feature = |value: &str| ClusterSpec::parse(value).unwrap().feature();
+        assert_eq!(feature("local"), None);
+        assert_eq!(feature("docker"), Some("docker"));
+        assert_eq!(feature("kube"), Some("kubernetes"));
+        assert_eq!(feature("gke:p/europe-west1-b/c"), Some("gke"));
     }
 }

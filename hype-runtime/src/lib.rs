@@ -104,7 +104,7 @@ pub mod __tools {
 
 #[cfg(feature = "docker")]
 pub use backend::docker::DockerCluster;
-#[cfg(feature = "gcs")]
+#[cfg(feature = "gke")]
 pub use backend::kubernetes::ContainerEngineCluster;
 #[cfg(feature = "kubernetes")]
 pub use backend::kubernetes::KubeCluster;

@@ -14,7 +14,9 @@
 //! Nothing here retries a user's failing code.
 
 #[cfg(feature = "kubernetes")]
-pub(crate) use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+pub(crate) use backon::BackoffBuilder;
+#[cfg(any(feature = "kubernetes", feature = "gcs"))]
+pub(crate) use backon::{ExponentialBuilder, Retryable};
 
 use std::time::Duration;
 
@@ -84,7 +86,7 @@ pub(crate) fn blocking<T, E>(
     }
 }
 
-#[cfg(feature = "kubernetes")]
+#[cfg(any(feature = "kubernetes", feature = "gcs"))]
 /// Exponential backoff from `min` to at most `max` between attempts, with
 /// jitter, for at most `attempts` attempts in all (`None`: without end,
 /// for loops that run as long as their owner lives): the shape of

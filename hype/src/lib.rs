@@ -52,8 +52,10 @@
 //! ## Features
 //!
 //! - `kubernetes`: pods on Kubernetes (`KubeCluster`).
-//! - `gcs`: Google Cloud Storage staging (`gs://bucket/prefix`, `GcsStaging`)
-//!   and GKE clusters (`ContainerEngineCluster`); implies `kubernetes`.
+//! - `gcs`: Google Cloud Storage staging (`gs://bucket/prefix`, `GcsStaging`),
+//!   with any runner; no Kubernetes crates of its own.
+//! - `gke`: pods on GKE clusters (`ContainerEngineCluster`); implies
+//!   `kubernetes` and `gcs`.
 //! - `docker`: containers on a local Docker engine (`DockerCluster`).
 //!
 //! ## The wire
@@ -98,9 +100,13 @@ pub use hype_runtime::KubeCluster;
 #[doc(inline)]
 pub use hype_runtime::DockerCluster;
 
+#[cfg(feature = "gke")]
+#[doc(inline)]
+pub use hype_runtime::ContainerEngineCluster;
+
 #[cfg(feature = "gcs")]
 #[doc(inline)]
-pub use hype_runtime::{ContainerEngineCluster, GcsStaging, GcsStagingBuilder};
+pub use hype_runtime::{GcsStaging, GcsStagingBuilder};
 
 /// `google-cloud-auth`, for credentials given in code
 /// (`ContainerEngineCluster::credentials`, `GcsStaging::builder`).

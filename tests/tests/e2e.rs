@@ -5,7 +5,7 @@
 //! - `HYPE_E2E_KUBECONFIG=path` (and optionally `HYPE_E2E_CONTEXT`): the
 //!   cluster. Without it the target prints one `SKIPPED` line and checks
 //!   nothing (CI does not set it).
-//! - `HYPE_E2E_IMAGE`: an image whose entrypoint is hype-cli's `hype-run`
+//! - `HYPE_E2E_IMAGE`: an image whose entrypoint is the launcher `hype-run`
 //!   (docker/Dockerfile). This program ships itself to it: it is its own
 //!   `main` (`harness = false`, `#[hype::main]`), so its executable runs
 //!   the calls of `hype_tests`' functions in the pods.

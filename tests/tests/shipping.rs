@@ -1,5 +1,5 @@
 //! Shipping the program with its calls: images that hold only a generic
-//! launcher (`hype-launcher`, the same `main` as `hype-cli`'s `hype-run`,
+//! launcher (`hype-launcher`, the same `main` as the `hype-run` package's,
 //! with none of the test functions) run functions they do not contain, on
 //! the Docker runner and on the Kubernetes double in both of its modes;
 //! the launcher's own failures (a missing, corrupt or unstartable

@@ -6,7 +6,7 @@
 //! | child processes of this binary (the embedded default) | [`LocalCluster`] | [`local`] | none |
 //! | containers on a Docker engine | `DockerCluster` | `docker` | `docker` |
 //! | pods on Kubernetes | `KubeCluster` | `kubernetes` | `kubernetes` |
-//! | pods on Google Kubernetes Engine | `ContainerEngineCluster` | `kubernetes::gke` | `gcs` |
+//! | pods on Google Kubernetes Engine | `ContainerEngineCluster` | `kubernetes::gke` | `gke` |
 //!
 //! A [`Cluster`] is a description of where calls go, built in code or from
 //! `HYPE_CLUSTER` ([`crate::config`]). [`Cluster::connect`] is the one way
@@ -104,7 +104,7 @@ mod sealed {
     impl Sealed for super::docker::DockerCluster {}
     #[cfg(feature = "kubernetes")]
     impl Sealed for super::kubernetes::KubeCluster {}
-    #[cfg(all(feature = "kubernetes", feature = "gcs"))]
+    #[cfg(feature = "gke")]
     impl Sealed for super::kubernetes::ContainerEngineCluster {}
 }
 

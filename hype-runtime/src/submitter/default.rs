@@ -57,7 +57,7 @@ impl Submitter {
             (ClusterSpec::Kube { .. }, None) => Err(Error::Config {
                 message: "HYPE_CLUSTER=kube needs HYPE_STAGING=gs://bucket/prefix (or another store the pods can read): pods cannot read this machine's temporary files".to_owned(),
             }),
-            #[cfg(feature = "gcs")]
+            #[cfg(feature = "gke")]
             (
                 ClusterSpec::Gke {
                     project,
@@ -71,7 +71,7 @@ impl Submitter {
                 );
                 Submitter::new(staging, cluster).await
             }
-            #[cfg(feature = "gcs")]
+            #[cfg(feature = "gke")]
             (ClusterSpec::Gke { .. }, staging) => Err(Error::Config {
                 message: format!(
                     "HYPE_CLUSTER=gke:... needs HYPE_STAGING=gs://bucket/prefix, a bucket the pods can read and write{}",

@@ -1,7 +1,7 @@
 //! The Kubernetes test double, started by hand, for programs that take a
 //! kubeconfig (the e2e target, `hype`, your own): `hype-test-kube-double
 //! DIR IMAGE EXECUTABLE` serves the double on 127.0.0.1 with pods as
-//! processes, image `IMAGE` running `EXECUTABLE` (hype-cli's `hype-run`, or
+//! processes, image `IMAGE` running `EXECUTABLE` (the launcher `hype-run`, or
 //! `hype-launcher`, to exercise shipping), writes `DIR/kubeconfig`, prints
 //! the `HYPE_E2E_*` variables that point the e2e target at it, and serves
 //! until `DIR/stop` exists (or 3 hours pass), then shuts down (its pods'

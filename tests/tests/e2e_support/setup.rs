@@ -27,7 +27,7 @@ pub struct Config {
     pub kubeconfig: PathBuf,
     /// `HYPE_E2E_CONTEXT` (default: the kubeconfig's current context).
     pub context: Option<String>,
-    /// `HYPE_E2E_IMAGE`: an image whose entrypoint is hype-cli's `hype-run`.
+    /// `HYPE_E2E_IMAGE`: an image whose entrypoint is the launcher `hype-run`.
     pub image: String,
     /// `HYPE_E2E_STAGING`: `gs://bucket[/prefix]` or `file:///dir`.
     pub staging: String,
@@ -57,7 +57,7 @@ impl Config {
         if !missing.is_empty() {
             return Err(format!(
                 "HYPE_E2E_KUBECONFIG is set, but {} {} not: set HYPE_E2E_IMAGE to an image whose \
-                 entrypoint is hype-cli's `hype-run` (docker/Dockerfile builds one) and \
+                 entrypoint is the launcher `hype-run` (docker/Dockerfile builds one) and \
                  HYPE_E2E_STAGING to a gs:// bucket or a file:// directory every node shares \
                  (see the README's \"Tests against a real cluster\")",
                 missing.join(" and "),

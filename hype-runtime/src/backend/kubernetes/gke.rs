@@ -1,4 +1,4 @@
-//! Google Kubernetes Engine clusters (the `gcs` feature):
+//! Google Kubernetes Engine clusters (the `gke` feature):
 //! [`ContainerEngineCluster`] looks a cluster up in the GKE API and connects
 //! the Kubernetes runner to it.
 //!

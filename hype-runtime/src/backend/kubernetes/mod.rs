@@ -37,7 +37,7 @@
 
 pub mod cluster;
 pub(crate) mod deletion;
-#[cfg(feature = "gcs")]
+#[cfg(feature = "gke")]
 pub mod gke;
 pub mod lease;
 pub(crate) mod logs;
@@ -49,7 +49,7 @@ pub(crate) mod volumes;
 pub(crate) mod watch;
 
 pub use self::cluster::KubeCluster;
-#[cfg(feature = "gcs")]
+#[cfg(feature = "gke")]
 pub use self::gke::ContainerEngineCluster;
 /// The name of the container that runs `hype-run` in every pod (for the
 /// `hype` command).

@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use k8s_openapi::jiff::Timestamp;
+use jiff::Timestamp;
 use reqwest::{Method, StatusCode};
 
 use super::GcsStaging;
