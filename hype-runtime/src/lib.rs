@@ -114,7 +114,7 @@ pub use environment::{
     BasePod, DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT, MAX_RETRY_BACKOFF, RunEnvironment, Secret,
     VolumeLifetime, VolumeMount, VolumeRequest,
 };
-pub use error::{Attempt, Error, ErrorKind, ErrorSource, Result};
+pub use error::{Admission, Attempt, Error, ErrorKind, ErrorSource, Result};
 pub use fanout::{DEFAULT_CONCURRENCY, Map, TryMap};
 /// `google-cloud-auth`, for credentials given in code.
 #[cfg(feature = "gcs")]

@@ -79,9 +79,9 @@ pub use hype_macros::{main, remote};
 
 #[doc(inline)]
 pub use hype_runtime::{
-    Attempt, BasePod, Bytes, Call, Cluster, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Error, ErrorKind,
-    ErrorSource, IntoStaging, LocalCluster, LocalStaging, LogMode, Map, RemoteFn, Result,
-    RunEnvironment, Secret, Staging, Submitter, SubmitterBuilder, TryMap, VolumeLifetime,
+    Admission, Attempt, BasePod, Bytes, Call, Cluster, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Error,
+    ErrorKind, ErrorSource, IntoStaging, LocalCluster, LocalStaging, LogMode, Map, RemoteFn,
+    Result, RunEnvironment, Secret, Staging, Submitter, SubmitterBuilder, TryMap, VolumeLifetime,
     VolumeMount, VolumeRequest, Wire, dispatch_if_hype_run, mount_path,
 };
 

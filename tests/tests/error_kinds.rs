@@ -1,5 +1,6 @@
 //! What a retry would do, by the kind of failure (`Error::kind()`): a
-//! request the API rejects for good is tried once and not run again, a
+//! request the API rejects for good (invalid, refused by RBAC or by
+//! admission control) is tried once and not run again, a
 //! store that fails for a moment is run again. Each against a real peer
 //! where one can say no: the Kubernetes API test double's validation, the
 //! Docker engine, fake-gcs-server behind a proxy that answers 503.
@@ -8,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use hype::{Error, ErrorKind, LocalCluster, RunEnvironment, Submitter};
+use hype::{Admission, Error, ErrorKind, LocalCluster, RunEnvironment, Submitter};
 use hype_tests::gcs_server::GcsServer;
 use hype_tests::http_faults::HttpFaults;
 use hype_tests::math;
@@ -54,12 +55,133 @@ async fn a_pod_the_api_rejects_is_created_once_and_names_the_field() {
     // The typed client error stays the source.
     let source = std::error::Error::source(&err).expect("a source");
     assert!(source.downcast_ref::<kube::Error>().is_some(), "{source:?}");
-    let creates = server
+    assert_eq!(pod_creates(server), 1, "one create attempt, no retries");
+    setup.submitter.close().await.unwrap();
+}
+
+/// The pod creates in the request log.
+fn pod_creates(server: &hype_tests::kube_double::KubeTestServer) -> usize {
+    server
         .request_log()
         .iter()
         .filter(|(m, p)| m == "POST" && p.contains("/pods"))
-        .count();
-    assert_eq!(creates, 1, "one create attempt, no retries");
+        .count()
+}
+
+/// A pod that admission control refuses (Pod Security `restricted`, a
+/// webhook's 400, a used up quota) is created once, even with retries, and
+/// fails with `AdmissionDenied` naming what refused it and how to relax
+/// it, not with `Forbidden` and its RBAC advice.
+#[tokio::test]
+async fn a_pod_refused_at_admission_is_created_once_and_names_what_refused_it() {
+    let setup = Setup::new(Backend::KubeProcesses, "error_kinds admission")
+        .await
+        .expect("no engine needed");
+    let server = setup.server.as_ref().expect("the double");
+    let env = RunEnvironment::new(hype_tests::IMAGE)
+        .with_retries(3)
+        .with_retry_backoff(Duration::from_millis(10));
+    type Case = (
+        u16,
+        &'static str,
+        &'static str,
+        fn(&Admission) -> bool,
+        [&'static str; 2],
+    );
+    let cases: [Case; 3] = [
+        (
+            403,
+            "Forbidden",
+            r#"pods "{name}" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true (pod or container "hype-run" must set securityContext.runAsNonRoot=true)"#,
+            |by| matches!(by, Admission::PodSecurity { level, .. } if level == "restricted:latest"),
+            [
+                "securityContext.runAsNonRoot=true",
+                "pod-security.kubernetes.io/enforce=baseline",
+            ],
+        ),
+        (
+            400,
+            "BadRequest",
+            r#"admission webhook "policy.example.com" denied the request: pods must carry the label team"#,
+            |by| matches!(by, Admission::Webhook { name, .. } if name == "policy.example.com"),
+            ["the label team", "validatingwebhookconfigurations"],
+        ),
+        (
+            403,
+            "Forbidden",
+            r#"pods "{name}" is forbidden: exceeded quota: compute, requested: limits.cpu=2, used: limits.cpu=4, limited: limits.cpu=4"#,
+            |by| matches!(by, Admission::ResourceQuota { name: Some(name), .. } if name == "compute"),
+            ["limits.cpu=2", "kubectl describe resourcequota"],
+        ),
+    ];
+    for (code, reason, message, refused_by, says) in cases {
+        server.clear_request_log();
+        server.faults().refuse_next_create(code, reason, message);
+        let err = setup
+            .submitter
+            .run(math::add(1, 2), &env)
+            .await
+            .unwrap_err();
+        let Error::AdmissionDenied { by, code: got, .. } = &err else {
+            panic!("expected AdmissionDenied, got {err:?}");
+        };
+        assert!(refused_by(by), "refused by {by:?}: {err}");
+        assert_eq!(*got, code, "{err}");
+        assert_eq!(err.kind(), ErrorKind::Other);
+        let text = err.to_string();
+        for part in says {
+            assert!(text.contains(part), "{part:?} not in {text}");
+        }
+        assert!(!text.contains("RBAC"), "no RBAC advice: {text}");
+        assert!(!text.contains("{name}"), "the double names the pod: {text}");
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.downcast_ref::<kube::Error>().is_some(), "{source:?}");
+        assert_eq!(pod_creates(server), 1, "one create attempt: {err}");
+    }
+    setup.submitter.close().await.unwrap();
+}
+
+/// A pod create RBAC refuses stays `Forbidden`, naming the rule, created
+/// once even with retries.
+#[tokio::test]
+async fn a_pod_create_rbac_refuses_is_forbidden_and_tried_once() {
+    let setup = Setup::new(Backend::KubeProcesses, "error_kinds rbac")
+        .await
+        .expect("no engine needed");
+    let server = setup.server.as_ref().expect("the double");
+    let env = RunEnvironment::new(hype_tests::IMAGE)
+        .with_retries(3)
+        .with_retry_backoff(Duration::from_millis(10));
+    server.clear_request_log();
+    server.faults().refuse_next_create(
+        403,
+        "Forbidden",
+        r#"pods is forbidden: User "system:serviceaccount:default:hype-test" cannot create resource "pods" in API group "" in the namespace "default""#,
+    );
+    let err = setup
+        .submitter
+        .run(math::add(1, 2), &env)
+        .await
+        .unwrap_err();
+    let Error::Forbidden {
+        verb,
+        resource,
+        code,
+        ..
+    } = &err
+    else {
+        panic!("expected Forbidden, got {err:?}");
+    };
+    assert_eq!(
+        (verb.as_str(), resource.as_str(), *code),
+        ("create", "pods", 403)
+    );
+    assert_eq!(err.kind(), ErrorKind::Other);
+    assert!(err.to_string().contains("RBAC rule"), "{err}");
+    assert_eq!(pod_creates(server), 1, "one create attempt: {err}");
+    // The refusal was one create's: the next call runs.
+    let sum = setup.submitter.run(math::add(1, 2), &env).await.unwrap();
+    assert_eq!(sum, 3);
     setup.submitter.close().await.unwrap();
 }
 

@@ -8,6 +8,7 @@
 //!
 //! The enum and its variants are here; [`ErrorKind`] (the kind of each
 //! variant, for retry policies) and [`Attempt`] in `kind.rs`,
+//! [`Admission`] (what refused an object at admission) in `admission.rs`,
 //! [`ErrorSource`] (the shared underlying error) in `source.rs`, and what
 //! an error names or says about itself in `accessors.rs`.
 
@@ -15,9 +16,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod accessors;
+mod admission;
 mod kind;
 mod source;
 
+pub use admission::Admission;
 pub use kind::{Attempt, ErrorKind};
 pub use source::ErrorSource;
 
@@ -335,8 +338,10 @@ pub enum Error {
         source: Option<ErrorSource>,
     },
 
-    /// The cluster's API refused a request for lack of rights (HTTP 403)
-    /// or of valid credentials (HTTP 401). Not retried: the account needs
+    /// The cluster's API refused a request for lack of rights (HTTP 403
+    /// from the authorizer, RBAC) or of valid credentials (HTTP 401). A 403
+    /// from admission control (Pod Security, a webhook, a quota) is
+    /// [`Error::AdmissionDenied`] instead. Not retried: the account needs
     /// the RBAC rule named (`docs/rbac.yaml` lists every rule hype uses),
     /// or fresh credentials.
     #[error(
@@ -361,6 +366,46 @@ pub enum Error {
         code: u16,
         /// The API server's message.
         message: String,
+    },
+
+    /// The cluster's admission control refused to create (or change) an
+    /// object that RBAC allowed: Pod Security admission (the namespace
+    /// enforces `restricted` or `baseline` and the pod does not meet it),
+    /// an admission webhook's or a `ValidatingAdmissionPolicy`'s denial, a
+    /// `ResourceQuota`. [`Admission`] says which and names it; the API
+    /// server's message names the field to change. Not an RBAC problem:
+    /// no Role helps ([`Error::Forbidden`] is for those).
+    ///
+    /// Not retried, neither the request nor the call
+    /// ([`ErrorKind::Other`]): the same pod would be refused again (a used
+    /// up quota frees only as other pods end). To get past it, change the
+    /// pod through a base pod ([`RunEnvironment::from_yaml`]) or the
+    /// environment's options, or relax what refused it: for Pod Security,
+    /// label the namespace `pod-security.kubernetes.io/enforce` with a
+    /// lower level (`baseline`, `privileged`); for a webhook or policy, ask
+    /// its owners; for a quota, lower the pod's requests and limits or
+    /// raise the quota.
+    ///
+    /// [`RunEnvironment::from_yaml`]: crate::RunEnvironment::from_yaml
+    #[error(
+        "{by} refused to {operation} (HTTP {code}: {message}); {}",
+        by.advice(namespace)
+    )]
+    #[non_exhaustive]
+    AdmissionDenied {
+        /// What was asked ("create pods hype-x-1 in namespace default").
+        operation: String,
+        /// The namespace.
+        namespace: String,
+        /// What refused it: Pod Security, a webhook, a policy, a quota.
+        by: Admission,
+        /// The HTTP status (403; a webhook may answer 400 or 422).
+        code: u16,
+        /// The API server's message, naming the policy and what to change.
+        message: String,
+        /// The client's typed error (`kube::Error`).
+        #[source]
+        source: Option<ErrorSource>,
     },
 
     /// The execution could not be started.
@@ -474,8 +519,10 @@ pub enum Error {
     /// A cluster's API (the Kubernetes API server, the Docker engine)
     /// refused a request for good: an HTTP 4xx other than 408 (timeout),
     /// 409 (conflict, which hype handles itself) and 429 (too many
-    /// requests). An invalid pod (422), a missing namespace (404), an
-    /// exhausted quota (403), a container the engine cannot create (400).
+    /// requests), and neither a refusal by RBAC ([`Error::Forbidden`]) nor
+    /// by admission ([`Error::AdmissionDenied`], which a used up quota is).
+    /// An invalid pod (422), a missing namespace (404), a container the
+    /// engine cannot create (400).
     /// Not retried, neither the request nor the call
     /// ([`ErrorKind::Other`]): the same request would be refused again.
     #[error("{api} rejected the request to {operation} (HTTP {code}): {message}")]
@@ -551,6 +598,7 @@ mod tests {
             Error::DeletedExternally { .. } => "DeletedExternally",
             Error::Cluster { .. } => "Cluster",
             Error::Forbidden { .. } => "Forbidden",
+            Error::AdmissionDenied { .. } => "AdmissionDenied",
             Error::Spawn { .. } => "Spawn",
             Error::DuplicateFunction { .. } => "DuplicateFunction",
             Error::InvalidEnvironment { .. } => "InvalidEnvironment",
@@ -742,6 +790,14 @@ mod tests {
                 namespace: s(),
                 code: 403,
                 message: s(),
+            },
+            Error::AdmissionDenied {
+                operation: s(),
+                namespace: s(),
+                by: Admission::Other,
+                code: 403,
+                message: s(),
+                source: None,
             },
             Error::Spawn {
                 program: PathBuf::new(),

@@ -693,6 +693,16 @@ async fn create<K: ApiKind>(
             .into_response();
         }
     };
+    if K::INJECTABLE
+        && let Some((code, reason, message)) = shared.faults.take_create_refusal()
+    {
+        let name = obj.metadata().name.clone().unwrap_or_default();
+        return ApiError {
+            details: Some(json!({"name": name, "kind": K::STORED.plural()})),
+            ..ApiError::new(code, reason, message.replace("{name}", &name))
+        }
+        .into_response();
+    }
     let dry_run = params.get("dryRun").is_some_and(|v| v == "All");
     match create_object(&shared, &ns, obj, dry_run) {
         Ok(_) if lose_answer && !dry_run => {

@@ -1,4 +1,5 @@
-//! Faults a test injects into the double while it runs: refused creates,
+//! Faults a test injects into the double while it runs: failing creates,
+//! creates refused as RBAC or admission control would,
 //! an unschedulable cluster, OOM kills, evictions, node preemptions, dropped watches, slow
 //! starts, an expired watch history (answered in the stream or on the
 //! request), lost create responses, forbidden and silent watches, failing
@@ -19,6 +20,7 @@ use super::store::Store;
 #[derive(Debug, Default)]
 struct State {
     failing_creates: VecDeque<u16>,
+    refused_creates: VecDeque<CreateRefusal>,
     retry_after_seconds: u64,
     unschedulable: Option<String>,
     oom_kills: usize,
@@ -32,6 +34,9 @@ struct State {
     failing_logs: Option<u16>,
     refused_delete_collections: Option<u16>,
 }
+
+/// A refusal of a create: status code, reason and message.
+pub(crate) type CreateRefusal = (u16, &'static str, String);
 
 struct Inner {
     state: Mutex<State>,
@@ -94,6 +99,27 @@ impl Faults {
         self.lock()
             .failing_creates
             .extend(std::iter::repeat_n(status, n));
+    }
+
+    /// The next create of a pod or persistent volume claim is refused,
+    /// after its body is decoded and before anything is stored, with a
+    /// `Status` of HTTP `code`, `reason` and `message`, `{name}` in the
+    /// message standing for the object's name, and details naming the
+    /// object, as the API server answers: what RBAC says (403 `pods is
+    /// forbidden: User "…" cannot create resource "pods" …`), or an
+    /// admission check (403 `pods "{name}" is forbidden: violates
+    /// PodSecurity "restricted:latest": …`, a webhook's 400 `admission
+    /// webhook "…" denied the request: …`, a quota's 403 `exceeded quota:
+    /// …`). Refusals queue, one per create.
+    pub fn refuse_next_create(&self, code: u16, reason: &'static str, message: impl Into<String>) {
+        self.lock()
+            .refused_creates
+            .push_back((code, reason, message.into()));
+    }
+
+    /// Takes the next refusal of a create.
+    pub(crate) fn take_create_refusal(&self) -> Option<CreateRefusal> {
+        self.lock().refused_creates.pop_front()
     }
 
     /// The `Retry-After` seconds a 429 carries (default 1, as the

@@ -100,7 +100,9 @@
 //!   other than `pods/log`, no namespaces as objects (every namespace
 //!   exists; creating one is answered, deleting one deletes the pods,
 //!   claims, secrets and Leases in it), no RBAC, authentication, admission webhooks, quotas, limit
-//!   ranges or API discovery beyond `/version`, `/api`, `/api/v1`, `/apis`.
+//!   ranges or API discovery beyond `/version`, `/api`, `/api/v1`, `/apis`
+//!   (a test answers a create as RBAC or admission would with
+//!   [`Faults::refuse_next_create`]).
 //! - Lists ignore `limit` and `continue` (everything in one page) and
 //!   `resourceVersion` (always the latest state). Of a log's parameters,
 //!   `follow=true` (the bytes as they are written, until the container

@@ -32,8 +32,8 @@
 //! and its fault handling), `status` (what a pod's status says, and the
 //! error it stands for), `logs` (the pod's output, followed),
 //! `deletion` (deleting without giving up, the sweep on close),
-//! `retry` (bounded retries of API requests, and refusals named by
-//! their RBAC rule).
+//! `retry` (bounded retries of API requests), `refusal` (whether a
+//! refusal is RBAC's, admission control's or the request's own).
 
 pub mod cluster;
 pub(crate) mod deletion;
@@ -42,6 +42,7 @@ pub mod gke;
 pub mod lease;
 pub(crate) mod logs;
 pub(crate) mod pod;
+pub(crate) mod refusal;
 pub(crate) mod retry;
 pub(crate) mod runner;
 pub(crate) mod status;

@@ -5,14 +5,17 @@
 //! (spotify/hype#30).
 //!
 //! Each request is described by a [`Request`] (verb, resource, name,
-//! namespace), so that a refusal (401, 403) becomes an
-//! [`Error::Forbidden`] naming the RBAC rule that is missing, and any other
-//! permanent 4xx an [`Error::Rejected`] naming the request, at once and
-//! without retries.
+//! namespace), so that a refusal by RBAC (401, 403) becomes an
+//! [`Error::Forbidden`] naming the RBAC rule that is missing, a refusal by
+//! admission control (Pod Security, a webhook, a quota) an
+//! [`Error::AdmissionDenied`] naming what refused it (`refusal` tells
+//! them apart), and any other permanent 4xx an [`Error::Rejected`] naming
+//! the request, at once and without retries.
 
 use std::future::Future;
 use std::time::Duration;
 
+use super::refusal::{self, Refusal};
 use crate::error::Error;
 use crate::retry::{self, Retryable as _};
 
@@ -72,47 +75,49 @@ impl<'a> Request<'a> {
         Request { group, ..self }
     }
 
-    /// The error of a failed request:
+    /// The error of a failed request, by what refused it
+    /// ([`refusal::classify`]):
     ///
     /// | answer | error |
     /// |---|---|
-    /// | 401, 403 (but a 403 for an exceeded quota) | [`Error::Forbidden`], naming the RBAC rule |
+    /// | 401; a 403 from RBAC | [`Error::Forbidden`], naming the RBAC rule |
+    /// | a 4xx from admission control (Pod Security, a webhook, a policy, a quota) | [`Error::AdmissionDenied`], naming what refused it |
     /// | any other 4xx but 408, 409 and 429 | [`Error::Rejected`], with the server's message |
     /// | 408, 409, 429, 5xx, transport failures | [`Error::Cluster`] |
     ///
-    /// The `kube::Error` stays the source in each case.
+    /// The `kube::Error` stays the source, but for [`Error::Forbidden`].
     pub fn error(&self, err: kube::Error) -> Error {
-        match &err {
-            kube::Error::Api(status)
-                if (status.code == 401 || status.code == 403) && !is_quota(status) =>
-            {
-                Error::Forbidden {
-                    verb: self.verb.to_owned(),
-                    group: self.group.to_owned(),
-                    resource: self.resource.to_owned(),
-                    namespace: self.namespace.to_owned(),
-                    code: status.code,
-                    message: status.message.clone(),
-                }
-            }
-            kube::Error::Api(status) if retry::is_permanent_status(status.code) => {
-                Error::Rejected {
-                    api: "the Kubernetes API",
-                    operation: self.to_string(),
-                    code: status.code,
-                    message: format!("{} ({})", status.message, status.reason),
-                    source: Some(err.into()),
-                }
-            }
-            _ => api_error(&self.to_string(), err),
+        let kube::Error::Api(status) = &err else {
+            return api_error(&self.to_string(), err);
+        };
+        let (code, message) = (status.code, status.message.clone());
+        match refusal::classify(self.verb, status) {
+            Refusal::Access => Error::Forbidden {
+                verb: self.verb.to_owned(),
+                group: self.group.to_owned(),
+                resource: self.resource.to_owned(),
+                namespace: self.namespace.to_owned(),
+                code,
+                message,
+            },
+            Refusal::Admission(by) => Error::AdmissionDenied {
+                operation: self.to_string(),
+                namespace: self.namespace.to_owned(),
+                by,
+                code,
+                message,
+                source: Some(err.into()),
+            },
+            Refusal::Invalid => Error::Rejected {
+                api: "the Kubernetes API",
+                operation: self.to_string(),
+                code,
+                message: format!("{message} ({})", status.reason),
+                source: Some(err.into()),
+            },
+            Refusal::Transient => api_error(&self.to_string(), err),
         }
     }
-}
-
-/// Whether a 403 is a ResourceQuota's refusal ("exceeded quota"), not a
-/// missing RBAC rule.
-fn is_quota(status: &kube::core::Status) -> bool {
-    status.code == 403 && status.message.contains("exceeded quota")
 }
 
 impl std::fmt::Display for Request<'_> {
