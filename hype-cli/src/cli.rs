@@ -30,8 +30,9 @@ enum Command {
     /// Remove what dead sessions left on Kubernetes, on Docker or in a
     /// staging store.
     ///
-    /// On Kubernetes: Leases not renewed within the grace period, and the
-    /// pods and transient claims of sessions whose Lease is gone or stale.
+    /// On Kubernetes: stale Leases (their holder gone from this host, or
+    /// past their duration and the grace period), and the pods and
+    /// transient claims of sessions whose Lease is gone or stale.
     /// On Docker: the containers and transient volumes of owners that no
     /// longer run. In a staging store: blobs and outcome objects older than
     /// --older-than. Persistent volumes and claims are never removed.
@@ -56,10 +57,14 @@ Pass at least one of --kube, --docker and --staging; they can be combined.
 Each line names one object removed (or, with --dry-run, that would be):
 its kind, its name and why, then a summary line.
 
-Kubernetes: a Lease `hype-<session>` is stale when it was last renewed
-(else acquired, else created) longer ago than --grace; with --grace 0s,
-every Lease not renewed since the command started is. Pods and transient
-claims go with their session's Lease, or when their session has none.
+Kubernetes: a Lease `hype-<session>` names its holder, the submitter's
+process (`<pid>.<start>.<boot>@<host>`). A holder on this host since its
+last boot is judged by whether it runs: stale at once once it is gone,
+never while it runs. Any other Lease is stale once its last renewal (else
+acquisition, else creation) + its leaseDurationSeconds + --grace is
+before the command started: with --grace 0s, a Lease is still live within
+its duration (60s for hype's). Pods and transient claims go with their
+session's Lease, or when their session has none.
 Docker: an owner (`hype.dev/owner`) is gone when its process no longer
 runs on this host; owners on other hosts are left alone.
 Staging: a blob still used by a running call is removed if it is older
@@ -96,9 +101,9 @@ struct Targets {
 struct GcArgs {
     #[command(flatten)]
     targets: Targets,
-    /// Kubernetes: how long a Lease may go unrenewed before its session
-    /// counts as dead (30s, 10m, 2h, 7d; 0s: not renewed since this
-    /// command started).
+    /// Kubernetes: how long past its duration a Lease of another host may
+    /// go unrenewed before its session counts as dead (30s, 10m, 2h, 7d;
+    /// 0s: as soon as its duration is over).
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration::parse)]
     grace: Duration,
     /// Print what would be removed; remove nothing.
