@@ -126,6 +126,27 @@ async fn bad_command_lines_say_what_is_wrong() {
         out.stderr.contains("--namespace is for Kubernetes"),
         "{out:?}"
     );
+    let out = hype(
+        &[
+            "gc",
+            "--staging",
+            "file:///tmp/x",
+            "--older-than",
+            "1d",
+            "--session",
+            "s1",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("--session does not go with --staging: a staging store records no sessions"),
+        "{out:?}"
+    );
+    let out = hype(&["logs", "--session", "s1", "-f"], None).await;
+    assert_eq!(out.code, 2, "-f needs one execution: {out:?}");
     let out = hype(&["gc", "--kube", "prod"], None).await;
     assert_eq!(out.code, 2, "a context needs `=`: {out:?}");
     let out = hype(&["logs"], None).await;
@@ -1055,4 +1076,199 @@ async fn a_lease_of_another_host_goes_only_past_its_duration_and_the_grace() {
     );
     assert_eq!(names(kube.server.leases()), ["hype-within"], "{out:?}");
     assert_eq!(names(kube.server.pods()), ["hype-add-within"], "{out:?}");
+}
+
+/// Waits until pod `name` on the double has succeeded.
+async fn succeeded(server: &KubeTestServer, name: &str) {
+    let phase = || {
+        server
+            .pod(name)
+            .and_then(|p| p.status)
+            .and_then(|s| s.phase)
+    };
+    assert!(
+        hype_tests::wait_until(Duration::from_secs(30), || phase().as_deref()
+            == Some("Succeeded"))
+        .await,
+        "pod {name} did not end: {:?}",
+        phase()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_limits_gc_ps_and_logs_on_kubernetes() {
+    let kube = kube(false);
+    let client = kube.server.client();
+    let config = Some(kube.kubeconfig.as_path());
+    let old = Duration::from_secs(14 * 60);
+    for session in ["dead", "also-dead"] {
+        let lease = lease(&client, session, old).await;
+        pod(
+            &client,
+            &format!("hype-add-{session}"),
+            session,
+            Some(&lease),
+        )
+        .await;
+    }
+    let live = lease(&client, "live", Duration::ZERO).await;
+    pod(&client, "hype-add-live", "live", Some(&live)).await;
+    kube.server.clear_request_log();
+
+    let ps = hype(&["ps", "--kube", "--session", "dead"], config).await;
+    assert_eq!(ps.code, 0, "{ps:?}");
+    let rows: Vec<&str> = ps.stdout.lines().skip(1).collect();
+    assert!(
+        rows.len() == 1 && rows[0].starts_with("hype-add-dead "),
+        "{ps:?}"
+    );
+
+    // Only the session named goes, though another is as dead.
+    let out = hype(&["gc", "--kube", "--session", "dead"], config).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("removed 2 objects (1 lease, 1 pod)"),
+        "{out:?}"
+    );
+    assert_eq!(
+        names(kube.server.leases()),
+        ["hype-also-dead", "hype-live"],
+        "{out:?}"
+    );
+    assert_eq!(
+        names(kube.server.pods()),
+        ["hype-add-also-dead", "hype-add-live"],
+        "{out:?}"
+    );
+
+    // A session with nothing there says so.
+    let out = hype(&["gc", "--kube", "--session", "nope"], config).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("hype gc: session nope has no lease, pod or claim in namespace default"),
+        "{out:?}"
+    );
+    let ps = hype(&["ps", "--kube", "--session", "nope"], config).await;
+    assert_eq!(ps.code, 1, "{ps:?}");
+    assert!(
+        ps.stderr
+            .contains("hype ps: no execution of session nope in namespace default"),
+        "{ps:?}"
+    );
+    let logs = hype(&["logs", "--kube", "--session", "nope"], config).await;
+    assert_eq!(logs.code, 1, "{logs:?}");
+    assert!(
+        logs.stderr
+            .contains("no execution of session nope in namespace default")
+            && logs
+                .stderr
+                .replace('\n', " ")
+                .contains("hype keeps no copy"),
+        "{logs:?}"
+    );
+
+    // The logs of a session: each execution's, under its name.
+    succeeded(&kube.server, "hype-add-live").await;
+    let logs = hype(&["logs", "--kube", "--session", "live"], config).await;
+    assert_eq!(logs.code, 0, "{logs:?}");
+    assert!(
+        logs.stdout
+            .starts_with("==> hype-add-live <==\nhype-run hello from hype-add-live"),
+        "{logs:?}"
+    );
+    let logs = hype(
+        &["logs", "hype-add-live", "--kube", "--session", "dead"],
+        config,
+    )
+    .await;
+    assert_eq!(logs.code, 1, "{logs:?}");
+    assert!(
+        logs.stderr
+            .contains("pod hype-add-live in namespace default is of session live, not dead"),
+        "{logs:?}"
+    );
+
+    // Once its pod is gone, a log is gone: `hype logs` says so, and what
+    // is left.
+    let logs = hype(&["logs", "hype-add-dead", "--kube"], config).await;
+    assert_eq!(logs.code, 1, "{logs:?}");
+    for said in [
+        "no pod hype-add-dead in namespace default: if it ran, its call has ended and its log went with the pod",
+        "hype keeps no copy",
+        "the submitter's stderr",
+        "Cloud Logging on GKE",
+    ] {
+        assert!(
+            logs.stderr.replace('\n', " ").contains(said),
+            "{said:?} in {logs:?}"
+        );
+    }
+    the_operator_role_suffices(&kube.server);
+}
+
+#[tokio::test]
+async fn session_limits_gc_ps_and_logs_on_docker() {
+    let Some(docker) = docker_image::engine_or_skip("hype gc --docker --session").await else {
+        return;
+    };
+    let image = docker_image::worker_image(&docker, Path::new(HYPE))
+        .await
+        .expect("build the test image");
+    let (one, two) = (unique("one"), unique("two"));
+    let dead = dead_owner();
+    let name = |session: &str| format!("hype-gc-session-{session}");
+    for session in [&one, &two] {
+        let owned = labels(&[(MANAGED_BY, "hype"), (SESSION, session), (OWNER, &dead)]);
+        container(&docker, &image, &name(session), owned, None).await;
+    }
+
+    let ps = hype(&["ps", "--docker", "--session", &two], None).await;
+    assert_eq!(ps.code, 0, "{ps:?}");
+    let rows: Vec<&str> = ps.stdout.lines().skip(1).collect();
+    assert!(
+        rows.len() == 1 && rows[0].starts_with(&name(&two)),
+        "{ps:?}"
+    );
+
+    let out = hype(&["gc", "--docker", "--session", &one], None).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("container {} owner {dead} is gone", name(&one))),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains(&name(&two)), "{out:?}");
+    assert!(!container_exists(&docker, &name(&one)).await, "{out:?}");
+    assert!(container_exists(&docker, &name(&two)).await, "{out:?}");
+
+    let out = hype(&["gc", "--docker", "--session", &one], None).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "session {one} has no container or volume on the Docker engine"
+        )),
+        "{out:?}"
+    );
+    let logs = hype(&["logs", "--docker", "--session", &two], None).await;
+    assert_eq!(logs.code, 0, "{logs:?}");
+    assert!(
+        logs.stdout.starts_with(&format!("==> {} <==", name(&two))),
+        "{logs:?}"
+    );
+    let logs = hype(&["logs", &name(&one), "--docker"], None).await;
+    assert_eq!(logs.code, 1, "{logs:?}");
+    assert!(
+        logs.stderr.contains(&format!(
+            "no container {} on the Docker engine: if it ran, its call has ended and its log went with the container",
+            name(&one)
+        )) && logs.stderr.replace('\n', " ").contains("hype keeps no copy"),
+        "{logs:?}"
+    );
+
+    let options = RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    };
+    let _ = docker.remove_container(&name(&two), Some(options)).await;
 }

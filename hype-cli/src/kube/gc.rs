@@ -45,7 +45,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 use kube::api::{Api, DeleteParams, ListParams};
 
-use super::{bounded, is_not_found, managed_selector};
+use super::{bounded, is_not_found, selector};
 use crate::duration;
 use crate::report::Report;
 
@@ -170,33 +170,75 @@ where
     report.removed(kind, name, why);
 }
 
-/// Collects in `namespace`: see the module docs.
-pub async fn collect(
-    client: &kube::Client,
-    namespace: &str,
+/// One `hype gc --kube` run.
+#[derive(Debug, Clone, Copy)]
+pub struct Gc<'a> {
+    /// The namespace looked in.
+    pub namespace: &'a str,
+    /// Added to a Lease's duration: see the module docs.
+    pub grace: Duration,
+    /// When the command started: what staleness is judged against.
+    pub started: Timestamp,
+    /// Only this session's Lease, pods and claims, if given.
+    pub session: Option<&'a str>,
+}
+
+impl Gc<'_> {
+    /// Collects in the namespace: see the module docs. With a session that
+    /// has no Lease, pod or claim there, says so as a failure.
+    pub async fn collect(&self, client: &kube::Client, report: &mut Report) {
+        let Gc {
+            namespace,
+            grace,
+            started,
+            session,
+        } = *self;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+        let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
+        let selector = ListParams::default().labels(&selector(session));
+        let in_ns = |what: &str| format!("list {what} in namespace {namespace}");
+        // Pods and claims first: see the module docs.
+        let pod_list = match bounded(&in_ns("hype's pods"), pods.list(&selector)).await {
+            Ok(list) => list.items,
+            Err(err) => return report.failed(&err),
+        };
+        let claim_list = match bounded(&in_ns("hype's claims"), claims.list(&selector)).await {
+            Ok(list) => list.items,
+            Err(err) => return report.failed(&err),
+        };
+        let lease_list = match bounded(&in_ns("hype's leases"), leases.list(&selector)).await {
+            Ok(list) => list.items,
+            Err(err) => return report.failed(&err),
+        };
+        if let Some(session) = session
+            && pod_list.is_empty()
+            && claim_list.is_empty()
+            && lease_list.is_empty()
+        {
+            return report.failed(&format!(
+                "session {session} has no lease, pod or claim in namespace {namespace} (`hype ps` lists the sessions that have pods; --namespace picks another namespace)"
+            ));
+        }
+        collect_listed(
+            (&pods, &claims, &leases),
+            (pod_list, claim_list, lease_list),
+            grace,
+            started,
+            report,
+        )
+        .await;
+    }
+}
+
+/// Judges and deletes what was listed: see the module docs.
+async fn collect_listed(
+    (pods, claims, leases): (&Api<Pod>, &Api<PersistentVolumeClaim>, &Api<Lease>),
+    (pod_list, claim_list, lease_list): (Vec<Pod>, Vec<PersistentVolumeClaim>, Vec<Lease>),
     grace: Duration,
     started: Timestamp,
     report: &mut Report,
 ) {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
-    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
-    let selector = ListParams::default().labels(&managed_selector());
-    let in_ns = |what: &str| format!("list {what} in namespace {namespace}");
-    // Pods and claims first: see the module docs.
-    let pod_list = match bounded(&in_ns("hype's pods"), pods.list(&selector)).await {
-        Ok(list) => list.items,
-        Err(err) => return report.failed(&err),
-    };
-    let claim_list = match bounded(&in_ns("hype's claims"), claims.list(&selector)).await {
-        Ok(list) => list.items,
-        Err(err) => return report.failed(&err),
-    };
-    let lease_list = match bounded(&in_ns("hype's leases"), leases.list(&selector)).await {
-        Ok(list) => list.items,
-        Err(err) => return report.failed(&err),
-    };
-
     let mut sessions: BTreeMap<String, LeaseState> = BTreeMap::new();
     for lease in &lease_list {
         let Some(session) = hype_session(lease.metadata.labels.as_ref()) else {
@@ -214,7 +256,7 @@ pub async fn collect(
             *entry = LeaseState::Live;
         }
         if let LeaseState::Stale(why) = state {
-            delete(&leases, "lease", name, &why, report).await;
+            delete(leases, "lease", name, &why, report).await;
         }
     }
 
@@ -226,7 +268,7 @@ pub async fn collect(
             continue;
         };
         if let Some(why) = orphan_reason(session, sessions.get(session)) {
-            delete(&pods, "pod", name, &why, report).await;
+            delete(pods, "pod", name, &why, report).await;
         }
     }
     for claim in &claim_list {
@@ -242,7 +284,7 @@ pub async fn collect(
             continue;
         };
         if let Some(why) = orphan_reason(session, sessions.get(session)) {
-            delete(&claims, "claim", name, &why, report).await;
+            delete(claims, "claim", name, &why, report).await;
         }
     }
 }
