@@ -461,6 +461,22 @@ mod tests {
     }
 
     #[test]
+    fn gc_help_states_the_staleness_rule() {
+        use clap::CommandFactory as _;
+        let mut cli = Cli::command();
+        let gc = cli.find_subcommand_mut("gc").expect("gc");
+        let help = gc.render_long_help().to_string().replace('\n', " ");
+        for rule in [
+            "A holder on this host since its last boot is judged by whether it runs: stale as soon as it is gone, never while it runs.",
+            "Any other Lease is stale once its last renewal (else acquisition, else creation) + its leaseDurationSeconds + --grace is before the command started",
+            "with --grace 0s, a Lease is still live within its duration",
+            "--session does not go with --staging",
+        ] {
+            assert!(help.contains(rule), "{rule:?} not in:\n{help}");
+        }
+    }
+
+    #[test]
     fn bad_flags_name_the_flag_and_the_forms() {
         let err = parse(&["gc", "--docker", "--grace", "10"]).unwrap_err();
         assert!(
