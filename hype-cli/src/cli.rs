@@ -30,8 +30,9 @@ enum Command {
     /// Remove what dead sessions left on Kubernetes, on Docker or in a
     /// staging store.
     ///
-    /// On Kubernetes: Leases not renewed within the grace period, and the
-    /// pods and transient claims of sessions whose Lease is gone or stale.
+    /// On Kubernetes: stale Leases (their holder gone from this host, or
+    /// past their duration and the grace period), and the pods and
+    /// transient claims of sessions whose Lease is gone or stale.
     /// On Docker: the containers and transient volumes of owners that no
     /// longer run. In a staging store: blobs and outcome objects older than
     /// --older-than. Persistent volumes and claims are never removed.
@@ -42,12 +43,16 @@ enum Command {
     ///
     /// Kubernetes: the pods labelled app.kubernetes.io/managed-by=hype in
     /// the namespace. Docker: the containers with that label, running or
-    /// not.
+    /// not. With --session, only that session's; none is an error.
     #[command(after_help = DEFAULT_TARGET_HELP)]
     Ps(PsArgs),
     /// Print an execution's log (its pod's `hype-run` container, or its
-    /// container).
-    #[command(after_help = DEFAULT_TARGET_HELP)]
+    /// container), or with --session and no EXECUTION_ID those of every
+    /// execution of the session, each after a `==> EXECUTION <==` line.
+    ///
+    /// Only what still has its pod or container: a log goes with them, and
+    /// hype keeps no copy (see below for what is left).
+    #[command(after_help = format!("{DEFAULT_TARGET_HELP}\n\n{}", crate::LOGS_GONE))]
     Logs(LogsArgs),
 }
 
@@ -56,14 +61,22 @@ Pass at least one of --kube, --docker and --staging; they can be combined.
 Each line names one object removed (or, with --dry-run, that would be):
 its kind, its name and why, then a summary line.
 
-Kubernetes: a Lease `hype-<session>` is stale when it was last renewed
-(else acquired, else created) longer ago than --grace; with --grace 0s,
-every Lease not renewed since the command started is. Pods and transient
-claims go with their session's Lease, or when their session has none.
+Kubernetes: a Lease `hype-<session>` names its holder, the submitter's
+process (`<pid>.<start>.<boot>@<host>`). A holder on this host since its
+last boot is judged by whether it runs: stale as soon as it is gone,
+never while it runs. Any other Lease is stale once its last renewal (else
+acquisition, else creation) + its leaseDurationSeconds + --grace is
+before the command started: with --grace 0s, a Lease is still live within
+its duration (60s for hype's). Pods and transient claims go with their
+session's Lease, or when their session has none.
 Docker: an owner (`hype.dev/owner`) is gone when its process no longer
 runs on this host; owners on other hosts are left alone.
 Staging: a blob still used by a running call is removed if it is older
-than --older-than: pick one longer than your calls.";
+than --older-than: pick one longer than your calls.
+--session ID limits Kubernetes and Docker to that session (the SESSION
+column of `hype ps`); one with nothing there is an error. Staging stores
+record no sessions (blobs are shared by content, outcomes are named by
+execution), so --session does not go with --staging.";
 
 const DEFAULT_TARGET_HELP: &str = "\
 Without --kube or --docker: Kubernetes if a kubeconfig can be loaded
@@ -90,15 +103,19 @@ struct Targets {
     /// Docker: the engine DOCKER_HOST names, else the default socket.
     #[arg(long)]
     docker: bool,
+    /// Only the session ID (the SESSION column of `hype ps`): its Lease,
+    /// pods and claims on Kubernetes, its containers and volumes on Docker.
+    #[arg(long, value_name = "ID")]
+    session: Option<String>,
 }
 
 #[derive(Debug, Args)]
 struct GcArgs {
     #[command(flatten)]
     targets: Targets,
-    /// Kubernetes: how long a Lease may go unrenewed before its session
-    /// counts as dead (30s, 10m, 2h, 7d; 0s: not renewed since this
-    /// command started).
+    /// Kubernetes: how long past its duration a Lease of another host may
+    /// go unrenewed before its session counts as dead (30s, 10m, 2h, 7d;
+    /// 0s: as soon as its duration is over).
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration::parse)]
     grace: Duration,
     /// Print what would be removed; remove nothing.
@@ -122,11 +139,13 @@ struct PsArgs {
 
 #[derive(Debug, Args)]
 struct LogsArgs {
-    /// The execution: its pod's name, or its container's.
-    #[arg(value_name = "EXECUTION_ID")]
-    execution_id: String,
-    /// Follow the log until the execution ends.
-    #[arg(short = 'f', long)]
+    /// The execution: its pod's name, or its container's. Optional with
+    /// --session.
+    #[arg(value_name = "EXECUTION_ID", required_unless_present = "session")]
+    execution_id: Option<String>,
+    /// Follow the log until the execution ends (one execution: needs
+    /// EXECUTION_ID).
+    #[arg(short = 'f', long, requires = "execution_id")]
     follow: bool,
     #[command(flatten)]
     targets: Targets,
@@ -191,18 +210,31 @@ async fn gc(args: GcArgs) -> i32 {
         eprintln!("hype gc: --namespace is for Kubernetes: pass --kube[=CONTEXT] with it");
         return USAGE;
     }
+    if targets.session.is_some() && args.staging.is_some() {
+        eprintln!(
+            "hype gc: --session does not go with --staging: a staging store records no sessions (blobs are shared by content, outcomes are named by execution); run --staging on its own"
+        );
+        return USAGE;
+    }
+    let session = targets.session.as_deref();
     let mut report = Report::new(args.dry_run);
     if let Some(kube) = &targets.kube {
         match kube::connect(context_of(kube), targets.namespace.clone()).await {
             Ok((client, namespace)) => {
-                kube::gc::collect(&client, &namespace, args.grace, started, &mut report).await
+                let gc = kube::gc::Gc {
+                    namespace: &namespace,
+                    grace: args.grace,
+                    started,
+                    session,
+                };
+                gc.collect(&client, &mut report).await
             }
             Err(err) => report.failed(&err),
         }
     }
     if targets.docker {
         match docker::connect().await {
-            Ok(engine) => docker::gc::collect(&engine, &mut report).await,
+            Ok(engine) => docker::gc::collect(&engine, session, &mut report).await,
             Err(err) => report.failed(&err),
         }
     }
@@ -237,21 +269,47 @@ async fn choose(targets: &Targets) -> Vec<Chosen> {
     chosen
 }
 
+/// The rows of `ps` on one target, of `session` only if given; with the
+/// place looked at ("namespace default", "the Docker engine").
+async fn rows_of(
+    target: Chosen,
+    namespace: Option<String>,
+    session: Option<&str>,
+) -> Result<(Vec<crate::table::Row>, String), String> {
+    match target {
+        Chosen::Kube { context } => {
+            let (client, namespace) = kube::connect(context, namespace).await?;
+            let rows = kube::ps::rows(&client, &namespace, session).await?;
+            Ok((rows, format!("namespace {namespace}")))
+        }
+        Chosen::Docker => {
+            let engine = docker::connect().await?;
+            let rows = docker::ps::rows(&engine, session).await?;
+            Ok((rows, "the Docker engine".to_owned()))
+        }
+    }
+}
+
+/// The error of a session with no execution in `places`.
+fn no_execution(session: &str, places: &[String]) -> String {
+    format!(
+        "no execution of session {session} in {} (`hype ps` lists the sessions; an ended call's pod or container is gone)",
+        places.join(" or "),
+    )
+}
+
 async fn ps(args: PsArgs) -> i32 {
     let mut rows = Vec::new();
+    let mut places = Vec::new();
     let mut failed = false;
+    let session = args.targets.session.as_deref();
     for target in choose(&args.targets).await {
-        let found = match target {
-            Chosen::Kube { context } => {
-                match kube::connect(context, args.targets.namespace.clone()).await {
-                    Ok((client, namespace)) => kube::ps::rows(&client, &namespace).await,
-                    Err(err) => Err(err),
-                }
+        let found = match rows_of(target, args.targets.namespace.clone(), session).await {
+            Ok((found, place)) => {
+                places.push(place);
+                Ok(found)
             }
-            Chosen::Docker => match docker::connect().await {
-                Ok(engine) => docker::ps::rows(&engine).await,
-                Err(err) => Err(err),
-            },
+            Err(err) => Err(err),
         };
         match found {
             Ok(found) => rows.extend(found),
@@ -262,25 +320,39 @@ async fn ps(args: PsArgs) -> i32 {
         }
     }
     print!("{}", crate::table::render(&rows));
+    if let Some(session) = session
+        && rows.is_empty()
+        && !failed
+    {
+        eprintln!("hype ps: {}", no_execution(session, &places));
+        return 1;
+    }
     i32::from(failed)
 }
 
 async fn logs(args: LogsArgs) -> i32 {
     let targets = choose(&args.targets).await;
+    let session = args.targets.session.as_deref();
+    let Some(execution_id) = args.execution_id.as_deref() else {
+        let session = session.expect("clap: EXECUTION_ID or --session");
+        return session_logs(targets, args.targets.namespace.clone(), session).await;
+    };
     let mut errors = Vec::new();
     for target in targets {
         let result = match target {
             Chosen::Kube { context } => {
                 match kube::connect(context, args.targets.namespace.clone()).await {
                     Ok((client, namespace)) => {
-                        kube::logs::print(&client, &namespace, &args.execution_id, args.follow)
+                        kube::logs::print(&client, &namespace, execution_id, session, args.follow)
                             .await
                     }
                     Err(err) => Err(err),
                 }
             }
             Chosen::Docker => match docker::connect().await {
-                Ok(engine) => docker::logs::print(&engine, &args.execution_id, args.follow).await,
+                Ok(engine) => {
+                    docker::logs::print(&engine, execution_id, session, args.follow).await
+                }
                 Err(err) => Err(err),
             },
         };
@@ -293,6 +365,55 @@ async fn logs(args: LogsArgs) -> i32 {
         eprintln!("hype logs: {err}");
     }
     1
+}
+
+/// `hype logs --session ID`: the log of every execution of the session
+/// on `targets`, each after a `==> EXECUTION <==` line.
+async fn session_logs(targets: Vec<Chosen>, namespace: Option<String>, session: &str) -> i32 {
+    let mut places = Vec::new();
+    let mut printed = 0;
+    let mut failed = false;
+    for target in targets {
+        let result = match target {
+            Chosen::Kube { context } => match kube::connect(context, namespace.clone()).await {
+                Ok((client, namespace)) => {
+                    let found = kube::logs::session(&client, &namespace, session).await;
+                    places.push(format!("namespace {namespace}"));
+                    found
+                }
+                Err(err) => Err(err),
+            },
+            Chosen::Docker => match docker::connect().await {
+                Ok(engine) => {
+                    places.push("the Docker engine".to_owned());
+                    docker::logs::session(&engine, session).await
+                }
+                Err(err) => Err(err),
+            },
+        };
+        match result {
+            Ok((count, errors)) => {
+                printed += count;
+                for err in &errors {
+                    eprintln!("hype logs: {err}");
+                }
+                failed |= !errors.is_empty();
+            }
+            Err(err) => {
+                eprintln!("hype logs: {err}");
+                failed = true;
+            }
+        }
+    }
+    if printed == 0 && !failed {
+        eprintln!(
+            "hype logs: {}\n{}",
+            no_execution(session, &places),
+            crate::LOGS_GONE
+        );
+        return 1;
+    }
+    i32::from(failed)
 }
 
 #[cfg(test)]
@@ -329,7 +450,30 @@ mod tests {
             panic!("logs");
         };
         assert!(logs.follow && logs.targets.docker);
-        assert_eq!(logs.execution_id, "hype-f-1");
+        assert_eq!(logs.execution_id.as_deref(), Some("hype-f-1"));
+        let Command::Logs(logs) = parse(&["logs", "--session", "s1"]).unwrap().command else {
+            panic!("logs");
+        };
+        assert_eq!(
+            (logs.execution_id, logs.targets.session.as_deref()),
+            (None, Some("s1"))
+        );
+    }
+
+    #[test]
+    fn gc_help_states_the_staleness_rule() {
+        use clap::CommandFactory as _;
+        let mut cli = Cli::command();
+        let gc = cli.find_subcommand_mut("gc").expect("gc");
+        let help = gc.render_long_help().to_string().replace('\n', " ");
+        for rule in [
+            "A holder on this host since its last boot is judged by whether it runs: stale as soon as it is gone, never while it runs.",
+            "Any other Lease is stale once its last renewal (else acquisition, else creation) + its leaseDurationSeconds + --grace is before the command started",
+            "with --grace 0s, a Lease is still live within its duration",
+            "--session does not go with --staging",
+        ] {
+            assert!(help.contains(rule), "{rule:?} not in:\n{help}");
+        }
     }
 
     #[test]
@@ -346,5 +490,7 @@ mod tests {
         let err = parse(&["gc", "--staging", "file:///s", "--older-than", "week"]).unwrap_err();
         assert!(err.contains("--older-than") && err.contains("7d"), "{err}");
         assert!(parse(&["logs"]).unwrap_err().contains("EXECUTION_ID"));
+        let err = parse(&["logs", "--session", "s1", "-f"]).unwrap_err();
+        assert!(err.contains("EXECUTION_ID"), "{err}");
     }
 }

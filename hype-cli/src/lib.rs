@@ -17,3 +17,17 @@ pub mod kube;
 pub mod report;
 pub mod staging;
 pub mod table;
+
+/// What is left of an execution's log once its pod or container is gone:
+/// `hype logs` says it when it finds none, and in its `--help`.
+pub const LOGS_GONE: &str = "\
+Once a call ends, hype deletes its pod (or removes its container, unless
+DockerCluster::keep_containers) and the log goes with it: hype keeps no
+copy. What is left: the submitter's stderr and its `tracing` events
+(target hype::remote), which carried each line of the output prefixed
+with the execution ID (every call's under LogMode::Stream, the default
+for one call; failed calls' only under LogMode::OnFailure, the default
+for fan-outs; none under LogMode::Off); the error of a call whose
+execution wrote no outcome, which ends with the last lines of its
+stderr; and the cluster's own log collection if it has one (Cloud
+Logging on GKE).";

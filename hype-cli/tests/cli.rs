@@ -3,6 +3,10 @@
 //! real engine (containers and volumes made here with dead and live
 //! owners); `hype gc --kube`, `hype ps` and `hype logs` against the
 //! Kubernetes test double, reached through a kubeconfig in `KUBECONFIG`.
+//! Which Leases `hype gc --kube` takes: a live session's never (a submitter
+//! in this process, its call waiting in its pod), a submitter's killed
+//! with SIGKILL on this host at once (this test binary run again as that
+//! submitter), another host's only past its duration and the grace.
 //!
 //! The Docker tests skip with a loud message when no engine answers,
 //! unless `HYPE_REQUIRE_DOCKER=1`, which makes that a failure.
@@ -18,10 +22,10 @@ use bollard::query_parameters::{
 };
 use hype_runtime::__tools::Owner;
 use hype_runtime::Staging as _;
-use hype_tests::docker_image;
+use hype_runtime::{KubeCluster, RunEnvironment, Submitter};
 use hype_tests::gcs_server::GcsServer;
-use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
-use hype_tests::rbac;
+use hype_tests::kube_double::{Executor, InProcessResult, KubeTestServer, KubeletOptions};
+use hype_tests::{IMAGE, docker_image, rbac};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
     Container, PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod, PodSpec,
@@ -31,6 +35,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, PostParams};
+use tokio::io::AsyncBufReadExt as _;
 
 const HYPE: &str = env!("CARGO_BIN_EXE_hype");
 const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -121,6 +126,27 @@ async fn bad_command_lines_say_what_is_wrong() {
         out.stderr.contains("--namespace is for Kubernetes"),
         "{out:?}"
     );
+    let out = hype(
+        &[
+            "gc",
+            "--staging",
+            "file:///tmp/x",
+            "--older-than",
+            "1d",
+            "--session",
+            "s1",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("--session does not go with --staging: a staging store records no sessions"),
+        "{out:?}"
+    );
+    let out = hype(&["logs", "--session", "s1", "-f"], None).await;
+    assert_eq!(out.code, 2, "-f needs one execution: {out:?}");
     let out = hype(&["gc", "--kube", "prod"], None).await;
     assert_eq!(out.code, 2, "a context needs `=`: {out:?}");
     let out = hype(&["logs"], None).await;
@@ -443,8 +469,24 @@ fn meta(name: &str, pairs: &[(&str, &str)]) -> ObjectMeta {
     }
 }
 
-/// Creates the Lease `hype-<session>` last renewed `ago` before now.
+/// A holder on another host.
+const ELSEWHERE: &str = "1.2.abc@elsewhere";
+
+/// Creates the Lease `hype-<session>` last renewed `ago` before now, for
+/// 60 s, held on another host.
 async fn lease(client: &kube::Client, session: &str, ago: Duration) -> Lease {
+    held_lease(client, session, ago, 60, ELSEWHERE).await
+}
+
+/// Creates the Lease `hype-<session>` held by `holder`, last renewed `ago`
+/// before now, for `duration` seconds.
+async fn held_lease(
+    client: &kube::Client,
+    session: &str,
+    ago: Duration,
+    duration: i32,
+    holder: &str,
+) -> Lease {
     let api: Api<Lease> = Api::default_namespaced(client.clone());
     let renewed = Timestamp::now() - SignedDuration::try_from(ago).unwrap();
     // The owner's text is no valid label value: an annotation on Leases.
@@ -452,15 +494,12 @@ async fn lease(client: &kube::Client, session: &str, ago: Duration) -> Lease {
         &format!("hype-{session}"),
         &[(MANAGED_BY, "hype"), (SESSION, session)],
     );
-    metadata.annotations = Some(BTreeMap::from([(
-        OWNER.to_owned(),
-        "1.2.abc@elsewhere".to_owned(),
-    )]));
+    metadata.annotations = Some(BTreeMap::from([(OWNER.to_owned(), holder.to_owned())]));
     let lease = Lease {
         metadata,
         spec: Some(LeaseSpec {
-            holder_identity: Some("1.2.abc@elsewhere".to_owned()),
-            lease_duration_seconds: Some(60),
+            holder_identity: Some(holder.to_owned()),
+            lease_duration_seconds: Some(duration),
             acquire_time: Some(MicroTime(renewed)),
             renew_time: Some(MicroTime(renewed)),
             ..Default::default()
@@ -635,7 +674,7 @@ async fn gc_kube_removes_stale_leases_and_their_sessions_objects_without_a_garba
     assert_eq!(dry.code, 0, "{dry:?}");
     assert!(
         dry.stdout
-            .contains("lease hype-dead not renewed for 14m (grace 10m)"),
+            .contains("lease hype-dead not renewed for 14m (duration 1m + grace 10m)"),
         "{dry:?}"
     );
     assert!(
@@ -659,7 +698,7 @@ async fn gc_kube_removes_stale_leases_and_their_sessions_objects_without_a_garba
     );
     assert!(
         out.stdout.contains(
-            "pod hype-add-dead session dead's lease hype-dead not renewed for 14m (grace 10m)"
+            "pod hype-add-dead session dead's lease hype-dead not renewed for 14m (duration 1m + grace 10m)"
         ),
         "{out:?}"
     );
@@ -681,19 +720,20 @@ async fn gc_kube_removes_stale_leases_and_their_sessions_objects_without_a_garba
         "{out:?}"
     );
 
-    // A grace of 0s: every Lease not renewed since the command started.
+    // A grace of 0s still leaves a Lease within its duration (renewed
+    // just now, for 60 s), and its session's pod and claim.
     let out = hype(&["gc", "--kube", "--grace", "0s"], config).await;
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(
-        out.stdout.contains("lease hype-live not renewed for"),
+    assert!(out.stdout.contains("nothing to remove"), "{out:?}");
+    assert_eq!(names(kube.server.leases()), ["hype-live"], "{out:?}");
+    assert_eq!(
+        names(kube.server.pods()),
+        ["hype-add-live", "not-hype"],
         "{out:?}"
     );
-    assert!(out.stdout.contains("(grace 0s)"), "{out:?}");
-    assert_eq!(names(kube.server.leases()), Vec::<String>::new(), "{out:?}");
-    assert_eq!(names(kube.server.pods()), ["not-hype"], "{out:?}");
     assert_eq!(
         names(kube.server.pvcs()),
-        ["data"],
+        ["data", "hype-request-live"],
         "persistent claims stay: {out:?}"
     );
     the_operator_role_suffices(&kube.server);
@@ -787,4 +827,448 @@ async fn ps_and_logs_show_hype_executions() {
         "{missing:?}"
     );
     the_operator_role_suffices(&kube.server);
+}
+
+/// The test double whose pods run their call in this process
+/// (`execute_in_process`): a submitter on it runs real calls of
+/// `hype_tests`' functions without a worker binary.
+fn kube_in_process(garbage_collector: bool) -> Kube {
+    hype_tests::link();
+    let options = KubeletOptions::new()
+        .executor(Executor::in_process(|pod| {
+            let call = pod.args.first().cloned().unwrap_or_default();
+            let run = hype_runtime::__tools::execute_in_process(&call, &pod.name);
+            InProcessResult {
+                exit_code: run.exit_code,
+                termination_message: run.termination_message,
+            }
+        }))
+        .garbage_collector(garbage_collector);
+    let server = KubeTestServer::start(options);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig(server.url())).unwrap();
+    Kube {
+        server,
+        _dir: dir,
+        kubeconfig,
+    }
+}
+
+/// A submitter on `cluster`, staging in the double's directory, shipping
+/// nothing (the double's pods run calls in this process).
+async fn submitter(server: &KubeTestServer, cluster: KubeCluster) -> Submitter {
+    let staging = format!("file://{}", server.staging_dir().display());
+    let connecting = Submitter::builder(cluster)
+        .staging(staging)
+        .ship_executable(false)
+        .build();
+    tokio::time::timeout(Duration::from_secs(30), connecting)
+        .await
+        .expect("connect within 30 s")
+        .expect("connect")
+}
+
+/// Waits until `dir` holds `n` entries: `rendezvous` calls that arrived.
+async fn arrived(dir: &Path, n: usize) {
+    let count = || std::fs::read_dir(dir).map_or(0, |d| d.count());
+    assert!(
+        hype_tests::wait_until(Duration::from_secs(30), || count() >= n).await,
+        "{} of {n} calls arrived in {}",
+        count(),
+        dir.display()
+    );
+}
+
+/// The session a Lease is of.
+fn session_of(lease: &Lease) -> String {
+    lease
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SESSION).cloned())
+        .expect("the Lease names its session")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_session_survives_gc_with_a_zero_grace() {
+    let kube = kube_in_process(false);
+    let config = Some(kube.kubeconfig.as_path());
+    let submitter = submitter(&kube.server, KubeCluster::from_client(kube.server.client())).await;
+    let meeting = tempfile::tempdir().unwrap();
+    // The call waits in its pod until a second entry appears in `meeting`.
+    let call = {
+        let (submitter, dir) = (submitter.clone(), meeting.path().display().to_string());
+        tokio::spawn(async move {
+            let env = RunEnvironment::new(IMAGE);
+            submitter
+                .run(hype_tests::process::rendezvous(dir, 2), &env)
+                .await
+        })
+    };
+    arrived(meeting.path(), 1).await;
+    let leases = names(kube.server.leases());
+    let pods = names(kube.server.pods());
+    assert_eq!((leases.len(), pods.len()), (1, 1), "{leases:?} {pods:?}");
+
+    // This process holds the Lease and runs: never stale, whatever the
+    // grace.
+    let out = hype(&["gc", "--kube", "--grace", "0s"], config).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("nothing to remove"), "{out:?}");
+    assert_eq!(names(kube.server.leases()), leases, "{out:?}");
+    assert_eq!(names(kube.server.pods()), pods, "{out:?}");
+
+    std::fs::write(meeting.path().join("go"), b"").unwrap();
+    let returned = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("the call ends within 30 s")
+        .expect("the call's task");
+    assert_eq!(returned.expect("the call"), Ok(2), "{out:?}");
+    submitter.close().await.expect("close");
+}
+
+/// The variable that makes [`killed_submitter_child`] a submitter: the
+/// directory of its call's rendezvous.
+const CHILD: &str = "HYPE_CLI_TEST_SUBMITTER";
+
+/// Not a test of its own: the submitter that
+/// [`a_submitter_killed_on_this_host_is_collected_at_once`] starts (this
+/// test binary again, with [`CHILD`] set) and kills with SIGKILL. It
+/// connects to the cluster of `KUBECONFIG`, starts one call that waits in
+/// its pod, prints `ready <pid>` and waits for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the child of a_submitter_killed_on_this_host_is_collected_at_once"]
+async fn killed_submitter_child() {
+    let Ok(dir) = std::env::var(CHILD) else {
+        return;
+    };
+    hype_tests::link();
+    let staging = std::env::var("HYPE_STAGING").expect("HYPE_STAGING");
+    let submitter = Submitter::builder(KubeCluster::new())
+        .staging(staging)
+        .ship_executable(false)
+        .build()
+        .await
+        .expect("connect");
+    let env = RunEnvironment::new(IMAGE);
+    let call = tokio::spawn({
+        let submitter = submitter.clone();
+        async move {
+            submitter
+                .run(hype_tests::process::rendezvous(dir, 2), &env)
+                .await
+        }
+    });
+    println!("ready {}", std::process::id());
+    let _ = call.await;
+    std::future::pending::<()>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitter_killed_on_this_host_is_collected_at_once() {
+    let kube = kube_in_process(false);
+    let config = Some(kube.kubeconfig.as_path());
+    let meeting = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "killed_submitter_child",
+            "--nocapture",
+        ])
+        .env(CHILD, meeting.path())
+        .env("KUBECONFIG", &kube.kubeconfig)
+        .env(
+            "HYPE_STAGING",
+            format!("file://{}", kube.server.staging_dir().display()),
+        )
+        .env_remove("HYPE_CLUSTER")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the submitter");
+    let pid = child.id().expect("running");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = format!("ready {pid}");
+    let waiting = async {
+        while let Some(line) = lines.next_line().await.expect("its stdout") {
+            if line == ready {
+                return;
+            }
+        }
+        panic!("the submitter ended before it was ready");
+    };
+    tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .expect("the submitter gets ready within 60 s");
+    // Its call runs (in this process, the double's pod).
+    arrived(meeting.path(), 1).await;
+    let lease = kube.server.leases().pop().expect("the submitter's Lease");
+    let session = session_of(&lease);
+    let holder = lease.spec.and_then(|s| s.holder_identity).unwrap();
+    assert!(holder.starts_with(&format!("{pid}.")), "{holder}");
+    let pods = names(kube.server.pods());
+    assert_eq!(pods.len(), 1, "{pods:?}");
+
+    child.start_kill().expect("kill -9");
+    let status = child.wait().await.expect("wait");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+
+    // Renewed seconds ago, within its 60 s and the default grace of 10m:
+    // its holder is gone, so it goes at once.
+    let out = hype(&["gc", "--kube"], config).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let why = format!("is held by {holder}, which no longer runs on this host");
+    assert!(
+        out.stdout.contains(&format!("lease hype-{session} {why}")),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "pod {} session {session}'s lease hype-{session} {why}",
+            pods[0]
+        )),
+        "{out:?}"
+    );
+    assert_eq!(names(kube.server.leases()), Vec::<String>::new(), "{out:?}");
+    assert_eq!(names(kube.server.pods()), Vec::<String>::new(), "{out:?}");
+    // Let the orphaned call's thread end.
+    std::fs::write(meeting.path().join("go"), b"").unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_of_another_host_goes_only_past_its_duration_and_the_grace() {
+    let kube = kube(false);
+    let client = kube.server.client();
+    let config = Some(kube.kubeconfig.as_path());
+    // Both held for 5 minutes: one renewed 4 minutes ago (a minute left),
+    // one 6 minutes ago (expired a minute ago).
+    let within = held_lease(&client, "within", Duration::from_secs(240), 300, ELSEWHERE).await;
+    let expired = held_lease(&client, "expired", Duration::from_secs(360), 300, ELSEWHERE).await;
+    pod(&client, "hype-add-within", "within", Some(&within)).await;
+    pod(&client, "hype-add-expired", "expired", Some(&expired)).await;
+
+    // Expired a minute ago, but within a grace of 2 minutes.
+    let out = hype(&["gc", "--kube", "--grace", "2m"], config).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("nothing to remove"), "{out:?}");
+    assert_eq!(
+        names(kube.server.leases()),
+        ["hype-expired", "hype-within"],
+        "{out:?}"
+    );
+
+    let out = hype(&["gc", "--kube", "--grace", "0s"], config).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("lease hype-expired not renewed for 6m (duration 5m + grace 0s)"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("removed 2 objects (1 lease, 1 pod)"),
+        "{out:?}"
+    );
+    assert_eq!(names(kube.server.leases()), ["hype-within"], "{out:?}");
+    assert_eq!(names(kube.server.pods()), ["hype-add-within"], "{out:?}");
+}
+
+/// Waits until pod `name` on the double has succeeded.
+async fn succeeded(server: &KubeTestServer, name: &str) {
+    let phase = || {
+        server
+            .pod(name)
+            .and_then(|p| p.status)
+            .and_then(|s| s.phase)
+    };
+    assert!(
+        hype_tests::wait_until(Duration::from_secs(30), || phase().as_deref()
+            == Some("Succeeded"))
+        .await,
+        "pod {name} did not end: {:?}",
+        phase()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_limits_gc_ps_and_logs_on_kubernetes() {
+    let kube = kube(false);
+    let client = kube.server.client();
+    let config = Some(kube.kubeconfig.as_path());
+    let old = Duration::from_secs(14 * 60);
+    for session in ["dead", "also-dead"] {
+        let lease = lease(&client, session, old).await;
+        pod(
+            &client,
+            &format!("hype-add-{session}"),
+            session,
+            Some(&lease),
+        )
+        .await;
+    }
+    let live = lease(&client, "live", Duration::ZERO).await;
+    pod(&client, "hype-add-live", "live", Some(&live)).await;
+    kube.server.clear_request_log();
+
+    let ps = hype(&["ps", "--kube", "--session", "dead"], config).await;
+    assert_eq!(ps.code, 0, "{ps:?}");
+    let rows: Vec<&str> = ps.stdout.lines().skip(1).collect();
+    assert!(
+        rows.len() == 1 && rows[0].starts_with("hype-add-dead "),
+        "{ps:?}"
+    );
+
+    // Only the session named goes, though another is as dead.
+    let out = hype(&["gc", "--kube", "--session", "dead"], config).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("removed 2 objects (1 lease, 1 pod)"),
+        "{out:?}"
+    );
+    assert_eq!(
+        names(kube.server.leases()),
+        ["hype-also-dead", "hype-live"],
+        "{out:?}"
+    );
+    assert_eq!(
+        names(kube.server.pods()),
+        ["hype-add-also-dead", "hype-add-live"],
+        "{out:?}"
+    );
+
+    // A session with nothing there says so.
+    let out = hype(&["gc", "--kube", "--session", "nope"], config).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("hype gc: session nope has no lease, pod or claim in namespace default"),
+        "{out:?}"
+    );
+    let ps = hype(&["ps", "--kube", "--session", "nope"], config).await;
+    assert_eq!(ps.code, 1, "{ps:?}");
+    assert!(
+        ps.stderr
+            .contains("hype ps: no execution of session nope in namespace default"),
+        "{ps:?}"
+    );
+    let logs = hype(&["logs", "--kube", "--session", "nope"], config).await;
+    assert_eq!(logs.code, 1, "{logs:?}");
+    assert!(
+        logs.stderr
+            .contains("no execution of session nope in namespace default")
+            && logs
+                .stderr
+                .replace('\n', " ")
+                .contains("hype keeps no copy"),
+        "{logs:?}"
+    );
+
+    // The logs of a session: each execution's, under its name.
+    succeeded(&kube.server, "hype-add-live").await;
+    let logs = hype(&["logs", "--kube", "--session", "live"], config).await;
+    assert_eq!(logs.code, 0, "{logs:?}");
+    assert!(
+        logs.stdout
+            .starts_with("==> hype-add-live <==\nhype-run hello from hype-add-live"),
+        "{logs:?}"
+    );
+    let logs = hype(
+        &["logs", "hype-add-live", "--kube", "--session", "dead"],
+        config,
+    )
+    .await;
+    assert_eq!(logs.code, 1, "{logs:?}");
+    assert!(
+        logs.stderr
+            .contains("pod hype-add-live in namespace default is of session live, not dead"),
+        "{logs:?}"
+    );
+
+    // Once its pod is gone, a log is gone: `hype logs` says so, and what
+    // is left.
+    let logs = hype(&["logs", "hype-add-dead", "--kube"], config).await;
+    assert_eq!(logs.code, 1, "{logs:?}");
+    for said in [
+        "no pod hype-add-dead in namespace default: if it ran, its call has ended and its log went with the pod",
+        "hype keeps no copy",
+        "the submitter's stderr",
+        "Cloud Logging on GKE",
+    ] {
+        assert!(
+            logs.stderr.replace('\n', " ").contains(said),
+            "{said:?} in {logs:?}"
+        );
+    }
+    the_operator_role_suffices(&kube.server);
+}
+
+#[tokio::test]
+async fn session_limits_gc_ps_and_logs_on_docker() {
+    let Some(docker) = docker_image::engine_or_skip("hype gc --docker --session").await else {
+        return;
+    };
+    let image = docker_image::worker_image(&docker, Path::new(HYPE))
+        .await
+        .expect("build the test image");
+    let (one, two) = (unique("one"), unique("two"));
+    let dead = dead_owner();
+    let name = |session: &str| format!("hype-gc-session-{session}");
+    for session in [&one, &two] {
+        let owned = labels(&[(MANAGED_BY, "hype"), (SESSION, session), (OWNER, &dead)]);
+        container(&docker, &image, &name(session), owned, None).await;
+    }
+
+    let ps = hype(&["ps", "--docker", "--session", &two], None).await;
+    assert_eq!(ps.code, 0, "{ps:?}");
+    let rows: Vec<&str> = ps.stdout.lines().skip(1).collect();
+    assert!(
+        rows.len() == 1 && rows[0].starts_with(&name(&two)),
+        "{ps:?}"
+    );
+
+    let out = hype(&["gc", "--docker", "--session", &one], None).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("container {} owner {dead} is gone", name(&one))),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains(&name(&two)), "{out:?}");
+    assert!(!container_exists(&docker, &name(&one)).await, "{out:?}");
+    assert!(container_exists(&docker, &name(&two)).await, "{out:?}");
+
+    let out = hype(&["gc", "--docker", "--session", &one], None).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "session {one} has no container or volume on the Docker engine"
+        )),
+        "{out:?}"
+    );
+    let logs = hype(&["logs", "--docker", "--session", &two], None).await;
+    assert_eq!(logs.code, 0, "{logs:?}");
+    assert!(
+        logs.stdout.starts_with(&format!("==> {} <==", name(&two))),
+        "{logs:?}"
+    );
+    let logs = hype(&["logs", &name(&one), "--docker"], None).await;
+    assert_eq!(logs.code, 1, "{logs:?}");
+    assert!(
+        logs.stderr.contains(&format!(
+            "no container {} on the Docker engine: if it ran, its call has ended and its log went with the container",
+            name(&one)
+        )) && logs.stderr.replace('\n', " ").contains("hype keeps no copy"),
+        "{logs:?}"
+    );
+
+    let options = RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    };
+    let _ = docker.remove_container(&name(&two), Some(options)).await;
 }

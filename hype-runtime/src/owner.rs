@@ -95,6 +95,15 @@ impl Owner {
         Some(owner)
     }
 
+    /// Whether the owner ran on this host since its last boot: only then
+    /// does [`Owner::liveness`] answer [`Liveness::Dead`] from seeing the
+    /// process gone, rather than from another boot ID (an earlier boot of
+    /// this host, or another machine of the same host name).
+    pub fn on_this_boot(&self) -> bool {
+        let me = Owner::current();
+        self.host == me.host && self.boot == me.boot
+    }
+
     /// Whether the owner still runs, as far as this process can tell.
     pub fn liveness(&self) -> Liveness {
         let me = Owner::current();
@@ -219,11 +228,14 @@ mod tests {
             ..me.clone()
         };
         assert_eq!(earlier_boot.liveness(), Liveness::Dead);
+        assert!(me.on_this_boot() && reused.on_this_boot());
+        assert!(!earlier_boot.on_this_boot());
         let elsewhere = Owner {
             host: format!("{}-other", me.host),
             ..me.clone()
         };
         assert_eq!(elsewhere.liveness(), Liveness::Unknown);
+        assert!(!elsewhere.on_this_boot());
     }
 
     #[test]

@@ -26,8 +26,9 @@ pub use crate::staging::listing;
 /// The executable shipped with calls: its digest.
 pub use crate::executable::{Digest, hash_file};
 
-/// This process as the owner of what it creates.
-pub use crate::owner::Owner;
+/// This process as the owner of what it creates, and whether an owner
+/// still runs.
+pub use crate::owner::{Liveness, Owner};
 
 /// What `HYPE_CLUSTER` names.
 pub use crate::config::ClusterSpec;

@@ -1,24 +1,27 @@
 //! `hype logs --docker`: the log of the container named by an execution
 //! ID (the Docker runner names each call's container so), its stdout to
-//! stdout and its stderr to stderr; followed until it ends with `-f`.
+//! stdout and its stderr to stderr; followed until it ends with `-f`; or
+//! those of every container of a session.
 
 use std::io::Write as _;
-use std::time::Duration;
 
 use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::query_parameters::{InspectContainerOptions, LogsOptions};
+use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions, LogsOptions};
 use futures::StreamExt as _;
-use hype_runtime::__tools::labels::{LABEL_MANAGED_BY, MANAGED_BY};
+use hype_runtime::__tools::labels::{LABEL_MANAGED_BY, LABEL_SESSION, MANAGED_BY, label_value};
 
-use super::message;
-
-/// The bound of the inspection, and of a whole read without `-f`.
-const CALL_BOUND: Duration = Duration::from_secs(60);
+use super::{CALL_BOUND, bounded, filter, message};
 
 /// Prints the log of container `execution_id`, after checking that it is
-/// hype's.
-pub async fn print(docker: &Docker, execution_id: &str, follow: bool) -> Result<(), String> {
+/// hype's (and of `session`, if given). The inspection, and a whole read
+/// without `follow`, are bounded by [`CALL_BOUND`].
+pub async fn print(
+    docker: &Docker,
+    execution_id: &str,
+    session: Option<&str>,
+    follow: bool,
+) -> Result<(), String> {
     let inspected = match tokio::time::timeout(
         CALL_BOUND,
         docker.inspect_container(execution_id, None::<InspectContainerOptions>),
@@ -30,7 +33,8 @@ pub async fn print(docker: &Docker, execution_id: &str, follow: bool) -> Result<
             status_code: 404, ..
         })) => {
             return Err(format!(
-                "no container {execution_id} on the Docker engine (`hype ps --docker` lists the executions)"
+                "no container {execution_id} on the Docker engine: if it ran, its call has ended and its log went with the container (`hype ps --docker` lists the executions that still have one)\n{}",
+                crate::LOGS_GONE
             ));
         }
         Ok(Err(err)) => {
@@ -45,15 +49,24 @@ pub async fn print(docker: &Docker, execution_id: &str, follow: bool) -> Result<
             ));
         }
     };
-    let managed = inspected
+    let labels = inspected
         .config
         .and_then(|config| config.labels)
-        .and_then(|labels| labels.get(LABEL_MANAGED_BY).cloned())
-        .is_some_and(|v| v == MANAGED_BY);
-    if !managed {
+        .unwrap_or_default();
+    if labels.get(LABEL_MANAGED_BY).is_none_or(|v| v != MANAGED_BY) {
         return Err(format!(
             "container {execution_id} is not hype's (no label {LABEL_MANAGED_BY}={MANAGED_BY})"
         ));
+    }
+    if let Some(session) = session {
+        let of = labels
+            .get(LABEL_SESSION)
+            .map_or("no session", String::as_str);
+        if of != label_value(session) {
+            return Err(format!(
+                "container {execution_id} is of session {of}, not {session}"
+            ));
+        }
     }
     let options = LogsOptions {
         follow,
@@ -93,4 +106,34 @@ pub async fn print(docker: &Docker, execution_id: &str, follow: bool) -> Result<
                 "the log of container {execution_id} did not end within {CALL_BOUND:?}"
             ))
         })
+}
+
+/// Prints the log of every container of `session` (running or not),
+/// oldest first, each after a `==> <container> <==` line. Gives how many it
+/// printed and what failed; an error if the containers cannot be listed.
+pub async fn session(docker: &Docker, session: &str) -> Result<(usize, Vec<String>), String> {
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some(filter(Some(session))),
+        ..Default::default()
+    };
+    let what = format!("list the containers of session {session}");
+    let mut containers = bounded(&what, docker.list_containers(Some(options))).await?;
+    containers.sort_by_key(|c| c.created);
+    let (mut printed, mut errors) = (0, Vec::new());
+    for container in containers {
+        let Some(name) = container
+            .names
+            .and_then(|names| names.into_iter().next())
+            .map(|name| name.trim_start_matches('/').to_owned())
+        else {
+            continue;
+        };
+        println!("==> {name} <==");
+        match print(docker, &name, Some(session), false).await {
+            Ok(()) => printed += 1,
+            Err(err) => errors.push(err),
+        }
+    }
+    Ok((printed, errors))
 }

@@ -1,29 +1,21 @@
 //! `hype ps --docker`: hype's containers on the engine, as table rows.
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptions;
-use hype_runtime::__tools::labels::{
-    LABEL_EXECUTION_ID, LABEL_FUNCTION, LABEL_MANAGED_BY, LABEL_SESSION, MANAGED_BY,
-};
+use hype_runtime::__tools::labels::{LABEL_EXECUTION_ID, LABEL_FUNCTION, LABEL_SESSION};
 
-use super::message;
+use super::{CALL_BOUND, message};
 use crate::table::Row;
 
-/// The bound of one engine call.
-const CALL_BOUND: Duration = Duration::from_secs(60);
-
-/// One row per container labelled `app.kubernetes.io/managed-by=hype`,
-/// running or not; the node is the engine's host name.
-pub async fn rows(docker: &Docker) -> Result<Vec<Row>, String> {
+/// One row per container labelled `app.kubernetes.io/managed-by=hype`
+/// (and with `session`, of that session), running or not; the node is the
+/// engine's host name.
+pub async fn rows(docker: &Docker, session: Option<&str>) -> Result<Vec<Row>, String> {
     let options = ListContainersOptions {
         all: true,
-        filters: Some(HashMap::from([(
-            "label".to_owned(),
-            vec![format!("{LABEL_MANAGED_BY}={MANAGED_BY}")],
-        )])),
+        filters: Some(super::filter(session)),
         ..Default::default()
     };
     let containers = match tokio::time::timeout(CALL_BOUND, docker.list_containers(Some(options)))

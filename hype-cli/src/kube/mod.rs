@@ -16,7 +16,7 @@ pub mod ps;
 use std::future::Future;
 use std::time::Duration;
 
-use hype_runtime::__tools::labels::{LABEL_MANAGED_BY, MANAGED_BY};
+use hype_runtime::__tools::labels::{LABEL_MANAGED_BY, LABEL_SESSION, MANAGED_BY, label_value};
 
 /// The bound of one API call.
 pub const CALL_BOUND: Duration = Duration::from_secs(60);
@@ -24,6 +24,18 @@ pub const CALL_BOUND: Duration = Duration::from_secs(60);
 /// The label selector of everything hype manages.
 pub fn managed_selector() -> String {
     format!("{LABEL_MANAGED_BY}={MANAGED_BY}")
+}
+
+/// The label selector of what hype manages, of `session` only if given.
+pub fn selector(session: Option<&str>) -> String {
+    match session {
+        Some(session) => format!(
+            "{},{LABEL_SESSION}={}",
+            managed_selector(),
+            label_value(session)
+        ),
+        None => managed_selector(),
+    }
 }
 
 /// A client for the kubeconfig `context` (the current one when `None`, or

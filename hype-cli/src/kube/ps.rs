@@ -5,15 +5,20 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 
-use super::{bounded, managed_selector};
+use super::{bounded, selector};
 use crate::table::Row;
 
-/// One row per pod labelled `app.kubernetes.io/managed-by=hype`.
-pub async fn rows(client: &kube::Client, namespace: &str) -> Result<Vec<Row>, String> {
+/// One row per pod labelled `app.kubernetes.io/managed-by=hype` (and
+/// with `session`, of that session).
+pub async fn rows(
+    client: &kube::Client,
+    namespace: &str,
+    session: Option<&str>,
+) -> Result<Vec<Row>, String> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let list = bounded(
         &format!("list hype's pods in namespace {namespace}"),
-        pods.list(&ListParams::default().labels(&managed_selector())),
+        pods.list(&ListParams::default().labels(&selector(session))),
     )
     .await?;
     let now = Timestamp::now();

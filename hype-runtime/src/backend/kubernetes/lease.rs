@@ -7,9 +7,10 @@
 //! `ownerReference` to it, so deleting the Lease lets the cluster's garbage
 //! collector remove whatever the session left; a submitter killed before
 //! it could close leaves a Lease that is no longer renewed, which
-//! `hype gc` deletes once it is older than its grace period (and then
-//! removes the session's objects itself too, for API servers without a
-//! garbage collector).
+//! `hype gc` deletes: at once when it runs on the submitter's host and
+//! sees the holder gone, else once the Lease's duration and its grace
+//! period have passed (and then removes the session's objects itself too,
+//! for API servers without a garbage collector).
 //!
 //! The Lease says who holds it: `spec.holderIdentity` is the submitter's
 //! [`Owner`] (`<pid>.<start>.<boot>@<host>`), `spec.leaseDurationSeconds`
@@ -206,8 +207,9 @@ async fn create_or_adopt(
 }
 
 /// Renews the Lease every [`RENEW_EVERY`]; creates it again (with a new
-/// UID, logged) if someone deleted it, for instance `hype gc` after this
-/// process was suspended for longer than the grace period.
+/// UID, logged) if someone deleted it, for instance `hype gc` on another
+/// host after this process was suspended for longer than the Lease's
+/// duration and the grace period.
 async fn renew(api: Api<Lease>, namespace: String, lease: Lease, uid: Arc<Mutex<String>>) {
     let name = lease.metadata.name.clone().unwrap_or_default();
     let mut ticks = tokio::time::interval(RENEW_EVERY);
@@ -222,7 +224,7 @@ async fn renew(api: Api<Lease>, namespace: String, lease: Lease, uid: Arc<Mutex<
         match tokio::time::timeout(RENEW_TIMEOUT, api.patch(&name, &params, &patch)).await {
             Ok(Ok(_)) => tracing::trace!(lease = %name, "renewed"),
             Ok(Err(err)) if retry::is_not_found(&err) => {
-                tracing::warn!(lease = %name, "the session's lease was deleted while the submitter lives (by `hype gc` after a long pause?): creating it again; its pods may have been collected");
+                tracing::warn!(lease = %name, "the session's lease was deleted while the submitter lives (by `hype gc` on another host after a long pause?): creating it again; its pods may have been collected");
                 let mut fresh = lease.clone();
                 if let Some(spec) = fresh.spec.as_mut() {
                     let now = MicroTime(Timestamp::now());
