@@ -13,7 +13,7 @@
 //! | `HYPE_EXECUTABLE` | submitters | the executable to ship with calls, instead of this one (a cross-built binary) |
 //! | `HYPE_SHIP_EXECUTABLE` | submitters | `0` or `false`: ship no executable (the image has the binary baked in); default `1` |
 //! | `HYPE_CACHE_DIR` | `hype-run` | where a launcher keeps fetched executables (default `$TMPDIR/hype-cache`; created 0700, refused unless this user's own and private) |
-//! | `HYPE_IMAGE` | `hype-run` | the image the execution runs in, set by the Docker and Kubernetes runners, for errors |
+//! | `HYPE_IMAGE` | the default submitter; `hype-run` | the env image calls run in: [`crate::Call::run_on_cluster`] gives it to an environment that names none (`RunEnvironment::local()`); the Docker and Kubernetes runners set it in the execution, whose errors name it |
 //! | `HYPE_LAUNCHED` | `hype-run` | set by a launcher for the executable it runs: the digest it fetched (the loop guard) |
 //! | `HYPE_PARENT_PID` | `hype-run` | set by the local runner and the launcher: the process `hype-run` dies with (`process.rs`: dying with the parent) |
 //!
@@ -54,7 +54,9 @@ pub const HYPE_EXECUTABLE: &str = "HYPE_EXECUTABLE";
 pub const HYPE_SHIP_EXECUTABLE: &str = "HYPE_SHIP_EXECUTABLE";
 /// Where a launching `hype-run` caches fetched executables.
 pub const HYPE_CACHE_DIR: &str = "HYPE_CACHE_DIR";
-/// The image an execution runs in, for errors.
+/// The env image calls run in: the default submitter's image for an
+/// environment that names none; set by the Docker and Kubernetes runners
+/// in the execution, whose errors name it.
 pub const HYPE_IMAGE: &str = "HYPE_IMAGE";
 /// The digest of the executable a launcher fetched and started.
 pub const HYPE_LAUNCHED: &str = "HYPE_LAUNCHED";
@@ -152,7 +154,13 @@ pub fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("hype-cache"))
 }
 
-/// `HYPE_IMAGE`, else `unknown`.
+/// `HYPE_IMAGE`, if set and not empty: the image of an environment that
+/// names none, for [`crate::Call::run_on_cluster`].
+pub fn default_image() -> Result<Option<String>, Error> {
+    Ok(var(HYPE_IMAGE)?.filter(|v| !v.trim().is_empty()))
+}
+
+/// `HYPE_IMAGE`, else `unknown`: in `hype-run`, the image it runs in.
 pub fn image() -> String {
     var(HYPE_IMAGE)
         .ok()
