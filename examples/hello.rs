@@ -17,7 +17,8 @@
 //! ```
 //!
 //! To Kubernetes: `HYPE_CLUSTER=kube`, `HYPE_STAGING=gs://bucket/prefix`
-//! (a bucket the pods can read) and an image the cluster pulls, with
+//! (a bucket the pods can read and write: the README's "Who needs what in
+//! Google Cloud") and an image the cluster pulls, with
 //! `--features kubernetes,gcs` (see the README's quick start).
 
 use hype::RunEnvironment;

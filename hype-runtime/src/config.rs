@@ -37,7 +37,7 @@
 //! | `HYPE_E2E_KUBECONFIG` | `tests/tests/e2e.rs` | the kubeconfig of the real cluster to test; unset: the target prints `SKIPPED` |
 //! | `HYPE_E2E_CONTEXT` | `tests/tests/e2e.rs` | its context (default: the current one) |
 //! | `HYPE_E2E_IMAGE` | `tests/tests/e2e.rs` | the generic env image, as the nodes name it |
-//! | `HYPE_E2E_STAGING` | `tests/tests/e2e.rs` | the staging store the pods can read |
+//! | `HYPE_E2E_STAGING` | `tests/tests/e2e.rs` | the staging store, which the pods must read (blobs) and write (outcomes) |
 //! | `HYPE_E2E_STORAGE_CLASS` | `tests/tests/e2e.rs` | the claims' storage class (default `standard`) |
 //! | `HYPE_E2E_ROLE` | `tests/tests/e2e.rs` | set by the target for the submitter it starts and kills |
 //! | `HYPE_E2E_NAMESPACE` | `tests/tests/e2e.rs` | set by the target: that submitter's namespace |
@@ -421,6 +421,28 @@ mod tests {
             unused.is_empty(),
             "rows naming nothing else uses: {unused:?}"
         );
+    }
+
+    /// `HYPE_CACHE_DIR`'s default is written as `cache_dir` computes it
+    /// (`std::env::temp_dir()`, which is `$TMPDIR`, else `/tmp`) wherever
+    /// the docs give it.
+    #[test]
+    fn the_docs_give_the_cache_dirs_default_as_the_code_computes_it() {
+        let docs = [
+            ("README.md", include_str!("../../README.md")),
+            ("docs/protocol.md", include_str!("../../docs/protocol.md")),
+            ("docker/README.md", include_str!("../../docker/README.md")),
+        ];
+        for (name, text) in docs {
+            let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                flat.contains(
+                    "default `$TMPDIR/hype-cache`, so `/tmp/hype-cache` when `TMPDIR` is unset"
+                ),
+                "{name} must give HYPE_CACHE_DIR's default as `$TMPDIR/hype-cache`, so `/tmp/hype-cache` when `TMPDIR` is unset"
+            );
+            assert!(!flat.contains("default `/tmp/hype-cache`"), "{name}");
+        }
     }
 
     /// A build without a backend names the feature to enable: GKE needs
