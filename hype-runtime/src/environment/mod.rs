@@ -38,14 +38,14 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// use hype_runtime::{RunEnvironment, Secret, VolumeRequest};
 ///
 /// let ssd = VolumeRequest::new("gce-ssd-pd", "10Gi");
-/// let env = RunEnvironment::new("gcr.io/my-project/env-image:1")
+/// let env = RunEnvironment::new("europe-docker.pkg.dev/my-project/hype/env-image:1")
 ///     .with_secret(Secret::new("gcp-key", "/etc/gcloud"))
 ///     .with_mount(ssd.mount_read_only("/data"))
 ///     .with_request("cpu", "750m")
 ///     .with_limit("memory", "2Gi")
 ///     .with_env("RUST_LOG", "info")
 ///     .with_timeout(Duration::from_secs(600));
-/// assert_eq!(env.image(), Some("gcr.io/my-project/env-image:1"));
+/// assert_eq!(env.image(), Some("europe-docker.pkg.dev/my-project/hype/env-image:1"));
 /// assert_eq!(env.requests().get("cpu").map(String::as_str), Some("750m"));
 /// ```
 #[derive(Debug, Clone, Default)]
