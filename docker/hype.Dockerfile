@@ -2,7 +2,7 @@
 # `hype gc --kube` in the cluster (docs/gc-cronjob.yaml). Build it from
 # the root of the hype repository (the build context):
 #
-#   docker build -f docker/hype.Dockerfile -t REGION-docker.pkg.dev/PROJECT/REPOSITORY/hype:1 .
+#   docker build -f docker/hype.Dockerfile -t europe-docker.pkg.dev/PROJECT/REPOSITORY/hype:1 .
 #
 # Build arguments: BASE (default debian:bookworm-slim) and RUST_VERSION, as
 # in docker/Dockerfile.

@@ -5,11 +5,21 @@
 //! cargo run --example hello
 //! ```
 //!
-//! The calls use `RunEnvironment::local()`, which names no image, so they
-//! run only on the embedded default. To send them to Docker or Kubernetes
-//! (`HYPE_CLUSTER`, or a submitter built for that cluster), give the
-//! environment an image: `RunEnvironment::new("my-image:tag")`; the README
-//! says how to build one.
+//! The calls use `RunEnvironment::local()`, which names no image: child
+//! processes need none. `run_on_cluster` gives such an environment the
+//! image `HYPE_IMAGE` names, so `HYPE_CLUSTER` and `HYPE_IMAGE` send the
+//! same calls elsewhere, unchanged. To local Docker, with the generic env
+//! image (built once; this program ships itself into it):
+//!
+//! ```text
+//! docker build -f docker/Dockerfile -t hype-env:1 .
+//! HYPE_CLUSTER=docker HYPE_IMAGE=hype-env:1 cargo run --example hello --features docker
+//! ```
+//!
+//! To Kubernetes: `HYPE_CLUSTER=kube`, `HYPE_STAGING=gs://bucket/prefix`
+//! (a bucket the pods can read and write: the README's "Who needs what in
+//! Google Cloud") and an image the cluster pulls, with
+//! `--features kubernetes,gcs` (see the README's quick start).
 
 use hype::RunEnvironment;
 use serde::{Deserialize, Serialize};

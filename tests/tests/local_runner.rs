@@ -583,7 +583,7 @@ async fn panics_are_retried_only_by_kind_and_the_attempts_are_listed() {
         .submitter
         .run(
             failures::explode("boom".into()),
-            &env.clone().retry_on(hype::ErrorKind::Panicked),
+            &env.clone().with_retry_on(hype::ErrorKind::Panicked),
         )
         .await
         .unwrap_err();

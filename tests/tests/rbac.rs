@@ -2,7 +2,9 @@
 //! feature of a submitter (calls, a failed call's log tail, a transient and
 //! a persistent volume, a lost create response, close) sends only requests
 //! the `hype-submitter` Role allows, and the Role grants nothing that
-//! session does not use.
+//! session does not use; and the file, which names no namespace, applies
+//! in any namespace (`kubectl apply -n batch -f docs/rbac.yaml`) and grants
+//! a session there what it needs.
 
 mod common;
 
@@ -69,5 +71,68 @@ async fn a_session_needs_exactly_the_submitter_role() {
         unused.is_empty(),
         "rules no request of a session used: {unused:?}"
     );
+    server.shutdown().await;
+}
+
+/// `kubectl apply -n batch -f docs/rbac.yaml`: no document names another
+/// namespace, and the bindings grant the ServiceAccount `hype` of `batch`
+/// (not `default`'s) every request a session in `batch` sends.
+#[tokio::test]
+async fn the_roles_apply_in_any_namespace() {
+    let applied = rbac::apply_in("batch").expect("applies with -n batch");
+    assert_eq!(applied.roles.len(), 2, "{applied:?}");
+    assert_eq!(applied.bindings.len(), 2, "{applied:?}");
+    for binding in &applied.bindings {
+        for subject in binding.subjects.iter().flatten() {
+            assert!(
+                subject.namespace.is_none(),
+                "a subject naming a namespace ties the file to it: {subject:?}"
+            );
+        }
+    }
+    assert_eq!(
+        applied.granted_to_service_account("batch", "hype"),
+        rbac::granted("hype-submitter")
+            .union(&rbac::granted("hype-operator"))
+            .cloned()
+            .collect()
+    );
+    assert!(
+        applied
+            .granted_to_service_account("default", "hype")
+            .is_empty(),
+        "applied in batch, it grants nothing to default's account"
+    );
+
+    let server = KubeTestServer::start(common::backend::worker_processes());
+    let cluster = KubeCluster::from_client(server.client()).namespace("batch");
+    let submitter = common::backend::kube_submitter(&server, cluster).await;
+    let env = RunEnvironment::new(IMAGE);
+    let sum = tokio::time::timeout(
+        Duration::from_secs(60),
+        submitter.run(math::add(1, 2), &env),
+    )
+    .await;
+    assert_eq!(sum.expect("within 60 s").unwrap(), 3);
+    submitter.close().await.expect("close");
+
+    let granted = applied.granted_to_service_account("batch", "hype");
+    let mut sent = 0;
+    for (method, uri) in server.request_log() {
+        let Some(rule) = rbac::request(&method, &uri) else {
+            continue;
+        };
+        sent += 1;
+        assert_eq!(
+            rbac::request_namespace(&uri).as_deref(),
+            Some("batch"),
+            "{method} {uri}"
+        );
+        assert!(
+            granted.contains(&rule),
+            "{method} {uri} ({rule:?}) is not granted by docs/rbac.yaml applied in batch"
+        );
+    }
+    assert!(sent > 0, "the session sent requests");
     server.shutdown().await;
 }

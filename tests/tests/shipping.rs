@@ -605,7 +605,7 @@ async fn unshippable_executables_are_refused_when_the_submitter_is_built() {
 
 /// The Docker runner on an image whose `hype-run` is only the launcher:
 /// shipped, the worker runs the call; with shipping off, the image's own
-/// launcher does, and knows no function.
+/// launcher does, knows no function, and says to ship or to bake.
 #[tokio::test]
 async fn docker_runs_functions_the_launcher_image_lacks() {
     let Some(docker) = docker_image::engine_or_skip("shipping on Docker").await else {
@@ -635,7 +635,17 @@ async fn docker_runs_functions_the_launcher_image_lacks() {
         .unwrap();
     assert_eq!(baked.shipped_executable(), None);
     let err = baked.run(math::add(1, 2), &env).await.unwrap_err();
-    assert!(matches!(err, Error::UnknownFunction { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::UnknownFunction { ref known, .. } if known.is_empty()),
+        "{err:?}"
+    );
+    // Not "version skew": the image is the generic one and nothing shipped.
+    let text = err.to_string();
+    assert!(
+        text.contains("this image holds only the launcher; turn shipping on or bake the program"),
+        "{text}"
+    );
+    assert!(!text.contains("version skew"), "{text}");
     baked.close().await.unwrap();
 }
 

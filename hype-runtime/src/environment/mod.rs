@@ -38,14 +38,14 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// use hype_runtime::{RunEnvironment, Secret, VolumeRequest};
 ///
 /// let ssd = VolumeRequest::new("gce-ssd-pd", "10Gi");
-/// let env = RunEnvironment::new("gcr.io/my-project/env-image:1")
+/// let env = RunEnvironment::new("europe-docker.pkg.dev/my-project/hype/env-image:1")
 ///     .with_secret(Secret::new("gcp-key", "/etc/gcloud"))
 ///     .with_mount(ssd.mount_read_only("/data"))
 ///     .with_request("cpu", "750m")
 ///     .with_limit("memory", "2Gi")
 ///     .with_env("RUST_LOG", "info")
 ///     .with_timeout(Duration::from_secs(600));
-/// assert_eq!(env.image(), Some("gcr.io/my-project/env-image:1"));
+/// assert_eq!(env.image(), Some("europe-docker.pkg.dev/my-project/hype/env-image:1"));
 /// assert_eq!(env.requests().get("cpu").map(String::as_str), Some("750m"));
 /// ```
 #[derive(Debug, Clone, Default)]
@@ -193,7 +193,7 @@ impl RunEnvironment {
     /// execution with its own ID, after an exponential backoff with
     /// jitter. A user's `Err`, a panic, running out of memory, a timeout
     /// and bad input are not retried unless asked for with
-    /// [`RunEnvironment::retry_on`]. When the retries run out the call
+    /// [`RunEnvironment::with_retry_on`]. When the retries run out the call
     /// fails with [`Error::RetriesExhausted`], which lists every attempt.
     /// Default: 0 (no retries).
     pub fn with_retries(self, n: u32) -> Self {
@@ -202,13 +202,23 @@ impl RunEnvironment {
 
     /// Also retries failures of `kind` (with [`RunEnvironment::with_retries`]
     /// giving how many times): [`ErrorKind::Panicked`] for a flaky
-    /// function, [`ErrorKind::OutOfMemory`], [`ErrorKind::Timeout`].
-    pub fn retry_on(self, kind: ErrorKind) -> Self {
+    /// function, [`ErrorKind::OutOfMemory`], [`ErrorKind::Timeout`]. Each
+    /// call adds a kind.
+    pub fn with_retry_on(self, kind: ErrorKind) -> Self {
         self.with(|s| {
             if !s.retry_on.contains(&kind) {
                 s.retry_on.push(kind);
             }
         })
+    }
+
+    /// The old name of [`RunEnvironment::with_retry_on`], which it calls:
+    /// `RunEnvironment` adds a part with `with_*`.
+    #[deprecated(
+        note = "use RunEnvironment::with_retry_on: RunEnvironment's options are named with_*"
+    )]
+    pub fn retry_on(self, kind: ErrorKind) -> Self {
+        self.with_retry_on(kind)
     }
 
     /// The first wait before a retry (default [`DEFAULT_RETRY_BACKOFF`]);
@@ -238,7 +248,7 @@ impl RunEnvironment {
 
     /// Whether a call that failed with `error` is run again (while
     /// retries are left): a loss, or a kind asked for with
-    /// [`RunEnvironment::retry_on`].
+    /// [`RunEnvironment::with_retry_on`].
     pub fn is_retried(&self, error: &Error) -> bool {
         let kind = error.kind();
         // Never a call the caller cancelled or closed.
@@ -342,7 +352,14 @@ mod tests {
         assert!(env.is_retried(&lost));
         assert!(!env.is_retried(&panic));
         assert!(!env.is_retried(&cancelled));
-        let env = env.retry_on(ErrorKind::Panicked).retry_on(ErrorKind::Other);
+        let env = env
+            .with_retry_on(ErrorKind::Panicked)
+            .with_retry_on(ErrorKind::Other);
+        #[allow(deprecated)]
+        let old_name = RunEnvironment::local()
+            .with_retries(1)
+            .retry_on(ErrorKind::Panicked);
+        assert!(old_name.is_retried(&panic), "retry_on still works");
         assert!(env.is_retried(&panic));
         assert!(
             !env.is_retried(&cancelled),

@@ -19,7 +19,7 @@ pub struct Attempt {
 }
 
 /// What kind of failure an [`Error`] is, for retry policies
-/// ([`RunEnvironment::retry_on`]).
+/// ([`RunEnvironment::with_retry_on`]).
 ///
 /// Every variant of [`Error`], its kind, and whether
 /// [`RunEnvironment::with_retries`] runs the call again (a request to a
@@ -28,7 +28,7 @@ pub struct Attempt {
 ///
 #[doc = include_str!("error_table.md")]
 ///
-/// [`RunEnvironment::retry_on`]: crate::RunEnvironment::retry_on
+/// [`RunEnvironment::with_retry_on`]: crate::RunEnvironment::with_retry_on
 /// [`RunEnvironment::with_retries`]: crate::RunEnvironment::with_retries
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

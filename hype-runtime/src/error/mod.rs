@@ -43,11 +43,11 @@ pub enum Error {
         execution_id: String,
     },
 
-    /// The binary that received the call has no function with this ID.
-    #[error(
-        "the binary that ran {execution_id} has no remote function {function}: it was probably built from other source than this one (version skew); rebuild the image or worker binary from the same source{}",
-        if known.is_empty() { String::new() } else { format!(" (it knows {} function(s), e.g. {})", known.len(), known.iter().take(3).cloned().collect::<Vec<_>>().join(", ")) }
-    )]
+    /// The binary that received the call has no function with this ID:
+    /// built from other source (version skew), or, when it knows no
+    /// function at all, an image holding only the launcher `hype-run` that
+    /// was sent a call without a shipped executable.
+    #[error("{}", unknown_function_message(function, execution_id, known))]
     #[non_exhaustive]
     UnknownFunction {
         /// The requested ID.
@@ -567,6 +567,21 @@ pub enum Error {
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// [`Error::UnknownFunction`]'s message. A binary that knows no function at
+/// all is the generic image's launcher, sent a call with shipping off: the
+/// advice is then to ship or to bake, not to look for version skew.
+fn unknown_function_message(function: &str, execution_id: &str, known: &[String]) -> String {
+    if known.is_empty() {
+        return format!(
+            "the hype-run that ran {execution_id} knows no remote functions, so not {function}: this image holds only the launcher; turn shipping on or bake the program (shipping is the default: a staging store the pods can read, HYPE_SHIP_EXECUTABLE unset, SubmitterBuilder::ship_executable not false; baking: docker/baked.Dockerfile, see docker/README.md)"
+        );
+    }
+    format!(
+        "the binary that ran {execution_id} has no remote function {function}: it was probably built from other source than this one (version skew); rebuild the image or worker binary from the same source (it knows {} function(s), e.g. {})",
+        known.len(),
+        known.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+    )
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -873,6 +888,32 @@ mod tests {
                 "{variant}: {kind} / {retried}"
             );
         }
+    }
+
+    /// A launcher that knows no function says to ship or to bake; a
+    /// binary that knows others says version skew and names some.
+    #[test]
+    fn unknown_function_tells_the_launcher_from_version_skew() {
+        let unknown = |known: Vec<String>| {
+            Error::UnknownFunction {
+                function: "app::f".into(),
+                execution_id: "hype-f-1".into(),
+                known,
+            }
+            .to_string()
+        };
+        let launcher = unknown(vec![]);
+        assert!(
+            launcher.contains(
+                "this image holds only the launcher; turn shipping on or bake the program"
+            ),
+            "{launcher}"
+        );
+        assert!(!launcher.contains("version skew"), "{launcher}");
+        let skew = unknown(vec!["app::g".into()]);
+        assert!(skew.contains("version skew"), "{skew}");
+        assert!(skew.contains("e.g. app::g"), "{skew}");
+        assert!(!skew.contains("only the launcher"), "{skew}");
     }
 
     #[test]

@@ -116,9 +116,26 @@ impl<A: RemoteFn> Call<A> {
     /// Runs the call with the process-wide default submitter (set by
     /// [`Submitter::set_default`], else read once from `HYPE_CLUSTER` and
     /// `HYPE_STAGING`, else local child processes).
+    ///
+    /// An environment that names no image ([`RunEnvironment::local`]) runs
+    /// in the image `HYPE_IMAGE` names, if set: so
+    /// `HYPE_CLUSTER=docker HYPE_IMAGE=hype-env:1` sends a program written
+    /// for the embedded default to containers unchanged. An image the
+    /// environment names wins.
     pub async fn run_on_cluster(self, env: &RunEnvironment) -> Result<A::Output, Error> {
         let submitter = Submitter::default_submitter().await?;
-        submitter.run(self, env).await
+        match with_default_image(env, config::default_image()?) {
+            Some(env) => submitter.run(self, &env).await,
+            None => submitter.run(self, env).await,
+        }
+    }
+}
+
+/// `env` with `image` when it names none; `None` when it stays as it is.
+fn with_default_image(env: &RunEnvironment, image: Option<String>) -> Option<RunEnvironment> {
+    match (env.image(), image) {
+        (None, Some(image)) => Some(env.clone().with_image(image)),
+        _ => None,
     }
 }
 
@@ -220,4 +237,23 @@ fn cell_of(handle: &Handle) -> Arc<OnceCell<Submitter>> {
     drop(entries);
     drop(ended);
     cell
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hype_image_is_the_image_of_an_environment_without_one() {
+        let local = RunEnvironment::local().with_env("K", "v");
+        let given = with_default_image(&local, Some("hype-env:1".into())).expect("an image");
+        assert_eq!(given.image(), Some("hype-env:1"));
+        assert_eq!(given.env_vars(), local.env_vars());
+        assert!(with_default_image(&local, None).is_none());
+        let named = RunEnvironment::new("mine:2");
+        assert!(
+            with_default_image(&named, Some("hype-env:1".into())).is_none(),
+            "the environment's own image wins"
+        );
+    }
 }

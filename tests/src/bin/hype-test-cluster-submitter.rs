@@ -15,6 +15,11 @@
 //!   `HYPE_STAGING`), as two `#[tokio::test]`s do; prints `runtime N:
 //!   <result or error>` for each and exits.
 //!
+//! - `hype-test-cluster-submitter local-env`: one call of `math::add`
+//!   through the default submitter with `RunEnvironment::local()`, which
+//!   names no image, so `HYPE_IMAGE` is its image; prints `local-env:
+//!   <result or error>` and exits.
+//!
 //! One call mounts a transient volume read-write, so a killed submitter
 //! leaves a claim (or a Docker volume) as well as pods (or containers).
 //! It prints `ready <pid>` once connected and the calls are started.
@@ -28,6 +33,20 @@ use hype_tests::backends::{DockerCluster, KubeCluster};
 async fn main() {
     hype_tests::link();
     let mode = std::env::args().nth(1).unwrap_or_default();
+    if mode == "local-env" {
+        let env = RunEnvironment::local();
+        let result = tokio::time::timeout(
+            Duration::from_secs(30),
+            hype_tests::math::add(2, 3).run_on_cluster(&env),
+        )
+        .await;
+        match result {
+            Ok(Ok(value)) => println!("local-env: {value}"),
+            Ok(Err(err)) => println!("local-env: error: {err}"),
+            Err(_) => println!("local-env: no answer within 30 s"),
+        }
+        return;
+    }
     let image = std::env::var("HYPE_IMAGE").expect("HYPE_IMAGE names the worker image");
     if mode == "runtimes" {
         two_runtimes(image);

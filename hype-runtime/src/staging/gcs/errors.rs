@@ -8,6 +8,24 @@ use crate::error::Error;
 use crate::google::credentials::arc_source;
 use crate::google::rest::api_message;
 
+/// The role a submitter needs on the staging bucket: create, get, list and
+/// delete objects (the README's table "Who needs what in Google Cloud").
+pub(crate) const SUBMITTER_BUCKET_ROLE: &str = "roles/storage.objectUser";
+
+/// The roles the pods need on the staging bucket: read blobs
+/// (`objectViewer`), write outcomes (`objectCreator`).
+pub(crate) const POD_BUCKET_ROLES: [&str; 2] =
+    ["roles/storage.objectViewer", "roles/storage.objectCreator"];
+
+/// What a 403 from the bucket asks for. The same store serves both sides,
+/// so the hint names each side's roles, as the README's table does.
+pub(crate) fn forbidden_hint(bucket: &str) -> String {
+    format!(
+        "grant these credentials what their side needs on gs://{bucket}: a submitter {SUBMITTER_BUCKET_ROLE} (create, get, list and delete objects); the pods {} and {} (read blobs, write outcomes); see \"Who needs what in Google Cloud\" in hype's README",
+        POD_BUCKET_ROLES[0], POD_BUCKET_ROLES[1]
+    )
+}
+
 impl GcsStaging {
     /// The error for a failed client call: missing objects and buckets,
     /// credentials and permissions said plainly.
@@ -48,11 +66,12 @@ impl GcsStaging {
                 operation,
                 uri: uri.to_owned(),
                 message: format!(
-                    "permission denied for {} (403: {}); grant it roles/storage.objectAdmin on gs://{bucket}",
+                    "permission denied for {} (403: {}); {}",
                     clients.rest.credentials.source,
                     err.http_payload()
                         .map(|body| api_message(body))
-                        .unwrap_or_else(|| err.to_string())
+                        .unwrap_or_else(|| err.to_string()),
+                    forbidden_hint(bucket)
                 ),
                 source: arc_source(err),
             },
@@ -117,5 +136,48 @@ fn missing_bucket(operation: &'static str, uri: &str, bucket: &str) -> Error {
             "bucket {bucket} does not exist: create it (`gcloud storage buckets create gs://{bucket}`) or point the staging location (HYPE_STAGING) at an existing bucket"
         ),
         source: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 403 hint, the README and docker/README.md name the same roles,
+    /// and no other storage role.
+    #[test]
+    fn the_forbidden_hint_and_the_docs_name_the_same_roles() {
+        let hint = forbidden_hint("b");
+        let readme = include_str!("../../../../README.md");
+        let table = readme
+            .split("### Who needs what in Google Cloud")
+            .nth(1)
+            .expect("the README's section Who needs what in Google Cloud");
+        for role in [
+            SUBMITTER_BUCKET_ROLE,
+            POD_BUCKET_ROLES[0],
+            POD_BUCKET_ROLES[1],
+        ] {
+            assert!(hint.contains(role), "{hint}");
+            assert!(table.contains(role), "the README's IAM table lacks {role}");
+        }
+        let docker = include_str!("../../../../docker/README.md");
+        for (name, text) in [
+            ("README.md", readme),
+            ("docker/README.md", docker),
+            ("hint", &hint),
+        ] {
+            for (at, _) in text.match_indices("roles/storage.") {
+                let role: String = text[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '/' || *c == '.')
+                    .collect();
+                let role = role.trim_end_matches('.');
+                assert!(
+                    role == SUBMITTER_BUCKET_ROLE || POD_BUCKET_ROLES.contains(&role),
+                    "{name} names {role}, which is not in the IAM table"
+                );
+            }
+        }
     }
 }

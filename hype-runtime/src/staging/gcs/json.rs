@@ -172,8 +172,13 @@ impl Rest {
                 self.credentials.source
             ),
             StatusCode::FORBIDDEN => format!(
-                "permission denied for {} (403: {detail}); grant it roles/storage.objectAdmin on the bucket",
-                self.credentials.source
+                "permission denied for {} (403: {detail}); {}",
+                self.credentials.source,
+                super::errors::forbidden_hint(
+                    &super::location::parse_object_uri(uri)
+                        .map(|(bucket, _)| bucket)
+                        .unwrap_or_else(|_| uri.trim_start_matches("gs://").to_owned())
+                )
             ),
             _ => format!("HTTP {status}: {detail}"),
         };
