@@ -250,6 +250,12 @@ pub fn build(request: &ContainerRequest<'_>) -> Result<ContainerPlan, Error> {
     if env.base_pod().is_some() {
         tracing::debug!("the Docker runner ignores the environment's base pod");
     }
+    for option in env.pod_only_options() {
+        tracing::debug!(
+            option,
+            "the Docker runner ignores this Kubernetes-only option"
+        );
+    }
 
     if !problems.is_empty() {
         return Err(Error::InvalidEnvironment { problems });
