@@ -45,7 +45,7 @@
 //! - Every other option, on a builder or a description consumed to make
 //!   something (`KubeCluster`, `DockerCluster`, [`LocalCluster`],
 //!   [`SubmitterBuilder`], `GcsStaging::builder`,
-//!   [`VolumeRequest`]), is named after its setting and takes its value:
+//!   [`VolumeRequest`], [`Gpu`]), is named after its setting and takes its value:
 //!   `.namespace("batch")`, `.pending_timeout(d)`, `.staging(uri)`.
 //! - A switch takes a `bool`, never nothing: `.keep_pods(true)`,
 //!   `.keep_on_exit(true)`; what it reads back is `is_*`

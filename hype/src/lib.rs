@@ -69,7 +69,7 @@
 //! calls, adds or replaces a part with `with_*` (`with_env`, `with_secret`,
 //! `with_timeout`) and returns a new value. Every other option, on a
 //! builder or description (`KubeCluster`, `DockerCluster`, [`LocalCluster`],
-//! [`SubmitterBuilder`], `GcsStaging::builder`, [`VolumeRequest`]), is named
+//! [`SubmitterBuilder`], `GcsStaging::builder`, [`VolumeRequest`], [`Gpu`]), is named
 //! after its setting and takes its value: `.namespace("batch")`,
 //! `.staging(uri)`. A switch takes a `bool`: `.keep_pods(true)`,
 //! `.keep_on_exit(true)`.

@@ -39,7 +39,9 @@ pub struct Gpu {
 impl Gpu {
     /// `count` NVIDIA GPUs (`nvidia.com/gpu`), of any model unless
     /// [`Gpu::model`] names one. A count of 0 or more than 16 is refused
-    /// when the environment is validated.
+    /// before any call runs ([`RunEnvironment::validate`], which every run
+    /// calls, fails with [`crate::Error::InvalidEnvironment`] naming the
+    /// count): `with_*` builders return values, not results.
     pub fn nvidia(count: u32) -> Self {
         Gpu { count, model: None }
     }
@@ -117,7 +119,9 @@ impl Toleration {
         }
     }
 
-    /// Tolerates taint `key` with any value (operator `Exists`).
+    /// Tolerates taint `key` with any value (operator `Exists`). The key
+    /// must be a valid label key; tolerating every taint (an empty key) is
+    /// left to a base pod.
     pub fn exists(key: impl Into<String>, effect: TaintEffect) -> Self {
         Toleration {
             key: key.into(),
@@ -221,7 +225,7 @@ impl RunEnvironment {
     }
 
     /// Whether calls run on Spot VMs.
-    pub fn spot(&self) -> bool {
+    pub fn is_spot(&self) -> bool {
         self.inner.spot
     }
 

@@ -293,7 +293,7 @@ fn place(spec: &mut PodSpec, env: &RunEnvironment) {
         }
         tolerations.push(EnvToleration::nvidia_gpu());
     }
-    if env.spot() {
+    if env.is_spot() {
         selector.insert(GKE_SPOT.to_owned(), "true".to_owned());
         tolerations.push(EnvToleration::gke_spot());
         // Cap, never raise: a base pod's shorter grace period stays.
