@@ -45,7 +45,7 @@
 //! - Every other option, on a builder or a description consumed to make
 //!   something (`KubeCluster`, `DockerCluster`, [`LocalCluster`],
 //!   [`SubmitterBuilder`], `GcsStaging::builder`,
-//!   [`VolumeRequest`]), is named after its setting and takes its value:
+//!   [`VolumeRequest`], [`Gpu`]), is named after its setting and takes its value:
 //!   `.namespace("batch")`, `.pending_timeout(d)`, `.staging(uri)`.
 //! - A switch takes a `bool`, never nothing: `.keep_pods(true)`,
 //!   `.keep_on_exit(true)`; what it reads back is `is_*`
@@ -111,8 +111,9 @@ pub use backend::kubernetes::KubeCluster;
 pub use backend::{Cluster, LocalCluster};
 pub use bytes::Bytes;
 pub use environment::{
-    BasePod, DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT, MAX_RETRY_BACKOFF, RunEnvironment, Secret,
-    VolumeLifetime, VolumeMount, VolumeRequest,
+    BasePod, DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT, Gpu, MAX_RETRY_BACKOFF, RunEnvironment,
+    SPOT_DEFAULT_RETRIES, Secret, TaintEffect, Toleration, VolumeLifetime, VolumeMount,
+    VolumeRequest,
 };
 pub use error::{Admission, Attempt, Error, ErrorKind, ErrorSource, Result};
 pub use fanout::{DEFAULT_CONCURRENCY, Map, TryMap};

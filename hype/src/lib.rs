@@ -69,7 +69,7 @@
 //! calls, adds or replaces a part with `with_*` (`with_env`, `with_secret`,
 //! `with_timeout`) and returns a new value. Every other option, on a
 //! builder or description (`KubeCluster`, `DockerCluster`, [`LocalCluster`],
-//! [`SubmitterBuilder`], `GcsStaging::builder`, [`VolumeRequest`]), is named
+//! [`SubmitterBuilder`], `GcsStaging::builder`, [`VolumeRequest`], [`Gpu`]), is named
 //! after its setting and takes its value: `.namespace("batch")`,
 //! `.staging(uri)`. A switch takes a `bool`: `.keep_pods(true)`,
 //! `.keep_on_exit(true)`.
@@ -80,9 +80,10 @@ pub use hype_macros::{main, remote};
 #[doc(inline)]
 pub use hype_runtime::{
     Admission, Attempt, BasePod, Bytes, Call, Cluster, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Error,
-    ErrorKind, ErrorSource, IntoStaging, LocalCluster, LocalStaging, LogMode, Map, RemoteFn,
-    Result, RunEnvironment, Secret, Staging, Submitter, SubmitterBuilder, TryMap, VolumeLifetime,
-    VolumeMount, VolumeRequest, Wire, dispatch_if_hype_run, mount_path,
+    ErrorKind, ErrorSource, Gpu, IntoStaging, LocalCluster, LocalStaging, LogMode, Map, RemoteFn,
+    Result, RunEnvironment, SPOT_DEFAULT_RETRIES, Secret, Staging, Submitter, SubmitterBuilder,
+    TaintEffect, Toleration, TryMap, VolumeLifetime, VolumeMount, VolumeRequest, Wire,
+    dispatch_if_hype_run, mount_path,
 };
 
 /// Fan-out's parts: [`Map`], [`TryMap`] and the future an awaited

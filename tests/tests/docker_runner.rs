@@ -186,6 +186,32 @@ async fn calls_run_in_containers_with_the_environment() {
     s.close_and_check_clean().await;
 }
 
+/// The Kubernetes-only options of an environment (GPUs, Spot, node
+/// selectors, tolerations, priority class, service account, labels,
+/// annotations) are ignored here, not refused.
+#[tokio::test]
+async fn kubernetes_only_options_are_ignored() {
+    let Some(s) = setup("kubernetes_only_options_are_ignored").await else {
+        return;
+    };
+    let env = s
+        .env()
+        .with_gpu(hype::Gpu::nvidia(1).model("nvidia-l4"))
+        .with_spot(true)
+        .with_node_selector("pool", "batch")
+        .with_toleration(hype::Toleration::exists(
+            "dedicated",
+            hype::TaintEffect::NoSchedule,
+        ))
+        .with_priority_class("batch-low")
+        .with_service_account("reader")
+        .with_service_account_token(false)
+        .with_labels([("team", "data")])
+        .with_annotations([("note", "free text")]);
+    assert_eq!(s.submitter.run(math::add(2, 40), &env).await.unwrap(), 42);
+    s.close_and_check_clean().await;
+}
+
 #[tokio::test]
 async fn a_secret_is_readable_and_not_writable() {
     let Some(s) = setup("a_secret_is_readable_and_not_writable").await else {

@@ -96,6 +96,25 @@ async fn the_call_runs_in_another_process_with_the_environment() {
     );
 }
 
+/// The Kubernetes-only options (and the resources) are ignored by the
+/// local runner, not refused.
+#[tokio::test]
+async fn kubernetes_only_options_are_ignored() {
+    let s = Setup::new().await;
+    let env = local()
+        .with_cpu("2")
+        .with_memory("1Gi")
+        .with_gpu(hype::Gpu::nvidia(1).model("nvidia-l4"))
+        .with_spot(true)
+        .with_node_selector("pool", "batch")
+        .with_toleration(hype::Toleration::no_execute_for("k", 30))
+        .with_priority_class("batch-low")
+        .with_service_account("reader")
+        .with_labels([("team", "data")])
+        .with_annotations([("note", "free text")]);
+    assert_eq!(s.submitter.run(math::add(2, 40), &env).await.unwrap(), 42);
+}
+
 #[tokio::test]
 async fn a_user_error_comes_back_typed() {
     let s = Setup::new().await;

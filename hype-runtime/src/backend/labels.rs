@@ -53,3 +53,37 @@ pub(crate) fn session_selector_terms(session: &str) -> [String; 2] {
         format!("{LABEL_SESSION}={}", label_value(session)),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::environment::RunEnvironment;
+
+    /// A user's label or annotation may not set any key hype sets: the
+    /// environment's rule covers them all.
+    #[test]
+    fn users_cannot_set_hypes_keys() {
+        for key in [
+            LABEL_MANAGED_BY,
+            LABEL_SESSION,
+            LABEL_FUNCTION,
+            LABEL_FUNCTION_ID,
+            LABEL_EXECUTION_ID,
+            LABEL_LIFETIME,
+            LABEL_STORAGE_CLASS,
+            LABEL_SIZE,
+            LABEL_OWNER,
+            "hype.dev/execution-marker",
+        ] {
+            let env = RunEnvironment::local()
+                .with_labels([(key, "x")])
+                .with_annotations([(key, "x")]);
+            let err = env.validate().unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("label {key} is hype's own"))
+                    && err.contains(&format!("annotation {key} is hype's own")),
+                "{key}: {err}"
+            );
+        }
+    }
+}

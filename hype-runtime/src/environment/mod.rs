@@ -1,6 +1,8 @@
 //! Where and with what a call runs: [`RunEnvironment`] (image, secrets,
 //! volumes, resources, env vars, timeout, base pod), [`Secret`],
-//! [`VolumeRequest`] and [`VolumeMount`].
+//! [`VolumeRequest`] and [`VolumeMount`]; the pod-only options in
+//! scheduling ([`Gpu`], Spot, node selectors, [`Toleration`]s, priority
+//! class) and identity (service account, labels, annotations).
 //!
 //! Environments are values: every builder returns a new one, and clones
 //! are cheap (one `Arc`), so one environment can be shared by many calls.
@@ -8,7 +10,7 @@
 //! volumes to local directories (see [`crate::mounts`]) and ignores the
 //! image and resource settings; the Kubernetes runner uses all of it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,12 +20,17 @@ use crate::logs::LogMode;
 use crate::retry::Doubling;
 
 // The conversions to engine numbers are for the Docker runner.
+mod identity;
 #[cfg_attr(not(feature = "docker"), allow(dead_code))]
 pub(crate) mod quantity;
+mod scheduling;
 mod secrets;
 mod validation;
 mod volumes;
 
+#[cfg(feature = "kubernetes")]
+pub(crate) use scheduling::{GKE_ACCELERATOR, GKE_SPOT, NVIDIA_GPU, SPOT_GRACE_PERIOD_SECONDS};
+pub use scheduling::{Gpu, TaintEffect, Toleration};
 pub use secrets::Secret;
 pub use volumes::{VolumeLifetime, VolumeMount, VolumeRequest};
 
@@ -60,10 +67,24 @@ struct Settings {
     mounts: Vec<VolumeMount>,
     requests: BTreeMap<String, String>,
     limits: BTreeMap<String, String>,
+    /// The resources whose request or limit was set by `with_request` /
+    /// `with_limit`, which `with_cpu` / `with_memory` leave alone.
+    explicit_requests: BTreeSet<String>,
+    explicit_limits: BTreeSet<String>,
     env: Vec<(String, String)>,
     timeout: Option<Duration>,
     base_pod: Option<BasePod>,
-    retries: u32,
+    /// Unset: 0, or [`SPOT_DEFAULT_RETRIES`] with Spot.
+    retries: Option<u32>,
+    gpu: Option<Gpu>,
+    spot: bool,
+    node_selector: BTreeMap<String, String>,
+    tolerations: Vec<Toleration>,
+    priority_class: Option<String>,
+    service_account: Option<String>,
+    service_account_token: Option<bool>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
     retry_on: Vec<ErrorKind>,
     retry_backoff: Option<Duration>,
     log_mode: Option<LogMode>,
@@ -73,6 +94,11 @@ struct Settings {
 /// ([`RunEnvironment::with_retry_backoff`]); each later wait doubles, up
 /// to [`MAX_RETRY_BACKOFF`], with jitter.
 pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The retries of a call on Spot VMs ([`RunEnvironment::with_spot`])
+/// without [`RunEnvironment::with_retries`]: a preempted call
+/// ([`ErrorKind::Lost`]) runs again up to twice.
+pub const SPOT_DEFAULT_RETRIES: u32 = 2;
 
 /// The longest wait between two attempts of a call.
 pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
@@ -151,20 +177,53 @@ impl RunEnvironment {
         self.with(|s| s.mounts.push(mount))
     }
 
+    /// Gives the call `amount` of cpu (`"2"`, `"750m"`): its request and
+    /// its limit, so the pod is guaranteed what it may use. A request or
+    /// limit of cpu set with [`RunEnvironment::with_request`] or
+    /// [`RunEnvironment::with_limit`] wins over this, in any order: set both
+    /// there for a request below the limit.
+    pub fn with_cpu(self, amount: impl Into<String>) -> Self {
+        self.with_request_and_limit("cpu", amount.into())
+    }
+
+    /// Gives the call `amount` of memory (`"4Gi"`, `"512Mi"`): its request
+    /// and its limit, as [`RunEnvironment::with_cpu`] does for cpu.
+    pub fn with_memory(self, amount: impl Into<String>) -> Self {
+        self.with_request_and_limit("memory", amount.into())
+    }
+
+    fn with_request_and_limit(self, resource: &str, amount: String) -> Self {
+        self.with(|s| {
+            if !s.explicit_requests.contains(resource) {
+                s.requests.insert(resource.to_owned(), amount.clone());
+            }
+            if !s.explicit_limits.contains(resource) {
+                s.limits.insert(resource.to_owned(), amount);
+            }
+        })
+    }
+
     /// Requests an amount of a resource (`"cpu"`, `"750m"`), as in a
     /// container's `resources.requests`. A later request of the same
-    /// resource replaces the earlier one.
+    /// resource replaces the earlier one. For cpu and memory with the
+    /// request equal to the limit, [`RunEnvironment::with_cpu`] and
+    /// [`RunEnvironment::with_memory`] say it once; this is for a request
+    /// below its limit and for other resources (`ephemeral-storage`,
+    /// extended resources).
     pub fn with_request(self, resource: impl Into<String>, amount: impl Into<String>) -> Self {
         let (resource, amount) = (resource.into(), amount.into());
         self.with(|s| {
+            s.explicit_requests.insert(resource.clone());
             s.requests.insert(resource, amount);
         })
     }
 
-    /// Limits a resource (`"memory"`, `"2Gi"`), as in `resources.limits`.
+    /// Limits a resource (`"memory"`, `"2Gi"`), as in `resources.limits`
+    /// (see [`RunEnvironment::with_request`] for when to use which).
     pub fn with_limit(self, resource: impl Into<String>, amount: impl Into<String>) -> Self {
         let (resource, amount) = (resource.into(), amount.into());
         self.with(|s| {
+            s.explicit_limits.insert(resource.clone());
             s.limits.insert(resource, amount);
         })
     }
@@ -195,9 +254,10 @@ impl RunEnvironment {
     /// and bad input are not retried unless asked for with
     /// [`RunEnvironment::with_retry_on`]. When the retries run out the call
     /// fails with [`Error::RetriesExhausted`], which lists every attempt.
-    /// Default: 0 (no retries).
+    /// Default: 0 (no retries), or [`SPOT_DEFAULT_RETRIES`] with
+    /// [`RunEnvironment::with_spot`], where preemption is expected.
     pub fn with_retries(self, n: u32) -> Self {
-        self.with(|s| s.retries = n)
+        self.with(|s| s.retries = Some(n))
     }
 
     /// Also retries failures of `kind` (with [`RunEnvironment::with_retries`]
@@ -241,9 +301,14 @@ impl RunEnvironment {
         self.inner.log_mode
     }
 
-    /// How many times a lost call is run again.
+    /// How many times a lost call is run again: as set, else
+    /// [`SPOT_DEFAULT_RETRIES`] on Spot, else 0.
     pub fn retries(&self) -> u32 {
-        self.inner.retries
+        self.inner.retries.unwrap_or(if self.inner.spot {
+            SPOT_DEFAULT_RETRIES
+        } else {
+            0
+        })
     }
 
     /// Whether a call that failed with `error` is run again (while
@@ -398,6 +463,55 @@ mod tests {
         assert_eq!(with_image.image(), Some("img:1"));
         assert_eq!(with_image.base_pod(), env.base_pod());
         assert_eq!(RunEnvironment::new("img:1").base_pod(), None);
+    }
+
+    #[test]
+    fn spot_calls_retry_twice_unless_told_otherwise() {
+        assert_eq!(RunEnvironment::local().retries(), 0);
+        assert_eq!(RunEnvironment::local().with_spot(true).retries(), 2);
+        assert_eq!(
+            RunEnvironment::local()
+                .with_spot(true)
+                .with_retries(0)
+                .retries(),
+            0,
+            "an explicit with_retries wins"
+        );
+        assert_eq!(
+            RunEnvironment::local()
+                .with_retries(5)
+                .with_spot(true)
+                .retries(),
+            5
+        );
+    }
+
+    #[test]
+    fn cpu_and_memory_leave_explicit_requests_and_limits_alone() {
+        let env = RunEnvironment::local()
+            .with_cpu("2")
+            .with_memory("4Gi")
+            .with_limit("memory", "8Gi");
+        assert_eq!(env.requests()["cpu"], "2");
+        assert_eq!(env.limits()["cpu"], "2");
+        assert_eq!(env.requests()["memory"], "4Gi");
+        assert_eq!(env.limits()["memory"], "8Gi");
+        let both = RunEnvironment::local()
+            .with_request("cpu", "1")
+            .with_limit("cpu", "3")
+            .with_cpu("2");
+        assert_eq!(
+            (
+                both.requests()["cpu"].as_str(),
+                both.limits()["cpu"].as_str()
+            ),
+            ("1", "3")
+        );
+        let bad = RunEnvironment::local().with_memory("lots");
+        let Err(Error::InvalidEnvironment { problems }) = bad.validate() else {
+            panic!("expected InvalidEnvironment");
+        };
+        assert_eq!(problems.len(), 2, "request and limit: {problems:#?}");
     }
 
     #[test]

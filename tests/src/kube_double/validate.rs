@@ -4,13 +4,14 @@
 //!
 //! A subset of the apiserver's validation: the rules a pod runner can
 //! break (names, labels, containers, volumes and mounts, restart policy,
-//! deadlines, resource quantities, claims, secret keys). Objects the double
+//! deadlines, resource quantities, claims, secret keys, node selectors,
+//! tolerations, service account and priority class names). Objects the double
 //! accepts may still be refused by a real cluster for rules not listed here.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
-    Container, PersistentVolumeClaim, Pod, ResourceRequirements, Secret, Volume,
+    Container, PersistentVolumeClaim, Pod, PodSpec, ResourceRequirements, Secret, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -641,7 +642,108 @@ pub(crate) fn pod(pod: &Pod, generated: bool) -> Vec<FieldError> {
             "must be greater than or equal to 0",
         ));
     }
+    validate_placement(spec, &mut errors);
     errors
+}
+
+const TOLERATION_OPERATORS: &[&str] = &["Equal", "Exists"];
+const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
+
+/// The node selector, tolerations, service account and priority class
+/// names, as the apiserver's `ValidatePodSpec` checks them (labels as
+/// `ValidateLabels`, tolerations as `validateTolerations`, the two names
+/// as DNS subdomains).
+fn validate_placement(spec: &PodSpec, errors: &mut Vec<FieldError>) {
+    for (key, value) in spec.node_selector.iter().flatten() {
+        if let Some(problem) = label_key_problem(key) {
+            errors.push(FieldError::invalid(
+                "spec.nodeSelector",
+                json!(key),
+                problem,
+            ));
+        }
+        if let Some(problem) = label_value_problem(value) {
+            errors.push(FieldError::invalid(
+                "spec.nodeSelector",
+                json!(value),
+                problem,
+            ));
+        }
+    }
+    for (i, t) in spec.tolerations.iter().flatten().enumerate() {
+        let field = format!("spec.tolerations[{i}]");
+        let key = t.key.as_deref().unwrap_or_default();
+        let operator = t.operator.as_deref().unwrap_or_default();
+        let value = t.value.as_deref().unwrap_or_default();
+        if !key.is_empty() {
+            if let Some(problem) = label_key_problem(key) {
+                errors.push(FieldError::invalid(
+                    format!("{field}.key"),
+                    json!(key),
+                    problem,
+                ));
+            }
+        } else if operator != "Exists" {
+            errors.push(FieldError::invalid(
+                format!("{field}.operator"),
+                json!(operator),
+                "operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
+            ));
+        }
+        if t.toleration_seconds.is_some() && t.effect.as_deref() != Some("NoExecute") {
+            errors.push(FieldError::invalid(
+                format!("{field}.effect"),
+                json!(t.effect.as_deref().unwrap_or_default()),
+                "effect must be 'NoExecute' when `tolerationSeconds` is set",
+            ));
+        }
+        match operator {
+            "" | "Equal" => {
+                if let Some(problem) = label_value_problem(value) {
+                    errors.push(FieldError::invalid(
+                        format!("{field}.operator"),
+                        json!(value),
+                        problem,
+                    ));
+                }
+            }
+            "Exists" => {
+                if !value.is_empty() {
+                    errors.push(FieldError::invalid(
+                        format!("{field}.operator"),
+                        json!(value),
+                        "value must be empty when `operator` is 'Exists'",
+                    ));
+                }
+            }
+            other => errors.push(FieldError::new(
+                format!("{field}.operator"),
+                ErrorType::NotSupported(json!(other), TOLERATION_OPERATORS),
+                "",
+            )),
+        }
+        if let Some(effect) = t.effect.as_deref()
+            && !effect.is_empty()
+            && !TAINT_EFFECTS.contains(&effect)
+        {
+            errors.push(FieldError::new(
+                format!("{field}.effect"),
+                ErrorType::NotSupported(json!(effect), TAINT_EFFECTS),
+                "",
+            ));
+        }
+    }
+    for (field, name) in [
+        ("spec.serviceAccountName", &spec.service_account_name),
+        ("spec.priorityClassName", &spec.priority_class_name),
+    ] {
+        if let Some(name) = name.as_deref()
+            && !name.is_empty()
+            && let Some(problem) = dns1123_subdomain_problem(name)
+        {
+            errors.push(FieldError::invalid(field, json!(name), problem));
+        }
+    }
 }
 
 fn validate_container(
@@ -916,6 +1018,43 @@ mod tests {
     fn message(p: &Pod) -> String {
         let errors = pod(p, false);
         invalid_status("Pod", p.metadata.name.as_deref().unwrap_or(""), &errors).0
+    }
+
+    #[test]
+    fn placement_is_checked_as_the_apiserver_does() {
+        let p = pod_json(json!({"metadata": {"name": "x"}, "spec": {
+            "nodeSelector": {"bad key!": "v", "pool": "no spaces"},
+            "tolerations": [
+                {"operator": "Equal", "value": "v"},
+                {"key": "k", "operator": "Exists", "value": "v", "effect": "NoSchedule"},
+                {"key": "k", "operator": "Like", "effect": "Sometimes"},
+                {"key": "k", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}],
+            "serviceAccountName": "Not_OK", "priorityClassName": "UPPER",
+            "containers": [{"name": "c", "image": "i"}]}}));
+        let m = message(&p);
+        for needle in [
+            "spec.nodeSelector: Invalid value: \"bad key!\"",
+            "spec.nodeSelector: Invalid value: \"no spaces\"",
+            "spec.tolerations[0].operator: Invalid value: \"Equal\": operator must be Exists when `key` is empty",
+            "spec.tolerations[1].operator: Invalid value: \"v\": value must be empty when `operator` is 'Exists'",
+            "spec.tolerations[2].operator: Unsupported value: \"Like\"",
+            "spec.tolerations[2].effect: Unsupported value: \"Sometimes\"",
+            "spec.tolerations[3].effect: Invalid value: \"NoSchedule\": effect must be 'NoExecute' when `tolerationSeconds` is set",
+            "spec.serviceAccountName: Invalid value: \"Not_OK\"",
+            "spec.priorityClassName: Invalid value: \"UPPER\"",
+        ] {
+            assert!(m.contains(needle), "{m} lacks {needle}");
+        }
+        let fine = pod_json(json!({"metadata": {"name": "x"}, "spec": {
+            "nodeSelector": {"cloud.google.com/gke-spot": "true"},
+            "tolerations": [
+                {"operator": "Exists"},
+                {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+                {"key": "k", "value": "v"},
+                {"key": "k", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}],
+            "serviceAccountName": "reader", "priorityClassName": "batch-low",
+            "containers": [{"name": "c", "image": "i"}]}}));
+        assert_eq!(pod(&fine, false), Vec::new());
     }
 
     #[test]

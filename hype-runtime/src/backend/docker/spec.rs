@@ -250,6 +250,12 @@ pub fn build(request: &ContainerRequest<'_>) -> Result<ContainerPlan, Error> {
     if env.base_pod().is_some() {
         tracing::debug!("the Docker runner ignores the environment's base pod");
     }
+    for option in env.pod_only_options() {
+        tracing::debug!(
+            option,
+            "the Docker runner ignores this Kubernetes-only option"
+        );
+    }
 
     if !problems.is_empty() {
         return Err(Error::InvalidEnvironment { problems });
@@ -468,6 +474,29 @@ mod tests {
         // Without one, the image's own entrypoint runs.
         let plan = build(&request(&self::job(), &env, Path::new("/nonexistent"), &[])).unwrap();
         assert_eq!(plan.body.entrypoint, None);
+    }
+
+    #[test]
+    fn kubernetes_only_options_are_ignored_and_cpu_and_memory_apply() {
+        use crate::environment::{Gpu, TaintEffect, Toleration};
+        let env = RunEnvironment::new("env:1")
+            .with_cpu("2")
+            .with_memory("1Gi")
+            .with_gpu(Gpu::nvidia(1).model("nvidia-l4"))
+            .with_spot(true)
+            .with_node_selector("pool", "batch")
+            .with_toleration(Toleration::exists("k", TaintEffect::NoSchedule))
+            .with_priority_class("low")
+            .with_service_account("reader")
+            .with_service_account_token(true)
+            .with_labels([("team", "data")])
+            .with_annotations([("note", "text")]);
+        assert_eq!(env.pod_only_options().len(), 9);
+        let job = job();
+        let plan = build(&request(&job, &env, Path::new("/nonexistent"), &[])).unwrap();
+        let host = plan.body.host_config.as_ref().unwrap();
+        assert_eq!(host.nano_cpus, Some(2_000_000_000));
+        assert_eq!(host.memory, Some(1 << 30));
     }
 
     #[test]

@@ -18,23 +18,36 @@
 //!   base pod selects an arch itself (node selector or node affinity);
 //! - a restrictive security context (no privilege escalation, all
 //!   capabilities dropped, `RuntimeDefault` seccomp) unless a base pod sets
-//!   its own.
+//!   its own;
+//! - the pod options: GPUs (limit `nvidia.com/gpu`, its toleration, the
+//!   model's node selector), Spot (node selector, toleration, grace period
+//!   capped at 25 s), node selectors, tolerations, priority class, service
+//!   account, `automountServiceAccountToken: false` unless a service account
+//!   is named or the token asked for, and the user's labels and annotations
+//!   (under hype's own).
 //!
 //! A base pod ([`RunEnvironment::from_yaml`]) must have a container named
 //! `hype-run` without an image; its args are replaced (with a warning), its
-//! resource requests and limits are merged with the environment's, which win.
+//! resource requests and limits are merged with the environment's, which win;
+//! so are its labels, annotations, node selector and tolerations (added to),
+//! service account, priority class and grace period (replaced when an
+//! option sets them).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EnvVar, PersistentVolumeClaimVolumeSource, Pod, PodSpec,
-    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Toleration, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use crate::backend::labels;
-use crate::environment::RunEnvironment;
+use crate::environment::{
+    GKE_ACCELERATOR, GKE_SPOT, NVIDIA_GPU, RunEnvironment, SPOT_GRACE_PERIOD_SECONDS,
+    Toleration as EnvToleration,
+};
 use crate::error::Error;
 
 /// The name of the container that runs the call.
@@ -118,7 +131,10 @@ pub fn build(request: &PodRequest<'_>) -> Result<Pod, Error> {
         None => Pod::default(),
     };
 
+    // The base pod's, then the environment's, then hype's own (validation
+    // refused a user's key of hype's).
     let mut labels = pod.metadata.labels.take().unwrap_or_default();
+    labels.extend(env.labels().clone());
     labels.extend(labels::session_labels::<BTreeMap<_, _>>(request.session));
     labels.insert(
         labels::LABEL_FUNCTION.to_owned(),
@@ -131,6 +147,7 @@ pub fn build(request: &PodRequest<'_>) -> Result<Pod, Error> {
         ),
     );
     let mut annotations = pod.metadata.annotations.take().unwrap_or_default();
+    annotations.extend(env.annotations().clone());
     annotations.insert(
         labels::LABEL_FUNCTION_ID.to_owned(),
         request.function.to_owned(),
@@ -199,6 +216,12 @@ pub fn build(request: &PodRequest<'_>) -> Result<Pod, Error> {
         .get_or_insert_with(ResourceRequirements::default);
     merge_quantities(&mut resources.requests, env.requests());
     merge_quantities(&mut resources.limits, env.limits());
+    if let Some(gpu) = env.gpu() {
+        resources
+            .limits
+            .get_or_insert_with(BTreeMap::new)
+            .insert(NVIDIA_GPU.to_owned(), Quantity(gpu.count().to_string()));
+    }
 
     let mut mounts: Vec<VolumeMount> = container.volume_mounts.take().unwrap_or_default();
     let mut volumes: Vec<Volume> = spec.volumes.take().unwrap_or_default();
@@ -247,6 +270,8 @@ pub fn build(request: &PodRequest<'_>) -> Result<Pod, Error> {
     }
     container.volume_mounts = (!mounts.is_empty()).then_some(mounts);
     spec.volumes = (!volumes.is_empty()).then_some(volumes);
+    place(spec, env);
+    identify(spec, env);
     if let Some(arch) = request.arch
         && !selects_arch(spec)
     {
@@ -255,6 +280,84 @@ pub fn build(request: &PodRequest<'_>) -> Result<Pod, Error> {
             .insert(ARCH_LABEL.to_owned(), arch.go_name().to_owned());
     }
     Ok(pod)
+}
+
+/// Where the pod runs: the environment's node selectors, tolerations,
+/// GPUs, Spot and priority class, over the base pod's.
+fn place(spec: &mut PodSpec, env: &RunEnvironment) {
+    let mut selector: BTreeMap<String, String> = env.node_selector().clone();
+    let mut tolerations: Vec<EnvToleration> = env.tolerations().to_vec();
+    if let Some(gpu) = env.gpu() {
+        if let Some(model) = gpu.model_name() {
+            selector.insert(GKE_ACCELERATOR.to_owned(), model.to_owned());
+        }
+        tolerations.push(EnvToleration::nvidia_gpu());
+    }
+    if env.is_spot() {
+        selector.insert(GKE_SPOT.to_owned(), "true".to_owned());
+        tolerations.push(EnvToleration::gke_spot());
+        // Cap, never raise: a base pod's shorter grace period stays.
+        let grace = spec
+            .termination_grace_period_seconds
+            .unwrap_or(KUBERNETES_GRACE_PERIOD_SECONDS);
+        spec.termination_grace_period_seconds = Some(grace.min(SPOT_GRACE_PERIOD_SECONDS));
+    }
+    if !selector.is_empty() {
+        spec.node_selector
+            .get_or_insert_with(BTreeMap::new)
+            .extend(selector);
+    }
+    if !tolerations.is_empty() {
+        let list = spec.tolerations.get_or_insert_with(Vec::new);
+        for toleration in tolerations {
+            let toleration = pod_toleration(&toleration);
+            if !list.contains(&toleration) {
+                list.push(toleration);
+            }
+        }
+    }
+    if let Some(class) = env.priority_class() {
+        spec.priority_class_name = Some(class.to_owned());
+    }
+}
+
+/// The grace period Kubernetes gives a pod that sets none.
+const KUBERNETES_GRACE_PERIOD_SECONDS: i64 = 30;
+
+fn pod_toleration(toleration: &EnvToleration) -> Toleration {
+    Toleration {
+        key: Some(toleration.key().to_owned()),
+        operator: Some(
+            if toleration.value().is_some() {
+                "Equal"
+            } else {
+                "Exists"
+            }
+            .to_owned(),
+        ),
+        value: toleration.value().map(str::to_owned),
+        effect: Some(toleration.effect().as_str().to_owned()),
+        toleration_seconds: toleration
+            .seconds()
+            .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+    }
+}
+
+/// Who the pod is: the service account, and no API token unless a
+/// service account is named (here or in the base pod) or asked for.
+fn identify(spec: &mut PodSpec, env: &RunEnvironment) {
+    if let Some(account) = env.service_account() {
+        spec.service_account_name = Some(account.to_owned());
+    }
+    match env.service_account_token() {
+        Some(mount) => spec.automount_service_account_token = Some(mount),
+        None if spec.service_account_name.is_none()
+            && spec.automount_service_account_token.is_none() =>
+        {
+            spec.automount_service_account_token = Some(false);
+        }
+        None => {}
+    }
 }
 
 /// Whether a (base) pod spec already chooses nodes by machine type.
@@ -577,6 +680,243 @@ spec:
     fn no_image_is_a_clear_error() {
         let err = build(&request(&RunEnvironment::local())).unwrap_err();
         assert!(err.to_string().contains("no image"), "{err}");
+    }
+
+    fn spec_of(env: &RunEnvironment) -> PodSpec {
+        build(&request(env)).unwrap().spec.unwrap()
+    }
+
+    /// A toleration's key, operator, value, effect and seconds.
+    type Tolerated = (String, String, Option<String>, String, Option<i64>);
+
+    fn tolerations_of(spec: &PodSpec) -> Vec<Tolerated> {
+        spec.tolerations
+            .iter()
+            .flatten()
+            .map(|t| {
+                (
+                    t.key.clone().unwrap_or_default(),
+                    t.operator.clone().unwrap_or_default(),
+                    t.value.clone(),
+                    t.effect.clone().unwrap_or_default(),
+                    t.toleration_seconds,
+                )
+            })
+            .collect()
+    }
+
+    fn base_env(yaml: &str) -> (tempfile::TempDir, RunEnvironment) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("base.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let env = RunEnvironment::from_yaml(&path).unwrap().with_image("img");
+        (dir, env)
+    }
+
+    #[test]
+    fn a_gpu_sets_its_limit_toleration_and_model_selector() {
+        use crate::environment::Gpu;
+        let spec = spec_of(&RunEnvironment::new("img").with_gpu(Gpu::nvidia(2).model("nvidia-l4")));
+        let limits = spec.containers[0]
+            .resources
+            .as_ref()
+            .unwrap()
+            .limits
+            .clone()
+            .unwrap();
+        assert_eq!(limits["nvidia.com/gpu"], Quantity("2".into()));
+        assert_eq!(
+            spec.node_selector.as_ref().unwrap()["cloud.google.com/gke-accelerator"],
+            "nvidia-l4"
+        );
+        assert_eq!(
+            tolerations_of(&spec),
+            [(
+                "nvidia.com/gpu".into(),
+                "Exists".into(),
+                None,
+                "NoSchedule".into(),
+                None
+            )]
+        );
+        let any_model = spec_of(&RunEnvironment::new("img").with_gpu(Gpu::nvidia(1)));
+        assert_eq!(any_model.node_selector, None, "no model, no node selector");
+        assert_eq!(tolerations_of(&any_model).len(), 1);
+    }
+
+    #[test]
+    fn spot_selects_spot_nodes_tolerates_them_and_caps_the_grace_period() {
+        let spec = spec_of(&RunEnvironment::new("img").with_spot(true));
+        assert_eq!(
+            spec.node_selector.as_ref().unwrap()["cloud.google.com/gke-spot"],
+            "true"
+        );
+        assert_eq!(
+            tolerations_of(&spec),
+            [(
+                "cloud.google.com/gke-spot".into(),
+                "Equal".into(),
+                Some("true".into()),
+                "NoSchedule".into(),
+                None
+            )]
+        );
+        assert_eq!(spec.termination_grace_period_seconds, Some(25));
+        let off = spec_of(&RunEnvironment::new("img").with_spot(false));
+        assert_eq!(off.node_selector, None);
+        assert_eq!(off.termination_grace_period_seconds, None);
+        // A base pod's shorter grace period stays; a longer one is capped.
+        for (base, expected) in [(10, 10), (60, 25)] {
+            let (_dir, env) = base_env(&format!(
+                "spec:\n  terminationGracePeriodSeconds: {base}\n  containers:\n    - name: hype-run\n"
+            ));
+            let spec = spec_of(&env.with_spot(true));
+            assert_eq!(
+                spec.termination_grace_period_seconds,
+                Some(expected),
+                "{base}"
+            );
+        }
+    }
+
+    #[test]
+    fn node_selectors_and_tolerations_merge_with_the_base_pod_and_win() {
+        use crate::environment::{TaintEffect, Toleration as T};
+        let (_dir, env) = base_env(
+            "spec:\n  nodeSelector:\n    pool: highmem\n    zone: a\n  tolerations:\n    - key: dedicated\n      operator: Exists\n      effect: NoSchedule\n  containers:\n    - name: hype-run\n",
+        );
+        let env = env
+            .with_node_selector("pool", "batch")
+            .with_toleration(T::equal("team", "data", TaintEffect::PreferNoSchedule))
+            .with_toleration(T::no_execute_for("node.kubernetes.io/unreachable", 60))
+            .with_toleration(T::exists("dedicated", TaintEffect::NoSchedule));
+        let spec = spec_of(&env);
+        let selector = spec.node_selector.as_ref().unwrap();
+        assert_eq!(selector["pool"], "batch", "the option wins");
+        assert_eq!(selector["zone"], "a", "the base pod's other keys stay");
+        assert_eq!(
+            tolerations_of(&spec),
+            [
+                (
+                    "dedicated".into(),
+                    "Exists".into(),
+                    None,
+                    "NoSchedule".into(),
+                    None
+                ),
+                (
+                    "team".into(),
+                    "Equal".into(),
+                    Some("data".into()),
+                    "PreferNoSchedule".into(),
+                    None
+                ),
+                (
+                    "node.kubernetes.io/unreachable".into(),
+                    "Exists".into(),
+                    None,
+                    "NoExecute".into(),
+                    Some(60)
+                ),
+            ],
+            "added to the base pod's, without duplicates"
+        );
+    }
+
+    #[test]
+    fn a_node_selector_of_the_arch_stands_for_the_shipped_arch() {
+        let env = RunEnvironment::new("img").with_node_selector(ARCH_LABEL, "amd64");
+        let pod = build(&PodRequest {
+            arch: Some(crate::backend::Arch::Aarch64),
+            ..request(&env)
+        })
+        .unwrap();
+        assert_eq!(
+            pod.spec.unwrap().node_selector.unwrap()[ARCH_LABEL],
+            "amd64"
+        );
+    }
+
+    #[test]
+    fn the_priority_class_is_set_over_the_base_pods() {
+        let spec = spec_of(&RunEnvironment::new("img").with_priority_class("batch-low"));
+        assert_eq!(spec.priority_class_name.as_deref(), Some("batch-low"));
+        let (_dir, env) =
+            base_env("spec:\n  priorityClassName: high\n  containers:\n    - name: hype-run\n");
+        assert_eq!(spec_of(&env).priority_class_name.as_deref(), Some("high"));
+        let spec = spec_of(&env.with_priority_class("batch-low"));
+        assert_eq!(spec.priority_class_name.as_deref(), Some("batch-low"));
+    }
+
+    #[test]
+    fn no_api_token_unless_a_service_account_is_named_or_the_token_asked_for() {
+        let plain = spec_of(&RunEnvironment::new("img"));
+        assert_eq!(plain.automount_service_account_token, Some(false));
+        assert_eq!(plain.service_account_name, None);
+
+        let named = spec_of(&RunEnvironment::new("img").with_service_account("reader"));
+        assert_eq!(named.service_account_name.as_deref(), Some("reader"));
+        assert_eq!(
+            named.automount_service_account_token, None,
+            "the cluster's default"
+        );
+
+        let no_token = spec_of(
+            &RunEnvironment::new("img")
+                .with_service_account("reader")
+                .with_service_account_token(false),
+        );
+        assert_eq!(no_token.automount_service_account_token, Some(false));
+        let token = spec_of(&RunEnvironment::new("img").with_service_account_token(true));
+        assert_eq!(token.automount_service_account_token, Some(true));
+
+        let (_dir, env) = base_env(
+            "spec:\n  serviceAccountName: from-base\n  containers:\n    - name: hype-run\n",
+        );
+        let base = spec_of(&env);
+        assert_eq!(base.service_account_name.as_deref(), Some("from-base"));
+        assert_eq!(base.automount_service_account_token, None);
+        let over = spec_of(&env.with_service_account("reader"));
+        assert_eq!(over.service_account_name.as_deref(), Some("reader"));
+    }
+
+    #[test]
+    fn user_labels_and_annotations_join_hypes_which_win() {
+        let (_dir, env) = base_env(
+            "metadata:\n  labels:\n    team: base\n    keep: \"1\"\n  annotations:\n    note: base\nspec:\n  containers:\n    - name: hype-run\n",
+        );
+        let env = env
+            .with_labels([("team", "data"), ("cost-center", "42")])
+            .with_annotations([("note", "free text: anything at all")]);
+        let pod = build(&request(&env)).unwrap();
+        let labels = pod.metadata.labels.unwrap();
+        assert_eq!(labels["team"], "data", "the option wins over the base pod");
+        assert_eq!(labels["keep"], "1");
+        assert_eq!(labels["cost-center"], "42");
+        assert_eq!(labels[labels::LABEL_MANAGED_BY], labels::MANAGED_BY);
+        let annotations = pod.metadata.annotations.unwrap();
+        assert_eq!(annotations["note"], "free text: anything at all");
+        assert_eq!(
+            annotations[labels::LABEL_FUNCTION_ID],
+            "my_crate::jobs::word_count"
+        );
+    }
+
+    #[test]
+    fn cpu_and_memory_set_requests_equal_to_limits() {
+        let env = RunEnvironment::new("img").with_cpu("2").with_memory("4Gi");
+        let resources = spec_of(&env).containers[0].resources.clone().unwrap();
+        for map in [resources.requests.unwrap(), resources.limits.unwrap()] {
+            assert_eq!(map["cpu"], Quantity("2".into()));
+            assert_eq!(map["memory"], Quantity("4Gi".into()));
+        }
+        // An explicit request stays below the limit, in either order.
+        let env = RunEnvironment::new("img")
+            .with_request("cpu", "500m")
+            .with_cpu("2");
+        let resources = spec_of(&env).containers[0].resources.clone().unwrap();
+        assert_eq!(resources.requests.unwrap()["cpu"], Quantity("500m".into()));
+        assert_eq!(resources.limits.unwrap()["cpu"], Quantity("2".into()));
     }
 
     #[test]

@@ -147,6 +147,12 @@ pub(crate) struct LocalRunner {
 
 impl LocalRunner {
     async fn run_job(&self, job: Job, env: &RunEnvironment) -> Result<String, Error> {
+        for option in env.pod_only_options() {
+            tracing::debug!(
+                option,
+                "the local runner ignores this Kubernetes-only option"
+            );
+        }
         let mounts = {
             let (dirs, env) = (Arc::clone(&self.dirs), env.clone());
             tokio::task::spawn_blocking(move || dirs.map_mounts(&env))
