@@ -1,5 +1,6 @@
 //! Parsing of the attributes' own arguments: `#[hype::remote(name = "…",
-//! crate = "…")]` and `#[hype::main(crate = "…", interrupts = false)]`.
+//! crate = "…", cpu = "2", memory = "4Gi", gpu = "nvidia-l4:1",
+//! timeout = "10m", retries = 2, spot)]` and `#[hype::main(crate = "…", interrupts = false)]`.
 //!
 //! The keys are read with [`syn::meta::parser`], as serde_derive reads its
 //! attributes. Problems are reported to the [`Ctxt`] rather than returned, so
@@ -15,6 +16,7 @@ use syn::parse::{ParseStream, Parser};
 use syn::{Expr, ExprLit, Lit, LitBool, LitStr, Path, Token};
 
 use crate::ctxt::Ctxt;
+use crate::values;
 
 /// What the messages say about one attribute.
 struct Attr {
@@ -28,7 +30,7 @@ struct Attr {
 
 const REMOTE: Attr = Attr {
     name: "#[hype::remote]",
-    keys: "`name`, `crate`",
+    keys: "`name`, `crate`, `cpu`, `memory`, `gpu`, `timeout`, `retries`, `spot`",
     example: "name = \"jobs::word_count\"",
 };
 
@@ -45,6 +47,25 @@ pub struct RemoteArgs {
     pub name: Option<LitStr>,
     /// `crate = "…"`: the path to the `hype` crate.
     pub krate: Option<Path>,
+    /// The function's defaults, each value checked.
+    pub defaults: Defaults,
+}
+
+/// The defaults `#[hype::remote(…)]` gives its function, checked.
+#[derive(Debug, Default)]
+pub struct Defaults {
+    /// `cpu = "2"`: a quantity.
+    pub cpu: Option<LitStr>,
+    /// `memory = "4Gi"`: a quantity.
+    pub memory: Option<LitStr>,
+    /// `gpu = "nvidia-l4:1"`: the count and the model.
+    pub gpu: Option<(u32, Option<String>)>,
+    /// `timeout = "10m"`, in milliseconds.
+    pub timeout_millis: Option<u64>,
+    /// `retries = 2`.
+    pub retries: Option<u32>,
+    /// `spot` or `spot = true|false`.
+    pub spot: Option<bool>,
 }
 
 /// The arguments of `#[hype::main(…)]`.
@@ -75,6 +96,12 @@ impl RemoteArgs {
     pub fn parse(ctxt: &Ctxt, tokens: TokenStream) -> RemoteArgs {
         let mut name = Once::new(&REMOTE, "name");
         let mut krate = Once::new(&REMOTE, "crate");
+        let mut cpu = Once::new(&REMOTE, "cpu");
+        let mut memory = Once::new(&REMOTE, "memory");
+        let mut gpu = Once::new(&REMOTE, "gpu");
+        let mut timeout = Once::new(&REMOTE, "timeout");
+        let mut retries = Once::new(&REMOTE, "retries");
+        let mut spot = Once::new(&REMOTE, "spot");
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident("name") {
                 let expected = "#[hype::remote] `name` expects a string literal, such as `name = \"jobs::word_count\"`";
@@ -94,6 +121,74 @@ impl RemoteArgs {
                 if let Some(path) = crate_value(ctxt, &REMOTE, &meta)? {
                     krate.set(ctxt, &meta.path, path);
                 }
+            } else if meta.path.is_ident("cpu") || meta.path.is_ident("memory") {
+                let (key, once) = if meta.path.is_ident("cpu") {
+                    ("cpu", &mut cpu)
+                } else {
+                    ("memory", &mut memory)
+                };
+                let example = if key == "cpu" { "\"2\"" } else { "\"4Gi\"" };
+                let expected = format!(
+                    "#[hype::remote] `{key}` expects a quantity as a string literal, such as `{key} = {example}`"
+                );
+                if let Some(lit) = string_value(ctxt, &meta, &expected)? {
+                    match values::quantity(&lit.value()) {
+                        Ok(()) => once.set(ctxt, &meta.path, lit),
+                        Err(why) => ctxt.error_spanned_by(
+                            &lit,
+                            format!("#[hype::remote] `{key}` must be a Kubernetes quantity, such as `{key} = {example}`: {why}"),
+                        ),
+                    }
+                }
+            } else if meta.path.is_ident("gpu") {
+                let expected = "#[hype::remote] `gpu` expects `MODEL:COUNT` or `COUNT` as a string literal, such as `gpu = \"nvidia-l4:1\"`";
+                if let Some(lit) = string_value(ctxt, &meta, expected)? {
+                    match values::gpu(&lit.value()) {
+                        Ok(value) => gpu.set(ctxt, &meta.path, value),
+                        Err(why) => ctxt.error_spanned_by(
+                            &lit,
+                            format!(
+                                "#[hype::remote] `gpu` must be `MODEL:COUNT` or `COUNT`: {why}"
+                            ),
+                        ),
+                    }
+                }
+            } else if meta.path.is_ident("timeout") {
+                let expected = "#[hype::remote] `timeout` expects a duration as a string literal, such as `timeout = \"10m\"` (units `ms`, `s`, `m`, `h`)";
+                if let Some(lit) = string_value(ctxt, &meta, expected)? {
+                    match values::duration_millis(&lit.value()) {
+                        Ok(millis) => timeout.set(ctxt, &meta.path, millis),
+                        Err(why) => ctxt.error_spanned_by(
+                            &lit,
+                            format!("#[hype::remote] `timeout` must be a duration such as `timeout = \"10m\"`: {why}"),
+                        ),
+                    }
+                }
+            } else if meta.path.is_ident("retries") {
+                let expected =
+                    "#[hype::remote] `retries` expects a whole number, such as `retries = 2`";
+                if let Some(lit) = lit_value(ctxt, &meta, expected)? {
+                    match &lit {
+                        Lit::Int(int) => match int.base10_parse::<u32>() {
+                            Ok(n) => retries.set(ctxt, &meta.path, n),
+                            Err(_) => ctxt.error_spanned_by(
+                                &lit,
+                                format!("#[hype::remote] `retries` must be a whole number from 0 to {}, such as `retries = 2`", u32::MAX),
+                            ),
+                        },
+                        _ => ctxt.error_spanned_by(&lit, expected),
+                    }
+                }
+            } else if meta.path.is_ident("spot") {
+                let expected = "#[hype::remote] `spot` is written alone, or with `true` or `false`, such as `spot` or `spot = false`";
+                if meta.input.is_empty() || meta.input.peek(Token![,]) {
+                    spot.set(ctxt, &meta.path, true);
+                } else if let Some(lit) = lit_value(ctxt, &meta, expected)? {
+                    match lit {
+                        Lit::Bool(LitBool { value, .. }) => spot.set(ctxt, &meta.path, value),
+                        other => ctxt.error_spanned_by(other, expected),
+                    }
+                }
             } else {
                 unknown(ctxt, &REMOTE, &meta)?;
             }
@@ -103,6 +198,14 @@ impl RemoteArgs {
         RemoteArgs {
             name: name.value,
             krate: krate.value,
+            defaults: Defaults {
+                cpu: cpu.value,
+                memory: memory.value,
+                gpu: gpu.value,
+                timeout_millis: timeout.value,
+                retries: retries.value,
+                spot: spot.value,
+            },
         }
     }
 }
@@ -416,10 +519,10 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "unknown #[hype::remote] argument `nme`; expected one of: `name`, `crate`",
+                "unknown #[hype::remote] argument `nme`; expected one of: `name`, `crate`, `cpu`, `memory`, `gpu`, `timeout`, `retries`, `spot`",
                 "#[hype::remote] `name` expects a string literal, such as `name = \"jobs::word_count\"`",
                 "#[hype::remote] `name` expects a string literal, such as `name = \"jobs::word_count\"`",
-                "unknown #[hype::remote] argument `type`; expected one of: `name`, `crate`",
+                "unknown #[hype::remote] argument `type`; expected one of: `name`, `crate`, `cpu`, `memory`, `gpu`, `timeout`, `retries`, `spot`",
                 "#[hype::remote] `name` must not be empty; give a stable ID such as `name = \"jobs::word_count\"`, or remove it to use `module_path::fn_name`",
                 "duplicate #[hype::remote] argument `name`; give it once",
                 "#[hype::remote] `crate` expects the path to hype as a string literal, such as `crate = \"my_crate::hype\"`",
@@ -427,7 +530,7 @@ mod tests {
                 "#[hype::remote] `crate` must be a path to the hype crate, such as `crate = \"my_crate::hype\"`; `` is not a path",
                 "#[hype::remote] `crate` must be a path to the hype crate, such as `crate = \"my_crate::hype\"`; `a::<T>` is not a path",
                 "duplicate #[hype::remote] argument `crate`; give it once",
-                "unknown #[hype::remote] argument `a::b`; expected one of: `name`, `crate`",
+                "unknown #[hype::remote] argument `a::b`; expected one of: `name`, `crate`, `cpu`, `memory`, `gpu`, `timeout`, `retries`, `spot`",
             ]
         );
     }
@@ -461,12 +564,68 @@ mod tests {
     }
 
     #[test]
+    fn defaults_are_read_and_checked() {
+        let (args, errors) = parse(quote!(
+            cpu = "2",
+            memory = "4Gi",
+            gpu = "nvidia-l4:1",
+            timeout = "10m",
+            retries = 2,
+            spot
+        ));
+        assert!(errors.is_empty(), "{errors:?}");
+        let d = args.defaults;
+        assert_eq!(d.cpu.unwrap().value(), "2");
+        assert_eq!(d.memory.unwrap().value(), "4Gi");
+        assert_eq!(d.gpu, Some((1, Some("nvidia-l4".to_owned()))));
+        assert_eq!(d.timeout_millis, Some(600_000));
+        assert_eq!(d.retries, Some(2));
+        assert_eq!(d.spot, Some(true));
+        let (args, errors) = parse(quote!(spot = false, gpu = "2"));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(args.defaults.spot, Some(false));
+        assert_eq!(args.defaults.gpu, Some((2, None)));
+
+        let (args, errors) = parse(quote!(
+            cpu = "lots",
+            memory = 4,
+            gpu = "nvidia-l4",
+            gpu = "17",
+            timeout = "10min",
+            timeout = 10,
+            retries = "2",
+            retries = -1,
+            spot = "yes",
+            spot = 1,
+            cpu = "1",
+            cpu = "2"
+        ));
+        assert_eq!(args.defaults.cpu.unwrap().value(), "1");
+        assert_eq!(
+            errors,
+            [
+                "#[hype::remote] `cpu` must be a Kubernetes quantity, such as `cpu = \"2\"`: \"lots\" is not a quantity (expected e.g. 500m, 2, 512Mi, 1G)",
+                "#[hype::remote] `memory` expects a quantity as a string literal, such as `memory = \"4Gi\"`",
+                "#[hype::remote] `gpu` must be `MODEL:COUNT` or `COUNT`: \"nvidia-l4\" is not `MODEL:COUNT` or `COUNT`, such as \"nvidia-l4:1\" or \"2\"",
+                "#[hype::remote] `gpu` must be `MODEL:COUNT` or `COUNT`: \"17\" asks for 17 GPUs; the count must be from 1 to 16",
+                "#[hype::remote] `timeout` must be a duration such as `timeout = \"10m\"`: \"10min\" is not a duration: write a whole number and a unit, `ms`, `s`, `m` or `h`, such as \"10m\"",
+                "#[hype::remote] `timeout` expects a duration as a string literal, such as `timeout = \"10m\"` (units `ms`, `s`, `m`, `h`)",
+                "#[hype::remote] `retries` expects a whole number, such as `retries = 2`",
+                "#[hype::remote] `retries` expects a whole number, such as `retries = 2`",
+                "#[hype::remote] `spot` is written alone, or with `true` or `false`, such as `spot` or `spot = false`",
+                "#[hype::remote] `spot` is written alone, or with `true` or `false`, such as `spot` or `spot = false`",
+                "duplicate #[hype::remote] argument `cpu`; give it once",
+            ]
+        );
+    }
+
+    #[test]
     fn syntax_errors_keep_earlier_problems() {
         let (_, errors) = parse(quote!(nme = "x", "oops"));
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert_eq!(
             errors[1],
-            "unexpected literal in nested attribute, expected ident: #[hype::remote] takes comma-separated arguments such as `name = \"jobs::word_count\"`; expected one of: `name`, `crate`"
+            "unexpected literal in nested attribute, expected ident: #[hype::remote] takes comma-separated arguments such as `name = \"jobs::word_count\"`; expected one of: `name`, `crate`, `cpu`, `memory`, `gpu`, `timeout`, `retries`, `spot`"
         );
         let (args, errors) = parse_main(quote!(interrupts = false crate = "h"));
         assert!(!args.interrupts);

@@ -14,7 +14,7 @@ use syn::{
     Visibility,
 };
 
-use crate::args::{RemoteArgs, crate_path};
+use crate::args::{Defaults, RemoteArgs, crate_path};
 use crate::check::{
     Position, check_no_generics, check_no_where_clause, check_qualifiers, check_type, is_unit,
 };
@@ -37,6 +37,9 @@ pub struct Remote {
     pub name: Option<syn::LitStr>,
     /// The path generated code names hype by: `crate = "…"`, else `::hype`.
     pub krate: syn::Path,
+    /// The attribute's defaults (`cpu`, `memory`, `gpu`, `timeout`,
+    /// `retries`, `spot`), each value already checked.
+    pub defaults: Defaults,
     /// The arguments, in order.
     pub args: Vec<Arg>,
     /// The return type; `None` for `()` written or left out.
@@ -136,6 +139,7 @@ impl Remote {
             block,
             name: args.name,
             krate: crate_path(args.krate.as_ref()),
+            defaults: args.defaults,
             args: remote_args,
             output,
             args_ident,

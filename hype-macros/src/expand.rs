@@ -11,7 +11,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Attribute, Ident, LitInt, Type};
 
-use crate::args::{MainArgs, RemoteArgs, crate_path};
+use crate::args::{Defaults, MainArgs, RemoteArgs, crate_path};
 use crate::ast::{Main, Remote};
 use crate::ctxt::Ctxt;
 
@@ -80,6 +80,7 @@ fn expand_remote(remote: &Remote) -> TokenStream {
         block,
         name,
         krate,
+        defaults,
         args,
         output,
         args_ident,
@@ -156,6 +157,8 @@ fn expand_remote(remote: &Remote) -> TokenStream {
         None => quote!(#private::Invoke::Ready(__hype_body(#(#idents),*))),
     };
 
+    let defaults = expand_defaults(defaults, &private);
+
     quote! {
         #(#attrs)*
         #vis fn #fn_ident(#(#idents: #types),*) -> #private::Call<#args_ident> {
@@ -170,6 +173,7 @@ fn expand_remote(remote: &Remote) -> TokenStream {
                 type Output = #output_ty;
                 const ID: &'static str = #id;
                 const SIGNATURE: u64 = #signature;
+                #defaults
 
                 fn invoke(self) -> #private::Invoke<Self::Output> {
                     #(#body_attrs)*
@@ -195,6 +199,48 @@ fn expand_remote(remote: &Remote) -> TokenStream {
                 #vis #idents: #types,
             )*
         }
+    }
+}
+
+/// `const DEFAULTS: FunctionDefaults = FunctionDefaults::NONE.cpu("2")…;`,
+/// or nothing (the trait's default, no defaults) when the attribute sets none.
+fn expand_defaults(defaults: &Defaults, private: &TokenStream) -> TokenStream {
+    let Defaults {
+        cpu,
+        memory,
+        gpu,
+        timeout_millis,
+        retries,
+        spot,
+    } = defaults;
+    let mut calls = Vec::new();
+    if let Some(cpu) = cpu {
+        calls.push(quote!(.cpu(#cpu)));
+    }
+    if let Some(memory) = memory {
+        calls.push(quote!(.memory(#memory)));
+    }
+    if let Some((count, model)) = gpu {
+        let model = match model {
+            Some(model) => quote!(::core::option::Option::Some(#model)),
+            None => quote!(::core::option::Option::None),
+        };
+        calls.push(quote!(.gpu(#count, #model)));
+    }
+    if let Some(millis) = timeout_millis {
+        calls.push(quote!(.timeout_millis(#millis)));
+    }
+    if let Some(retries) = retries {
+        calls.push(quote!(.retries(#retries)));
+    }
+    if let Some(spot) = spot {
+        calls.push(quote!(.spot(#spot)));
+    }
+    if calls.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        const DEFAULTS: #private::FunctionDefaults = #private::FunctionDefaults::NONE #(#calls)*;
     }
 }
 

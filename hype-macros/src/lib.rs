@@ -10,13 +10,23 @@
 // and type checks of `check`), and `expand` generates code from that model.
 // Every problem on the way is collected in a `ctxt::Ctxt`; `tokens` prints
 // tokens for the messages. Modules only use modules further down:
-// lib -> expand -> ast -> {args, check} -> ctxt, and ast and check -> tokens.
+// lib -> expand -> ast -> {args, check} -> ctxt, ast and check -> tokens, and
+// args -> values -> quantity (the attribute's defaults).
 pub(crate) mod args;
 pub(crate) mod ast;
 pub(crate) mod check;
 pub(crate) mod ctxt;
 pub(crate) mod expand;
 pub(crate) mod tokens;
+pub(crate) mod values;
+
+// The runtime's quantity parser, compiled into the macro as it is: the
+// attribute's `cpu` and `memory` are checked with the very grammar the
+// runtime uses, without a dependency on hype-runtime (tokio, kube…) at
+// build time. The parser needs only `std`.
+#[path = "../../hype-runtime/src/environment/quantity.rs"]
+#[allow(dead_code)]
+mod quantity;
 
 use proc_macro::TokenStream;
 
@@ -85,6 +95,38 @@ use proc_macro::TokenStream;
 /// fn word_count(text: String) -> usize { … }
 /// ```
 ///
+/// ## Per-function defaults
+///
+/// `cpu`, `memory`, `gpu`, `timeout`, `retries` and `spot` give the
+/// function defaults for where it runs, checked at compile time:
+///
+/// ```text
+/// #[hype::remote(cpu = "2", memory = "4Gi", gpu = "nvidia-l4:1", timeout = "10m", retries = 2, spot)]
+/// fn embed(batch: Vec<String>) -> Vec<Vec<f32>> { … }
+/// ```
+///
+/// | key | value | as the environment's |
+/// |---|---|---|
+/// | `cpu` | a Kubernetes quantity string, not negative (`"2"`, `"750m"`) | `with_cpu` |
+/// | `memory` | a Kubernetes quantity string (`"4Gi"`) | `with_memory` |
+/// | `gpu` | `"MODEL:COUNT"` or `"COUNT"`, count 1 to 16 (`"nvidia-l4:1"`, `"2"`) | `with_gpu(Gpu::nvidia(COUNT).model(MODEL))` |
+/// | `timeout` | a whole number and `ms`, `s`, `m` or `h`, above zero (`"10m"`) | `with_timeout` |
+/// | `retries` | a whole number (`2`) | `with_retries` |
+/// | `spot` | alone, or `= true` / `= false` | `with_spot` |
+///
+/// Quantities are checked with the runtime's own parser. The call's
+/// `RunEnvironment` wins key by key: a default applies only when the
+/// environment does not set its key. The environment sets `cpu` or
+/// `memory` when it has a request or a limit of it (`with_cpu`,
+/// `with_request`, `with_limit`), `gpu` with `with_gpu` or a limit of
+/// `nvidia.com/gpu`, and `timeout`, `retries` and `spot` when their
+/// `with_*` was called (even `with_spot(false)` or `with_retries(0)`). The
+/// one-hour timeout and Spot's two retries are fallbacks, not settings, so
+/// the function's defaults replace them. So an environment with only
+/// `with_cpu("4")` runs `embed` on 4 cpus with 4Gi of memory, one L4 GPU,
+/// on Spot, a 10-minute timeout and 2 retries. `hype-run --list` prints
+/// each function's defaults after its signature.
+///
 /// # Signature hash
 ///
 /// Each function also gets a `SIGNATURE`: a hash of its argument names and
@@ -124,6 +166,10 @@ use proc_macro::TokenStream;
 /// - unknown or duplicate attribute arguments, an empty `name`, a `name`
 ///   or `crate` that is not a string literal, and a `crate` string that is
 ///   not a path;
+/// - a `cpu` or `memory` that is not a quantity, a `timeout` that is not a
+///   duration, a `gpu` that is not `MODEL:COUNT` or `COUNT` (or a count
+///   outside 1 to 16), `retries` that are not a whole number, and `spot`
+///   given anything but `true` or `false`;
 /// - argument and return types that are not serde types, `Send` and
 ///   `'static`: reported by the type checker on the type, as "cannot cross
 ///   the wire";

@@ -16,7 +16,10 @@
 //! | 72 | the outcome itself could not be written |
 //!
 //! Every failure also prints one line starting `hype-run:` on stderr.
-//! `hype-run --list` prints the registered functions and their signatures.
+//! `hype-run --list` prints the registered functions, one a line: the ID,
+//! a tab, the signature in hex and, for a function whose attribute sets
+//! defaults, a tab and their text form (`cpu=2 timeout=10m`, see
+//! [`crate::FunctionDefaults`]).
 //! Before anything else it starts watching its parent
 //! (`crate::process`: dying with the parent).
 
@@ -196,7 +199,12 @@ fn list() -> i32 {
             let mut out = std::io::stdout().lock();
             for id in registry.ids() {
                 if let Some(reg) = registry.get(id) {
-                    let _ = writeln!(out, "{id}\t{:016x}", reg.signature());
+                    let defaults = reg.defaults();
+                    if defaults.is_empty() {
+                        let _ = writeln!(out, "{id}\t{:016x}", reg.signature());
+                    } else {
+                        let _ = writeln!(out, "{id}\t{:016x}\t{defaults}", reg.signature());
+                    }
                 }
             }
             0

@@ -16,6 +16,7 @@ pub fn run_main<T>(body: impl FnOnce() -> T) -> T {
     crate::interrupt::wait_if_interrupted();
     output
 }
+pub use crate::environment::FunctionDefaults;
 pub use crate::registry::{REMOTE_FNS, Registration, Registry};
 pub use crate::remote::{Call, Invoke, RemoteFn, Wire};
 

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use crate::environment::FunctionDefaults;
 use crate::error::Error;
 use crate::invoke::{self, ExecuteFn, Executed};
 use crate::remote::RemoteFn;
@@ -19,6 +20,7 @@ pub static REMOTE_FNS: [Registration];
 pub struct Registration {
     id: &'static str,
     signature: u64,
+    defaults: FunctionDefaults,
     execute: ExecuteFn,
 }
 
@@ -28,6 +30,7 @@ impl Registration {
         Registration {
             id: F::ID,
             signature: F::SIGNATURE,
+            defaults: F::DEFAULTS,
             execute: invoke::execute::<F>,
         }
     }
@@ -42,6 +45,11 @@ impl Registration {
         self.signature
     }
 
+    /// The attribute's defaults ([`RemoteFn::DEFAULTS`]).
+    pub fn defaults(&self) -> &FunctionDefaults {
+        &self.defaults
+    }
+
     /// Runs the function on encoded arguments.
     pub(crate) fn execute(&self, arguments: &[u8]) -> Executed {
         (self.execute)(arguments)
@@ -53,6 +61,7 @@ impl std::fmt::Debug for Registration {
         f.debug_struct("Registration")
             .field("id", &self.id)
             .field("signature", &format_args!("{:016x}", self.signature))
+            .field("defaults", &self.defaults)
             .finish()
     }
 }
@@ -128,6 +137,7 @@ mod tests {
         Registration {
             id,
             signature: 1,
+            defaults: FunctionDefaults::NONE,
             execute: noop,
         }
     }

@@ -35,6 +35,11 @@ pub trait RemoteFn: Serialize + DeserializeOwned + Send + 'static {
     /// differs refuses the call instead of misreading its bytes.
     const SIGNATURE: u64;
 
+    /// The defaults of `#[hype::remote(cpu = …, timeout = …, …)]`, merged
+    /// under a call's environment where the call is run: the environment
+    /// wins key by key ([`FunctionDefaults`](crate::FunctionDefaults)).
+    const DEFAULTS: crate::FunctionDefaults = crate::FunctionDefaults::NONE;
+
     /// Runs the user's body with these arguments.
     fn invoke(self) -> Invoke<Self::Output>;
 }

@@ -133,7 +133,9 @@ impl Submitter {
         &self.inner.staging
     }
 
-    /// Runs `call` in `env` and returns its typed result.
+    /// Runs `call` in `env` and returns its typed result. The function's
+    /// `#[hype::remote(…)]` defaults apply where `env` does not set their
+    /// key ([`FunctionDefaults`](crate::FunctionDefaults)).
     pub async fn run<A: RemoteFn>(
         &self,
         call: Call<A>,
@@ -151,6 +153,8 @@ impl Submitter {
         env: &RunEnvironment,
         logs: LogMode,
     ) -> Result<A::Output, Error> {
+        // The function's attribute defaults, under the call's environment.
+        let env = &env.clone().with_function_defaults(&A::DEFAULTS);
         let envelope = self.call_envelope(call).await?;
         let text = Reference::Inline(wire::encode_call(&envelope)?).to_string();
         let logs = env.log_mode().or(self.inner.log_mode).unwrap_or(logs);

@@ -48,6 +48,41 @@ pub const LAUNCHER_IMAGE: &str = "hype-launcher-only:1";
 /// registrations even when nothing else of it is used.
 pub fn link() {}
 
+/// Functions whose `#[hype::remote(…)]` attribute gives them defaults
+/// (issue 22 §2), which calls' environments may override key by key.
+pub mod defaults {
+    /// Sleeps `seconds`; its `timeout = "1500ms"` stops it sooner.
+    #[hype::remote(timeout = "1500ms")]
+    pub fn sleep_bounded(seconds: u64) {
+        std::thread::sleep(std::time::Duration::from_secs(seconds));
+    }
+
+    /// [`crate::process::killed_once`] with `retries = 2`: lost once, then
+    /// run again without the environment asking for retries.
+    #[hype::remote(retries = 2)]
+    pub fn killed_once_retried(marker: String) -> u32 {
+        if std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&marker)
+            .is_ok()
+        {
+            // SAFETY: kill(2) of this process; no memory is involved.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+            std::thread::sleep(std::time::Duration::from_secs(5));
+        }
+        7
+    }
+
+    /// Adds two numbers in a pod with 2 cpus, 4Gi, one L4 GPU, on Spot.
+    #[hype::remote(cpu = "2", memory = "4Gi", gpu = "nvidia-l4:1", spot)]
+    pub fn add_on_gpu(a: i64, b: i64) -> i64 {
+        a + b
+    }
+}
+
 /// Arithmetic and text, sync and async.
 pub mod math {
     /// Adds two numbers.

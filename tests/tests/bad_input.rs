@@ -10,6 +10,7 @@ use std::process::Command;
 use common::Setup;
 use hype::wire::{self, BlobRef, BuildInfo, CallEnvelope, Payload, Reference};
 use hype::{Error, RemoteFn, RunEnvironment};
+use hype_tests::defaults::{AddOnGpuArgs, SleepBoundedArgs};
 use hype_tests::math::AddArgs;
 
 const ADD: &str = "hype_tests::math::add";
@@ -430,6 +431,18 @@ async fn list_prints_ids_and_signatures() {
     assert!(output.status.success());
     let stdout = String::from_utf8(output.stdout).unwrap();
     let line = format!("{ADD}\t{:016x}", AddArgs::SIGNATURE);
+    assert!(stdout.lines().any(|l| l == line), "{stdout}");
+    // A function whose attribute sets defaults: a third column, in the
+    // stable text form.
+    let line = format!(
+        "hype_tests::defaults::add_on_gpu\t{:016x}\tcpu=2 memory=4Gi gpu=nvidia-l4:1 spot=true",
+        AddOnGpuArgs::SIGNATURE
+    );
+    assert!(stdout.lines().any(|l| l == line), "{stdout}");
+    let line = format!(
+        "hype_tests::defaults::sleep_bounded\t{:016x}\ttimeout=1500ms",
+        SleepBoundedArgs::SIGNATURE
+    );
     assert!(stdout.lines().any(|l| l == line), "{stdout}");
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::Setup;
 use hype::{ByteBuf, Error, RunEnvironment, Secret, VolumeRequest};
 use hype_tests::failures::ParseFailure;
-use hype_tests::{bytes, failures, files, math, process};
+use hype_tests::{bytes, defaults, failures, files, math, process};
 
 fn local() -> RunEnvironment {
     RunEnvironment::local()
@@ -661,4 +661,56 @@ async fn arguments_above_the_inline_limit_are_staged() {
         .unwrap_err();
     assert!(matches!(err, Error::Config { .. }), "{err:?}");
     assert!(err.to_string().contains("65537"), "{err}");
+}
+
+/// The attribute's `timeout = "1500ms"` bounds a call whose environment
+/// sets no timeout; an environment's `with_timeout` wins over it.
+#[tokio::test]
+async fn the_attribute_timeout_applies_unless_the_environment_sets_one() {
+    let s = Setup::new().await;
+    let err = s
+        .submitter
+        .run(defaults::sleep_bounded(60), &local())
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Timeout { after, .. } => assert_eq!(*after, Duration::from_millis(1500)),
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    let err = s
+        .submitter
+        .run(
+            defaults::sleep_bounded(60),
+            &local().with_timeout(Duration::from_millis(700)),
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Timeout { after, .. } => assert_eq!(*after, Duration::from_millis(700)),
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+}
+
+/// The attribute's `retries = 2` runs a lost call again without
+/// `with_retries`; `with_retries(0)` in the environment turns that off.
+#[tokio::test]
+async fn the_attribute_retries_apply_unless_the_environment_sets_them() {
+    let s = Setup::new().await;
+    let marker = |name: &str| s.path(name).display().to_string();
+    let env = local().with_retry_backoff(Duration::from_millis(20));
+    let value = s
+        .submitter
+        .run(defaults::killed_once_retried(marker("once-a")), &env)
+        .await
+        .unwrap();
+    assert_eq!(value, 7, "the retry from the attribute ran to its end");
+    let err = s
+        .submitter
+        .run(
+            defaults::killed_once_retried(marker("once-b")),
+            &env.with_retries(0),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), hype::ErrorKind::Lost, "{err:?}");
 }

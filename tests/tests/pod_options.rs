@@ -13,7 +13,7 @@ use hype::{Error, Gpu, RunEnvironment, TaintEffect, Toleration};
 use hype_tests::IMAGE;
 use hype_tests::backends::KubeCluster;
 use hype_tests::kube_double::KubeTestServer;
-use hype_tests::{containers, math};
+use hype_tests::{containers, defaults, math};
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -28,14 +28,19 @@ async fn cluster() -> (KubeTestServer, hype::Submitter) {
 
 /// Runs `add(40, 2)` in `env`'s pod and gives that pod.
 async fn pod_of(env: RunEnvironment) -> Pod {
+    pod_of_call(math::add(40, 2), env).await
+}
+
+/// Runs `call`, which must give 42, in `env`'s pod and gives that pod.
+async fn pod_of_call<A: hype::RemoteFn<Output = i64>>(
+    call: hype::Call<A>,
+    env: RunEnvironment,
+) -> Pod {
     let (server, submitter) = cluster().await;
-    let sum = tokio::time::timeout(
-        Duration::from_secs(60),
-        submitter.run(math::add(40, 2), &env),
-    )
-    .await
-    .expect("the call ends within 60 s")
-    .expect("the call runs");
+    let sum = tokio::time::timeout(Duration::from_secs(60), submitter.run(call, &env))
+        .await
+        .expect("the call ends within 60 s")
+        .expect("the call runs");
     assert_eq!(sum, 42);
     submitter.close().await.expect("close");
     let mut pods = server.pods();
@@ -262,4 +267,43 @@ async fn refused_options_create_no_pod() {
     assert!(server.pods().is_empty(), "no pod was created");
     submitter.close().await.expect("close");
     server.shutdown().await;
+}
+
+/// `#[hype::remote(cpu = "2", memory = "4Gi", gpu = "nvidia-l4:1", spot)]`
+/// shapes the pod of an environment that sets none of these; an
+/// environment's `with_cpu` replaces only the cpu.
+#[tokio::test]
+async fn the_attribute_defaults_shape_the_pod_and_the_environment_wins_key_by_key() {
+    let pod = pod_of_call(defaults::add_on_gpu(40, 2), env()).await;
+    let resources = spec(&pod).containers[0].resources.clone().unwrap();
+    for map in [resources.requests.unwrap(), limits(&pod)] {
+        assert_eq!(map["cpu"], Quantity("2".into()));
+        assert_eq!(map["memory"], Quantity("4Gi".into()));
+    }
+    assert_eq!(limits(&pod)["nvidia.com/gpu"], Quantity("1".into()));
+    let selector = spec(&pod).node_selector.clone().unwrap();
+    assert_eq!(selector["cloud.google.com/gke-accelerator"], "nvidia-l4");
+    assert_eq!(selector["cloud.google.com/gke-spot"], "true");
+    assert_eq!(spec(&pod).termination_grace_period_seconds, Some(25));
+
+    let pod = pod_of_call(
+        defaults::add_on_gpu(40, 2),
+        env().with_cpu("500m").with_spot(false),
+    )
+    .await;
+    let resources = spec(&pod).containers[0].resources.clone().unwrap();
+    for map in [resources.requests.unwrap(), limits(&pod)] {
+        assert_eq!(map["cpu"], Quantity("500m".into()), "the env's cpu");
+        assert_eq!(
+            map["memory"],
+            Quantity("4Gi".into()),
+            "the function's memory"
+        );
+    }
+    assert_eq!(limits(&pod)["nvidia.com/gpu"], Quantity("1".into()));
+    let selector = spec(&pod).node_selector.clone().unwrap();
+    assert!(
+        !selector.contains_key("cloud.google.com/gke-spot"),
+        "with_spot(false) wins over spot: {selector:?}"
+    );
 }

@@ -19,6 +19,7 @@ use crate::error::{Error, ErrorKind};
 use crate::logs::LogMode;
 use crate::retry::Doubling;
 
+mod defaults;
 // The conversions to engine numbers are for the Docker runner.
 mod identity;
 #[cfg_attr(not(feature = "docker"), allow(dead_code))]
@@ -28,6 +29,7 @@ mod secrets;
 mod validation;
 mod volumes;
 
+pub use defaults::FunctionDefaults;
 #[cfg(feature = "kubernetes")]
 pub(crate) use scheduling::{GKE_ACCELERATOR, GKE_SPOT, NVIDIA_GPU, SPOT_GRACE_PERIOD_SECONDS};
 pub use scheduling::{Gpu, TaintEffect, Toleration};
@@ -77,7 +79,9 @@ struct Settings {
     /// Unset: 0, or [`SPOT_DEFAULT_RETRIES`] with Spot.
     retries: Option<u32>,
     gpu: Option<Gpu>,
-    spot: bool,
+    /// Unset (not off) until `with_spot`, so a function's `spot` default
+    /// can tell the two apart.
+    spot: Option<bool>,
     node_selector: BTreeMap<String, String>,
     tolerations: Vec<Toleration>,
     priority_class: Option<String>,
@@ -304,7 +308,7 @@ impl RunEnvironment {
     /// How many times a lost call is run again: as set, else
     /// [`SPOT_DEFAULT_RETRIES`] on Spot, else 0.
     pub fn retries(&self) -> u32 {
-        self.inner.retries.unwrap_or(if self.inner.spot {
+        self.inner.retries.unwrap_or(if self.is_spot() {
             SPOT_DEFAULT_RETRIES
         } else {
             0

@@ -5,8 +5,8 @@
 use super::RunEnvironment;
 
 /// The resource name of NVIDIA GPUs, in `resources.limits` and as the
-/// taint GKE puts on GPU nodes.
-#[cfg(feature = "kubernetes")]
+/// taint GKE puts on GPU nodes; also how a function's `gpu` default sees
+/// that an environment limits GPUs itself, with every backend.
 pub(crate) const NVIDIA_GPU: &str = "nvidia.com/gpu";
 /// The GKE node label naming a node's accelerator (`nvidia-l4`).
 #[cfg(feature = "kubernetes")]
@@ -189,7 +189,7 @@ impl RunEnvironment {
     /// and without [`RunEnvironment::with_retries`] a Spot call is retried
     /// up to [`super::SPOT_DEFAULT_RETRIES`] times. Kubernetes only.
     pub fn with_spot(self, spot: bool) -> Self {
-        self.with(|s| s.spot = spot)
+        self.with(|s| s.spot = Some(spot))
     }
 
     /// Runs the call only on nodes labelled `key: value` (the pod's
@@ -226,7 +226,7 @@ impl RunEnvironment {
 
     /// Whether calls run on Spot VMs.
     pub fn is_spot(&self) -> bool {
-        self.inner.spot
+        self.inner.spot.unwrap_or(false)
     }
 
     /// The node selector set with [`RunEnvironment::with_node_selector`]
@@ -252,7 +252,7 @@ impl RunEnvironment {
         let s = &self.inner;
         [
             ("with_gpu", s.gpu.is_some()),
-            ("with_spot", s.spot),
+            ("with_spot", s.spot == Some(true)),
             ("with_node_selector", !s.node_selector.is_empty()),
             ("with_toleration", !s.tolerations.is_empty()),
             ("with_priority_class", s.priority_class.is_some()),

@@ -1,0 +1,6 @@
+#[hype::remote(timeout = "10min")]
+fn embed(batch: Vec<String>) -> usize {
+    batch.len()
+}
+
+fn main() {}

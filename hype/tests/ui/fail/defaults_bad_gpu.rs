@@ -1,0 +1,6 @@
+#[hype::remote(gpu = "nvidia-l4")]
+fn embed(batch: Vec<String>) -> usize {
+    batch.len()
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[hype::remote(cpu = "2", memory = "4GB")]
+fn embed(batch: Vec<String>) -> usize {
+    batch.len()
+}
+
+fn main() {}

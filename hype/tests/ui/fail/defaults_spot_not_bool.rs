@@ -1,0 +1,6 @@
+#[hype::remote(spot = "yes")]
+fn embed(batch: Vec<String>) -> usize {
+    batch.len()
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[hype::remote(cpus = "2")]
+fn embed(batch: Vec<String>) -> usize {
+    batch.len()
+}
+
+fn main() {}
