@@ -264,6 +264,84 @@ async fn a_dropped_attach_is_re_attached_and_the_process_goes_on() {
     finish(server).await;
 }
 
+/// The warm workers' framing (`hype::wire::encode_frame`, `FrameDecoder`)
+/// over a real attach stream: frames written in odd pieces come back
+/// through the container's stdout, cut as the WebSocket messages cut
+/// them, and decode to the same messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_frames_cross_an_attach_stream_whole() {
+    use hype::wire::{self, FrameDecoder, WorkerRequest};
+
+    let server = start();
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let name = running(
+        &pods,
+        pod(
+            "frames",
+            &["raw"],
+            json!({"stdin": true, "stdinOnce": true}),
+        ),
+    )
+    .await;
+    let params = AttachParams::default()
+        .stdin(true)
+        .stdout(true)
+        .stderr(false);
+    let mut attached = pods.attach(&name, &params).await.unwrap();
+    let mut stdin = attached.stdin().unwrap();
+    let mut stdout = attached.stdout().unwrap();
+
+    let requests: Vec<WorkerRequest> = (0..50u64)
+        .map(|id| match id % 4 {
+            0 => WorkerRequest::call_inline(id, vec![id as u8; (id * 997 % 70_000) as usize]),
+            1 => WorkerRequest::Cancel { id },
+            2 => WorkerRequest::Ack { id },
+            _ => WorkerRequest::Shutdown,
+        })
+        .collect();
+    let mut stream = Vec::new();
+    for request in &requests {
+        stream.extend(wire::encode_frame(request).unwrap());
+    }
+    let writer = async {
+        let mut rest = stream.as_slice();
+        let mut size = 1;
+        while !rest.is_empty() {
+            let n = size.min(rest.len());
+            stdin.write_all(&rest[..n]).await.unwrap();
+            stdin.flush().await.unwrap();
+            rest = &rest[n..];
+            size = size * 7 % 40_009 + 1;
+        }
+        stdin.shutdown().await.unwrap();
+    };
+    let reader = async {
+        let mut decoder = FrameDecoder::new();
+        let mut got = Vec::new();
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            let n = stdout.read(&mut buffer).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            decoder.push(&buffer[..n]).unwrap();
+            while let Some(request) = decoder.next_message::<WorkerRequest>().unwrap() {
+                got.push(request);
+            }
+        }
+        decoder.finish().unwrap();
+        got
+    };
+    let ((), got) = tokio::time::timeout(WAIT, async { tokio::join!(writer, reader) })
+        .await
+        .expect("the frames come back");
+    assert_eq!(got, requests);
+    let status = status_of(&mut attached).await;
+    assert_eq!(summary(&status), "Success", "{status:?}");
+    wait_phase(&pods, &name, &["Succeeded"]).await;
+    finish(server).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_runs_a_new_process_in_the_container() {
     let server = start();

@@ -5,6 +5,8 @@
 //! - `cat` (or nothing): copies stdin to stdout line by line, each line also
 //!   to stderr as `err: <line>`; a line `exit N` exits with code N; exits 0
 //!   at the end of stdin.
+//! - `raw`: copies stdin to stdout byte for byte (flushing each read),
+//!   exits 0 at the end of stdin.
 //! - `say WORD… [--exit N]`: prints the words on stdout, `said` on stderr,
 //!   and exits with N (default 0).
 //! - `sleep`: sleeps until killed.
@@ -19,6 +21,7 @@ fn main() {
     };
     match args.first().map(String::as_str) {
         None | Some("cat") => cat(),
+        Some("raw") => raw(),
         Some("say") => say(&args[1..]),
         Some("sleep") => loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
@@ -41,6 +44,27 @@ fn cat() {
         let _ = writeln!(stdout, "{line}");
         let _ = stdout.flush();
         eprintln!("err: {line}");
+    }
+}
+
+fn raw() {
+    use std::io::Read;
+    let mut stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout().lock();
+    let mut buffer = [0u8; 8192];
+    loop {
+        match stdin.read(&mut buffer) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if stdout
+                    .write_all(&buffer[..n])
+                    .and_then(|()| stdout.flush())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
     }
 }
 
