@@ -97,6 +97,75 @@ pub fn check_outcome(bytes: &[u8]) -> bool {
     true
 }
 
+/// What a [`wire::FrameDecoder`] made of a stream: the messages, and the
+/// first error's text if there was one.
+type Decoded<T> = (Vec<T>, Option<String>);
+
+fn decode_stream<T: DeserializeOwned>(stream: &[u8], piece: usize, max: usize) -> Decoded<T> {
+    let mut decoder = wire::FrameDecoder::with_max_frame_len(max);
+    let mut messages = Vec::new();
+    for chunk in stream.chunks(piece.max(1)) {
+        if let Err(err) = decoder.push(chunk) {
+            return (messages, Some(err.to_string()));
+        }
+        loop {
+            match decoder.next_message::<T>() {
+                Ok(Some(message)) => messages.push(message),
+                Ok(None) => break,
+                Err(err) => return (messages, Some(err.to_string())),
+            }
+        }
+        assert!(
+            decoder.buffered() < max + wire::FRAME_HEADER_LEN + piece.max(1),
+            "the decoder holds {} bytes",
+            decoder.buffered()
+        );
+    }
+    let end = decoder.finish().err().map(|e| e.to_string());
+    (messages, end)
+}
+
+fn check_direction<T>(stream: &[u8], piece: usize) -> bool
+where
+    T: DeserializeOwned + Serialize + PartialEq + Debug,
+{
+    let max = 4096;
+    let (messages, error) = decode_stream::<T>(stream, piece, max);
+    let (whole, whole_error) = decode_stream::<T>(stream, stream.len(), max);
+    assert_eq!(
+        messages, whole,
+        "the messages depend on how the stream is cut"
+    );
+    assert_eq!(
+        error.is_some(),
+        whole_error.is_some(),
+        "an error depends on how the stream is cut: {error:?} / {whole_error:?}"
+    );
+    for message in &messages {
+        let frame = wire::encode_frame(message).expect("a decoded message encodes");
+        let (again, again_error) = decode_stream::<T>(&frame, 1, max);
+        assert_eq!(again_error, None, "a re-encoded message does not decode");
+        assert_eq!(again.as_slice(), std::slice::from_ref(message));
+    }
+    error.is_none() && !messages.is_empty()
+}
+
+/// The `worker_frames` target: the first byte of `data` picks the direction
+/// (even: [`wire::WorkerRequest`]s, odd: [`wire::WorkerEvent`]s) and the
+/// piece size (`byte / 2 % 16 + 1`); the rest is the stream. Accepted when
+/// it is whole frames of at least one message.
+pub fn check_frames(data: &[u8]) -> bool {
+    let Some((&head, stream)) = data.split_first() else {
+        return false;
+    };
+    let piece = (head / 2 % 16) as usize + 1;
+    if head % 2 == 0 {
+        check_direction::<wire::WorkerRequest>(stream, piece)
+    } else {
+        check_direction::<wire::WorkerEvent>(stream, piece)
+    }
+}
+
 /// A failure read from an outcome becomes the caller's error
 /// ([`Failure::into_error`]); `hype-run` turns errors into failures
 /// ([`Failure::from_error`]). Checks that the exit code survives that trip,

@@ -10,7 +10,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use base64::Engine as _;
 use hype_runtime::Bytes;
-use hype_runtime::wire::{self, BuildInfo, CallEnvelope, Failure, Outcome, Payload};
+use hype_runtime::wire::{
+    self, BuildInfo, CallEnvelope, ExitStatus, Failure, Outcome, OutputStream, Payload,
+    WorkerEvent, WorkerRequest,
+};
 
 use crate::{AddArgs, Float, Inner, Record, Tree, TreeArgs, example_blob, example_outcome};
 
@@ -527,5 +530,125 @@ spec:
         add("base_pod", name, text.as_bytes().to_vec());
     }
 
+    // Warm-worker frames (docs/protocol.md §8): a head byte (even:
+    // requests, odd: events; the piece size), then the stream.
+    let frames = |head: u8, messages: &[&dyn erased::Frame]| {
+        let mut out = vec![head];
+        for m in messages {
+            out.extend(m.frame());
+        }
+        out
+    };
+    let blob = example_blob(b"HYPC");
+    let call_bytes = golden_call_bytes();
+    add(
+        "worker_frames",
+        "requests",
+        frames(
+            0,
+            &[
+                &WorkerRequest::call_inline(1, call_bytes.clone()),
+                &WorkerRequest::call_staged(2, blob.clone()),
+                &WorkerRequest::Cancel { id: 1 },
+                &WorkerRequest::Ack { id: 2 },
+                &WorkerRequest::Shutdown,
+            ],
+        ),
+    );
+    add(
+        "worker_frames",
+        "events-in-3-byte-pieces",
+        frames(
+            5,
+            &[
+                &WorkerEvent::Ready {
+                    protocol: wire::WORKER_PROTOCOL_VERSION,
+                    executable_sha256: wire::sha256_hex(b"binary"),
+                },
+                &WorkerEvent::Started {
+                    id: 1,
+                    execution_id: "hype-add-x1".into(),
+                },
+                &WorkerEvent::Output {
+                    id: 1,
+                    stream: OutputStream::Stderr,
+                    line: Bytes::from(b"a line".to_vec()),
+                },
+                &WorkerEvent::Outcome {
+                    id: 1,
+                    outcome: Payload::Inline(Bytes::from(
+                        wire::encode_outcome(&example_outcome(Outcome::Returned(Payload::Inline(
+                            Bytes::from(vec![0x03]),
+                        ))))
+                        .expect("seed outcome encodes"),
+                    )),
+                },
+                &WorkerEvent::Outcome {
+                    id: 2,
+                    outcome: Payload::Staged(blob),
+                },
+                &WorkerEvent::Ended {
+                    id: 1,
+                    status: ExitStatus::Code(0),
+                },
+                &WorkerEvent::Ended {
+                    id: 2,
+                    status: ExitStatus::Signal(9),
+                },
+                &WorkerEvent::Error {
+                    id: None,
+                    message: "no executable".into(),
+                },
+            ],
+        ),
+    );
+    let shutdown = frames(0, &[&WorkerRequest::Shutdown]);
+    add(
+        "worker_frames",
+        "bad-truncated",
+        shutdown[..shutdown.len() - 1].to_vec(),
+    );
+    add(
+        "worker_frames",
+        "bad-too-long",
+        b"\x00\x00\x10\x00\x01\xc0".to_vec(),
+    );
+    add(
+        "worker_frames",
+        "bad-empty-frame",
+        b"\x00\x00\x00\x00\x00".to_vec(),
+    );
+    add("worker_frames", "bad-request-as-event", {
+        let mut bytes = shutdown.clone();
+        bytes[0] = 1;
+        bytes
+    });
+    add(
+        "worker_frames",
+        "bad-garbage",
+        b"\x02\x00\x00\x00\x02\xc1\xc1".to_vec(),
+    );
+
     seeds
+}
+
+/// Messages of either direction as frames, for the seeds.
+mod erased {
+    use hype_runtime::wire::{self, WorkerEvent, WorkerRequest};
+
+    pub trait Frame {
+        fn frame(&self) -> Vec<u8>;
+    }
+
+    impl Frame for WorkerRequest {
+        fn frame(&self) -> Vec<u8> {
+            wire::encode_frame(self).expect("seed request encodes")
+        }
+    }
+
+    impl Frame for WorkerEvent {
+        fn frame(&self) -> Vec<u8> {
+            wire::encode_frame(self).expect("seed event encodes")
+        }
+    }
 }

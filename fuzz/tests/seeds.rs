@@ -152,3 +152,26 @@ fn the_root_store_gives_readable_blob_uris() {
         Some(hex.as_str())
     );
 }
+
+#[test]
+fn worker_frames_seeds_get_the_targets_verdict() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds/worker_frames");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let bad = path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("bad-");
+        assert_eq!(
+            hype_fuzz::check_frames(&data),
+            !bad,
+            "{} got the wrong verdict",
+            path.display()
+        );
+        seen += 1;
+    }
+    assert!(seen >= 7, "{seen} seeds");
+}

@@ -15,11 +15,15 @@
 //! - `reference.rs`: as text (the `hype-run` argument, the termination
 //!   message), an envelope is a [`Reference`]: `inline:<base64>` or a
 //!   staging URI.
+//! - `frame.rs`: the warm-worker stream — length-prefixed MessagePack
+//!   frames ([`FrameDecoder`], [`encode_frame`]) carrying
+//!   [`WorkerRequest`]s and [`WorkerEvent`]s.
 //!
 //! Decoding never panics: every malformed input is an [`Error`](crate::Error).
 
 mod envelope;
 mod failure;
+mod frame;
 mod reference;
 mod value;
 
@@ -33,6 +37,10 @@ pub use self::failure::{
     EXIT_EXECUTABLE_CORRUPT, EXIT_EXECUTABLE_MISSING, EXIT_MALFORMED_CALL, EXIT_OUTCOME_UNWRITABLE,
     EXIT_PANICKED, EXIT_RETURNED, EXIT_SIGNATURE_MISMATCH, EXIT_STAGED_OBJECT_MISSING,
     EXIT_STAGING, EXIT_UNKNOWN_FUNCTION, Failure, describe_exit_code,
+};
+pub use self::frame::{
+    CallId, ExitStatus, FRAME_HEADER_LEN, FrameDecoder, MAX_FRAME_LEN, OutputStream,
+    WORKER_PROTOCOL_VERSION, WorkerEvent, WorkerRequest, decode_frame_body, encode_frame,
 };
 pub use self::reference::{Reference, inline_text_len};
 pub use self::value::{decode_value, encode_value};

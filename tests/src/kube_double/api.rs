@@ -1,6 +1,7 @@
 //! The HTTP routes: the core/v1 subset `kube::Client` uses for pods,
 //! persistent volume claims and secrets, and coordination.k8s.io/v1
 //! leases (with merge patches and replaces, as their holders renew them),
+//! `pods/attach` and `pods/exec` as WebSocket streams (`streams.rs`),
 //! answering with the JSON and Status objects the apiserver sends.
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ use super::kubelet;
 use super::store::{
     Expired, FieldSelector, Filter, Key, Kind, LabelSelector, Object, Versions, key_of, watch_line,
 };
+use super::streams;
 use super::validate::{self, FieldError};
 
 mod namespaces;
@@ -71,6 +73,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(get_one::<Pod>).delete(delete::<Pod>),
         )
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(logs))
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/attach",
+            get(streams::attach).post(streams::spdy),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/exec",
+            get(streams::exec).post(streams::spdy),
+        )
         .route(
             "/api/v1/namespaces/{ns}/persistentvolumeclaims",
             get(list::<PersistentVolumeClaim>)
@@ -146,6 +156,19 @@ impl ApiError {
             message: message.into(),
             details: None,
             retry_after: None,
+        }
+    }
+
+    /// A failure with details.
+    pub(crate) fn with_details(
+        code: u16,
+        reason: &'static str,
+        message: impl Into<String>,
+        details: Value,
+    ) -> ApiError {
+        ApiError {
+            details: Some(details),
+            ..ApiError::new(code, reason, message)
         }
     }
 

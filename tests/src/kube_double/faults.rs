@@ -3,7 +3,7 @@
 //! an unschedulable cluster, OOM kills, evictions, node preemptions, dropped watches, slow
 //! starts, an expired watch history (answered in the stream or on the
 //! request), lost create responses, forbidden and silent watches, failing
-//! `pods/log` requests, and no `deletecollection`. (An API server that cannot be reached at all is
+//! `pods/log` requests, forbidden `pods/attach` and `pods/exec`, and no `deletecollection`. (An API server that cannot be reached at all is
 //! [`FaultProxy`](crate::fault_proxy::FaultProxy)'s.)
 //!
 //! A [`Faults`] handle is cheap to clone and safe to use from any thread;
@@ -33,6 +33,7 @@ struct State {
     expired_watches_refused: bool,
     failing_logs: Option<u16>,
     refused_delete_collections: Option<u16>,
+    refused_streams: usize,
 }
 
 /// A refusal of a create: status code, reason and message.
@@ -115,6 +116,23 @@ impl Faults {
         self.lock()
             .refused_creates
             .push_back((code, reason, message.into()));
+    }
+
+    /// The next `n` `pods/attach` or `pods/exec` requests are answered 403
+    /// Forbidden, as RBAC answers a Role without `create` on them.
+    pub fn forbid_streams(&self, n: usize) {
+        self.lock().refused_streams += n;
+    }
+
+    /// Takes one refusal of an attach or exec, if any.
+    pub(crate) fn take_stream_refusal(&self) -> bool {
+        let mut state = self.lock();
+        if state.refused_streams > 0 {
+            state.refused_streams -= 1;
+            true
+        } else {
+            false
+        }
     }
 
     /// Takes the next refusal of a create.

@@ -9,7 +9,10 @@
 //! is spawned and waited for by its own std thread, so a process never
 //! outlives the thread that could be told to kill it and the parent-death
 //! signal stays tied to a live thread. Every container is its own process
-//! group, killed as a whole, as a container's processes die with it.
+//! group, killed as a whole, as a container's processes die with it. A
+//! container with `stdin: true` gets pipes: its output is copied to its
+//! log and to attached clients (`streams.rs`), and it counts as ended once
+//! its output is in the log.
 //!
 //! With the Docker executor ([`super::docker`]) each container is a Docker
 //! container instead: the image is looked up on the engine (never pulled),
@@ -45,6 +48,7 @@ use tokio::time::Instant;
 use super::api::{ApiError, LogQuery, check_preconditions};
 use super::docker::{BindMount, DockerLaunch, Exit};
 use super::store::{Key, Kind, State, key_of, now};
+use super::streams::{self, ContainerIo, ExecContext};
 use super::{Executor, InProcessPod, InProcessResult, KubeletOptions, ReadOnlyMounts, Shared};
 
 /// The kubelet's termination message limit per container.
@@ -90,6 +94,8 @@ pub(crate) struct Kubelet {
     controls: Mutex<HashMap<String, watch::Sender<bool>>>,
     processes: Arc<Mutex<Processes>>,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// Running containers' streams, for attach and exec.
+    streams: streams::Registry,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -129,6 +135,7 @@ impl Kubelet {
             controls: Mutex::new(HashMap::new()),
             processes: Arc::new(Mutex::new(Processes::default())),
             tasks: Mutex::new(Vec::new()),
+            streams: Arc::default(),
         }
     }
 
@@ -139,6 +146,19 @@ impl Kubelet {
 
     fn pod_dir(&self, pod_uid: &str) -> PathBuf {
         self.pods_dir.join(pod_uid)
+    }
+
+    /// Whether containers are processes whose streams attach and exec
+    /// reach (the process executor).
+    pub(crate) fn serves_streams(&self) -> bool {
+        matches!(self.executor, Executor::Process)
+    }
+
+    /// The streams of a running container of the pod with `pod_uid`.
+    pub(crate) fn container_io(&self, pod_uid: &str, container: &str) -> Option<Arc<ContainerIo>> {
+        lock(&self.streams)
+            .get(&(pod_uid.to_owned(), container.to_owned()))
+            .cloned()
     }
 
     fn stop(&self, uid: &str) {
@@ -265,7 +285,7 @@ fn make_dir(path: &Path, mode: u32, owner: Option<u32>) -> std::io::Result<()> {
 
 /// A read-only bind mount a container's process sets up in its own mount
 /// namespace before it executes.
-struct Bind {
+pub(crate) struct Bind {
     source: CString,
     target: CString,
     flags: libc::c_ulong,
@@ -305,7 +325,7 @@ impl Bind {
 /// Runs in the forked child before exec: die with the server, and mount
 /// the read-only binds in a private mount namespace. Only async-signal-safe
 /// calls (no allocation).
-fn child_setup(binds: &[Bind]) -> std::io::Result<()> {
+pub(crate) fn child_setup(binds: &[Bind]) -> std::io::Result<()> {
     let check = |rc: libc::c_int| {
         if rc == 0 {
             Ok(())
@@ -758,6 +778,11 @@ struct Launch {
     fallback_to_logs: bool,
     /// Why the container cannot start (a `StartError`), if so.
     start_error: Option<String>,
+    /// `stdin: true`: a stdin pipe, output copied to attached clients too.
+    stdin: bool,
+    /// `stdinOnce: true`: stdin closes when the first attached client
+    /// closes it.
+    stdin_once: bool,
     /// The container to create, with the Docker executor.
     docker: Option<DockerLaunch>,
 }
@@ -1569,6 +1594,8 @@ impl PodWorker {
                 fallback_to_logs: c.termination_message_policy.as_deref()
                     == Some("FallbackToLogsOnError"),
                 start_error,
+                stdin: c.stdin.unwrap_or(false),
+                stdin_once: c.stdin_once.unwrap_or(false),
                 docker: docker_launch,
             });
         }
@@ -2051,10 +2078,21 @@ impl PodWorker {
                     .env_clear()
                     .envs(&launch.env)
                     .current_dir(pod_dir.join("work"))
-                    .stdin(Stdio::null())
-                    .stdout(log.try_clone()?)
-                    .stderr(log)
                     .process_group(0);
+                // A container with stdin has pipes: its output goes to the
+                // log and to attached clients. Others write the log
+                // directly.
+                if launch.stdin {
+                    command
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped());
+                } else {
+                    command
+                        .stdin(Stdio::null())
+                        .stdout(log.try_clone()?)
+                        .stderr(log.try_clone()?);
+                }
                 if let Some(uid) = launch.user {
                     command.uid(uid).gid(uid);
                 }
@@ -2065,10 +2103,26 @@ impl PodWorker {
                     .collect::<std::io::Result<Vec<_>>>()?;
                 // SAFETY: child_setup only makes async-signal-safe system calls.
                 unsafe { command.pre_exec(move || child_setup(&binds)) };
+                let io = Arc::new(ContainerIo::new(
+                    launch.stdin,
+                    launch.stdin_once,
+                    ExecContext {
+                        program: program.clone(),
+                        env: launch.env.clone(),
+                        cwd: pod_dir.join("work"),
+                        user: launch.user,
+                    },
+                ));
+                let io_key = (self.uid.clone(), launch.name.clone());
+                let registry = self.shared.kubelet.streams.clone();
+                lock(&registry).insert(io_key.clone(), io.clone());
                 let processes = self.shared.kubelet.processes.clone();
                 let (started_tx, started_rx) = oneshot::channel();
                 let (exit_tx, exit_rx) = oneshot::channel();
-                std::thread::Builder::new()
+                let thread_io = io.clone();
+                let thread_registry = registry.clone();
+                let thread_key = io_key.clone();
+                let spawned = std::thread::Builder::new()
                     .name(format!("kube-double-{}", self.key.1))
                     .spawn(move || match command.spawn() {
                         Err(err) => {
@@ -2083,7 +2137,38 @@ impl PodWorker {
                                     let _ = child.kill();
                                 }
                             }
-                            let _ = started_tx.send(Ok(pid));
+                            let mut copiers = Vec::new();
+                            for (channel, pipe) in [
+                                (
+                                    1u8,
+                                    child
+                                        .stdout
+                                        .take()
+                                        .map(|p| Box::new(p) as Box<dyn Read + Send>),
+                                ),
+                                (
+                                    2u8,
+                                    child
+                                        .stderr
+                                        .take()
+                                        .map(|p| Box::new(p) as Box<dyn Read + Send>),
+                                ),
+                            ] {
+                                if let (Some(pipe), Ok(log)) = (pipe, log.try_clone()) {
+                                    match streams::copy_output(
+                                        thread_io.clone(),
+                                        channel,
+                                        pipe,
+                                        log,
+                                    ) {
+                                        Ok(done) => copiers.push(done),
+                                        Err(_) => {
+                                            let _ = child.kill();
+                                        }
+                                    }
+                                }
+                            }
+                            let _ = started_tx.send(Ok((pid, child.stdin.take())));
                             let code = match child.wait() {
                                 Ok(status) => status
                                     .code()
@@ -2094,13 +2179,29 @@ impl PodWorker {
                             // started (the group outlives its leader).
                             // SAFETY: kill(2) has no memory-safety preconditions.
                             unsafe { libc::kill(-pid, libc::SIGKILL) };
+                            // Its output is in the log before it counts as ended.
+                            streams::join_copiers(copiers);
+                            thread_io.ended(code);
+                            streams::unregister(&thread_registry, &thread_key, &thread_io);
                             let _ = exit_tx.send(code);
                             forget_when_empty(&processes, pid);
                         }
-                    })?;
-                let pid = started_rx
+                    });
+                if let Err(err) = spawned {
+                    streams::unregister(&registry, &io_key, &io);
+                    return Err(err);
+                }
+                let started = started_rx
                     .await
-                    .map_err(|_| std::io::Error::other("the spawning thread died"))??;
+                    .map_err(|_| std::io::Error::other("the spawning thread died"));
+                let (pid, stdin) = match started.and_then(|r| r) {
+                    Ok(started) => started,
+                    Err(err) => {
+                        streams::unregister(&registry, &io_key, &io);
+                        return Err(err);
+                    }
+                };
+                io.started(pid, stdin);
                 Ok((
                     Some(pid),
                     Box::pin(async move { exit_rx.await.unwrap_or(137) }),

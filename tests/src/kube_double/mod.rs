@@ -42,10 +42,22 @@
 //!   Secret's data; claims are directories shared by every pod that mounts
 //!   them and kept while the claim exists; `emptyDir` is per pod. Read-only
 //!   mounts really refuse writes (see [`ReadOnlyMounts`]).
+//! - **Streams**: `pods/attach` and `pods/exec` as a real API server
+//!   serves them to WebSocket clients (kube's `ws` feature): an upgraded
+//!   `GET`, subprotocol `v5.channel.k8s.io` or `v4.channel.k8s.io` (the
+//!   first the client offers), one channel byte per binary message (0
+//!   stdin, 1 stdout, 2 stderr, 3 the final `Status` with the exit code,
+//!   255 close), with the process executor only. Attach reaches the main
+//!   process of a container with `stdin: true` (its stdin, and its stdout
+//!   and stderr from the moment of attaching, which also go to the log;
+//!   `stdinOnce` honoured); exec starts `<exe> <command…>` (the command
+//!   naming `hype-run` first) in the container's process group,
+//!   environment and working directory. See `streams.rs`.
 //! - **Faults** ([`Faults`]): refused creates (429/500), an unschedulable
 //!   cluster, OOM kills, evictions, node preemptions, dropped watches, slow starts, an expired
 //!   watch history (410 in the stream or on the request), failing
-//!   `pods/log` requests, no `deletecollection`.
+//!   `pods/log` requests, forbidden `pods/attach` and `pods/exec`, no
+//!   `deletecollection`.
 //!
 //! # Docker executor
 //!
@@ -97,7 +109,10 @@
 //! # What it does not model
 //!
 //! - Other kinds and verbs: no PUT, PATCH, server-side apply, subresources
-//!   other than `pods/log`, no namespaces as objects (every namespace
+//!   other than `pods/log`, `pods/attach` and `pods/exec` (WebSocket only:
+//!   no SPDY, no TTYs; not with the Docker or in-process executors; attach
+//!   only to containers with `stdin: true`, and it reports the main
+//!   process's exit status, which a real kubelet does not), no namespaces as objects (every namespace
 //!   exists; creating one is answered, deleting one deletes the pods,
 //!   claims, secrets and Leases in it), no RBAC, authentication, admission webhooks, quotas, limit
 //!   ranges or API discovery beyond `/version`, `/api`, `/api/v1`, `/apis`
@@ -171,6 +186,7 @@ mod faults;
 mod gc;
 mod kubelet;
 mod store;
+mod streams;
 mod validate;
 
 use std::collections::BTreeMap;
