@@ -120,7 +120,7 @@ impl KubeCluster {
 
     /// How long a pod may stay unschedulable before its call fails with
     /// [`Error::Unschedulable`] and the scheduler's message (default
-    /// [`DEFAULT_PENDING_TIMEOUT`], 5 min), unless the cluster autoscaler
+    /// 5 min), unless the cluster autoscaler
     /// is adding a node for it (see [`KubeCluster::scale_up_timeout`]).
     /// It applies as well when the autoscaler said it will not add one
     /// (`NotTriggerScaleUp`): in a fan-out larger than the cluster, pods
@@ -134,8 +134,7 @@ impl KubeCluster {
     /// How long a pod may stay unschedulable while the cluster autoscaler
     /// is adding a node for it (its latest event about the pod is
     /// `TriggeredScaleUp`) before its call fails with
-    /// [`Error::Unschedulable`] (default [`DEFAULT_SCALE_UP_TIMEOUT`],
-    /// 20 min). Both timeouts count from when the pod was first seen
+    /// [`Error::Unschedulable`] (default 20 min). Both timeouts count from when the pod was first seen
     /// unschedulable. Reading the pod's events needs `list` on `events`
     /// (docs/rbac.yaml); without it, only the pending timeout applies.
     pub fn scale_up_timeout(mut self, timeout: Duration) -> Self {
