@@ -79,9 +79,15 @@ record no sessions (blobs are shared by content, outcomes are named by
 execution), so --session does not go with --staging.";
 
 const DEFAULT_TARGET_HELP: &str = "\
-Without --kube or --docker: Kubernetes if a kubeconfig can be loaded
+Without --kube, --gke or --docker: Kubernetes if a kubeconfig can be loaded
 (KUBECONFIG, else ~/.kube/config, else the in-cluster service account),
-otherwise Docker. --namespace alone means Kubernetes.";
+otherwise Docker. --namespace alone means Kubernetes.
+--gke PROJECT/LOCATION/CLUSTER reaches a GKE cluster as hype's
+ContainerEngineCluster does: its endpoint and CA from the GKE API, with
+Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, else
+gcloud's application-default login, else the metadata server); no
+kubeconfig. The identity needs container.clusters.get and the
+hype-operator Role of docs/rbac.yaml.";
 
 /// Where to look: the flags `gc`, `ps` and `logs` share.
 #[derive(Debug, Args)]
@@ -96,6 +102,16 @@ struct Targets {
         default_missing_value = ""
     )]
     kube: Option<String>,
+    /// A GKE cluster, reached as the library's `ContainerEngineCluster`
+    /// does: its endpoint and CA from the GKE API, Application Default
+    /// Credentials, no kubeconfig.
+    #[arg(
+        long,
+        value_name = "PROJECT/LOCATION/CLUSTER",
+        value_parser = kube::GkeName::parse,
+        conflicts_with = "kube"
+    )]
+    gke: Option<kube::GkeName>,
     /// The Kubernetes namespace (default: the context's namespace, else
     /// `default`).
     #[arg(long, value_name = "NS")]
@@ -154,7 +170,7 @@ struct LogsArgs {
 /// Where `ps` or `logs` look once the defaults are applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Chosen {
-    Kube { context: Option<String> },
+    Kube(kube::Target),
     Docker,
 }
 
@@ -197,17 +213,29 @@ fn context_of(kube: &str) -> Option<String> {
     (!kube.is_empty()).then(|| kube.to_owned())
 }
 
+/// The cluster `--kube` or `--gke` names, if either does.
+fn kube_target(targets: &Targets) -> Option<kube::Target> {
+    match (&targets.kube, &targets.gke) {
+        (_, Some(gke)) => Some(kube::Target::Gke(gke.clone())),
+        (Some(kube), None) => Some(kube::Target::Context(context_of(kube))),
+        (None, None) => None,
+    }
+}
+
 async fn gc(args: GcArgs) -> i32 {
     let started = Timestamp::now();
     let targets = &args.targets;
-    if targets.kube.is_none() && !targets.docker && args.staging.is_none() {
+    let kube_target = kube_target(targets);
+    if kube_target.is_none() && !targets.docker && args.staging.is_none() {
         eprintln!(
-            "hype gc: nothing to collect: pass --kube[=CONTEXT] (Kubernetes), --docker (Docker) or --staging URI --older-than DURATION (a staging store)"
+            "hype gc: nothing to collect: pass --kube[=CONTEXT] or --gke PROJECT/LOCATION/CLUSTER (Kubernetes), --docker (Docker) or --staging URI --older-than DURATION (a staging store)"
         );
         return USAGE;
     }
-    if targets.namespace.is_some() && targets.kube.is_none() {
-        eprintln!("hype gc: --namespace is for Kubernetes: pass --kube[=CONTEXT] with it");
+    if targets.namespace.is_some() && kube_target.is_none() {
+        eprintln!(
+            "hype gc: --namespace is for Kubernetes: pass --kube[=CONTEXT] or --gke PROJECT/LOCATION/CLUSTER with it"
+        );
         return USAGE;
     }
     if targets.session.is_some() && args.staging.is_some() {
@@ -218,8 +246,8 @@ async fn gc(args: GcArgs) -> i32 {
     }
     let session = targets.session.as_deref();
     let mut report = Report::new(args.dry_run);
-    if let Some(kube) = &targets.kube {
-        match kube::connect(context_of(kube), targets.namespace.clone()).await {
+    if let Some(target) = kube_target {
+        match kube::connect(target, targets.namespace.clone()).await {
             Ok((client, namespace)) => {
                 let gc = kube::gc::Gc {
                     namespace: &namespace,
@@ -249,11 +277,11 @@ async fn gc(args: GcArgs) -> i32 {
 /// default ([`DEFAULT_TARGET_HELP`]).
 async fn choose(targets: &Targets) -> Vec<Chosen> {
     let mut chosen = Vec::new();
-    match &targets.kube {
-        Some(kube) => chosen.push(Chosen::Kube {
-            context: context_of(kube),
-        }),
-        None if targets.namespace.is_some() => chosen.push(Chosen::Kube { context: None }),
+    match kube_target(targets) {
+        Some(target) => chosen.push(Chosen::Kube(target)),
+        None if targets.namespace.is_some() => {
+            chosen.push(Chosen::Kube(kube::Target::Context(None)));
+        }
         None => {}
     }
     if targets.docker {
@@ -261,7 +289,7 @@ async fn choose(targets: &Targets) -> Vec<Chosen> {
     }
     if chosen.is_empty() {
         chosen.push(if kube::usable().await {
-            Chosen::Kube { context: None }
+            Chosen::Kube(kube::Target::Context(None))
         } else {
             Chosen::Docker
         });
@@ -277,8 +305,8 @@ async fn rows_of(
     session: Option<&str>,
 ) -> Result<(Vec<crate::table::Row>, String), String> {
     match target {
-        Chosen::Kube { context } => {
-            let (client, namespace) = kube::connect(context, namespace).await?;
+        Chosen::Kube(target) => {
+            let (client, namespace) = kube::connect(target, namespace).await?;
             let rows = kube::ps::rows(&client, &namespace, session).await?;
             Ok((rows, format!("namespace {namespace}")))
         }
@@ -340,8 +368,8 @@ async fn logs(args: LogsArgs) -> i32 {
     let mut errors = Vec::new();
     for target in targets {
         let result = match target {
-            Chosen::Kube { context } => {
-                match kube::connect(context, args.targets.namespace.clone()).await {
+            Chosen::Kube(target) => {
+                match kube::connect(target, args.targets.namespace.clone()).await {
                     Ok((client, namespace)) => {
                         kube::logs::print(&client, &namespace, execution_id, session, args.follow)
                             .await
@@ -375,7 +403,7 @@ async fn session_logs(targets: Vec<Chosen>, namespace: Option<String>, session: 
     let mut failed = false;
     for target in targets {
         let result = match target {
-            Chosen::Kube { context } => match kube::connect(context, namespace.clone()).await {
+            Chosen::Kube(target) => match kube::connect(target, namespace.clone()).await {
                 Ok((client, namespace)) => {
                     let found = kube::logs::session(&client, &namespace, session).await;
                     places.push(format!("namespace {namespace}"));

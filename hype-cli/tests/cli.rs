@@ -2,7 +2,8 @@
 //! lines; `hype gc --staging` on a directory; `hype gc --docker` on the
 //! real engine (containers and volumes made here with dead and live
 //! owners); `hype gc --kube`, `hype ps` and `hype logs` against the
-//! Kubernetes test double, reached through a kubeconfig in `KUBECONFIG`.
+//! Kubernetes test double, reached through a kubeconfig in `KUBECONFIG`,
+//! and `hype ps|gc --gke` through the GKE double in front of it.
 //! Which Leases `hype gc --kube` takes: a live session's never (a submitter
 //! in this process, its call waiting in its pod), a submitter's killed
 //! with SIGKILL on this host at once (this test binary run again as that
@@ -24,6 +25,7 @@ use hype_runtime::__tools::Owner;
 use hype_runtime::Staging as _;
 use hype_runtime::{KubeCluster, RunEnvironment, Submitter};
 use hype_tests::gcs_server::GcsServer;
+use hype_tests::gke_server::{ClusterAnswer, GkeServer};
 use hype_tests::kube_double::{Executor, InProcessResult, KubeTestServer, KubeletOptions};
 use hype_tests::{IMAGE, docker_image, rbac};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -1092,6 +1094,78 @@ async fn succeeded(server: &KubeTestServer, name: &str) {
         .await,
         "pod {name} did not end: {:?}",
         phase()
+    );
+}
+
+/// `--gke PROJECT/LOCATION/CLUSTER`: the cluster's endpoint and CA from
+/// the GKE API (its double, through `HYPE_GKE_API_ENDPOINT`), Application
+/// Default Credentials from `GOOGLE_APPLICATION_CREDENTIALS`, no
+/// kubeconfig; the GKE double forwards to the Kubernetes double, whose
+/// pods `hype ps` then lists. Bad values name the flag and the form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ps_and_gc_reach_a_gke_cluster_without_kubeconfig() {
+    let kube = kube(false);
+    let client = kube.server.client();
+    let lease = lease(&client, "on-gke", Duration::ZERO).await;
+    pod(&client, "hype-add-on-gke", "on-gke", Some(&lease)).await;
+    let gke = GkeServer::start(Duration::from_secs(3600)).await;
+    gke.set_cluster("p", "europe-west1", "c", ClusterAnswer::Running);
+    gke.forward_kube_to(kube.server.url());
+    let dir = tempfile::tempdir().unwrap();
+    let adc = dir.path().join("adc.json");
+    std::fs::write(&adc, gke.credentials_json()).unwrap();
+    let vars = [
+        ("HYPE_GKE_API_ENDPOINT", gke.api_endpoint()),
+        ("GOOGLE_APPLICATION_CREDENTIALS", adc.to_str().unwrap()),
+        ("HOME", dir.path().to_str().unwrap()),
+    ];
+
+    let ps = hype_with(&["ps", "--gke", "p/europe-west1/c"], &vars).await;
+    assert_eq!(ps.code, 0, "{ps:?}");
+    let rows: Vec<&str> = ps.stdout.lines().skip(1).collect();
+    assert!(
+        rows.len() == 1 && rows[0].starts_with("hype-add-on-gke "),
+        "{ps:?}"
+    );
+    assert!(
+        gke.api_requests()
+            .iter()
+            .any(|s| s.valid && s.path == "/v1/projects/p/locations/europe-west1/clusters/c"),
+        "{:?}",
+        gke.api_requests()
+    );
+    assert!(
+        !gke.kube_requests().is_empty() && gke.kube_requests().iter().all(|s| s.valid),
+        "{:?}",
+        gke.kube_requests()
+    );
+    // gc reaches it the same way; the live session stays.
+    let out = hype_with(&["gc", "--gke", "p/europe-west1/c", "--dry-run"], &vars).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(names(kube.server.pods()), ["hype-add-on-gke"], "{out:?}");
+
+    // A cluster the GKE API does not know: the error names it.
+    let out = hype_with(&["ps", "--gke", "p/europe-west1/nope"], &vars).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("GKE cluster p/europe-west1/nope"),
+        "{out:?}"
+    );
+
+    for bad in ["p/l", "p//c", "p/l/c/d", ""] {
+        let out = hype_with(&["ps", "--gke", bad], &vars).await;
+        assert_eq!(out.code, 2, "{bad}: {out:?}");
+        assert!(
+            out.stderr.contains("--gke")
+                && out.stderr.contains("expected PROJECT/LOCATION/CLUSTER"),
+            "{bad}: {out:?}"
+        );
+    }
+    let out = hype_with(&["ps", "--gke", "p/l/c", "--kube"], &vars).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("--gke") && out.stderr.contains("--kube"),
+        "{out:?}"
     );
 }
 

@@ -22,6 +22,7 @@
 //! | `HYPE_MOUNTS` | `hype::mount_path` | set by the local runner: its map of mount paths to directories |
 //! | `HYPE_LAUNCHED` | `hype-run` | set by a launcher for the executable it runs: the digest it fetched (the loop guard) |
 //! | `HYPE_PARENT_PID` | `hype-run` | set by the local runner and the launcher: the process `hype-run` dies with |
+//! | `HYPE_GKE_API_ENDPOINT` | the `hype` command | the GKE API endpoint `--gke` asks for the cluster's endpoint and CA (default `https://container.googleapis.com`): a private endpoint, or the tests' GKE double |
 //! | `HYPE_GCP_PROJECT` | `examples/gke.rs` | the Google Cloud project |
 //! | `HYPE_GKE_LOCATION` | `examples/gke.rs` | the cluster's zone or region |
 //! | `HYPE_GKE_CLUSTER` | `examples/gke.rs` | the GKE cluster's name |

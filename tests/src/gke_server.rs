@@ -11,7 +11,9 @@
 //! - the cluster's Kubernetes endpoint over TLS, with a certificate for
 //!   `127.0.0.1` signed by a CA made for the run (the CA the GKE API
 //!   reports), answering `GET /version` and recording the bearer token of
-//!   every request and whether it was valid then.
+//!   every request and whether it was valid then; told to
+//!   ([`GkeServer::forward_kube_to`]), it forwards every other request
+//!   with a valid token to a Kubernetes test double.
 //!
 //! It is not Google: only the fields hype reads are there.
 
@@ -72,6 +74,9 @@ struct Shared {
     kube_endpoint: String,
     ca_pem: String,
     foreign_ca_pem: String,
+    /// Where the Kubernetes endpoint forwards what it does not answer
+    /// itself (a Kubernetes test double's URL), if anywhere.
+    forward: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -146,6 +151,7 @@ impl GkeServer {
             kube_endpoint,
             ca_pem,
             foreign_ca_pem,
+            forward: Mutex::new(None),
         });
 
         let api = Router::new()
@@ -212,17 +218,35 @@ impl GkeServer {
         );
     }
 
-    /// `authorized_user` credentials (what `gcloud auth application-default
-    /// login` writes) whose tokens come from this double. Call inside a
-    /// tokio runtime: google-cloud-auth starts its refresh task here.
-    pub fn credentials(&self) -> Credentials {
-        let json = serde_json::json!({
+    /// Makes the Kubernetes endpoint forward every request other than
+    /// `/version` that carries a valid token to `url` (a
+    /// [`KubeTestServer`](crate::kube_double::KubeTestServer)'s), whole
+    /// answers only (no watches): the GKE cluster then holds what that
+    /// double holds. Requests without a valid token get 401.
+    pub fn forward_kube_to(&self, url: &str) {
+        *self.shared.forward.lock().unwrap() = Some(url.trim_end_matches('/').to_owned());
+    }
+
+    /// The [`credentials`](Self::credentials) as the JSON of an
+    /// `authorized_user` file (what `GOOGLE_APPLICATION_CREDENTIALS` may
+    /// name), for a process that finds them as Application Default
+    /// Credentials.
+    pub fn credentials_json(&self) -> String {
+        serde_json::json!({
             "type": "authorized_user",
             "client_id": "hype-test-client",
             "client_secret": "hype-test-secret",
             "refresh_token": "hype-test-refresh-token",
             "token_uri": self.token_uri(),
-        });
+        })
+        .to_string()
+    }
+
+    /// `authorized_user` credentials (what `gcloud auth application-default
+    /// login` writes) whose tokens come from this double. Call inside a
+    /// tokio runtime: google-cloud-auth starts its refresh task here.
+    pub fn credentials(&self) -> Credentials {
+        let json: serde_json::Value = serde_json::from_str(&self.credentials_json()).expect("JSON");
         crate::backends::google_cloud_auth::credentials::user_account::Builder::new(json)
             .build()
             .expect("authorized_user credentials")
@@ -384,19 +408,59 @@ async fn version(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
 
 async fn kube_fallback(
     State(shared): State<Arc<Shared>>,
+    method: axum::http::Method,
     uri: axum::http::Uri,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Response {
     let seen = shared.check(uri.path(), &headers);
+    let valid = seen.valid;
     shared.kube_requests.lock().unwrap().push(seen);
-    (
-        StatusCode::NOT_FOUND,
-        axum::Json(serde_json::json!({
-            "kind": "Status", "apiVersion": "v1", "status": "Failure",
-            "message": "the GKE test double serves only /version", "reason": "NotFound", "code": 404,
-        })),
-    )
-        .into_response()
+    let forward = shared.forward.lock().unwrap().clone();
+    let status = |code: StatusCode, reason: &str, message: &str| {
+        (
+            code,
+            axum::Json(serde_json::json!({
+                "kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "message": message, "reason": reason, "code": code.as_u16(),
+            })),
+        )
+            .into_response()
+    };
+    let Some(forward) = forward else {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the GKE test double serves only /version",
+        );
+    };
+    if !valid {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    let path = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{forward}{path}"))
+        .body(body);
+    if let Some(content_type) = headers.get("content-type") {
+        request = request.header("content-type", content_type);
+    }
+    match request.send().await {
+        Ok(answer) => {
+            let code = answer.status();
+            let content_type = answer.headers().get("content-type").cloned();
+            let bytes = answer.bytes().await.unwrap_or_default();
+            let mut response = (code, bytes).into_response();
+            if let Some(content_type) = content_type {
+                response.headers_mut().insert("content-type", content_type);
+            }
+            response
+        }
+        Err(err) => status(
+            StatusCode::BAD_GATEWAY,
+            "InternalError",
+            &format!("the GKE test double cannot forward: {err}"),
+        ),
+    }
 }
 
 /// A CA made for this run, and a server certificate for 127.0.0.1 signed

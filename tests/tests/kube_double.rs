@@ -15,10 +15,11 @@ use hype::RemoteFn;
 use hype::wire::{self, BuildInfo, CallEnvelope, Payload, Reference};
 use hype_tests::IMAGE;
 use hype_tests::kube_double::{
-    Executor, InProcessPod, InProcessResult, KubeTestServer, KubeletOptions, ReadOnlyMounts,
+    Autoscaler, Executor, InProcessPod, InProcessResult, KubeTestServer, KubeletOptions,
+    ReadOnlyMounts,
 };
 use hype_tests::{files, math, process};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
 
@@ -1145,6 +1146,63 @@ async fn image_pull_failures() {
         pods.delete(name, &DeleteParams::default()).await.unwrap();
         wait_gone(&pods, name).await;
     }
+    finish(server).await;
+}
+
+/// The cluster autoscaler fault: a pod that is unschedulable gets one
+/// event from `cluster-autoscaler` (served by namespace, filtered by
+/// `involvedObject.name`); with a scale-up it is scheduled once the node
+/// is up, without one it stays Pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_autoscaler_writes_events_and_adds_a_node() {
+    let server = start();
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let events: Api<Event> = Api::default_namespaced(server.client());
+    let pp = PostParams::default();
+    let call = call_text(math::add(2, 3), server.staging_dir());
+    let of = |name: &str| ListParams::default().fields(&format!("involvedObject.name={name}"));
+    server
+        .faults()
+        .unschedulable("0/1 nodes are available: 1 Insufficient cpu.");
+    server.faults().autoscaler(Autoscaler::NoScaleUp);
+    pods.create(&pp, &pod("stuck", &call, json!({})))
+        .await
+        .unwrap();
+    wait_pod(&pods, "stuck", "unschedulable", |p| {
+        condition(p, "PodScheduled").is_some()
+    })
+    .await;
+    let said = events.list(&of("stuck")).await.unwrap().items;
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert_eq!(said[0].reason.as_deref(), Some("NotTriggerScaleUp"));
+    assert_eq!(
+        said[0].source.as_ref().unwrap().component.as_deref(),
+        Some("cluster-autoscaler")
+    );
+    assert_eq!(said[0].involved_object.name.as_deref(), Some("stuck"));
+    assert!(events.list(&of("other")).await.unwrap().items.is_empty());
+    let unknown = events
+        .list(&ListParams::default().fields("reason=TriggeredScaleUp"))
+        .await
+        .unwrap_err();
+    assert!(matches!(unknown, kube::Error::Api(s) if s.code == 400));
+
+    server.faults().autoscaler(Autoscaler::ScaleUp {
+        after: Duration::from_millis(300),
+    });
+    pods.create(&pp, &pod("scaled", &call, json!({})))
+        .await
+        .unwrap();
+    let done = finished(&pods, "scaled").await;
+    assert_eq!(phase(&done), "Succeeded");
+    let said = events.list(&of("scaled")).await.unwrap().items;
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert_eq!(said[0].reason.as_deref(), Some("TriggeredScaleUp"));
+    let stuck = pods.get("stuck").await.unwrap();
+    assert_eq!(phase(&stuck), "Pending", "no node came for it");
+
+    server.faults().clear_unschedulable();
+    finished(&pods, "stuck").await;
     finish(server).await;
 }
 

@@ -17,12 +17,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hype::{ByteBuf, Error, RunEnvironment, Secret, Submitter, VolumeRequest};
 use hype_tests::IMAGE;
 use hype_tests::backends::KubeCluster;
-use hype_tests::kube_double::KubeTestServer;
+use hype_tests::kube_double::{Autoscaler, KubeTestServer};
 use hype_tests::{bytes, containers, failures, files, math, process};
 
 /// How the test double runs pods' containers.
@@ -103,6 +103,9 @@ in_both_modes!(
     the_volume_flow_one_writer_then_ten_readers,
     an_image_that_cannot_be_pulled_fails_fast,
     an_unschedulable_pod_fails_after_the_pending_timeout,
+    a_pod_waits_for_the_node_the_autoscaler_adds,
+    a_scale_up_that_brings_no_node_fails_after_the_scale_up_timeout,
+    a_pod_the_autoscaler_will_not_help_fails_after_the_pending_timeout,
     an_oom_kill_is_reported_as_such,
     an_eviction_is_reported_as_such,
     a_pod_deleted_by_someone_else_is_reported_as_such,
@@ -531,6 +534,128 @@ async fn an_unschedulable_pod_fails_after_the_pending_timeout(mode: Mode) {
         }
         other => panic!("expected Unschedulable, got {other:?}"),
     }
+    c.server.faults().clear_unschedulable();
+    c.finish().await;
+}
+
+/// The requests for events the submitter sent: each a list of one pod's
+/// events (by field selector), never a watch.
+fn event_reads(server: &KubeTestServer) -> Vec<String> {
+    let reads: Vec<String> = server
+        .request_log()
+        .into_iter()
+        .filter(|(_, uri)| uri.contains("/events"))
+        .map(|(method, uri)| {
+            assert_eq!(method, "GET", "{uri}");
+            assert!(
+                uri.contains("fieldSelector=involvedObject.name%3D") && !uri.contains("watch"),
+                "{uri}"
+            );
+            uri
+        })
+        .collect();
+    reads
+}
+
+async fn a_pod_waits_for_the_node_the_autoscaler_adds(mode: Mode) {
+    let Some(c) = Cluster::with(mode, |k| {
+        k.pending_timeout(Duration::from_secs(1))
+            .scale_up_timeout(Duration::from_secs(4))
+    })
+    .await
+    else {
+        return;
+    };
+    c.server
+        .faults()
+        .unschedulable("0/1 nodes are available: 1 Insufficient nvidia.com/gpu.");
+    c.server.faults().autoscaler(Autoscaler::ScaleUp {
+        after: Duration::from_secs(2),
+    });
+    let started = Instant::now();
+    let sum = c.run(math::add(1, 2), &c.env()).await;
+    assert_eq!(sum.expect("the call runs on the new node"), 3);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2),
+        "waited for the new node: {waited:?}"
+    );
+    // One read at first sight, then at most one per 250 ms (a quarter of
+    // the pending timeout) while the pod waits: not one per watch event.
+    let reads = event_reads(&c.server);
+    assert!(
+        !reads.is_empty() && reads.len() <= 2 + (waited.as_millis() / 250) as usize,
+        "{} reads in {waited:?}",
+        reads.len()
+    );
+    c.server.faults().clear_unschedulable();
+    c.finish().await;
+}
+
+async fn a_scale_up_that_brings_no_node_fails_after_the_scale_up_timeout(mode: Mode) {
+    let Some(c) = Cluster::with(mode, |k| {
+        k.pending_timeout(Duration::from_millis(500))
+            .scale_up_timeout(Duration::from_secs(2))
+    })
+    .await
+    else {
+        return;
+    };
+    c.server
+        .faults()
+        .unschedulable("0/1 nodes are available: 1 Insufficient cpu.");
+    c.server.faults().autoscaler(Autoscaler::ScaleUp {
+        after: Duration::from_secs(60),
+    });
+    let started = Instant::now();
+    let err = c.run(math::add(1, 1), &c.env()).await.unwrap_err();
+    let waited = started.elapsed();
+    match &err {
+        Error::Unschedulable { message, after, .. } => {
+            assert!(
+                message.starts_with("0/1 nodes are available: 1 Insufficient cpu.; the cluster autoscaler started a scale-up (pod triggered scale-up:"),
+                "{message}"
+            );
+            assert_eq!(*after, Duration::from_secs(2));
+        }
+        other => panic!("expected Unschedulable, got {other:?}"),
+    }
+    assert!(
+        (Duration::from_secs(2)..Duration::from_secs(10)).contains(&waited),
+        "{waited:?}"
+    );
+    c.server.faults().clear_unschedulable();
+    c.finish().await;
+}
+
+async fn a_pod_the_autoscaler_will_not_help_fails_after_the_pending_timeout(mode: Mode) {
+    let Some(c) = Cluster::with(mode, |k| {
+        k.pending_timeout(Duration::from_secs(1))
+            .scale_up_timeout(Duration::from_secs(30))
+    })
+    .await
+    else {
+        return;
+    };
+    c.server
+        .faults()
+        .unschedulable("0/1 nodes are available: 1 Insufficient cpu.");
+    c.server.faults().autoscaler(Autoscaler::NoScaleUp);
+    let started = Instant::now();
+    let err = c.run(math::add(1, 1), &c.env()).await.unwrap_err();
+    let waited = started.elapsed();
+    match &err {
+        Error::Unschedulable { message, after, .. } => {
+            assert_eq!(
+                message,
+                "0/1 nodes are available: 1 Insufficient cpu.; the cluster autoscaler will not add a node: pod didn't trigger scale-up: 1 max node group size reached"
+            );
+            assert_eq!(*after, Duration::from_secs(1));
+        }
+        other => panic!("expected Unschedulable, got {other:?}"),
+    }
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    assert!(!event_reads(&c.server).is_empty());
     c.server.faults().clear_unschedulable();
     c.finish().await;
 }

@@ -1,5 +1,6 @@
 //! `docs/rbac.yaml` is the truth: a session that uses every Kubernetes
-//! feature of a submitter (calls, a failed call's log tail, a transient and
+//! feature of a submitter (calls, an unschedulable pod's events, a failed
+//! call's log tail, a transient and
 //! a persistent volume, a lost create response, close) sends only requests
 //! the `hype-submitter` Role allows, and the Role grants nothing that
 //! session does not use; and the file, which names no namespace, applies
@@ -14,18 +15,26 @@ use std::time::Duration;
 use hype::{RunEnvironment, VolumeRequest};
 use hype_tests::IMAGE;
 use hype_tests::backends::KubeCluster;
-use hype_tests::kube_double::KubeTestServer;
+use hype_tests::kube_double::{Autoscaler, KubeTestServer};
 use hype_tests::{files, math, process, rbac};
 
 #[tokio::test]
 async fn a_session_needs_exactly_the_submitter_role() {
     let server = KubeTestServer::start(common::backend::worker_processes());
-    let submitter =
-        common::backend::kube_submitter(&server, KubeCluster::from_client(server.client())).await;
+    let cluster = KubeCluster::from_client(server.client()).pending_timeout(Duration::from_secs(1));
+    let submitter = common::backend::kube_submitter(&server, cluster).await;
     let env = RunEnvironment::new(IMAGE);
     let bound = Duration::from_secs(60);
+    // Unschedulable until the autoscaler's node is up: its events are read.
+    server
+        .faults()
+        .unschedulable("0/1 nodes are available: 1 Insufficient cpu.");
+    server.faults().autoscaler(Autoscaler::ScaleUp {
+        after: Duration::from_millis(500),
+    });
     let sum = tokio::time::timeout(bound, submitter.run(math::add(1, 2), &env)).await;
     assert_eq!(sum.expect("within 60 s").unwrap(), 3);
+    server.faults().clear_unschedulable();
     server.faults().lose_next_create_responses(1);
     let sum = tokio::time::timeout(bound, submitter.run(math::add(2, 2), &env)).await;
     assert_eq!(sum.expect("within 60 s").unwrap(), 4);

@@ -1,5 +1,6 @@
 //! Kubernetes for the `hype` command: connecting through a kubeconfig
-//! context (as `KubeCluster` does), and bounded API calls. [`gc`] removes
+//! context (as `KubeCluster` does) or to a GKE cluster (as
+//! `ContainerEngineCluster` does), and bounded API calls. [`gc`] removes
 //! what dead sessions left, [`ps`] lists executions, [`logs`] prints one's
 //! log.
 //!
@@ -38,32 +39,117 @@ pub fn selector(session: Option<&str>) -> String {
     }
 }
 
-/// A client for the kubeconfig `context` (the current one when `None`, or
-/// the in-cluster service account), and the namespace to use: `namespace`,
-/// else the context's, else `default`. The runtime's own
-/// ([`hype_runtime::KubeCluster::client`]), so the CLI connects as a
-/// submitter does.
+/// The environment variable that points `--gke` at another GKE API
+/// endpoint than `https://container.googleapis.com` (a private one, or a
+/// test double).
+pub const GKE_API_ENDPOINT: &str = "HYPE_GKE_API_ENDPOINT";
+
+/// A GKE cluster as `--gke` names it: `PROJECT/LOCATION/CLUSTER`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GkeName {
+    /// The Google Cloud project.
+    pub project: String,
+    /// The zone or region.
+    pub location: String,
+    /// The cluster.
+    pub cluster: String,
+}
+
+impl GkeName {
+    /// Parses `PROJECT/LOCATION/CLUSTER` (clap names the flag in its
+    /// error).
+    pub fn parse(value: &str) -> Result<GkeName, String> {
+        match value.split('/').collect::<Vec<_>>().as_slice() {
+            [project, location, cluster]
+                if !project.is_empty() && !location.is_empty() && !cluster.is_empty() =>
+            {
+                Ok(GkeName {
+                    project: (*project).to_owned(),
+                    location: (*location).to_owned(),
+                    cluster: (*cluster).to_owned(),
+                })
+            }
+            _ => Err(
+                "expected PROJECT/LOCATION/CLUSTER, e.g. my-project/europe-west1/my-cluster (LOCATION a zone or a region)"
+                    .to_owned(),
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for GkeName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.project, self.location, self.cluster)
+    }
+}
+
+/// Which cluster: through kubeconfig, or a GKE cluster through its API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A kubeconfig context (the current one when `None`, or the
+    /// in-cluster service account).
+    Context(Option<String>),
+    /// A GKE cluster, with Application Default Credentials.
+    Gke(GkeName),
+}
+
+/// A client for `target`, and the namespace to use: `namespace`, else
+/// the context's, else `default`. The runtime's own
+/// ([`hype_runtime::KubeCluster::client`], and
+/// [`hype_runtime::ContainerEngineCluster::kube_cluster`] for GKE), so the
+/// CLI connects as a submitter does.
 pub async fn connect(
-    context: Option<String>,
+    target: Target,
     namespace: Option<String>,
 ) -> Result<(kube::Client, String), String> {
-    let which = match &context {
-        Some(context) => format!("kubeconfig context {context}"),
-        None => "the current kubeconfig context".to_owned(),
+    let (which, hint) = match &target {
+        Target::Context(Some(context)) => (
+            format!("kubeconfig context {context}"),
+            "KUBECONFIG names the kubeconfig files",
+        ),
+        Target::Context(None) => (
+            "the current kubeconfig context".to_owned(),
+            "KUBECONFIG names the kubeconfig files",
+        ),
+        Target::Gke(name) => (
+            format!("GKE cluster {name}"),
+            "--gke uses Application Default Credentials, which need container.clusters.get",
+        ),
     };
-    let mut cluster = hype_runtime::KubeCluster::new();
-    if let Some(context) = context {
-        cluster = cluster.context(context);
-    }
-    if let Some(namespace) = namespace {
-        cluster = cluster.namespace(namespace);
-    }
-    tokio::time::timeout(CALL_BOUND, cluster.client())
+    let connecting = async {
+        let cluster = match target {
+            Target::Context(context) => {
+                let mut cluster = hype_runtime::KubeCluster::new();
+                if let Some(context) = context {
+                    cluster = cluster.context(context);
+                }
+                cluster
+            }
+            Target::Gke(name) => {
+                let mut gke = hype_runtime::ContainerEngineCluster::new(
+                    name.project,
+                    name.location,
+                    name.cluster,
+                );
+                if let Some(endpoint) = std::env::var(GKE_API_ENDPOINT)
+                    .ok()
+                    .filter(|e| !e.is_empty())
+                {
+                    gke = gke.api_endpoint(endpoint);
+                }
+                gke.kube_cluster().await?
+            }
+        };
+        let cluster = match namespace {
+            Some(namespace) => cluster.namespace(namespace),
+            None => cluster,
+        };
+        cluster.client().await
+    };
+    tokio::time::timeout(CALL_BOUND, connecting)
         .await
-        .map_err(|_| format!("cannot load {which}: no result within {CALL_BOUND:?}"))?
-        .map_err(|err| {
-            format!("cannot load {which}: {err} (KUBECONFIG names the kubeconfig files)")
-        })
+        .map_err(|_| format!("cannot reach {which}: no result within {CALL_BOUND:?}"))?
+        .map_err(|err| format!("cannot reach {which}: {err} ({hint})"))
 }
 
 /// Whether a kubeconfig (or an in-cluster service account) can be loaded:

@@ -242,7 +242,9 @@ pub enum Error {
         message: String,
     },
 
-    /// No node could take the execution within the pending timeout.
+    /// No node could take the execution within the pending timeout, or
+    /// within the scale-up timeout while the cluster autoscaler was adding
+    /// one.
     #[error(
         "{execution_id} was not scheduled within {after:?}: {message}; lower the resource requests or add capacity"
     )]
@@ -252,9 +254,11 @@ pub enum Error {
         function: String,
         /// The execution.
         execution_id: String,
-        /// The scheduler's message.
+        /// The scheduler's message, then what the cluster autoscaler said
+        /// about the pod, if anything.
         message: String,
-        /// How long hype waited.
+        /// How long hype waited: the pending timeout, or the scale-up
+        /// timeout when the autoscaler was adding a node.
         after: Duration,
     },
 

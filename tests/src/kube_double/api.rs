@@ -73,6 +73,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(get_one::<Pod>).delete(delete::<Pod>),
         )
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(logs))
+        .route("/api/v1/namespaces/{ns}/events", get(list_events))
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/attach",
             get(streams::attach).post(streams::spdy),
@@ -988,6 +989,54 @@ async fn list<K: ApiKind>(
     Query(params): Params,
 ) -> Response {
     list_or_watch::<K>(shared, Some(ns), params)
+}
+
+/// The events of a namespace (read-only, never watched), filtered by the
+/// field selector `involvedObject.name=NAME` when given: what a reader of
+/// one pod's events asks. Any other field selector is refused, as a
+/// reminder that the double knows only this one.
+async fn list_events(
+    State(shared): State<Arc<Shared>>,
+    Path(ns): Path<String>,
+    Query(params): Params,
+) -> Response {
+    if params.get("watch").is_some_and(|w| w == "true" || w == "1") {
+        return ApiError::bad_request("the double does not watch events".to_owned())
+            .into_response();
+    }
+    let mut name = None;
+    for term in params
+        .get("fieldSelector")
+        .map_or("", String::as_str)
+        .split(',')
+        .filter(|t| !t.is_empty())
+    {
+        match term.split_once('=') {
+            Some(("involvedObject.name", value)) => name = Some(value.to_owned()),
+            _ => {
+                return ApiError::bad_request(format!(
+                    "field label not supported by the double: {term}"
+                ))
+                .into_response();
+            }
+        }
+    }
+    let items: Vec<Value> = shared
+        .events
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|e| e.metadata.namespace.as_deref() == Some(ns.as_str()))
+        .filter(|e| name.is_none() || e.involved_object.name == name)
+        .map(|e| serde_json::to_value(e).expect("an event is JSON"))
+        .collect();
+    let list = json!({
+        "kind": "EventList",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": shared.store.versions().text(shared.store.lock().rv())},
+        "items": items,
+    });
+    json_response(200, &list)
 }
 
 async fn list_all<K: ApiKind>(

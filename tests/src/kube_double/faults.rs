@@ -23,6 +23,7 @@ struct State {
     refused_creates: VecDeque<CreateRefusal>,
     retry_after_seconds: u64,
     unschedulable: Option<String>,
+    autoscaler: Option<Autoscaler>,
     oom_kills: usize,
     evictions: usize,
     preemptions: usize,
@@ -34,6 +35,21 @@ struct State {
     failing_logs: Option<u16>,
     refused_delete_collections: Option<u16>,
     refused_streams: usize,
+}
+
+/// What the cluster autoscaler does for an unschedulable pod (see
+/// [`Faults::autoscaler`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Autoscaler {
+    /// It adds a node: the pod gets a `TriggeredScaleUp` event as soon as
+    /// it is unschedulable, and is scheduled on the new node `after` that.
+    ScaleUp {
+        /// How long the new node takes.
+        after: Duration,
+    },
+    /// It will not add a node: the pod gets a `NotTriggerScaleUp` event
+    /// and stays unschedulable.
+    NoScaleUp,
 }
 
 /// A refusal of a create: status code, reason and message.
@@ -160,6 +176,22 @@ impl Faults {
     pub fn unschedulable(&self, message: impl Into<String>) {
         self.lock().unschedulable = Some(message.into());
         self.changed();
+    }
+
+    /// A cluster autoscaler: each pod that is unschedulable (see
+    /// [`unschedulable`](Self::unschedulable)) gets an event from
+    /// `cluster-autoscaler` about it, served at
+    /// `/api/v1/namespaces/{ns}/events`, and with
+    /// [`Autoscaler::ScaleUp`] is scheduled once its node is up. Without
+    /// this (the default) no autoscaler event is ever written.
+    pub fn autoscaler(&self, autoscaler: Autoscaler) {
+        self.lock().autoscaler = Some(autoscaler);
+        self.changed();
+    }
+
+    /// The autoscaler, if there is one.
+    pub(crate) fn autoscaler_mode(&self) -> Option<Autoscaler> {
+        self.lock().autoscaler
     }
 
     /// Lets pending pods be scheduled again.

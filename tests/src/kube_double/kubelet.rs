@@ -37,17 +37,18 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, HostIP, PersistentVolumeClaim, Pod, PodCondition,
-    PodIP, PodStatus, Secret,
+    ContainerStateWaiting, ContainerStatus, Event, EventSource, HostIP, ObjectReference,
+    PersistentVolumeClaim, Pod, PodCondition, PodIP, PodStatus, Secret,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Time};
 use tokio::sync::{oneshot, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::api::{ApiError, LogQuery, check_preconditions};
 use super::docker::{BindMount, DockerLaunch, Exit};
-use super::store::{Key, Kind, State, key_of, now};
+use super::faults::Autoscaler;
+use super::store::{self, Key, Kind, State, key_of, now};
 use super::streams::{self, ContainerIo, ExecContext};
 use super::{Executor, InProcessPod, InProcessResult, KubeletOptions, ReadOnlyMounts, Shared};
 
@@ -1012,7 +1013,8 @@ impl PodWorker {
     }
 
     async fn lifecycle(&mut self) -> Option<()> {
-        // The scheduler.
+        // The scheduler, and the cluster autoscaler's view of the pod.
+        let mut node_up_at: Option<Instant> = None;
         loop {
             self.mark_seen();
             if self.stopped() {
@@ -1022,6 +1024,27 @@ impl PodWorker {
             let Some(message) = self.scheduling_problem(&pod) else {
                 break;
             };
+            match (self.shared.faults.autoscaler_mode(), node_up_at) {
+                (Some(Autoscaler::ScaleUp { .. }), Some(at)) if Instant::now() >= at => break,
+                (Some(Autoscaler::ScaleUp { after }), None) => {
+                    node_up_at = Some(Instant::now() + after);
+                    self.autoscaler_event(
+                        &pod,
+                        "TriggeredScaleUp",
+                        "pod triggered scale-up: [{hype-test-pool 1->2 (max: 3)}]",
+                    );
+                }
+                (Some(Autoscaler::NoScaleUp), None) => {
+                    // Marks the event written (no node is coming).
+                    node_up_at = Some(Instant::now() + Duration::from_secs(86_400 * 365));
+                    self.autoscaler_event(
+                        &pod,
+                        "NotTriggerScaleUp",
+                        "pod didn't trigger scale-up: 1 max node group size reached",
+                    );
+                }
+                _ => {}
+            }
             let unchanged = pod
                 .status
                 .as_ref()
@@ -1131,6 +1154,45 @@ impl PodWorker {
             return None;
         }
         self.run_containers(launches).await
+    }
+
+    /// Writes an event of the cluster autoscaler about the pod, as it
+    /// does: `involvedObject` the pod, source `cluster-autoscaler`, type
+    /// Normal.
+    fn autoscaler_event(&self, pod: &Pod, reason: &str, message: &str) {
+        let time = now();
+        let event = Event {
+            metadata: ObjectMeta {
+                name: Some(format!("{}.{}", self.key.1, store::random_u64())),
+                namespace: Some(self.key.0.clone()),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("v1".to_owned()),
+                kind: Some("Pod".to_owned()),
+                name: Some(self.key.1.clone()),
+                namespace: Some(self.key.0.clone()),
+                uid: pod.metadata.uid.clone(),
+                ..ObjectReference::default()
+            },
+            reason: Some(reason.to_owned()),
+            message: Some(message.to_owned()),
+            source: Some(EventSource {
+                component: Some("cluster-autoscaler".to_owned()),
+                host: None,
+            }),
+            reporting_component: Some("cluster-autoscaler".to_owned()),
+            type_: Some("Normal".to_owned()),
+            count: Some(1),
+            first_timestamp: Some(time.clone()),
+            last_timestamp: Some(time),
+            ..Event::default()
+        };
+        self.shared
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event);
     }
 
     /// Why the scheduler cannot place the pod, if it cannot.

@@ -54,7 +54,8 @@
 //!   naming `hype-run` first) in the container's process group,
 //!   environment and working directory. See `streams.rs`.
 //! - **Faults** ([`Faults`]): refused creates (429/500), an unschedulable
-//!   cluster, OOM kills, evictions, node preemptions, dropped watches, slow starts, an expired
+//!   cluster (with or without a cluster autoscaler that adds a node, its
+//!   events served read-only), OOM kills, evictions, node preemptions, dropped watches, slow starts, an expired
 //!   watch history (410 in the stream or on the request), failing
 //!   `pods/log` requests, forbidden `pods/attach` and `pods/exec`, no
 //!   `deletecollection`.
@@ -202,7 +203,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use docker::DockerExecutor;
-pub use faults::Faults;
+pub use faults::{Autoscaler, Faults};
 
 /// The namespace of [`KubeTestServer::client`] and the helpers.
 pub const NAMESPACE: &str = "default";
@@ -423,6 +424,8 @@ pub(crate) struct Shared {
     /// Whether [`KubeTestServer::shutdown`] removed every Docker container.
     containers_removed: AtomicBool,
     bookmark_interval: Duration,
+    /// The events written (only the cluster autoscaler's, for now).
+    events: Mutex<Vec<k8s_openapi::api::core::v1::Event>>,
 }
 
 /// The Kubernetes API test double with its kubelet simulator, serving on
@@ -483,6 +486,7 @@ impl KubeTestServer {
             closing: AtomicBool::new(false),
             containers_removed: AtomicBool::new(false),
             bookmark_interval: options.bookmark_interval,
+            events: Mutex::new(Vec::new()),
         });
 
         let listener =

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod};
 use kube::api::Api;
 
+use super::autoscaler::AutoscalerEvents;
 use super::deletion::Deleter;
 use super::lease::SessionLease;
 use super::runner::KubernetesRunner;
@@ -20,8 +21,15 @@ use crate::error::Error;
 use futures::future::BoxFuture;
 
 /// How long a pod may stay unschedulable before its call fails, unless set
-/// with [`KubeCluster::pending_timeout`].
+/// with [`KubeCluster::pending_timeout`], while no cluster autoscaler is
+/// adding a node for it.
 pub const DEFAULT_PENDING_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// How long a pod may stay unschedulable while the cluster autoscaler is
+/// adding a node for it, unless set with [`KubeCluster::scale_up_timeout`]:
+/// GKE adds a node in minutes, and a GPU node can take about 15 minutes
+/// before its GPUs can be scheduled.
+pub const DEFAULT_SCALE_UP_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
 /// A Kubernetes cluster reached through kubeconfig or the in-cluster
 /// configuration.
@@ -38,6 +46,7 @@ pub struct KubeCluster {
     source: Source,
     namespace: Option<String>,
     pending_timeout: Duration,
+    scale_up_timeout: Duration,
     keep_pods: bool,
     watch_bounds: WatchBounds,
 }
@@ -58,6 +67,7 @@ impl std::fmt::Debug for KubeCluster {
             .field("source", &source)
             .field("namespace", &self.namespace)
             .field("pending_timeout", &self.pending_timeout)
+            .field("scale_up_timeout", &self.scale_up_timeout)
             .field("keep_pods", &self.keep_pods)
             .field("watch_bounds", &self.watch_bounds)
             .finish()
@@ -78,6 +88,7 @@ impl KubeCluster {
             source: Source::Infer { context: None },
             namespace: None,
             pending_timeout: DEFAULT_PENDING_TIMEOUT,
+            scale_up_timeout: DEFAULT_SCALE_UP_TIMEOUT,
             keep_pods: false,
             watch_bounds: WatchBounds::default(),
         }
@@ -108,9 +119,26 @@ impl KubeCluster {
     }
 
     /// How long a pod may stay unschedulable before its call fails with
-    /// [`Error::Unschedulable`].
+    /// [`Error::Unschedulable`] and the scheduler's message (default
+    /// 5 min), unless the cluster autoscaler
+    /// is adding a node for it (see [`KubeCluster::scale_up_timeout`]).
+    /// It applies as well when the autoscaler said it will not add one
+    /// (`NotTriggerScaleUp`): in a fan-out larger than the cluster, pods
+    /// wait for the nodes other calls free, and the autoscaler says so of
+    /// every one of them once the node pool is at its maximum.
     pub fn pending_timeout(mut self, timeout: Duration) -> Self {
         self.pending_timeout = timeout;
+        self
+    }
+
+    /// How long a pod may stay unschedulable while the cluster autoscaler
+    /// is adding a node for it (its latest event about the pod is
+    /// `TriggeredScaleUp`) before its call fails with
+    /// [`Error::Unschedulable`] (default 20 min). Both timeouts count from when the pod was first seen
+    /// unschedulable. Reading the pod's events needs `list` on `events`
+    /// (docs/rbac.yaml); without it, only the pending timeout applies.
+    pub fn scale_up_timeout(mut self, timeout: Duration) -> Self {
+        self.scale_up_timeout = timeout;
         self
     }
 
@@ -183,6 +211,7 @@ impl Cluster for KubeCluster {
             let session = connection.session();
             let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
             let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
+            let events: Api<Event> = Api::namespaced(client.clone(), &namespace);
             let leases: Api<Lease> = Api::namespaced(client, &namespace);
             let lease = SessionLease::acquire(leases, &namespace, session).await?;
             let watcher = match PodWatcher::start(
@@ -205,6 +234,7 @@ impl Cluster for KubeCluster {
             Ok(Arc::new(KubernetesRunner {
                 deleter: Deleter::new(pods.clone(), &namespace),
                 log_trouble: super::logs::LogTrouble::new(session),
+                autoscaler: AutoscalerEvents::new(events, &namespace),
                 volumes: volumes::Volumes::new(
                     claims,
                     &namespace,
@@ -217,6 +247,7 @@ impl Cluster for KubeCluster {
                 lease,
                 session: session.to_owned(),
                 pending_timeout: self.pending_timeout,
+                scale_up_timeout: self.scale_up_timeout,
                 keep_pods: self.keep_pods,
             }) as Arc<dyn Runner>)
         })

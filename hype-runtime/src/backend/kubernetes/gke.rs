@@ -68,6 +68,7 @@ pub struct ContainerEngineCluster {
     credentials: Option<Credentials>,
     namespace: Option<String>,
     pending_timeout: Option<Duration>,
+    scale_up_timeout: Option<Duration>,
     keep_pods: bool,
 }
 
@@ -116,6 +117,7 @@ impl ContainerEngineCluster {
             credentials: None,
             namespace: None,
             pending_timeout: None,
+            scale_up_timeout: None,
             keep_pods: false,
         }
     }
@@ -145,6 +147,13 @@ impl ContainerEngineCluster {
     /// [`KubeCluster::pending_timeout`]).
     pub fn pending_timeout(mut self, timeout: Duration) -> Self {
         self.pending_timeout = Some(timeout);
+        self
+    }
+
+    /// How long a pod may stay unschedulable while the cluster autoscaler
+    /// adds a node for it (see [`KubeCluster::scale_up_timeout`]).
+    pub fn scale_up_timeout(mut self, timeout: Duration) -> Self {
+        self.scale_up_timeout = Some(timeout);
         self
     }
 
@@ -320,7 +329,7 @@ impl ContainerEngineCluster {
     }
 
     /// The [`KubeCluster`] this cluster is, with the namespace, pending
-    /// timeout and pod keeping set here.
+    /// and scale-up timeouts and pod keeping set here.
     pub async fn kube_cluster(&self) -> Result<KubeCluster, Error> {
         let client = self.client().await?;
         let mut cluster = KubeCluster::from_client(client).keep_pods(self.keep_pods);
@@ -329,6 +338,9 @@ impl ContainerEngineCluster {
         }
         if let Some(timeout) = self.pending_timeout {
             cluster = cluster.pending_timeout(timeout);
+        }
+        if let Some(timeout) = self.scale_up_timeout {
+            cluster = cluster.scale_up_timeout(timeout);
         }
         Ok(cluster)
     }

@@ -7,7 +7,9 @@
 //! every change of its pod, and the pod's status is read (`status`) until
 //! the container ends or something is diagnosed: an image that cannot be
 //! pulled or a missing secret fail fast, an unschedulable pod fails after
-//! the pending timeout with the scheduler's message, and OOM kills,
+//! the pending timeout with the scheduler's message (after the longer
+//! scale-up timeout while the cluster autoscaler, read from the pod's
+//! events by `autoscaler`, is adding a node for it), and OOM kills,
 //! evictions, deletions by someone else and the deadline each have their
 //! own error. The outcome comes from the termination message. The pod is
 //! deleted once it is read, when the call's future is dropped, and on
@@ -29,12 +31,14 @@
 //! endpoint and credentials first; [`lease`] the session's Lease),
 //! `volumes` (claims), `pod` (the pod of a call), `runner` (create,
 //! wait, read, delete), `watch` (the shared watch that wakes each call,
-//! and its fault handling), `status` (what a pod's status says, and the
+//! and its fault handling), `autoscaler` (whether a node is coming for
+//! an unschedulable pod), `status` (what a pod's status says, and the
 //! error it stands for), `logs` (the pod's output, followed),
 //! `deletion` (deleting without giving up, the sweep on close),
 //! `retry` (bounded retries of API requests), `refusal` (whether a
 //! refusal is RBAC's, admission control's or the request's own).
 
+pub(crate) mod autoscaler;
 pub mod cluster;
 pub(crate) mod deletion;
 #[cfg(feature = "gke")]

@@ -12,6 +12,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams, PostParams};
 
+use super::autoscaler::{self, AutoscalerEvents, Verdict};
 use super::deletion::Deleter;
 use super::lease::SessionLease;
 use super::logs::{LogFollow, LogTrouble};
@@ -44,6 +45,9 @@ pub(crate) struct KubernetesRunner {
     pub(super) lease: SessionLease,
     pub(super) session: String,
     pub(super) pending_timeout: Duration,
+    pub(super) scale_up_timeout: Duration,
+    /// Reads an unschedulable pod's events for the cluster autoscaler's.
+    pub(super) autoscaler: AutoscalerEvents,
     pub(super) keep_pods: bool,
     /// Deletions of pods, in the background when they cannot be done now.
     pub(super) deleter: Deleter,
@@ -153,6 +157,10 @@ impl KubernetesRunner {
         let name = job.execution_id.as_str();
         let function = job.function.to_owned();
         let mut unschedulable_since: Option<tokio::time::Instant> = None;
+        // The cluster autoscaler's word on the pod, and when to read its
+        // events next (only while it is unschedulable).
+        let mut scale_up = Verdict::Silent;
+        let mut read_events_at: Option<tokio::time::Instant> = None;
         let mut failure = self.watcher.failure();
         loop {
             let event = events.borrow_and_update().clone();
@@ -186,16 +194,34 @@ impl KubernetesRunner {
                     unschedulable: Some(message),
                 } => {
                     let since = *unschedulable_since.get_or_insert_with(tokio::time::Instant::now);
-                    if since.elapsed() >= self.pending_timeout {
+                    let now = tokio::time::Instant::now();
+                    if read_events_at.is_none_or(|at| now >= at) {
+                        if let Some(verdict) = self.autoscaler.read(name).await {
+                            self.note_scale_up(job, &scale_up, &verdict, &message);
+                            scale_up = verdict;
+                        }
+                        read_events_at = Some(crate::clock::later(
+                            tokio::time::Instant::now(),
+                            autoscaler::events_every(self.pending_timeout),
+                        ));
+                    }
+                    let bound = match scale_up {
+                        Verdict::ScalingUp(_) => self.scale_up_timeout,
+                        Verdict::Silent | Verdict::NoScaleUp(_) => self.pending_timeout,
+                    };
+                    if since.elapsed() >= bound {
                         return Err(Error::Unschedulable {
                             function,
                             execution_id: name.to_owned(),
-                            message,
-                            after: self.pending_timeout,
+                            message: format!("{message}{}", scale_up.explain(bound)),
+                            after: bound,
                         });
                     }
                     // None past the end of time: no deadline, as for Duration::MAX.
-                    pending_deadline = since.checked_add(self.pending_timeout);
+                    pending_deadline = match (since.checked_add(bound), read_events_at) {
+                        (Some(end), Some(read)) => Some(end.min(read)),
+                        (end, read) => end.or(read),
+                    };
                 }
                 Progress::Terminated {
                     exit_code,
@@ -238,6 +264,34 @@ impl KubernetesRunner {
                     source: None,
                 });
             }
+        }
+    }
+
+    /// Says when the cluster autoscaler's word on a waiting pod changes.
+    fn note_scale_up(&self, job: &Job, before: &Verdict, now: &Verdict, scheduler: &str) {
+        if before == now {
+            return;
+        }
+        let (function, pod) = (job.function, job.execution_id.as_str());
+        match now {
+            Verdict::ScalingUp(autoscaler) => tracing::info!(
+                function,
+                pod,
+                phase = "waiting for a node",
+                %autoscaler,
+                timeout = ?self.scale_up_timeout,
+                "waiting for a node: the cluster autoscaler is adding one for the pod"
+            ),
+            Verdict::NoScaleUp(autoscaler) => tracing::info!(
+                function,
+                pod,
+                phase = "unschedulable",
+                %autoscaler,
+                %scheduler,
+                timeout = ?self.pending_timeout,
+                "no node is coming for the pod: the cluster autoscaler will not add one"
+            ),
+            Verdict::Silent => {}
         }
     }
 
