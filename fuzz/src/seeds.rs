@@ -547,10 +547,12 @@ spec:
         frames(
             0,
             &[
-                &WorkerRequest::call_inline(1, call_bytes.clone()),
-                &WorkerRequest::call_staged(2, blob.clone()),
+                &WorkerRequest::Attach,
+                &WorkerRequest::call_inline(1, "hype-add-x1", call_bytes.clone()),
+                &WorkerRequest::call_staged(2, "hype-add-x2", blob.clone()),
                 &WorkerRequest::Cancel { id: 1 },
                 &WorkerRequest::Ack { id: 2 },
+                &WorkerRequest::Ping,
                 &WorkerRequest::Shutdown,
             ],
         ),
@@ -576,24 +578,27 @@ spec:
                 },
                 &WorkerEvent::Outcome {
                     id: 1,
-                    outcome: Payload::Inline(Bytes::from(
+                    message: wire::Reference::Inline(
                         wire::encode_outcome(&example_outcome(Outcome::Returned(Payload::Inline(
                             Bytes::from(vec![0x03]),
                         ))))
                         .expect("seed outcome encodes"),
-                    )),
+                    )
+                    .to_string(),
                 },
                 &WorkerEvent::Outcome {
                     id: 2,
-                    outcome: Payload::Staged(blob),
+                    message: blob.uri.clone(),
                 },
                 &WorkerEvent::Ended {
                     id: 1,
                     status: ExitStatus::Code(0),
+                    out_of_memory: false,
                 },
                 &WorkerEvent::Ended {
                     id: 2,
                     status: ExitStatus::Signal(9),
+                    out_of_memory: true,
                 },
                 &WorkerEvent::Error {
                     id: None,

@@ -12,8 +12,6 @@
 //! soon as its 4 bytes are in, before anything is allocated for it; after
 //! any error the decoder stays failed, since the stream's framing is lost.
 //!
-//! Nothing uses these yet: they are the foundation the warm workers are
-//! built on.
 
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +46,9 @@ pub enum WorkerRequest {
     Call {
         /// The call's ID.
         id: CallId,
+        /// The execution's name (`HYPE_EXECUTION_ID` of the call's process,
+        /// and the prefix of its output lines): a DNS-1123 label.
+        execution_id: String,
         /// The encoded call envelope (`encode_call`), inline or staged.
         call: Payload,
     },
@@ -65,6 +66,13 @@ pub enum WorkerRequest {
     /// Finish: take no more calls, exit when the running ones ended and
     /// were acknowledged.
     Shutdown,
+    /// A new stream begins (sent first on every stream): the worker answers
+    /// [`WorkerEvent::Ready`], then sends again every event of the calls
+    /// not yet acknowledged, in their first order.
+    Attach,
+    /// The submitter is still there. A worker that hears no request for
+    /// its idle time considers its stream gone.
+    Ping,
 }
 
 /// Which output stream a line came from.
@@ -117,13 +125,15 @@ pub enum WorkerEvent {
         /// The line.
         line: Bytes,
     },
-    /// The call's outcome: the encoded outcome envelope
-    /// (`encode_outcome`), inline when small, else staged.
+    /// The call's outcome (`encode_outcome`), inline when small, else
+    /// staged, exactly as the call's `hype-run` wrote it.
     Outcome {
         /// The call's ID.
         id: CallId,
-        /// The encoded outcome envelope.
-        outcome: Payload,
+        /// The call's termination message, as a pod's would be:
+        /// `inline:<base64>` of the encoded outcome envelope, or the URI of
+        /// the staged outcome object.
+        message: String,
     },
     /// The call's process ended: nothing more of this call follows.
     Ended {
@@ -131,6 +141,10 @@ pub enum WorkerEvent {
         id: CallId,
         /// How it ended.
         status: ExitStatus,
+        /// The kernel's OOM killer killed it (the pod's cgroup counted an
+        /// `oom_kill` while it ran and it died of SIGKILL).
+        #[serde(default)]
+        out_of_memory: bool,
     },
     /// Something went wrong: with a call ID, that call cannot run (its
     /// `Ended` follows); without, the worker itself (a malformed request,
@@ -145,17 +159,19 @@ pub enum WorkerEvent {
 
 impl WorkerRequest {
     /// A call of the encoded call envelope `call`, inline.
-    pub fn call_inline(id: CallId, call: Vec<u8>) -> WorkerRequest {
+    pub fn call_inline(id: CallId, execution_id: &str, call: Vec<u8>) -> WorkerRequest {
         WorkerRequest::Call {
             id,
+            execution_id: execution_id.to_owned(),
             call: Payload::Inline(Bytes::from(call)),
         }
     }
 
     /// A call whose encoded call envelope is staged at `blob`.
-    pub fn call_staged(id: CallId, blob: BlobRef) -> WorkerRequest {
+    pub fn call_staged(id: CallId, execution_id: &str, blob: BlobRef) -> WorkerRequest {
         WorkerRequest::Call {
             id,
+            execution_id: execution_id.to_owned(),
             call: Payload::Staged(blob),
         }
     }
@@ -357,11 +373,13 @@ mod tests {
     fn examples() -> (Vec<WorkerRequest>, Vec<WorkerEvent>) {
         let blob = BlobRef::new("gs://b/p/blobs/sha256/ab", 12, "ab".repeat(32));
         let requests = vec![
-            WorkerRequest::call_inline(1, b"HYPC\x02\x80".to_vec()),
-            WorkerRequest::call_staged(u64::MAX, blob.clone()),
+            WorkerRequest::call_inline(1, "hype-add-abc", b"HYPC\x02\x80".to_vec()),
+            WorkerRequest::call_staged(u64::MAX, "hype-add-def", blob),
             WorkerRequest::Cancel { id: 7 },
             WorkerRequest::Ack { id: 7 },
             WorkerRequest::Shutdown,
+            WorkerRequest::Attach,
+            WorkerRequest::Ping,
         ];
         let events = vec![
             WorkerEvent::Ready {
@@ -379,19 +397,21 @@ mod tests {
             },
             WorkerEvent::Outcome {
                 id: 1,
-                outcome: Payload::Inline(Bytes::from(b"HYPO\x01".to_vec())),
+                message: "inline:SFlQTwE=".into(),
             },
             WorkerEvent::Outcome {
                 id: 2,
-                outcome: Payload::Staged(blob),
+                message: "gs://b/p/outcomes/hype-add-def".into(),
             },
             WorkerEvent::Ended {
                 id: 1,
                 status: ExitStatus::Code(0),
+                out_of_memory: false,
             },
             WorkerEvent::Ended {
                 id: 2,
                 status: ExitStatus::Signal(9),
+                out_of_memory: true,
             },
             WorkerEvent::Error {
                 id: None,
@@ -490,7 +510,7 @@ mod tests {
 
     #[test]
     fn an_oversized_message_is_not_encoded() {
-        let big = WorkerRequest::call_inline(1, vec![0; MAX_FRAME_LEN]);
+        let big = WorkerRequest::call_inline(1, "hype-x", vec![0; MAX_FRAME_LEN]);
         let err = encode_frame(&big).unwrap_err().to_string();
         assert!(err.contains("longer than the maximum"), "{err}");
     }
@@ -540,10 +560,18 @@ mod tests {
 
     fn request() -> impl Strategy<Value = WorkerRequest> {
         prop_oneof![
-            (any::<u64>(), payload()).prop_map(|(id, call)| WorkerRequest::Call { id, call }),
+            (any::<u64>(), ".{0,30}", payload()).prop_map(|(id, execution_id, call)| {
+                WorkerRequest::Call {
+                    id,
+                    execution_id,
+                    call,
+                }
+            }),
             any::<u64>().prop_map(|id| WorkerRequest::Cancel { id }),
             any::<u64>().prop_map(|id| WorkerRequest::Ack { id }),
             Just(WorkerRequest::Shutdown),
+            Just(WorkerRequest::Attach),
+            Just(WorkerRequest::Ping),
         ]
     }
 
@@ -572,9 +600,15 @@ mod tests {
                     stream,
                     line: Bytes::from(line),
                 }),
-            (any::<u64>(), payload())
-                .prop_map(|(id, outcome)| WorkerEvent::Outcome { id, outcome }),
-            (any::<u64>(), status).prop_map(|(id, status)| WorkerEvent::Ended { id, status }),
+            (any::<u64>(), ".{0,60}")
+                .prop_map(|(id, message)| WorkerEvent::Outcome { id, message }),
+            (any::<u64>(), status, any::<bool>()).prop_map(|(id, status, out_of_memory)| {
+                WorkerEvent::Ended {
+                    id,
+                    status,
+                    out_of_memory,
+                }
+            }),
             (proptest::option::of(any::<u64>()), ".{0,50}")
                 .prop_map(|(id, message)| WorkerEvent::Error { id, message }),
         ]
