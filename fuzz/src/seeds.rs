@@ -548,8 +548,12 @@ spec:
             0,
             &[
                 &WorkerRequest::Attach,
-                &WorkerRequest::call_inline(1, "hype-add-x1", call_bytes.clone()),
-                &WorkerRequest::call_staged(2, "hype-add-x2", blob.clone()),
+                &WorkerRequest::call(
+                    1,
+                    "hype-add-x1",
+                    wire::Reference::Inline(call_bytes.clone()).to_string(),
+                ),
+                &WorkerRequest::call(2, "hype-add-x2", blob.uri.clone()),
                 &WorkerRequest::Cancel { id: 1 },
                 &WorkerRequest::Ack { id: 2 },
                 &WorkerRequest::Ping,

@@ -16,7 +16,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::Bytes;
-use super::envelope::{BlobRef, Payload};
 use super::value::at_end;
 use crate::error::Error;
 
@@ -49,8 +48,10 @@ pub enum WorkerRequest {
         /// The execution's name (`HYPE_EXECUTION_ID` of the call's process,
         /// and the prefix of its output lines): a DNS-1123 label.
         execution_id: String,
-        /// The encoded call envelope (`encode_call`), inline or staged.
-        call: Payload,
+        /// `hype-run`'s argument, as a pod's would be: `inline:<base64>` of
+        /// the encoded call envelope (`encode_call`), or the URI of the
+        /// staged call envelope.
+        call: String,
     },
     /// Kill the call's process, if it still runs.
     Cancel {
@@ -158,21 +159,13 @@ pub enum WorkerEvent {
 }
 
 impl WorkerRequest {
-    /// A call of the encoded call envelope `call`, inline.
-    pub fn call_inline(id: CallId, execution_id: &str, call: Vec<u8>) -> WorkerRequest {
+    /// A call of `hype-run`'s argument `call` (`inline:<base64>` or the URI
+    /// of a staged call envelope), as execution `execution_id`.
+    pub fn call(id: CallId, execution_id: &str, call: impl Into<String>) -> WorkerRequest {
         WorkerRequest::Call {
             id,
             execution_id: execution_id.to_owned(),
-            call: Payload::Inline(Bytes::from(call)),
-        }
-    }
-
-    /// A call whose encoded call envelope is staged at `blob`.
-    pub fn call_staged(id: CallId, execution_id: &str, blob: BlobRef) -> WorkerRequest {
-        WorkerRequest::Call {
-            id,
-            execution_id: execution_id.to_owned(),
-            call: Payload::Staged(blob),
+            call: call.into(),
         }
     }
 }
@@ -371,10 +364,10 @@ mod tests {
     use super::*;
 
     fn examples() -> (Vec<WorkerRequest>, Vec<WorkerEvent>) {
-        let blob = BlobRef::new("gs://b/p/blobs/sha256/ab", 12, "ab".repeat(32));
+        let blob = crate::wire::BlobRef::new("gs://b/p/blobs/sha256/ab", 12, "ab".repeat(32));
         let requests = vec![
-            WorkerRequest::call_inline(1, "hype-add-abc", b"HYPC\x02\x80".to_vec()),
-            WorkerRequest::call_staged(u64::MAX, "hype-add-def", blob),
+            WorkerRequest::call(1, "hype-add-abc", "inline:SFlQQwKA"),
+            WorkerRequest::call(u64::MAX, "hype-add-def", blob.uri),
             WorkerRequest::Cancel { id: 7 },
             WorkerRequest::Ack { id: 7 },
             WorkerRequest::Shutdown,
@@ -510,7 +503,7 @@ mod tests {
 
     #[test]
     fn an_oversized_message_is_not_encoded() {
-        let big = WorkerRequest::call_inline(1, "hype-x", vec![0; MAX_FRAME_LEN]);
+        let big = WorkerRequest::call(1, "hype-x", "a".repeat(MAX_FRAME_LEN));
         let err = encode_frame(&big).unwrap_err().to_string();
         assert!(err.contains("longer than the maximum"), "{err}");
     }
@@ -549,18 +542,9 @@ mod tests {
         assert!(err.contains("after the message"), "{err}");
     }
 
-    fn payload() -> impl Strategy<Value = Payload> {
-        prop_oneof![
-            proptest::collection::vec(any::<u8>(), 0..64)
-                .prop_map(|b| Payload::Inline(Bytes::from(b))),
-            (".{0,40}", any::<u64>(), "[0-9a-f]{64}")
-                .prop_map(|(uri, len, sha)| Payload::Staged(BlobRef::new(uri, len, sha))),
-        ]
-    }
-
     fn request() -> impl Strategy<Value = WorkerRequest> {
         prop_oneof![
-            (any::<u64>(), ".{0,30}", payload()).prop_map(|(id, execution_id, call)| {
+            (any::<u64>(), ".{0,30}", ".{0,60}").prop_map(|(id, execution_id, call)| {
                 WorkerRequest::Call {
                     id,
                     execution_id,
