@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::failure::Failure;
+use super::timings::Timings;
 use super::value::at_end;
 use super::{Bytes, CALL_MAGIC, OUTCOME_MAGIC, PROTOCOL_VERSION};
 use crate::error::Error;
@@ -149,6 +150,10 @@ pub struct OutcomeEnvelope {
     pub execution_id: String,
     /// What happened.
     pub outcome: Outcome,
+    /// How long `hype-run`'s own steps took, each measured on its machine
+    /// (absent from older writers; older readers ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings: Option<Timings>,
 }
 
 impl OutcomeEnvelope {
@@ -162,7 +167,14 @@ impl OutcomeEnvelope {
             function: function.into(),
             execution_id: execution_id.into(),
             outcome,
+            timings: None,
         }
+    }
+
+    /// The same outcome, with `hype-run`'s timings.
+    pub fn with_timings(mut self, timings: Timings) -> OutcomeEnvelope {
+        self.timings = Some(timings);
+        self
     }
 }
 
@@ -374,11 +386,7 @@ mod tests {
                 found: 2,
             }),
         ] {
-            let env = OutcomeEnvelope {
-                function: "f".into(),
-                execution_id: "e".into(),
-                outcome,
-            };
+            let env = OutcomeEnvelope::new("f", "e", outcome);
             assert_eq!(decode_outcome(&encode_outcome(&env).unwrap()).unwrap(), env);
         }
     }

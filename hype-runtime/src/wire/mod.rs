@@ -25,6 +25,7 @@ mod envelope;
 mod failure;
 mod frame;
 mod reference;
+mod timings;
 mod value;
 
 pub use self::envelope::{
@@ -43,6 +44,7 @@ pub use self::frame::{
     WORKER_PROTOCOL_VERSION, WorkerEvent, WorkerRequest, decode_frame_body, encode_frame,
 };
 pub use self::reference::{Reference, inline_text_len};
+pub use self::timings::Timings;
 pub use self::value::{decode_value, encode_value};
 pub use crate::bytes::Bytes;
 
