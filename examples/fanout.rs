@@ -11,6 +11,10 @@
 //! which gives back every result or stops at the first failure and cancels
 //! the calls still running; then retries, for calls whose execution is lost
 //! (here: killed by SIGKILL, as by an OOM killer or a lost node).
+//!
+//! Each fan-out with progress on prints a summary of where its time went
+//! when it ends; `HYPE_TIMELINE=timeline.json` also writes each one's
+//! timeline, which Perfetto opens.
 
 use futures::StreamExt as _;
 use hype::{RunEnvironment, Submitter};
@@ -84,6 +88,18 @@ async fn main() -> anyhow::Result<()> {
     );
     for failure in &failed {
         println!("  failed: {failure}");
+    }
+    // At its end a map prints a summary on stderr (calls done, failed and
+    // retried, the wall time, p50, p95 and max of each phase, the slowest
+    // calls); code reads the same from `summary()`.
+    if let Some(summary) = results.summary() {
+        println!(
+            "map summary: {} done, {} failed, {} retried; the function took {:?} at most",
+            summary.done(),
+            summary.failed(),
+            summary.retried(),
+            summary.max(hype::Phase::Function).unwrap_or_default()
+        );
     }
 
     // try_map: all results or the first failure; here all succeed.

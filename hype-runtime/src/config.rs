@@ -14,6 +14,7 @@
 //! | `HYPE_IMAGE` | the default submitter; `hype-run` | the env image calls run in: `run_on_cluster` gives it to an environment that names none (`RunEnvironment::local()`); the Docker and Kubernetes runners set it in the execution, whose errors name it |
 //! | `HYPE_EXECUTABLE` | submitters | the executable to ship with calls, instead of this one (a cross-built binary) |
 //! | `HYPE_SHIP_EXECUTABLE` | submitters | `0` or `false`: ship no executable (the image has the binary baked in); default `1` |
+//! | `HYPE_TIMELINE` | fan-outs (`map`, `try_map`) | a file each fan-out writes its timeline to when it ends (Chrome trace-event JSON: Perfetto, `chrome://tracing`), unless `.timeline(path)` names another |
 //! | `HYPE_LOCAL_SECRETS` | local and Docker runners | the directory of local secrets (default `~/.config/hype/secrets`) |
 //! | `HYPE_LOCAL_VOLUMES` | local runner | the directory of local volumes (default `~/.local/share/hype/volumes`) |
 //! | `HYPE_CACHE_DIR` | `hype-run` | where a launcher keeps fetched executables (default `$TMPDIR/hype-cache`, so `/tmp/hype-cache` when `TMPDIR` is unset; created 0700, refused unless this user's own and private) |
@@ -21,6 +22,7 @@
 //! | `HYPE_TERMINATION_MESSAGE_PATH` | `hype-run` | set by the local and Docker runners: where the outcome goes (default `/dev/termination-log`) |
 //! | `HYPE_MOUNTS` | `hype::mount_path` | set by the local runner: its map of mount paths to directories |
 //! | `HYPE_LAUNCHED` | `hype-run` | set by a launcher for the executable it runs: the digest it fetched (the loop guard) |
+//! | `HYPE_LAUNCH_MICROS` | `hype-run` | set by a launcher for the executable it runs: the microseconds it took from its start to that start (fetching the executable), reported in the outcome's timings |
 //! | `HYPE_PARENT_PID` | `hype-run` | set by the local runner and the launcher: the process `hype-run` dies with |
 //! | `HYPE_GKE_API_ENDPOINT` | the `hype` command | the GKE API endpoint `--gke` asks for the cluster's endpoint and CA (default `https://container.googleapis.com`): a private endpoint, or the tests' GKE double |
 //! | `HYPE_GCP_PROJECT` | `examples/gke.rs` | the Google Cloud project |
@@ -93,6 +95,11 @@ pub const HYPE_CACHE_DIR: &str = "HYPE_CACHE_DIR";
 pub const HYPE_IMAGE: &str = "HYPE_IMAGE";
 /// The digest of the executable a launcher fetched and started.
 pub const HYPE_LAUNCHED: &str = "HYPE_LAUNCHED";
+/// How long a launcher took before it started the executable it runs, in
+/// microseconds; `hype-run` reports it in its outcome's timings.
+pub const HYPE_LAUNCH_MICROS: &str = "HYPE_LAUNCH_MICROS";
+/// The file a fan-out writes its timeline to when it ends.
+pub const HYPE_TIMELINE: &str = "HYPE_TIMELINE";
 /// The PID of the process that started this `hype-run` and armed it to die
 /// with it (see `process.rs`, dying with the parent).
 pub const HYPE_PARENT_PID: &str = "HYPE_PARENT_PID";

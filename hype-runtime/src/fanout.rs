@@ -11,8 +11,13 @@
 //!
 //! Dropping a fan-out cancels the calls in flight: each call's execution
 //! is stopped and removed, as for a dropped [`Submitter::run`].
+//!
+//! When it ends, a fan-out sums up its calls' phases (`report`: a block on
+//! stderr with progress on, a `tracing` event without) and writes its
+//! timeline when asked ([`Map::timeline`], `HYPE_TIMELINE`).
 
 mod progress;
+mod report;
 
 use std::collections::BTreeMap;
 use std::future::{Future, IntoFuture};
@@ -23,9 +28,11 @@ use std::task::{Context, Poll};
 use futures::stream::{FuturesUnordered, Stream, StreamExt as _};
 
 use self::progress::Progress;
+use self::report::Report;
 use crate::environment::RunEnvironment;
 use crate::error::Error;
 use crate::logs::LogMode;
+use crate::phases::{Phases, Summary};
 use crate::remote::{Call, RemoteFn};
 use crate::submitter::Submitter;
 
@@ -41,15 +48,17 @@ pub const DEFAULT_CONCURRENCY: usize = 32;
 /// at most this many times the concurrency before new calls wait.
 pub const REORDER_WINDOW: usize = 4;
 
-/// One call in flight: its input index and its result.
-type Running<T> = Pin<Box<dyn Future<Output = (usize, Result<T, Error>)> + Send>>;
+/// One call in flight: its input index, its result and its phases.
+type Running<T> =
+    Pin<Box<dyn Future<Output = (usize, Result<T, Error>, Option<Arc<Phases>>)> + Send>>;
 
 /// Options shared by [`Map`] and [`TryMap`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Options {
     concurrency: usize,
     ordered: bool,
     progress: bool,
+    timeline: Option<std::path::PathBuf>,
 }
 
 /// A fan-out of calls of `A` (from [`Submitter::map`]): a [`Stream`] of
@@ -80,6 +89,10 @@ struct State<T> {
     next_yield: usize,
     exhausted: bool,
     progress: Progress,
+    /// When the fan-out began: its calls wait for a slot from then.
+    began: std::time::Instant,
+    /// The calls' phases, summed up (and kept for the timeline) at the end.
+    report: Report,
 }
 
 impl Submitter {
@@ -127,6 +140,7 @@ impl Submitter {
                 concurrency: DEFAULT_CONCURRENCY,
                 ordered: true,
                 progress: true,
+                timeline: None,
             },
             state: None,
         }
@@ -180,10 +194,27 @@ impl<A: RemoteFn, I> Map<A, I> {
     }
 
     /// Shows progress (default): a bar on a terminal, else `tracing`
-    /// events at most every few seconds. `false` turns both off.
+    /// events at most every few seconds, and the summary of the calls'
+    /// phases on stderr at the end. `false` turns the progress off and
+    /// makes the summary a `tracing` event at info level.
     pub fn progress(mut self, show: bool) -> Self {
         self.options.progress = show;
         self
+    }
+
+    /// Writes the fan-out's timeline to `path` when it ends (instead of
+    /// `HYPE_TIMELINE`'s): a Chrome trace-event JSON file, one track per
+    /// call and one slice per phase of each attempt, that Perfetto and
+    /// `chrome://tracing` open.
+    pub fn timeline(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.options.timeline = Some(path.into());
+        self
+    }
+
+    /// The summary of the calls' phases (as printed at the end), once the
+    /// fan-out has ended; `None` before.
+    pub fn summary(&self) -> Option<&Summary> {
+        self.state.as_ref().and_then(|state| state.report.summary())
     }
 }
 
@@ -196,11 +227,14 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        let options = this.options;
+        let options = &this.options;
         let state = this.state.get_or_insert_with(|| {
             let (low, high) = this.calls.size_hint();
             let total = (Some(low) == high).then_some(low as u64);
+            let began = std::time::Instant::now();
             Box::new(State {
+                began,
+                report: Report::new(A::ID, began, options.progress, options.timeline.clone()),
                 in_flight: FuturesUnordered::new(),
                 held: BTreeMap::new(),
                 next_index: 0,
@@ -231,14 +265,17 @@ where
                     };
                     state
                         .in_flight
-                        .push(Box::pin(async move { (index, Err(refused)) }));
+                        .push(Box::pin(async move { (index, Err(refused), None) }));
                     continue;
                 }
                 let submitter = this.submitter.clone();
                 let env = Arc::clone(&this.env);
+                let began = state.began;
                 state.in_flight.push(Box::pin(async move {
-                    let result = submitter.run_logged(call, &env, LogMode::OnFailure).await;
-                    (index, result)
+                    let (result, phases) = submitter
+                        .run_recorded(call, &env, LogMode::OnFailure, Some(began))
+                        .await;
+                    (index, result, phases)
                 }));
             }
             if options.ordered
@@ -249,8 +286,9 @@ where
                 return Poll::Ready(Some((index, result)));
             }
             match state.in_flight.poll_next_unpin(cx) {
-                Poll::Ready(Some((index, result))) => {
+                Poll::Ready(Some((index, result, phases))) => {
                     state.progress.finished(result.is_ok());
+                    state.report.add(index, result.is_ok(), phases);
                     if !options.ordered {
                         return Poll::Ready(Some((index, result)));
                     }
@@ -258,6 +296,7 @@ where
                 }
                 Poll::Ready(None) if state.exhausted && state.held.is_empty() => {
                     state.progress.finish();
+                    state.report.end();
                     return Poll::Ready(None);
                 }
                 // Nothing in flight: start more (or yield what is held).
@@ -296,6 +335,14 @@ impl<A: RemoteFn, I> TryMap<A, I> {
     pub fn progress(self, show: bool) -> Self {
         TryMap {
             map: self.map.progress(show),
+        }
+    }
+
+    /// As [`Map::timeline`]: written when it ends, also when it stops at
+    /// an error (with the calls that had ended).
+    pub fn timeline(self, path: impl Into<std::path::PathBuf>) -> Self {
+        TryMap {
+            map: self.map.timeline(path),
         }
     }
 }
@@ -355,6 +402,7 @@ where
                         && let Some(state) = map.state.as_mut()
                     {
                         state.progress.abandon(index);
+                        state.report.end();
                     }
                     return Poll::Ready(Err(err));
                 }

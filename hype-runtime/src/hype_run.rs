@@ -113,6 +113,8 @@ pub fn run(args: &[OsString]) -> i32 {
         staging: None,
         message: None,
         forward_signals: true,
+        began: std::time::Instant::now(),
+        timings: wire::Timings::default(),
     };
 
     let call_text = match parse_args(args) {
@@ -154,6 +156,8 @@ pub fn execute_in_process(call: &str, execution_id: &str) -> InProcessRun {
         staging: None,
         message: None,
         forward_signals: false,
+        began: std::time::Instant::now(),
+        timings: wire::Timings::default(),
     };
     let exit_code = if tokio::runtime::Handle::try_current().is_ok() {
         ctx.fail(&Error::BadInvocation {
@@ -234,6 +238,10 @@ struct Context {
     function: String,
     staging: Option<Arc<dyn Staging>>,
     message: Option<String>,
+    /// When this `hype-run` started: its timings are measured from here.
+    began: std::time::Instant,
+    /// What the outcome reports of this execution's steps.
+    timings: wire::Timings,
 }
 
 impl Context {
@@ -255,6 +263,7 @@ impl Context {
                     blob,
                     &self.execution_id,
                     self.forward_signals,
+                    micros(self.began.elapsed()),
                 )
                 .map(Done::Launched);
             }
@@ -289,7 +298,16 @@ impl Context {
             }
         };
         tracing::debug!(function = %envelope.function, execution_id = %self.execution_id, "executing");
-        Ok(Done::Here(match registration.execute(&arguments) {
+        // A launcher that started this process says how long it took.
+        self.timings.launch_us = config::var(config::HYPE_LAUNCH_MICROS)
+            .ok()
+            .flatten()
+            .and_then(|text| text.parse().ok());
+        self.timings.start_us = Some(micros(self.began.elapsed()));
+        let function_began = std::time::Instant::now();
+        let executed = registration.execute(&arguments);
+        self.timings.function_us = Some(micros(function_began.elapsed()));
+        Ok(Done::Here(match executed {
             Executed::Returned(bytes) => Outcome::Returned(self.result_payload(bytes)?),
             Executed::Panicked { message, location } => Outcome::Panicked { message, location },
             Executed::Failed(failure) => Outcome::Failed(failure),
@@ -355,7 +373,8 @@ impl Context {
             self.function.clone(),
             self.execution_id.clone(),
             Outcome::Returned(Payload::Inline(wire::Bytes::new())),
-        );
+        )
+        .with_timings(self.timings);
         let overhead = wire::encode_outcome(&probe)?.len() + 5;
         if wire::inline_text_len(overhead + bytes.len()) <= TERMINATION_MESSAGE_LIMIT {
             return Ok(Payload::Inline(wire::Bytes::from(bytes)));
@@ -402,8 +421,11 @@ impl Context {
                 failure.exit_code()
             }
         };
-        let envelope =
+        let mut envelope =
             OutcomeEnvelope::new(self.function.clone(), self.execution_id.clone(), outcome);
+        if self.timings != wire::Timings::default() {
+            envelope = envelope.with_timings(self.timings);
+        }
         let written = self
             .outcome_text(&envelope)
             .and_then(|text| match &self.termination_path {
@@ -449,6 +471,11 @@ impl Context {
         };
         Ok(text)
     }
+}
+
+/// A duration in whole microseconds, saturating.
+fn micros(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 fn parent_location(uri: &str) -> String {

@@ -175,7 +175,9 @@ const LINE_BOUND: usize = 64 * 1024;
 /// start (the kernel's ENOEXEC, a missing ELF interpreter, the dynamic
 /// loader's refusal) is [`Error::ExecutableCannotStart`] with the loader's
 /// own message; any other end is the child's own exit code and message.
-/// `forward` installs signal forwarding (a real `hype-run` process; not
+/// `launch_us` (how long the launcher took to get here, fetching the
+/// executable) goes to it as `HYPE_LAUNCH_MICROS`, for its outcome's
+/// timings. `forward` installs signal forwarding (a real `hype-run` process; not
 /// for calls run inside another program).
 pub(crate) fn run(
     executable: &Path,
@@ -183,6 +185,7 @@ pub(crate) fn run(
     blob: &BlobRef,
     execution_id: &str,
     forward: bool,
+    launch_us: u64,
 ) -> Result<Launched, Error> {
     let cannot_start = |message: String| Error::ExecutableCannotStart {
         execution_id: execution_id.to_owned(),
@@ -198,6 +201,7 @@ pub(crate) fn run(
         .arg0(HYPE_RUN)
         .arg(call)
         .env(config::HYPE_LAUNCHED, blob.sha256.to_ascii_lowercase())
+        .env(config::HYPE_LAUNCH_MICROS, launch_us.to_string())
         .env(config::HYPE_EXECUTION_ID, execution_id)
         .env(config::HYPE_TERMINATION_MESSAGE_PATH, message_file.path())
         .stdin(Stdio::inherit())

@@ -15,6 +15,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::Instrument as _;
 
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
@@ -27,12 +30,14 @@ use crate::error::{Attempt, Error};
 use crate::executable::Executable;
 use crate::ids;
 use crate::logs::{LogMode, LogSink};
+use crate::phases::{PhaseRecorder, Phases};
 use crate::remote::{Call, RemoteFn};
 use crate::staging::{self, Reported, Staging};
 use crate::wire::{self, CallEnvelope, Outcome, OutcomeEnvelope, Payload, Reference};
 
 mod builder;
 mod default;
+mod recent;
 
 pub use builder::{IntoStaging, SubmitterBuilder};
 
@@ -77,6 +82,8 @@ struct Inner {
     log_mode: Option<LogMode>,
     /// Arguments up to this many bytes travel inline.
     inline_arguments_limit: usize,
+    /// The phases of the latest calls ([`Submitter::last_phases`]).
+    recent: recent::Recent,
 }
 
 /// How long [`Submitter::close`] waits for cancelled calls to wind down.
@@ -153,34 +160,83 @@ impl Submitter {
         env: &RunEnvironment,
         logs: LogMode,
     ) -> Result<A::Output, Error> {
+        self.run_recorded(call, env, logs, None).await.0
+    }
+
+    /// [`Submitter::run_logged`], giving the call's phases too; a fan-out
+    /// passes the instant it began as `queued_since`, from which its calls
+    /// wait for a slot.
+    pub(crate) async fn run_recorded<A: RemoteFn>(
+        &self,
+        call: Call<A>,
+        env: &RunEnvironment,
+        logs: LogMode,
+        queued_since: Option<Instant>,
+    ) -> (Result<A::Output, Error>, Option<Arc<Phases>>) {
+        let began = queued_since.unwrap_or_else(Instant::now);
         // The function's attribute defaults, under the call's environment.
         let env = &env.clone().with_function_defaults(&A::DEFAULTS);
-        let envelope = self.call_envelope(call).await?;
-        let text = Reference::Inline(wire::encode_call(&envelope)?).to_string();
+        let text =
+            match self.call_envelope(call).await.and_then(|envelope| {
+                Ok(Reference::Inline(wire::encode_call(&envelope)?).to_string())
+            }) {
+                Ok(text) => text,
+                Err(err) => return (Err(err), None),
+            };
         let logs = env.log_mode().or(self.inner.log_mode).unwrap_or(logs);
-        let bytes = self.run_attempts(A::ID, text, env, logs).await?;
-        wire::decode_value(A::ID, "result", &bytes)
+        let span = tracing::info_span!(
+            "hype.call",
+            function = A::ID,
+            execution_id = tracing::field::Empty,
+            attempt = tracing::field::Empty
+        );
+        let mut phases = Phases::new(A::ID);
+        let result = self
+            .run_attempts(A::ID, text, env, logs, began, &mut phases)
+            .instrument(span)
+            .await;
+        let phases = Arc::new(phases);
+        self.inner.recent.keep(Arc::clone(&phases));
+        let result = result.and_then(|bytes| wire::decode_value(A::ID, "result", &bytes));
+        (result, Some(phases))
     }
 
     /// Runs the encoded call, and again as a new execution after a backoff
     /// while it fails in a way `env` retries and retries are left
-    /// ([`RunEnvironment::with_retries`]).
+    /// ([`RunEnvironment::with_retries`]), recording each attempt's phases
+    /// in `phases` (the first attempt's from `began`) and in the current
+    /// `hype.call` span's fields.
     async fn run_attempts(
         &self,
         function: &'static str,
         call: String,
         env: &RunEnvironment,
         logs: LogMode,
+        mut began: Instant,
+        phases: &mut Phases,
     ) -> Result<Vec<u8>, Error> {
         let mut attempts: Vec<Attempt> = Vec::new();
         loop {
             let execution_id = ids::execution_id(function);
-            let started = std::time::Instant::now();
+            let span = tracing::Span::current();
+            span.record("execution_id", execution_id.as_str());
+            span.record("attempt", attempts.len() + 1);
+            let recorder = PhaseRecorder::default();
+            let started = Instant::now();
             let sink = LogSink::new(&execution_id, logs);
             let result = self
-                .run_job(function, &execution_id, call.clone(), env, &sink)
+                .run_job(function, &execution_id, call.clone(), env, &sink, &recorder)
                 .await;
             sink.finish(result.is_err()).await;
+            let attempt = recorder.finish(
+                &execution_id,
+                u32::try_from(attempts.len() + 1).unwrap_or(u32::MAX),
+                began,
+                Instant::now(),
+                result.as_ref().err().map(Error::kind),
+            );
+            attempt.trace();
+            phases.push(attempt);
             let err = match result {
                 Ok(bytes) => return Ok(bytes),
                 Err(err) => err,
@@ -215,7 +271,7 @@ impl Submitter {
                 "call lost; running it again"
             );
             tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
+                _ = tokio::time::sleep(delay) => began = Instant::now(),
                 _ = self.inner.closed.cancelled() => {
                     return Err(Error::Cancelled {
                         function: function.to_owned(),
@@ -267,12 +323,22 @@ impl Submitter {
             .or(self.inner.log_mode)
             .unwrap_or(LogMode::Stream);
         let sink = LogSink::new(execution_id, logs);
-        let result = self.run_job(function, execution_id, call, env, &sink).await;
+        let result = self
+            .run_job(
+                function,
+                execution_id,
+                call,
+                env,
+                &sink,
+                &PhaseRecorder::default(),
+            )
+            .await;
         sink.finish(result.is_err()).await;
         result
     }
 
-    /// One execution of `call`, its output going to `sink`.
+    /// One execution of `call`, its output going to `sink`, its phases
+    /// to `phases`.
     async fn run_job(
         &self,
         function: &'static str,
@@ -280,6 +346,7 @@ impl Submitter {
         call: String,
         env: &RunEnvironment,
         sink: &Arc<LogSink>,
+        phases: &PhaseRecorder,
     ) -> Result<Vec<u8>, Error> {
         env.validate()?;
         let cancelled = |reason: &str| Error::Cancelled {
@@ -292,6 +359,7 @@ impl Submitter {
         }
         let mut job = Job::new(function, execution_id, call);
         job.logs = Arc::clone(sink);
+        job.phases = phases.clone();
         job.executable = self
             .inner
             .shipped
@@ -313,6 +381,9 @@ impl Submitter {
             }
         };
         let outcome = self.read_outcome(&message, execution_id).await?;
+        if let Some(timings) = outcome.timings {
+            phases.remote(timings);
+        }
         self.resolve(function, execution_id, outcome).await
     }
 

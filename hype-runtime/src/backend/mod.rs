@@ -35,6 +35,7 @@ use crate::environment::RunEnvironment;
 use crate::error::Error;
 pub use crate::executable::Arch;
 use crate::logs::{LogMode, LogSink};
+use crate::phases::PhaseRecorder;
 use futures::future::BoxFuture;
 
 use crate::staging::Staging;
@@ -124,6 +125,9 @@ pub struct Job {
     /// Where the execution's output goes, line by line: the runner reads
     /// its stdout and stderr into it while it runs, to their end.
     pub logs: Arc<LogSink>,
+    /// Where the runner stamps what it sees of the execution (sent,
+    /// scheduled, started, ended, outcome read, removed): its phases.
+    pub phases: PhaseRecorder,
 }
 
 impl Job {
@@ -138,6 +142,7 @@ impl Job {
             execution_id,
             call,
             executable: None,
+            phases: PhaseRecorder::default(),
         }
     }
 }

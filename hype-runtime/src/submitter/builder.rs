@@ -201,6 +201,7 @@ impl<C: Cluster> SubmitterBuilder<C> {
                 shipped,
                 log_mode: self.log_mode,
                 inline_arguments_limit: self.inline_arguments_limit,
+                recent: Default::default(),
             }),
         };
         let registered: std::sync::Weak<dyn crate::interrupt::Close> =

@@ -26,6 +26,7 @@ use crate::backend::{Ended, Job, describe_end, signal_of};
 use crate::error::Error;
 use crate::launch;
 use crate::logs::{self, LogMode, Stream};
+use crate::phases::Mark;
 
 /// How many log lines a failed call's error carries.
 const LOG_TAIL_LINES: usize = 20;
@@ -63,6 +64,7 @@ impl Shared {
             .await;
         if created {
             self.dispose(&job.execution_id).await;
+            job.phases.mark(Mark::CleanedUp);
         }
         if !self.keep_containers {
             let _ = tokio::fs::remove_dir_all(&termination_dir).await;
@@ -102,14 +104,17 @@ impl Shared {
             return Err(cancelled_error(job));
         }
         *created = true;
+        job.phases.mark(Mark::Submitted);
         self.create(job, plan, cancelled).await?;
         if cancelled.is_cancelled() {
             return Err(cancelled_error(job));
         }
         self.start(job, &plan.image).await?;
+        job.phases.mark(Mark::Started);
         tracing::debug!(function = job.function, container = %job.execution_id, image = %plan.image, "container started");
         let following = self.follow_logs(job);
         let exit_code = self.wait(job, timeout, cancelled).await?;
+        job.phases.mark(Mark::Exited);
         // The log stream ends with the container: read it to its end (its
         // last lines included) before the container is removed.
         let _ = tokio::time::timeout(LOG_DRAIN, following).await;
@@ -122,7 +127,9 @@ impl Shared {
             });
         }
         let termination_path = termination_dir.join(spec::TERMINATION_FILE);
-        match tokio::fs::read_to_string(&termination_path).await {
+        let message = tokio::fs::read_to_string(&termination_path).await;
+        job.phases.mark(Mark::OutcomeRead);
+        match message {
             Ok(message) if !message.is_empty() => Ok(message),
             _ => {
                 let stderr_tail = self
@@ -172,7 +179,9 @@ impl Shared {
         };
         let mut result = create().await;
         if result.as_ref().err().and_then(EngineFailure::status) == Some(404) {
+            job.phases.mark(Mark::PullStarted);
             self.pull(job, &plan.image, cancelled).await?;
+            job.phases.mark(Mark::ImageReady);
             result = create().await;
         }
         result

@@ -23,6 +23,7 @@ use crate::backend::{Delivery, Ended, Job, Runner, describe_end, signal_of};
 use crate::environment::RunEnvironment;
 use crate::error::Error;
 use crate::logs::{LogMode, Stream};
+use crate::phases::Mark;
 use futures::future::BoxFuture;
 
 /// How long a call waits for its pod to be gone when that matters (the pod
@@ -93,6 +94,7 @@ impl KubernetesRunner {
 
         let request = retry::Request::core("create", "pods", &self.namespace).named(&name);
         let post = PostParams::default();
+        job.phases.mark(Mark::Submitted);
         retry::bounded(&request, || async {
             match self.pods.create(&post, &pod).await {
                 Err(err) if retry::is_conflict(&err) => {
@@ -115,6 +117,7 @@ impl KubernetesRunner {
             tokio::time::timeout(env.timeout(), self.wait(&job, &mut events, &mut follow)).await;
         // The log to its end (its last lines included) before the pod goes.
         follow.drain(LOG_DRAIN).await;
+        job.phases.mark(Mark::OutcomeRead);
         if let Some(reason) = follow.unreadable()
             && job.logs.mode() == LogMode::OnFailure
         {
@@ -142,6 +145,7 @@ impl KubernetesRunner {
                 // return once the writer is gone and its volume can detach.
                 wait_deleted(&mut events, DELETION_WAIT).await;
             }
+            job.phases.mark(Mark::CleanedUp);
         }
         result
     }
@@ -170,6 +174,7 @@ impl KubernetesRunner {
                 },
                 PodEvent::Seen(pod) | PodEvent::Deleted(pod) => {
                     follow.seen(pod);
+                    status::observe(&job.phases, pod);
                     let progress = status::progress(pod);
                     // Only hype's own deletion is silent, and it happens after
                     // this wait: a pod going away now was deleted by someone

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use super::pod::CONTAINER;
 use crate::backend::Job;
 use crate::error::Error;
+use crate::phases::{Mark, PhaseRecorder};
 
 /// Pod reasons meaning its node went away under it: graceful node
 /// shutdown (`Terminated`, as GKE's spot and preemptible VMs give when
@@ -194,6 +195,41 @@ pub fn progress(pod: &Pod) -> Progress {
                 .unwrap_or_else(|| "no node can take the pod".to_owned())
         });
     Progress::Waiting { unschedulable }
+}
+
+/// Stamps on `phases` what a pod's status shows: `PodScheduled` true
+/// (scheduled), the call's container out of `ContainerCreating` and
+/// running or ended (image ready, started), ended (exited). Each is
+/// stamped when the caller first sees it, by its own clock: the status's
+/// times are another machine's.
+pub(crate) fn observe(phases: &PhaseRecorder, pod: &Pod) {
+    let Some(status) = &pod.status else {
+        return;
+    };
+    let scheduled = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "PodScheduled" && c.status == "True");
+    if scheduled {
+        phases.mark(Mark::Scheduled);
+    }
+    let Some(state) = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .find(|c| c.name == CONTAINER)
+        .and_then(|c| c.state.as_ref())
+    else {
+        return;
+    };
+    if state.running.is_some() || state.terminated.is_some() {
+        phases.mark(Mark::ImageReady);
+        phases.mark(Mark::Started);
+    }
+    if state.terminated.is_some() {
+        phases.mark(Mark::Exited);
+    }
 }
 
 /// The error a diagnosed pod stands for: an image that cannot be pulled, a

@@ -48,6 +48,7 @@ use crate::environment::RunEnvironment;
 use crate::error::Error;
 use crate::logs::{self, Stream};
 use crate::mounts;
+use crate::phases::Mark;
 use futures::future::BoxFuture;
 
 mod spawner;
@@ -184,10 +185,12 @@ impl LocalRunner {
             .kill_on_drop(true)
             .process_group(0);
         crate::process::die_with_this_process(command.as_std_mut());
+        job.phases.mark(Mark::Submitted);
         let mut child = spawn(command).await.map_err(|err| Error::Spawn {
             program: self.program.clone(),
             message: err.to_string(),
         })?;
+        job.phases.mark(Mark::Started);
         let mut group = GroupGuard(child.id().map(|pid| pid as i32));
         tracing::debug!(function = job.function, execution_id = %job.execution_id, pid = ?child.id(), "started");
 
@@ -228,6 +231,7 @@ impl LocalRunner {
             }
         };
         group.0 = None; // the leader is reaped: its group ID may be reused
+        job.phases.mark(Mark::Exited);
         // The child is gone; a process it started may hold the pipes open:
         // wait for their end a little, not for ever.
         if let Some(task) = stdout {
@@ -241,7 +245,9 @@ impl LocalRunner {
                 .unwrap_or_default(),
             None => String::new(),
         };
-        match tokio::fs::read_to_string(&termination_path).await {
+        let message = tokio::fs::read_to_string(&termination_path).await;
+        job.phases.mark(Mark::OutcomeRead);
+        match message {
             Ok(message) if !message.is_empty() => Ok(message),
             _ => Err(Error::RunnerFailed {
                 function: job.function.to_owned(),
