@@ -45,7 +45,7 @@ impl Submitter {
     /// The phases of a recent call (one of the last
     /// 1,024 this submitter ran) that ran as `execution_id` in one of its
     /// attempts: where its time went. An error names the execution
-    /// ([`Error::execution_id`]):
+    /// ([`Error::execution_id`](crate::Error::execution_id)):
     ///
     /// ```no_run
     /// # async fn demo(submitter: hype_runtime::Submitter, err: hype_runtime::Error) {
