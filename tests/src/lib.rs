@@ -499,6 +499,31 @@ pub mod containers {
     }
 }
 
+/// For warm workers' isolation tests: what one call could leave behind for
+/// the next if they shared a process.
+pub mod isolation {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+    /// Adds one to a process-wide counter and gives its new value: 1 in a
+    /// fresh process.
+    #[hype::remote]
+    pub fn bump_counter() -> u64 {
+        COUNTER.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Allocates and touches `mib` MiB and never frees them; gives the
+    /// bytes leaked.
+    #[hype::remote]
+    pub fn leak(mib: usize) -> usize {
+        let block = vec![1u8; mib << 20];
+        let len = std::hint::black_box(&block).len();
+        std::mem::forget(block);
+        len
+    }
+}
+
 /// A function with an explicit ID.
 #[hype::remote(name = "hype-tests/renamed")]
 pub fn renamed() -> String {

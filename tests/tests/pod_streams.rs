@@ -293,7 +293,7 @@ async fn worker_frames_cross_an_attach_stream_whole() {
 
     let requests: Vec<WorkerRequest> = (0..50u64)
         .map(|id| match id % 4 {
-            0 => WorkerRequest::call_inline(id, vec![id as u8; (id * 997 % 70_000) as usize]),
+            0 => WorkerRequest::call(id, "hype-x", "c".repeat((id * 997 % 70_000) as usize)),
             1 => WorkerRequest::Cancel { id },
             2 => WorkerRequest::Ack { id },
             _ => WorkerRequest::Shutdown,
