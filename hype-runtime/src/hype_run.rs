@@ -300,7 +300,12 @@ impl Context {
             }
         };
         tracing::debug!(function = %envelope.function, execution_id = %self.execution_id, "executing");
-        Ok(Done::Here(match registration.execute(&arguments) {
+        // The function runs in `hype.function`, a child of the caller's
+        // trace context when it came along (`crate::trace`).
+        let span = crate::trace::function_span(&envelope.function, &self.execution_id);
+        let executed = span.in_scope(|| registration.execute(&arguments));
+        drop(span);
+        Ok(Done::Here(match executed {
             Executed::Returned(bytes) => Outcome::Returned(self.result_payload(bytes)?),
             Executed::Panicked { message, location } => Outcome::Panicked { message, location },
             Executed::Failed(failure) => Outcome::Failed(failure),

@@ -86,6 +86,7 @@ mod sha256;
 mod staging;
 mod submitter;
 mod tools;
+mod trace;
 pub mod wire;
 mod worker;
 

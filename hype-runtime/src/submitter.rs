@@ -292,6 +292,7 @@ impl Submitter {
         }
         let mut job = Job::new(function, execution_id, call);
         job.logs = Arc::clone(sink);
+        job.env = crate::trace::outgoing();
         job.executable = self
             .inner
             .shipped

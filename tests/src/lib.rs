@@ -29,6 +29,7 @@ pub mod gke_server;
 
 pub mod kube_double;
 pub mod rbac;
+pub mod spans;
 
 /// The image name the tests and benchmarks give their pods and
 /// containers (`RunEnvironment::new(IMAGE)`): the Kubernetes test double

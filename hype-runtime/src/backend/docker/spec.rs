@@ -269,7 +269,9 @@ pub fn build(request: &ContainerRequest<'_>) -> Result<ContainerPlan, Error> {
             key != "HYPE_EXECUTION_ID"
                 && key != "HYPE_TERMINATION_MESSAGE_PATH"
                 && key != "HYPE_IMAGE"
+                && !job.env.iter().any(|(own, _)| own == key)
         })
+        .chain(job.env.iter())
         .map(|(key, value)| format!("{key}={value}"))
         .collect();
     environment.push(format!("HYPE_EXECUTION_ID={}", job.execution_id));

@@ -390,6 +390,25 @@ fn selects_arch(spec: &PodSpec) -> bool {
     by_selector || by_affinity
 }
 
+/// Sets the execution's own variables (the caller's trace context) on
+/// the pod's `hype-run` container, over any of the same name.
+pub fn add_env(pod: &mut Pod, vars: &[(String, String)]) {
+    if vars.is_empty() {
+        return;
+    }
+    let containers = pod
+        .spec
+        .iter_mut()
+        .flat_map(|spec| spec.containers.iter_mut());
+    for container in containers.filter(|c| c.name == CONTAINER) {
+        let env = container.env.get_or_insert_with(Vec::new);
+        for (key, value) in vars {
+            env.retain(|v| v.name != *key);
+            env.push(plain_var(key, value));
+        }
+    }
+}
+
 fn plain_var(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.to_owned(),

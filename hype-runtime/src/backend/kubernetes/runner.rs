@@ -66,7 +66,7 @@ impl KubernetesRunner {
         let marker = format!("{}-{}", self.session, crate::ids::random_suffix(16));
         // Kept pods outlive the session: no owner whose deletion removes them.
         let owner = (!self.keep_pods).then(|| self.lease.owner_reference());
-        let pod = pod::build(&pod::PodRequest {
+        let mut pod = pod::build(&pod::PodRequest {
             name: &job.execution_id,
             function: job.function,
             session: &self.session,
@@ -76,6 +76,7 @@ impl KubernetesRunner {
             marker: &marker,
             owner: owner.as_ref(),
         })?;
+        pod::add_env(&mut pod, &job.env);
         for mount in env.mounts() {
             self.volumes.ensure(mount.volume()).await?;
         }
