@@ -458,3 +458,32 @@ fn a_launcher_worker_fetches_the_executable_once() {
         assert_eq!(returned::<i64>(math::AddArgs::ID, &events), id as i64 + 1);
     }
 }
+
+/// A call's own variables (the caller's trace context) reach its process
+/// alone: the next call does not see them.
+#[test]
+fn a_calls_own_environment_reaches_only_its_process() {
+    let mut worker = Worker::start(&[]);
+    worker.attach();
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let text = worker.call_text(process::EnvVarArgs {
+        key: "TRACEPARENT".into(),
+    });
+    worker.send(&WorkerRequest::Call {
+        id: 1,
+        execution_id: "hype-w-1".into(),
+        call: text.clone(),
+        env: vec![("TRACEPARENT".into(), parent.into())],
+    });
+    let events = worker.until_ended(1);
+    assert_eq!(
+        returned::<Option<String>>(process::EnvVarArgs::ID, &events).as_deref(),
+        Some(parent)
+    );
+    worker.send(&WorkerRequest::call(2, "hype-w-2", text));
+    let events = worker.until_ended(2);
+    assert_eq!(
+        returned::<Option<String>>(process::EnvVarArgs::ID, &events),
+        None
+    );
+}

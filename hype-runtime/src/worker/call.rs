@@ -51,6 +51,7 @@ pub(super) fn start(
     id: u64,
     execution_id: &str,
     call: &str,
+    env: &[(String, String)],
     dir: &Path,
     events: UnboundedSender<(u64, WorkerEvent)>,
 ) -> Result<Process, String> {
@@ -61,6 +62,7 @@ pub(super) fn start(
     command
         .arg0(HYPE_RUN)
         .arg(call)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env(config::HYPE_EXECUTION_ID, execution_id)
         .env(config::HYPE_TERMINATION_MESSAGE_PATH, &message_path)
         .env_remove(config::HYPE_LAUNCHED)

@@ -404,7 +404,8 @@ impl Worker {
                 id,
                 execution_id,
                 call,
-            } => self.start(id, execution_id, call),
+                env,
+            } => self.start(id, execution_id, call, &env),
             WorkerRequest::Cancel { id } => self.journal.cancel(id),
             WorkerRequest::Ack { id } => {
                 self.journal.acknowledge(id);
@@ -416,7 +417,7 @@ impl Worker {
         }
     }
 
-    fn start(&mut self, id: u64, execution_id: String, call: String) {
+    fn start(&mut self, id: u64, execution_id: String, call: String, env: &[(String, String)]) {
         if self.journal.knows(id) {
             // A call sent again after a reconnect: it runs (or ran) once.
             return;
@@ -446,7 +447,14 @@ impl Worker {
             );
             return;
         }
-        match call::start(id, &execution_id, &call, &self.dir, self.events_tx.clone()) {
+        match call::start(
+            id,
+            &execution_id,
+            &call,
+            env,
+            &self.dir,
+            self.events_tx.clone(),
+        ) {
             Ok(process) => self.journal.started(id, process),
             Err(message) => refuse(self, message),
         }
