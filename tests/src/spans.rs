@@ -1,5 +1,5 @@
 //! OpenTelemetry spans of a test's remote calls, written where the test can
-//! read them: with `HYPE_TEST_SPANS=<file>` in its environment, the test
+//! read them: with `TEST_SPANS_FILE=<file>` in its environment, the test
 //! worker installs a `tracing` subscriber whose OpenTelemetry layer exports
 //! every finished span at once (a simple processor) as one JSON line of
 //! that file: `{"name", "trace_id", "span_id", "parent_span_id"}` (hex).
@@ -15,7 +15,7 @@ use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tracing_subscriber::layer::SubscriberExt as _;
 
 /// The variable naming the file spans are written to.
-pub const HYPE_TEST_SPANS: &str = "HYPE_TEST_SPANS";
+pub const TEST_SPANS_FILE: &str = "TEST_SPANS_FILE";
 
 /// One exported span, as written.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -52,9 +52,9 @@ impl SpanExporter for FileExporter {
 }
 
 /// Installs the exporter as this process's global subscriber when
-/// `HYPE_TEST_SPANS` names a file; returns the provider to keep alive.
+/// `TEST_SPANS_FILE` names a file; returns the provider to keep alive.
 pub fn install_if_asked() -> Option<SdkTracerProvider> {
-    let path = std::env::var_os(HYPE_TEST_SPANS)?;
+    let path = std::env::var_os(TEST_SPANS_FILE)?;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

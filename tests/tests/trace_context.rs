@@ -7,7 +7,7 @@ mod common;
 
 use hype::RunEnvironment;
 use hype_tests::process::env_var;
-use hype_tests::spans::{self, HYPE_TEST_SPANS};
+use hype_tests::spans::{self, TEST_SPANS_FILE};
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -24,7 +24,7 @@ async fn the_remote_function_span_is_a_child_of_the_callers_span() {
 
     let setup = common::Setup::new().await;
     let spans_file = setup.path("spans.jsonl");
-    let env = RunEnvironment::local().with_env(HYPE_TEST_SPANS, spans_file.display().to_string());
+    let env = RunEnvironment::local().with_env(TEST_SPANS_FILE, spans_file.display().to_string());
     let caller = tracing::info_span!("caller");
     let context = caller.context().span().span_context().clone();
     assert!(
