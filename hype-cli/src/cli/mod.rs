@@ -40,13 +40,14 @@ enum Command {
     /// --older-than. Persistent volumes and claims are never removed.
     #[command(after_help = GC_HELP)]
     Gc(GcArgs),
-    /// List hype's executions: execution ID, function, session, phase, age
-    /// and node.
+    /// List hype's executions: execution ID, function, session, phase,
+    /// time in that phase, age, node, and why it waits or how it ended.
     ///
     /// Kubernetes: the pods labelled app.kubernetes.io/managed-by=hype in
     /// the namespace. Docker: the containers with that label, running or
-    /// not. With --session, only that session's; none is an error.
-    #[command(after_help = DEFAULT_TARGET_HELP)]
+    /// not. With --session, only that session's; none is an error. With
+    /// --watch, again every --interval until Ctrl-C.
+    #[command(after_help = format!("{PS_HELP}\n\n{DEFAULT_TARGET_HELP}"))]
     Ps(PsArgs),
     /// Print an execution's log (its pod's `hype-run` container, or its
     /// container), or with --session and no EXECUTION_ID those of every
@@ -99,6 +100,18 @@ than --older-than: pick one longer than your calls.
 column of `hype ps`); one with nothing there is an error. Staging stores
 record no sessions (blobs are shared by content, outcomes are named by
 execution), so --session does not go with --staging.";
+
+const PS_HELP: &str = "\
+PHASE, from the pod's status: scheduling (not placed yet), waiting-for-node
+(the scheduler found no node: DETAIL has its message and, if the cluster
+autoscaler wrote an event about the pod, its latest, e.g. TriggeredScaleUp),
+image-pull (the image cannot be pulled: ErrImagePull, ImagePullBackOff…,
+with the message), container-start (placed; ContainerCreating, which
+includes pulling an image that has not failed), running, ended (Succeeded
+or Failed, with the exit code), terminating. IN-PHASE counts from the
+condition's lastTransitionTime, the container's startedAt or finishedAt.
+Containers (Docker): container-start, running, ended, paused, terminating;
+IN-PHASE only while created.";
 
 const DEFAULT_TARGET_HELP: &str = "\
 Without --kube, --gke or --docker: Kubernetes if a kubeconfig can be loaded
@@ -173,6 +186,13 @@ struct GcArgs {
 struct PsArgs {
     #[command(flatten)]
     targets: Targets,
+    /// Refresh the listing every --interval until Ctrl-C (on a terminal,
+    /// in place).
+    #[arg(short = 'w', long)]
+    watch: bool,
+    /// With --watch: the time between refreshes, 1s to 10m.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = ps::interval)]
+    interval: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -238,7 +258,7 @@ where
     runtime.block_on(async move {
         match cli.command {
             Command::Gc(args) => gc(args).await,
-            Command::Ps(args) => ps(args).await,
+            Command::Ps(args) => ps::ps(args).await,
             Command::Logs(args) => logs(args).await,
             Command::Timeline(args) => draw(&args),
         }
@@ -353,65 +373,12 @@ async fn choose(targets: &Targets) -> Vec<Chosen> {
     chosen
 }
 
-/// The rows of `ps` on one target, of `session` only if given; with the
-/// place looked at ("namespace default", "the Docker engine").
-async fn rows_of(
-    target: Chosen,
-    namespace: Option<String>,
-    session: Option<&str>,
-) -> Result<(Vec<crate::table::Row>, String), String> {
-    match target {
-        Chosen::Kube(target) => {
-            let (client, namespace) = kube::connect(target, namespace).await?;
-            let rows = kube::ps::rows(&client, &namespace, session).await?;
-            Ok((rows, format!("namespace {namespace}")))
-        }
-        Chosen::Docker => {
-            let engine = docker::connect().await?;
-            let rows = docker::ps::rows(&engine, session).await?;
-            Ok((rows, "the Docker engine".to_owned()))
-        }
-    }
-}
-
 /// The error of a session with no execution in `places`.
 fn no_execution(session: &str, places: &[String]) -> String {
     format!(
         "no execution of session {session} in {} (`hype ps` lists the sessions; an ended call's pod or container is gone)",
         places.join(" or "),
     )
-}
-
-async fn ps(args: PsArgs) -> i32 {
-    let mut rows = Vec::new();
-    let mut places = Vec::new();
-    let mut failed = false;
-    let session = args.targets.session.as_deref();
-    for target in choose(&args.targets).await {
-        let found = match rows_of(target, args.targets.namespace.clone(), session).await {
-            Ok((found, place)) => {
-                places.push(place);
-                Ok(found)
-            }
-            Err(err) => Err(err),
-        };
-        match found {
-            Ok(found) => rows.extend(found),
-            Err(err) => {
-                eprintln!("hype ps: {err}");
-                failed = true;
-            }
-        }
-    }
-    print!("{}", crate::table::render(&rows));
-    if let Some(session) = session
-        && rows.is_empty()
-        && !failed
-    {
-        eprintln!("hype ps: {}", no_execution(session, &places));
-        return 1;
-    }
-    i32::from(failed)
 }
 
 async fn logs(args: LogsArgs) -> i32 {
@@ -500,5 +467,6 @@ async fn session_logs(targets: Vec<Chosen>, namespace: Option<String>, session: 
     i32::from(failed)
 }
 
+mod ps;
 #[cfg(test)]
 mod tests;
