@@ -79,11 +79,11 @@ pub use hype_macros::{main, remote};
 
 #[doc(inline)]
 pub use hype_runtime::{
-    Admission, Attempt, BasePod, Bytes, Call, Cluster, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Error,
-    ErrorKind, ErrorSource, FunctionDefaults, Gpu, IntoStaging, LocalCluster, LocalStaging,
-    LogMode, Map, RemoteFn, Result, RunEnvironment, SPOT_DEFAULT_RETRIES, Secret, Staging,
-    Submitter, SubmitterBuilder, TaintEffect, Toleration, TryMap, VolumeLifetime, VolumeMount,
-    VolumeRequest, Wire, dispatch_if_hype_run, mount_path,
+    Admission, Attempt, BasePod, Bytes, Call, Cluster, DEFAULT_CONCURRENCY, DEFAULT_RUN_AS_USER,
+    DEFAULT_TIMEOUT, Error, ErrorKind, ErrorSource, FunctionDefaults, Gpu, IntoStaging,
+    LocalCluster, LocalStaging, LogMode, Map, RemoteFn, Result, RunEnvironment,
+    SPOT_DEFAULT_RETRIES, Secret, Staging, Submitter, SubmitterBuilder, TaintEffect, Toleration,
+    TryMap, VolumeLifetime, VolumeMount, VolumeRequest, Wire, dispatch_if_hype_run, mount_path,
 };
 
 /// Fan-out's parts: [`Map`], [`TryMap`] and the future an awaited
