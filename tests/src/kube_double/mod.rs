@@ -116,11 +116,17 @@
 //!   no SPDY, no TTYs; not with the in-process executor, exec not with Docker; attach
 //!   only to containers with `stdin: true`, and it reports the main
 //!   process's exit status, which a real kubelet does not), no namespaces as objects (every namespace
-//!   exists; creating one is answered, deleting one deletes the pods,
-//!   claims, secrets and Leases in it), no RBAC, authentication, admission webhooks, quotas, limit
+//!   exists; creating one is answered and keeps its labels, deleting one
+//!   deletes the pods, claims, secrets and Leases in it), no RBAC,
+//!   authentication, admission webhooks, quotas, limit
 //!   ranges or API discovery beyond `/version`, `/api`, `/api/v1`, `/apis`
 //!   (a test answers a create as RBAC or admission would with
-//!   [`Faults::refuse_next_create`]).
+//!   [`Faults::refuse_next_create`]). Of admission control, only Pod
+//!   Security is modelled: a namespace labelled
+//!   `pod-security.kubernetes.io/enforce: baseline` or `restricted`
+//!   ([`KubeTestServer::label_namespace`], or labels given when it is
+//!   created) refuses pods that break that level with 403, as the API
+//!   server words it (`pod_security.rs`, from the Pod Security Standards).
 //! - Lists ignore `limit` and `continue` (everything in one page) and
 //!   `resourceVersion` (always the latest state). Of a log's parameters,
 //!   `follow=true` (the bytes as they are written, until the container
@@ -188,6 +194,7 @@ mod docker;
 mod faults;
 mod gc;
 mod kubelet;
+mod pod_security;
 mod store;
 mod streams;
 mod validate;
@@ -428,6 +435,30 @@ pub(crate) struct Shared {
     bookmark_interval: Duration,
     /// The events written (only the cluster autoscaler's, for now).
     events: Mutex<Vec<k8s_openapi::api::core::v1::Event>>,
+    /// Each namespace's labels (Pod Security admission reads them).
+    namespace_labels: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+}
+
+impl Shared {
+    /// The labels of `namespace` (none for one never labelled).
+    pub(crate) fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
+        self.namespace_labels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(namespace)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Sets label `key` of `namespace` to `value`.
+    pub(crate) fn label_namespace(&self, namespace: &str, key: &str, value: &str) {
+        self.namespace_labels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(namespace.to_owned())
+            .or_default()
+            .insert(key.to_owned(), value.to_owned());
+    }
 }
 
 /// The Kubernetes API test double with its kubelet simulator, serving on
@@ -489,6 +520,7 @@ impl KubeTestServer {
             containers_removed: AtomicBool::new(false),
             bookmark_interval: options.bookmark_interval,
             events: Mutex::new(Vec::new()),
+            namespace_labels: Mutex::new(BTreeMap::new()),
         });
 
         let listener =
@@ -629,6 +661,14 @@ impl KubeTestServer {
     /// Every secret, in every namespace.
     pub fn secrets(&self) -> Vec<Secret> {
         self.shared.store.all()
+    }
+
+    /// Labels namespace `namespace` as `kubectl label namespace` would:
+    /// `pod-security.kubernetes.io/enforce=restricted` (or `baseline`)
+    /// makes Pod Security admission refuse pods that do not meet that
+    /// level (see `pod_security.rs`).
+    pub fn label_namespace(&self, namespace: &str, key: &str, value: &str) {
+        self.shared.label_namespace(namespace, key, value);
     }
 
     /// Creates a secret in `default` with `data`, as `kubectl create secret
