@@ -1049,6 +1049,14 @@ impl PodWorker {
                         "pod didn't trigger scale-up: 1 max node group size reached",
                     );
                 }
+                (Some(Autoscaler::NoScaleUpBecause(why)), None) => {
+                    node_up_at = Some(Instant::now() + Duration::from_secs(86_400 * 365));
+                    self.autoscaler_event(
+                        &pod,
+                        "NotTriggerScaleUp",
+                        &format!("pod didn't trigger scale-up: {why}"),
+                    );
+                }
                 _ => {}
             }
             let unchanged = pod

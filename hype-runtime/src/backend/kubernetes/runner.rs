@@ -208,8 +208,20 @@ impl KubernetesRunner {
                     }
                     let bound = match scale_up {
                         Verdict::ScalingUp(_) => self.scale_up_timeout,
-                        Verdict::Silent | Verdict::NoScaleUp(_) => self.pending_timeout,
+                        Verdict::Silent | Verdict::NoScaleUp(_) | Verdict::GroupsFull(_) => {
+                            self.pending_timeout
+                        }
                     };
+                    if scale_up.is_final() {
+                        // No node is coming and none is full: waiting
+                        // cannot help.
+                        return Err(Error::Unschedulable {
+                            function,
+                            execution_id: name.to_owned(),
+                            message: format!("{message}{}", scale_up.explain(bound)),
+                            after: since.elapsed(),
+                        });
+                    }
                     if since.elapsed() >= bound {
                         return Err(Error::Unschedulable {
                             function,
@@ -289,8 +301,16 @@ impl KubernetesRunner {
                 phase = "unschedulable",
                 %autoscaler,
                 %scheduler,
+                "no node is coming for the pod: the cluster autoscaler will not add one; the call fails now"
+            ),
+            Verdict::GroupsFull(autoscaler) => tracing::info!(
+                function,
+                pod,
+                phase = "unschedulable",
+                %autoscaler,
+                %scheduler,
                 timeout = ?self.pending_timeout,
-                "no node is coming for the pod: the cluster autoscaler will not add one"
+                "the node groups that would take the pod are full: waiting for room as other pods end"
             ),
             Verdict::Silent => {}
         }
