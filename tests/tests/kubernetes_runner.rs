@@ -152,6 +152,13 @@ impl Cluster {
             }
         };
         let server = KubeTestServer::start(options);
+        // Every pod of these tests must pass the restricted Pod Security
+        // Standard, as hype's pods do by default.
+        server.label_namespace(
+            "default",
+            "pod-security.kubernetes.io/enforce",
+            "restricted",
+        );
         let cluster = configure(KubeCluster::from_client(server.client()));
         let submitter = common::backend::kube_submitter(&server, cluster).await;
         Some(Cluster {

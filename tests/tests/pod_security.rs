@@ -246,3 +246,74 @@ async fn only_a_namespace_labelled_restricted_enforces_it() {
     in_default.close().await.unwrap();
     server.shutdown().await;
 }
+
+/// In the double's Docker mode the pod's security context is applied to
+/// the container: a call in a restricted namespace runs as 65532 without
+/// capabilities or new privileges, on a read-only root with a writable
+/// `/tmp`.
+#[tokio::test]
+async fn in_docker_mode_a_call_runs_as_65532_on_a_read_only_root() {
+    let Some(options) = common::backend::worker_pods(Some("pod_security docker mode")).await else {
+        return;
+    };
+    let server = KubeTestServer::start(options);
+    server.label_namespace("default", ENFORCE, "restricted");
+    let submitter =
+        common::backend::kube_submitter(&server, KubeCluster::from_client(server.client())).await;
+    let env = RunEnvironment::new(IMAGE);
+    let status = run(&submitter, files::read("/proc/self/status".into()), &env)
+        .await
+        .unwrap()
+        .expect("/proc/self/status is readable");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(field("Uid:"), "65532", "{status}");
+    assert_eq!(field("Gid:"), "65532", "{status}");
+    assert_eq!(field("CapEff:"), "0000000000000000", "{status}");
+    assert_eq!(field("NoNewPrivs:"), "1", "{status}");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Groups:") && l.contains("65532")),
+        "fsGroup is a supplementary group: {status}"
+    );
+    let root = run(
+        &submitter,
+        files::write("/written".into(), "x".into()),
+        &env,
+    )
+    .await
+    .unwrap();
+    assert!(
+        root.as_ref()
+            .is_err_and(|e| e.contains("Read-only file system")),
+        "{root:?}"
+    );
+    run(
+        &submitter,
+        files::write("/tmp/written".into(), "x".into()),
+        &env,
+    )
+    .await
+    .unwrap()
+    .expect("/tmp is writable");
+    // A claim is the fsGroup's: the call writes it as 65532.
+    let volume = VolumeRequest::new("standard", "1Gi");
+    let writer = env.clone().with_mount(volume.mount_read_write("/data"));
+    run(
+        &submitter,
+        files::write("/data/w".into(), "x".into()),
+        &writer,
+    )
+    .await
+    .unwrap()
+    .expect("the claim is writable by the fsGroup");
+    submitter.close().await.unwrap();
+    server.shutdown().await;
+}

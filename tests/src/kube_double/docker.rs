@@ -284,6 +284,8 @@ pub(crate) struct DockerLaunch {
     /// `stdinOnce: true`: closed when the first attached client closes it.
     pub(crate) stdin_once: bool,
     pub(crate) labels: HashMap<String, String>,
+    /// The security context, as the engine applies it.
+    pub(crate) security: super::docker_security::DockerSecurity,
 }
 
 impl DockerLaunch {
@@ -330,6 +332,7 @@ impl DockerLaunch {
             env: Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             working_dir: self.working_dir.clone(),
             hostname: Some(self.hostname.clone()),
+            user: self.security.user.clone(),
             labels: Some(self.labels.clone()),
             attach_stdin: Some(self.stdin),
             attach_stdout: Some(self.stdin),
@@ -345,6 +348,15 @@ impl DockerLaunch {
                 nano_cpus: self.nano_cpus,
                 cpu_shares: self.cpu_shares,
                 auto_remove: Some(false),
+                readonly_rootfs: Some(self.security.read_only_root),
+                security_opt: self
+                    .security
+                    .no_new_privileges
+                    .then(|| vec!["no-new-privileges".to_owned()]),
+                cap_drop: Some(self.security.cap_drop.clone()).filter(|c| !c.is_empty()),
+                cap_add: Some(self.security.cap_add.clone()).filter(|c| !c.is_empty()),
+                group_add: Some(self.security.group_add.clone()).filter(|g| !g.is_empty()),
+                privileged: Some(self.security.privileged),
                 ..Default::default()
             }),
             ..Default::default()

@@ -1389,6 +1389,19 @@ impl PodWorker {
                     make_dir(&dir, 0o755, file_modes.then_some(RW_UID))
                         .map_err(|e| io("a claim's volume", e))?;
                 }
+                // The kubelet's volume ownership: the fsGroup's, group
+                // writable, set-group-ID (what a container running as a
+                // non-root user writes through).
+                if docker
+                    && let Some(group) = spec.security_context.as_ref().and_then(|s| s.fs_group)
+                    && let Ok(group) = u32::try_from(group)
+                {
+                    std::os::unix::fs::chown(&dir, None, Some(group))
+                        .and_then(|()| {
+                            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2775))
+                        })
+                        .map_err(|e| io("a claim's volume", e))?;
+                }
                 (dir, c.read_only.unwrap_or(false))
             } else if v.empty_dir.is_some() {
                 let dir = self.dir.join("volumes").join(&v.name);
@@ -1641,9 +1654,11 @@ impl PodWorker {
                 c.command.clone().unwrap_or_else(|| vec!["hype-run".into()]);
             argv.extend(c.args.iter().flatten().cloned());
             let argv: Vec<String> = argv.iter().map(|a| expand(a, &env)).collect();
-            let docker_launch = locals[i]
-                .as_ref()
-                .map(|(image, image_id)| self.docker_launch(c, image, image_id, &env, &mounts));
+            let docker_launch = locals[i].as_ref().map(|(image, image_id)| {
+                let mut launch = self.docker_launch(c, image, image_id, &env, &mounts);
+                launch.security = super::docker_security::of(&spec, c);
+                launch
+            });
             let start_error = match argv.first() {
                 // The engine says whether the image has the command.
                 _ if docker => None,
@@ -1751,6 +1766,7 @@ impl PodWorker {
                 &self.uid,
                 &c.name,
             ),
+            security: Default::default(),
         }
     }
 
@@ -1810,10 +1826,14 @@ impl PodWorker {
             FuturesUnordered::new();
         for (index, launch) in launches.iter().enumerate() {
             let termination = termination_path(&pod_dir, &launch.name);
-            if std::fs::write(&termination, b"").is_ok()
-                && let Some(uid) = launch.user
-            {
-                let _ = std::os::unix::fs::chown(&termination, Some(uid), Some(uid));
+            if std::fs::write(&termination, b"").is_ok() {
+                if let Some(uid) = launch.user {
+                    let _ = std::os::unix::fs::chown(&termination, Some(uid), Some(uid));
+                } else if let Some((uid, gid)) = launch.docker.as_ref().and_then(|d| d.security.ids)
+                {
+                    // The container's user writes it.
+                    let _ = std::os::unix::fs::chown(&termination, Some(uid), gid);
+                }
             }
             let started_at = now();
             if let Some(error) = &launch.start_error {

@@ -138,8 +138,9 @@
 //!   the QoS class) but not enforced (except by the Docker executor's
 //!   containers); no memory limit kills with processes — use
 //!   [`Faults::oom_kill_next`]. No probes, init containers, sidecars,
-//!   ephemeral containers, image pull secrets or security contexts (pods
-//!   run as root in the mount-namespace mode, see [`ReadOnlyMounts`]).
+//!   ephemeral containers, image pull secrets or security contexts for
+//!   processes (they run as root in the mount-namespace mode, see
+//!   [`ReadOnlyMounts`]; the Docker executor applies them).
 //! - `restartPolicy` `Always` and `OnFailure` are accepted but containers are
 //!   never restarted (as with `Never`).
 //! - A deleted pod's processes get SIGKILL at once, whatever the grace
@@ -160,8 +161,10 @@
 //!   [`KubeletOptions::env`], the pod's own).
 //! - Docker containers: no pod sandbox (each container has its own network
 //!   namespace on the engine's default bridge, the pod IP stays
-//!   `127.0.0.1`), no graceful stop (no SIGTERM first), no security
-//!   context, user or capabilities from the pod, no image pulls, no
+//!   `127.0.0.1`), no graceful stop (no SIGTERM first), no seccomp
+//!   profile or `runAsNonRoot` check from the pod (its user, groups,
+//!   `fsGroup`, read-only root, capabilities, `privileged` and
+//!   `allowPrivilegeEscalation` apply: `docker_security.rs`), no image pulls, no
 //!   ephemeral-storage limits, and `pod_processes` does not see container
 //!   processes. A finished container is removed at once (a kubelet keeps
 //!   it until garbage collection), so `previous` logs do not exist either.
@@ -191,6 +194,7 @@
 
 mod api;
 mod docker;
+mod docker_security;
 mod faults;
 mod gc;
 mod kubelet;
@@ -502,6 +506,14 @@ impl KubeTestServer {
         std::fs::create_dir(&staging).expect("create the staging directory");
         std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o777))
             .expect("chmod the staging directory");
+        // Pods running as another user than the submitter's write blobs
+        // and outcomes there too.
+        for sub in ["blobs", "blobs/sha256", "outcomes"] {
+            let dir = staging.join(sub);
+            std::fs::create_dir_all(&dir).expect("create a staging subdirectory");
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+                .expect("chmod a staging subdirectory");
+        }
 
         let versions = if options.opaque_resource_versions {
             store::Versions::Opaque

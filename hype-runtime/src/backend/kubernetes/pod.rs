@@ -33,7 +33,8 @@
 //! resource requests and limits are merged with the environment's, which win;
 //! so are its labels, annotations, node selector and tolerations (added to),
 //! service account, priority class and grace period (replaced when an
-//! option sets them).
+//! option sets them); its security context is kept field by field, hype's
+//! defaults filling only the fields it leaves unset (`security`).
 
 use std::collections::BTreeMap;
 
