@@ -1,9 +1,11 @@
 //! hype's command, `hype` (`src/bin/hype.rs`), which looks after what
 //! hype runs: `hype gc` removes what dead sessions left (Kubernetes Leases,
 //! pods and claims; Docker containers and volumes; old staged blobs),
-//! `hype ps` lists executions, `hype logs` prints one's log. [`cli`] reads
+//! `hype ps` lists executions, `hype logs` prints one's log, `hype
+//! timeline` draws a fan-out's trace file. [`cli`] reads
 //! its command line and runs it; [`kube`], [`docker`] and [`staging`] do
 //! the work for each place; [`report`] and [`table`] write what it found;
+//! [`timeline`] reads and draws trace files;
 //! [`duration`] reads and writes `30s`, `10m`, `2h`, `7d`.
 //!
 //! The generic launcher of env images, `hype-run`, is not here: it is the
@@ -17,6 +19,7 @@ pub mod kube;
 pub mod report;
 pub mod staging;
 pub mod table;
+pub mod timeline;
 
 /// What is left of an execution's log once its pod or container is gone:
 /// `hype logs` says it when it finds none, and in its `--help`.

@@ -418,9 +418,9 @@ async fn gc_docker_removes_dead_owners_containers_and_volumes_only() {
     assert_eq!(ps.code, 0, "{ps:?}");
     assert!(ps.stdout.starts_with("EXECUTION"), "{ps:?}");
     assert!(
-        ps.stdout
-            .lines()
-            .any(|l| l.starts_with(&live_c) && l.contains(&session) && l.contains("created")),
+        ps.stdout.lines().any(|l| l.starts_with(&live_c)
+            && l.contains(&session)
+            && l.contains(" container-start ")),
         "{ps:?}"
     );
 
@@ -787,7 +787,16 @@ async fn ps_and_logs_show_hype_executions() {
         .collect();
     assert_eq!(
         header,
-        ["EXECUTION", "FUNCTION", "SESSION", "PHASE", "AGE", "NODE"]
+        [
+            "EXECUTION",
+            "FUNCTION",
+            "SESSION",
+            "PHASE",
+            "IN-PHASE",
+            "AGE",
+            "NODE",
+            "DETAIL"
+        ]
     );
     let row = ps
         .stdout

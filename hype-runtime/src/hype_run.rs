@@ -16,6 +16,8 @@
 //! | 72 | the outcome itself could not be written |
 //!
 //! Every failure also prints one line starting `hype-run:` on stderr.
+//! `hype-run --worker [OPTIONS]` is a warm worker's main process: it runs
+//! many calls, each as a fresh `hype-run <call>` child (`crate::worker`).
 //! `hype-run --list` prints the registered functions, one a line: the ID,
 //! a tab, the signature in hex and, for a function whose attribute sets
 //! defaults, a tab and their text form (`cpu=2 timeout=10m`, see
@@ -119,6 +121,12 @@ pub fn run(args: &[OsString]) -> i32 {
 
     let call_text = match parse_args(args) {
         Ok(Command::List) => return list(),
+        Ok(Command::Worker(rest)) => {
+            return match crate::worker::main(&rest) {
+                Ok(code) => code,
+                Err(err) => ctx.fail(&err),
+            };
+        }
         Ok(Command::Run(text)) => text,
         Err(err) => return ctx.fail(&err),
     };
@@ -179,12 +187,15 @@ pub fn execute_in_process(call: &str, execution_id: &str) -> InProcessRun {
 enum Command {
     List,
     Run(String),
+    /// `--worker` and the arguments after it.
+    Worker(Vec<OsString>),
 }
 
 fn parse_args(args: &[OsString]) -> Result<Command, Error> {
-    let usage = "usage: hype-run inline:<base64> | hype-run <staging URI> | hype-run --list";
+    let usage = "usage: hype-run inline:<base64> | hype-run <staging URI> | hype-run --list | hype-run --worker [OPTIONS]";
     match args {
         [one] if one == "--list" => Ok(Command::List),
+        [first, rest @ ..] if first == "--worker" => Ok(Command::Worker(rest.to_vec())),
         [one] => one
             .to_str()
             .map(|s| Command::Run(s.to_owned()))
@@ -304,9 +315,13 @@ impl Context {
             .flatten()
             .and_then(|text| text.parse().ok());
         self.timings.start_us = Some(micros(self.began.elapsed()));
+        // The function runs in `hype.function`, a child of the caller's
+        // trace context when it came along (`crate::trace`).
+        let span = crate::trace::function_span(&envelope.function, &self.execution_id);
         let function_began = std::time::Instant::now();
-        let executed = registration.execute(&arguments);
+        let executed = span.in_scope(|| registration.execute(&arguments));
         self.timings.function_us = Some(micros(function_began.elapsed()));
+        drop(span);
         Ok(Done::Here(match executed {
             Executed::Returned(bytes) => Outcome::Returned(self.result_payload(bytes)?),
             Executed::Panicked { message, location } => Outcome::Panicked { message, location },

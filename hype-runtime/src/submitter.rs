@@ -184,6 +184,10 @@ impl Submitter {
                 Err(err) => return (Err(err), None),
             };
         let logs = env.log_mode().or(self.inner.log_mode).unwrap_or(logs);
+        // The trace context goes out as the caller's, from outside the
+        // call's own `hype.call` span.
+        let mut template = Job::new(A::ID, String::new(), text);
+        template.env = crate::trace::outgoing();
         let span = tracing::info_span!(
             "hype.call",
             function = A::ID,
@@ -192,7 +196,7 @@ impl Submitter {
         );
         let mut phases = Phases::new(A::ID);
         let result = self
-            .run_attempts(A::ID, text, env, logs, began, &mut phases)
+            .run_attempts(template, env, logs, began, &mut phases)
             .instrument(span)
             .await;
         let phases = Arc::new(phases);
@@ -201,20 +205,21 @@ impl Submitter {
         (result, Some(phases))
     }
 
-    /// Runs the encoded call, and again as a new execution after a backoff
+    /// Runs the encoded call (`template`, a job of no execution yet), and
+    /// again as a new execution after a backoff
     /// while it fails in a way `env` retries and retries are left
     /// ([`RunEnvironment::with_retries`]), recording each attempt's phases
     /// in `phases` (the first attempt's from `began`) and in the current
     /// `hype.call` span's fields.
     async fn run_attempts(
         &self,
-        function: &'static str,
-        call: String,
+        template: Job,
         env: &RunEnvironment,
         logs: LogMode,
         mut began: Instant,
         phases: &mut Phases,
     ) -> Result<Vec<u8>, Error> {
+        let function = template.function;
         let mut attempts: Vec<Attempt> = Vec::new();
         loop {
             let execution_id = ids::execution_id(function);
@@ -224,9 +229,11 @@ impl Submitter {
             let recorder = PhaseRecorder::default();
             let started = Instant::now();
             let sink = LogSink::new(&execution_id, logs);
-            let result = self
-                .run_job(function, &execution_id, call.clone(), env, &sink, &recorder)
-                .await;
+            let mut job = template.clone();
+            job.execution_id.clone_from(&execution_id);
+            job.logs = Arc::clone(&sink);
+            job.phases = recorder.clone();
+            let result = self.run_job(job, env).await;
             sink.finish(result.is_err()).await;
             let attempt = recorder.finish(
                 &execution_id,
@@ -323,31 +330,21 @@ impl Submitter {
             .or(self.inner.log_mode)
             .unwrap_or(LogMode::Stream);
         let sink = LogSink::new(execution_id, logs);
-        let result = self
-            .run_job(
-                function,
-                execution_id,
-                call,
-                env,
-                &sink,
-                &PhaseRecorder::default(),
-            )
-            .await;
+        let mut job = Job::new(function, execution_id, call);
+        job.logs = Arc::clone(&sink);
+        job.env = crate::trace::outgoing();
+        let result = self.run_job(job, env).await;
         sink.finish(result.is_err()).await;
         result
     }
 
-    /// One execution of `call`, its output going to `sink`, its phases
-    /// to `phases`.
-    async fn run_job(
-        &self,
-        function: &'static str,
-        execution_id: &str,
-        call: String,
-        env: &RunEnvironment,
-        sink: &Arc<LogSink>,
-        phases: &PhaseRecorder,
-    ) -> Result<Vec<u8>, Error> {
+    /// One execution: `job`, its output going to its log sink, its phases
+    /// to its recorder, its executable added here.
+    async fn run_job(&self, mut job: Job, env: &RunEnvironment) -> Result<Vec<u8>, Error> {
+        let function = job.function;
+        let execution_id = job.execution_id.clone();
+        let execution_id = execution_id.as_str();
+        let phases = job.phases.clone();
         env.validate()?;
         let cancelled = |reason: &str| Error::Cancelled {
             function: function.to_owned(),
@@ -357,9 +354,6 @@ impl Submitter {
         if self.inner.closed.is_cancelled() {
             return Err(cancelled("the submitter is closed"));
         }
-        let mut job = Job::new(function, execution_id, call);
-        job.logs = Arc::clone(sink);
-        job.phases = phases.clone();
         job.executable = self
             .inner
             .shipped

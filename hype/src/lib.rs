@@ -80,11 +80,11 @@ pub use hype_macros::{main, remote};
 #[doc(inline)]
 pub use hype_runtime::{
     Admission, Attempt, AttemptPhases, BasePod, Bytes, Call, Cluster, DEFAULT_CONCURRENCY,
-    DEFAULT_TIMEOUT, Error, ErrorKind, ErrorSource, FunctionDefaults, Gpu, Interval, IntoStaging,
-    LocalCluster, LocalStaging, LogMode, Map, Phase, Phases, RemoteFn, Result, RunEnvironment,
-    SPOT_DEFAULT_RETRIES, Secret, Staging, Submitter, SubmitterBuilder, Summary, TaintEffect,
-    Toleration, TryMap, VolumeLifetime, VolumeMount, VolumeRequest, Wire, dispatch_if_hype_run,
-    mount_path,
+    DEFAULT_RUN_AS_USER, DEFAULT_TIMEOUT, Error, ErrorKind, ErrorSource, FunctionDefaults, Gpu,
+    Interval, IntoStaging, LocalCluster, LocalStaging, LogMode, Map, Phase, Phases, RemoteFn,
+    Result, RunEnvironment, SPOT_DEFAULT_RETRIES, Secret, Staging, Submitter, SubmitterBuilder,
+    Summary, TaintEffect, Toleration, TryMap, VolumeLifetime, VolumeMount, VolumeRequest, Wire,
+    dispatch_if_hype_run, mount_path,
 };
 
 /// Fan-out's parts: [`Map`], [`TryMap`] and the future an awaited

@@ -29,6 +29,7 @@ pub mod gke_server;
 
 pub mod kube_double;
 pub mod rbac;
+pub mod spans;
 
 /// The image name the tests and benchmarks give their pods and
 /// containers (`RunEnvironment::new(IMAGE)`): the Kubernetes test double
@@ -496,6 +497,31 @@ pub mod containers {
         let written = std::fs::write(&local, b"reader was here")
             .map_err(|e| format!("{}: {e}", local.display()));
         (contents, written)
+    }
+}
+
+/// For warm workers' isolation tests: what one call could leave behind for
+/// the next if they shared a process.
+pub mod isolation {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+    /// Adds one to a process-wide counter and gives its new value: 1 in a
+    /// fresh process.
+    #[hype::remote]
+    pub fn bump_counter() -> u64 {
+        COUNTER.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Allocates and touches `mib` MiB and never frees them; gives the
+    /// bytes leaked.
+    #[hype::remote]
+    pub fn leak(mib: usize) -> usize {
+        let block = vec![1u8; mib << 20];
+        let len = std::hint::black_box(&block).len();
+        std::mem::forget(block);
+        len
     }
 }
 

@@ -19,7 +19,7 @@ use bollard::query_parameters::{
 use hype::{ByteBuf, Error, RunEnvironment, Secret, Submitter, VolumeRequest};
 use hype_tests::backends::DockerCluster;
 use hype_tests::docker_image;
-use hype_tests::{bytes, containers, failures, math, process};
+use hype_tests::{bytes, containers, failures, files, math, process};
 
 /// A submitter on the engine with its own staging and secrets directories,
 /// the test image, and a client for looking at what the runner created.
@@ -183,6 +183,82 @@ async fn calls_run_in_containers_with_the_environment() {
     assert!(hostname.starts_with("hype-env-var-"), "{hostname}");
     let pid = s.submitter.run(process::pid(), &env).await.unwrap();
     assert_eq!(pid, 1, "hype-run is the container's first process");
+    s.close_and_check_clean().await;
+}
+
+/// The uid, gid and effective capabilities in `/proc/self/status`.
+fn identity(status: &str) -> (String, String, String) {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|rest| {
+                rest.split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .unwrap_or_default()
+    };
+    (field("Uid:"), field("Gid:"), field("CapEff:"))
+}
+
+/// By default a call runs as 65532:65532 without capabilities or new
+/// privileges, on a read-only root with a writable `/tmp`; the
+/// environment relaxes that on purpose.
+#[tokio::test]
+async fn calls_run_as_65532_on_a_read_only_root_without_privileges() {
+    let Some(s) = setup("calls_run_as_65532_on_a_read_only_root_without_privileges").await else {
+        return;
+    };
+    let status = |env: RunEnvironment| {
+        let submitter = &s.submitter;
+        async move {
+            submitter
+                .run(files::read("/proc/self/status".into()), &env)
+                .await
+                .unwrap()
+                .expect("/proc/self/status is readable")
+        }
+    };
+    let text = status(s.env()).await;
+    assert_eq!(
+        identity(&text),
+        ("65532".into(), "65532".into(), "0000000000000000".into()),
+        "{text}"
+    );
+    assert!(text.contains("NoNewPrivs:\t1"), "{text}");
+    let root = s
+        .submitter
+        .run(files::write("/written".into(), "x".into()), &s.env())
+        .await
+        .unwrap();
+    assert!(
+        root.as_ref()
+            .is_err_and(|e| e.contains("Read-only file system")),
+        "{root:?}"
+    );
+    s.submitter
+        .run(files::write("/tmp/written".into(), "x".into()), &s.env())
+        .await
+        .unwrap()
+        .expect("/tmp is writable");
+
+    let relaxed = s.env().with_run_as_user(1000).with_read_only_root(false);
+    let text = status(relaxed.clone()).await;
+    assert_eq!(identity(&text).0, "1000", "{text}");
+    let written = s
+        .submitter
+        .run(files::write("/written".into(), "x".into()), &relaxed)
+        .await
+        .unwrap();
+    // Writable root, but / is root's: refused by permissions, not EROFS.
+    assert!(
+        written
+            .as_ref()
+            .is_err_and(|e| e.contains("Permission denied")),
+        "{written:?}"
+    );
     s.close_and_check_clean().await;
 }
 

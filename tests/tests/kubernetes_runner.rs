@@ -105,7 +105,8 @@ in_both_modes!(
     an_unschedulable_pod_fails_after_the_pending_timeout,
     a_pod_waits_for_the_node_the_autoscaler_adds,
     a_scale_up_that_brings_no_node_fails_after_the_scale_up_timeout,
-    a_pod_the_autoscaler_will_not_help_fails_after_the_pending_timeout,
+    a_pod_whose_node_groups_are_full_fails_after_the_pending_timeout,
+    a_pod_no_node_group_fits_fails_at_once,
     an_oom_kill_is_reported_as_such,
     an_eviction_is_reported_as_such,
     a_pod_deleted_by_someone_else_is_reported_as_such,
@@ -151,6 +152,13 @@ impl Cluster {
             }
         };
         let server = KubeTestServer::start(options);
+        // Every pod of these tests must pass the restricted Pod Security
+        // Standard, as hype's pods do by default.
+        server.label_namespace(
+            "default",
+            "pod-security.kubernetes.io/enforce",
+            "restricted",
+        );
         let cluster = configure(KubeCluster::from_client(server.client()));
         let submitter = common::backend::kube_submitter(&server, cluster).await;
         Some(Cluster {
@@ -628,7 +636,9 @@ async fn a_scale_up_that_brings_no_node_fails_after_the_scale_up_timeout(mode: M
     c.finish().await;
 }
 
-async fn a_pod_the_autoscaler_will_not_help_fails_after_the_pending_timeout(mode: Mode) {
+/// `NotTriggerScaleUp` because the node groups are full: room may free
+/// up as other pods end, so the call waits the pending timeout.
+async fn a_pod_whose_node_groups_are_full_fails_after_the_pending_timeout(mode: Mode) {
     let Some(c) = Cluster::with(mode, |k| {
         k.pending_timeout(Duration::from_secs(1))
             .scale_up_timeout(Duration::from_secs(30))
@@ -655,6 +665,43 @@ async fn a_pod_the_autoscaler_will_not_help_fails_after_the_pending_timeout(mode
         other => panic!("expected Unschedulable, got {other:?}"),
     }
     assert!(waited < Duration::from_secs(10), "{waited:?}");
+    assert!(!event_reads(&c.server).is_empty());
+    c.server.faults().clear_unschedulable();
+    c.finish().await;
+}
+
+/// `NotTriggerScaleUp` because no node group fits the pod: waiting cannot
+/// help, so the call fails at once, long before its pending timeout.
+async fn a_pod_no_node_group_fits_fails_at_once(mode: Mode) {
+    let pending = Duration::from_secs(600);
+    let Some(c) = Cluster::with(mode, |k| {
+        k.pending_timeout(pending)
+            .scale_up_timeout(Duration::from_secs(1200))
+    })
+    .await
+    else {
+        return;
+    };
+    c.server.faults().unschedulable(
+        "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.",
+    );
+    c.server.faults().autoscaler(Autoscaler::NoScaleUpBecause(
+        "1 node(s) didn't match Pod's node affinity/selector",
+    ));
+    let err = c.run(math::add(1, 1), &c.env()).await.unwrap_err();
+    match &err {
+        Error::Unschedulable { message, after, .. } => {
+            assert_eq!(
+                message,
+                "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.; the cluster autoscaler will not add a node: pod didn't trigger scale-up: 1 node(s) didn't match Pod's node affinity/selector"
+            );
+            assert!(
+                *after < pending,
+                "failed before the pending timeout: {after:?}"
+            );
+        }
+        other => panic!("expected Unschedulable, got {other:?}"),
+    }
     assert!(!event_reads(&c.server).is_empty());
     c.server.faults().clear_unschedulable();
     c.finish().await;

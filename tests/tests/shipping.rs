@@ -778,7 +778,9 @@ impl Staging for Counting {
 }
 
 /// Pods of an image that holds only the launcher run the worker's
-/// functions, in the double's process mode and its Docker mode; N calls
+/// functions, in the double's process mode and its Docker mode (as uid
+/// 65532 on a read-only root, the cache in the `/tmp` volume), in a
+/// namespace enforcing the `restricted` Pod Security Standard; N calls
 /// stage the executable once, and a second submitter stages nothing.
 async fn kubernetes_launcher_image(docker_mode: bool) {
     let skip = docker_mode.then_some("shipping on the Kubernetes double");
@@ -786,6 +788,13 @@ async fn kubernetes_launcher_image(docker_mode: bool) {
         return;
     };
     let server = KubeTestServer::start(options);
+    // Pods pass the restricted Pod Security Standard; in Docker mode the
+    // launcher runs as 65532 on a read-only root, its cache in /tmp.
+    server.label_namespace(
+        "default",
+        "pod-security.kubernetes.io/enforce",
+        "restricted",
+    );
     let store = Arc::new(Counting {
         inner: LocalStaging::new(server.staging_dir()).unwrap(),
         files: AtomicUsize::new(0),

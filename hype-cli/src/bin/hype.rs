@@ -1,4 +1,5 @@
-//! `hype`: hype's own command (`hype gc`, `hype ps`, `hype logs`); see
+//! `hype`: hype's own command (`hype gc`, `hype ps`, `hype logs`,
+//! `hype timeline`); see
 //! `hype --help` and [`hype_cli::cli`].
 
 fn main() {

@@ -1,4 +1,10 @@
 //! `hype ps --docker`: hype's containers on the engine, as table rows.
+//! A container's phase comes from its state (`created` and `restarting`:
+//! `container-start`; `running`; `exited` and `dead`: `ended`; `paused`;
+//! `removing`: `terminating`), its detail is the engine's status text
+//! (`Exited (0) 3 minutes ago`). The engine's listing says when a
+//! container was created, not when it started or ended, so the time in
+//! phase is known for `container-start` only.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -45,6 +51,14 @@ pub async fn rows(docker: &Docker, session: Option<&str>) -> Result<Vec<Row>, St
                 .names
                 .and_then(|names| names.into_iter().next())
                 .map(|name| name.trim_start_matches('/').to_owned());
+            let state = container
+                .state
+                .map(|state| state.to_string())
+                .unwrap_or_else(|| "unknown".to_owned());
+            let age = container
+                .created
+                .map(|created| Duration::from_secs(now.saturating_sub(created).max(0) as u64));
+            let phase = phase_of(&state);
             Row {
                 execution: labels
                     .get(LABEL_EXECUTION_ID)
@@ -53,15 +67,27 @@ pub async fn rows(docker: &Docker, session: Option<&str>) -> Result<Vec<Row>, St
                     .unwrap_or_else(|| "-".to_owned()),
                 function: label(LABEL_FUNCTION),
                 session: label(LABEL_SESSION),
-                phase: container
-                    .state
-                    .map(|state| state.to_string())
-                    .unwrap_or_else(|| "unknown".to_owned()),
-                age: container
-                    .created
-                    .map(|created| Duration::from_secs(now.saturating_sub(created).max(0) as u64)),
+                phase: phase.to_owned(),
+                in_phase: if phase == "container-start" {
+                    age
+                } else {
+                    None
+                },
+                age,
                 node: node.clone(),
+                detail: container.status.unwrap_or_default(),
             }
         })
         .collect())
+}
+
+/// The phase of a container in the engine's `state`.
+fn phase_of(state: &str) -> &str {
+    match state {
+        "created" | "restarting" => "container-start",
+        "running" => "running",
+        "exited" | "dead" => "ended",
+        "removing" => "terminating",
+        other => other,
+    }
 }

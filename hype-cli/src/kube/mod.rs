@@ -1,8 +1,8 @@
 //! Kubernetes for the `hype` command: connecting through a kubeconfig
 //! context (as `KubeCluster` does) or to a GKE cluster (as
 //! `ContainerEngineCluster` does), and bounded API calls. [`gc`] removes
-//! what dead sessions left, [`ps`] lists executions, [`logs`] prints one's
-//! log.
+//! what dead sessions left, [`ps`] lists executions (with [`phase`]: where
+//! each is), [`logs`] prints one's log.
 //!
 //! What hype creates there (the runner's contract): a Lease
 //! `hype-<session>` per submitter, renewed while it lives; pods and
@@ -12,6 +12,7 @@
 
 pub mod gc;
 pub mod logs;
+pub mod phase;
 pub mod ps;
 
 use std::future::Future;

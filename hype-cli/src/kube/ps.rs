@@ -1,12 +1,22 @@
-//! `hype ps --kube`: hype's pods in a namespace, as table rows.
+//! `hype ps --kube`: hype's pods in a namespace, as table rows, each with
+//! its phase ([`super::phase`]) and, for a pod waiting for a node, the
+//! cluster autoscaler's latest word about it (its events).
 
+use hype_runtime::__tools::CONTAINER;
 use hype_runtime::__tools::labels::{LABEL_EXECUTION_ID, LABEL_FUNCTION, LABEL_SESSION};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 
-use super::{bounded, selector};
+use super::{bounded, phase, selector};
 use crate::table::Row;
+
+/// The most pods waiting for a node whose events one listing reads (one
+/// request each); the others show the scheduler's message alone.
+pub const EVENT_READS: usize = 20;
+
+/// The component the cluster autoscaler writes its events as.
+const AUTOSCALER: &str = "cluster-autoscaler";
 
 /// One row per pod labelled `app.kubernetes.io/managed-by=hype` (and
 /// with `session`, of that session).
@@ -22,11 +32,70 @@ pub async fn rows(
     )
     .await?;
     let now = Timestamp::now();
-    Ok(list.items.iter().map(|pod| row(pod, now)).collect())
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let mut rows = Vec::with_capacity(list.items.len());
+    let mut reads = 0;
+    for pod in &list.items {
+        let mut row = row(pod, now);
+        if row.phase == "waiting-for-node" && reads < EVENT_READS {
+            reads += 1;
+            if let Some(word) = autoscaler(&events, pod).await {
+                row.detail.push_str("; ");
+                row.detail.push_str(&word);
+            }
+        }
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
-/// A pod's row: its phase (`Terminating` once it is being deleted), its
-/// age as of `now`, its node (`-` before it is scheduled).
+/// The cluster autoscaler's latest event about `pod`, as `autoscaler:
+/// REASON: message`; `None` when it has said nothing or the events
+/// cannot be read (`list` on `events` is in docs/rbac.yaml's
+/// hype-operator Role; without it the scheduler's message stands alone).
+async fn autoscaler(events: &Api<Event>, pod: &Pod) -> Option<String> {
+    let name = pod.metadata.name.as_deref()?;
+    let params = ListParams::default().fields(&format!("involvedObject.name={name}"));
+    let list = bounded(
+        &format!("list the events of pod {name}"),
+        events.list(&params),
+    )
+    .await
+    .ok()?;
+    let latest = list
+        .items
+        .iter()
+        .filter(|e| {
+            let source = e.source.as_ref().and_then(|s| s.component.as_deref());
+            source == Some(AUTOSCALER) || e.reporting_component.as_deref() == Some(AUTOSCALER)
+        })
+        .enumerate()
+        .max_by_key(|(i, e)| {
+            let at = e
+                .last_timestamp
+                .as_ref()
+                .or(e.first_timestamp.as_ref())
+                .map(|t| t.0);
+            (at, *i)
+        })
+        .map(|(_, e)| e)?;
+    Some(format!(
+        "autoscaler: {}: {}",
+        latest.reason.as_deref().unwrap_or("event"),
+        latest.message.as_deref().unwrap_or("")
+    ))
+}
+
+/// The time from `then` to `now`, none if `then` is unknown (0 if later).
+fn since(then: Option<Timestamp>, now: Timestamp) -> Option<std::time::Duration> {
+    then.map(|then| {
+        let nanos = (now.as_nanosecond() - then.as_nanosecond()).max(0);
+        std::time::Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    })
+}
+
+/// A pod's row: its phase and how long it has been in it, its age as of
+/// `now`, its node (`-` before it is placed).
 fn row(pod: &Pod, now: Timestamp) -> Row {
     let meta = &pod.metadata;
     let label = |key: &str| {
@@ -36,28 +105,19 @@ fn row(pod: &Pod, now: Timestamp) -> Row {
             .cloned()
     };
     let name = meta.name.clone().unwrap_or_default();
-    let phase = if meta.deletion_timestamp.is_some() {
-        "Terminating".to_owned()
-    } else {
-        pod.status
-            .as_ref()
-            .and_then(|s| s.phase.clone())
-            .unwrap_or_else(|| "Unknown".to_owned())
-    };
-    let age = meta.creation_timestamp.as_ref().map(|created| {
-        let nanos = (now.as_nanosecond() - created.0.as_nanosecond()).max(0);
-        std::time::Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
-    });
+    let phase = phase::of(pod, CONTAINER);
     Row {
         execution: label(LABEL_EXECUTION_ID).unwrap_or_else(|| name.clone()),
         function: label(LABEL_FUNCTION).unwrap_or_else(|| "-".to_owned()),
         session: label(LABEL_SESSION).unwrap_or_else(|| "-".to_owned()),
-        phase,
-        age,
+        phase: phase.name.to_owned(),
+        in_phase: since(phase.since, now),
+        age: since(meta.creation_timestamp.as_ref().map(|t| t.0), now),
         node: pod
             .spec
             .as_ref()
             .and_then(|s| s.node_name.clone())
             .unwrap_or_else(|| "-".to_owned()),
+        detail: phase.detail,
     }
 }

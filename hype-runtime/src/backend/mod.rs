@@ -125,6 +125,10 @@ pub struct Job {
     /// Where the execution's output goes, line by line: the runner reads
     /// its stdout and stderr into it while it runs, to their end.
     pub logs: Arc<LogSink>,
+    /// Environment variables of this execution alone, after the
+    /// environment's: the caller's trace context (`TRACEPARENT`,
+    /// `TRACESTATE`).
+    pub env: Vec<(String, String)>,
     /// Where the runner stamps what it sees of the execution (sent,
     /// scheduled, started, ended, outcome read, removed): its phases.
     pub phases: PhaseRecorder,
@@ -142,6 +146,7 @@ impl Job {
             execution_id,
             call,
             executable: None,
+            env: Vec::new(),
             phases: PhaseRecorder::default(),
         }
     }

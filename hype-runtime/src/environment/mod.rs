@@ -2,7 +2,8 @@
 //! volumes, resources, env vars, timeout, base pod), [`Secret`],
 //! [`VolumeRequest`] and [`VolumeMount`]; the pod-only options in
 //! scheduling ([`Gpu`], Spot, node selectors, [`Toleration`]s, priority
-//! class) and identity (service account, labels, annotations).
+//! class) and identity (service account, labels, annotations); the
+//! user a call runs as and its read-only root filesystem (security).
 //!
 //! Environments are values: every builder returns a new one, and clones
 //! are cheap (one `Arc`), so one environment can be shared by many calls.
@@ -26,6 +27,7 @@ mod identity;
 pub(crate) mod quantity;
 mod scheduling;
 mod secrets;
+mod security;
 mod validation;
 mod volumes;
 
@@ -34,6 +36,7 @@ pub use defaults::FunctionDefaults;
 pub(crate) use scheduling::{GKE_ACCELERATOR, GKE_SPOT, NVIDIA_GPU, SPOT_GRACE_PERIOD_SECONDS};
 pub use scheduling::{Gpu, TaintEffect, Toleration};
 pub use secrets::Secret;
+pub use security::DEFAULT_RUN_AS_USER;
 pub use volumes::{VolumeLifetime, VolumeMount, VolumeRequest};
 
 /// The timeout of an environment that sets none: one hour. Every call has
@@ -92,6 +95,8 @@ struct Settings {
     retry_on: Vec<ErrorKind>,
     retry_backoff: Option<Duration>,
     log_mode: Option<LogMode>,
+    run_as_user: Option<u32>,
+    read_only_root: Option<bool>,
 }
 
 /// The first wait before a retry when not set

@@ -244,7 +244,9 @@ pub enum Error {
 
     /// No node could take the execution within the pending timeout, or
     /// within the scale-up timeout while the cluster autoscaler was adding
-    /// one.
+    /// one; or at once, when the autoscaler said it will add none
+    /// (`NotTriggerScaleUp`) and no node group that would take it is only
+    /// full.
     #[error(
         "{execution_id} was not scheduled within {after:?}: {message}; lower the resource requests or add capacity"
     )]
@@ -257,8 +259,9 @@ pub enum Error {
         /// The scheduler's message, then what the cluster autoscaler said
         /// about the pod, if anything.
         message: String,
-        /// How long hype waited: the pending timeout, or the scale-up
-        /// timeout when the autoscaler was adding a node.
+        /// How long hype waited: the pending timeout, the scale-up
+        /// timeout when the autoscaler was adding a node, or less when it
+        /// said no node will come.
         after: Duration,
     },
 

@@ -52,9 +52,18 @@ impl LocalStaging {
         std::fs::create_dir_all(dir)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
         std::io::Write::write_all(&mut tmp, bytes)?;
+        readable_by_all(tmp.as_file())?;
         tmp.persist(path).map_err(|err| err.error)?;
         Ok(())
     }
+}
+
+/// Mode 0644 for a staged file (a temporary file is made 0600): the
+/// containers of the Docker runner and of a local test cluster read and
+/// write staging as another user (65532 by default) than the submitter's.
+fn readable_by_all(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
 }
 
 /// The path a `file://` URI names.
@@ -187,6 +196,7 @@ impl Staging for LocalStaging {
             let mut file = std::fs::File::open(&source)
                 .map_err(|err| Error::staging_io("read", source.display().to_string(), err))?;
             let copied = copy_hashing(&mut file, tmp.as_file_mut()).map_err(io)?;
+            readable_by_all(tmp.as_file()).map_err(io)?;
             if copied != digest {
                 return Err(Error::Staging {
                     operation: "write",

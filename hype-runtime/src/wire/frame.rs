@@ -52,6 +52,10 @@ pub enum WorkerRequest {
         /// the encoded call envelope (`encode_call`), or the URI of the
         /// staged call envelope.
         call: String,
+        /// Environment variables of this call's process alone (the
+        /// caller's trace context); absent: none.
+        #[serde(default)]
+        env: Vec<(String, String)>,
     },
     /// Kill the call's process, if it still runs.
     Cancel {
@@ -166,6 +170,7 @@ impl WorkerRequest {
             id,
             execution_id: execution_id.to_owned(),
             call: call.into(),
+            env: Vec::new(),
         }
     }
 }
@@ -544,13 +549,18 @@ mod tests {
 
     fn request() -> impl Strategy<Value = WorkerRequest> {
         prop_oneof![
-            (any::<u64>(), ".{0,30}", ".{0,60}").prop_map(|(id, execution_id, call)| {
-                WorkerRequest::Call {
+            (
+                any::<u64>(),
+                ".{0,30}",
+                ".{0,60}",
+                proptest::collection::vec(("[A-Z]{1,8}", ".{0,20}"), 0..3)
+            )
+                .prop_map(|(id, execution_id, call, env)| WorkerRequest::Call {
                     id,
                     execution_id,
                     call,
-                }
-            }),
+                    env,
+                }),
             any::<u64>().prop_map(|id| WorkerRequest::Cancel { id }),
             any::<u64>().prop_map(|id| WorkerRequest::Ack { id }),
             Just(WorkerRequest::Shutdown),

@@ -8,8 +8,17 @@ fn build_number() -> u32 {
     1
 }
 
-#[hype::main]
+// Not `#[hype::main]`: spans are exported (when a test asks) from before
+// the call runs, so the exporter is installed first, then `hype-run` is
+// dispatched, as a user's program that exports its spans does.
 fn main() {
+    let provider = hype_tests::spans::install_if_asked();
+    if provider.is_some() {
+        // `dispatch_if_hype_run` exits: the simple processor has exported
+        // each span as it ended.
+        std::mem::forget(provider);
+    }
+    hype::dispatch_if_hype_run();
     hype_tests::link();
     let _ = build_number();
     eprintln!("hype-test-worker: run me as `hype-test-worker hype-run <call>`");

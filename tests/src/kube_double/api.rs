@@ -401,6 +401,12 @@ pub(crate) trait ApiKind: Object {
     /// Validation errors (422).
     fn validate(&self, generated: bool) -> Vec<FieldError>;
 
+    /// What admission control refuses of the object in `namespace`
+    /// (after validation, as validating admission runs after it).
+    fn admission(&self, _shared: &Arc<Shared>, _namespace: &str) -> Option<ApiError> {
+        None
+    }
+
     /// After the object is stored.
     fn created(_shared: &Arc<Shared>, _obj: &Self) {}
 
@@ -536,6 +542,16 @@ impl ApiKind for Pod {
         validate::pod(self, generated)
     }
 
+    fn admission(&self, shared: &Arc<Shared>, namespace: &str) -> Option<ApiError> {
+        let labels = shared.namespace_labels(namespace);
+        let message = super::pod_security::refusal(&labels, self)?;
+        let name = self.metadata.name.clone().unwrap_or_default();
+        Some(ApiError {
+            details: Some(json!({"name": name, "kind": "pods"})),
+            ..ApiError::new(403, "Forbidden", message)
+        })
+    }
+
     fn created(shared: &Arc<Shared>, pod: &Pod) {
         kubelet::admit(shared, pod);
     }
@@ -665,6 +681,9 @@ pub(crate) fn create_object<K: ApiKind>(
     if !errors.is_empty() {
         let name = obj.metadata().name.clone().unwrap_or_default();
         return Err(ApiError::invalid(kind, &name, &errors));
+    }
+    if let Some(refused) = obj.admission(shared, namespace) {
+        return Err(refused);
     }
     if dry_run {
         return Ok(obj);

@@ -47,9 +47,15 @@ pub enum Autoscaler {
         /// How long the new node takes.
         after: Duration,
     },
-    /// It will not add a node: the pod gets a `NotTriggerScaleUp` event
-    /// and stays unschedulable.
+    /// It will not add a node because its node groups are full: the pod
+    /// gets a `NotTriggerScaleUp` event (`pod didn't trigger scale-up: 1
+    /// max node group size reached`) and stays unschedulable.
     NoScaleUp,
+    /// It will not add a node, for the reason given (what follows `pod
+    /// didn't trigger scale-up: ` in its `NotTriggerScaleUp` event, e.g.
+    /// `1 node(s) didn't match Pod's node affinity/selector`); the pod
+    /// stays unschedulable.
+    NoScaleUpBecause(&'static str),
 }
 
 /// A refusal of a create: status code, reason and message.

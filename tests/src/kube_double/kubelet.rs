@@ -151,8 +151,14 @@ impl Kubelet {
 
     /// Whether containers are processes whose streams attach and exec
     /// reach (the process executor).
-    pub(crate) fn serves_streams(&self) -> bool {
-        matches!(self.executor, Executor::Process)
+    /// Whether containers' streams can be served: attach with the process
+    /// and Docker executors, exec (`exec`) with the process executor only.
+    pub(crate) fn serves_streams(&self, exec: bool) -> bool {
+        match self.executor {
+            Executor::Process => true,
+            Executor::Docker(_) => !exec,
+            _ => false,
+        }
     }
 
     /// The streams of a running container of the pod with `pod_uid`.
@@ -1043,6 +1049,14 @@ impl PodWorker {
                         "pod didn't trigger scale-up: 1 max node group size reached",
                     );
                 }
+                (Some(Autoscaler::NoScaleUpBecause(why)), None) => {
+                    node_up_at = Some(Instant::now() + Duration::from_secs(86_400 * 365));
+                    self.autoscaler_event(
+                        &pod,
+                        "NotTriggerScaleUp",
+                        &format!("pod didn't trigger scale-up: {why}"),
+                    );
+                }
                 _ => {}
             }
             let unchanged = pod
@@ -1375,6 +1389,19 @@ impl PodWorker {
                     make_dir(&dir, 0o755, file_modes.then_some(RW_UID))
                         .map_err(|e| io("a claim's volume", e))?;
                 }
+                // The kubelet's volume ownership: the fsGroup's, group
+                // writable, set-group-ID (what a container running as a
+                // non-root user writes through).
+                if docker
+                    && let Some(group) = spec.security_context.as_ref().and_then(|s| s.fs_group)
+                    && let Ok(group) = u32::try_from(group)
+                {
+                    std::os::unix::fs::chown(&dir, None, Some(group))
+                        .and_then(|()| {
+                            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2775))
+                        })
+                        .map_err(|e| io("a claim's volume", e))?;
+                }
                 (dir, c.read_only.unwrap_or(false))
             } else if v.empty_dir.is_some() {
                 let dir = self.dir.join("volumes").join(&v.name);
@@ -1627,9 +1654,11 @@ impl PodWorker {
                 c.command.clone().unwrap_or_else(|| vec!["hype-run".into()]);
             argv.extend(c.args.iter().flatten().cloned());
             let argv: Vec<String> = argv.iter().map(|a| expand(a, &env)).collect();
-            let docker_launch = locals[i]
-                .as_ref()
-                .map(|(image, image_id)| self.docker_launch(c, image, image_id, &env, &mounts));
+            let docker_launch = locals[i].as_ref().map(|(image, image_id)| {
+                let mut launch = self.docker_launch(c, image, image_id, &env, &mounts);
+                launch.security = super::docker_security::of(&spec, c);
+                launch
+            });
             let start_error = match argv.first() {
                 // The engine says whether the image has the command.
                 _ if docker => None,
@@ -1728,6 +1757,8 @@ impl PodWorker {
             memory: amount(&resources.limits, "memory").map(|b| b.ceil()),
             nano_cpus: amount(&resources.limits, "cpu").map(|c| c.times_rounded(1_000_000_000)),
             cpu_shares: amount(&resources.requests, "cpu").map(|c| c.times_rounded(1024).max(2)),
+            stdin: c.stdin.unwrap_or(false),
+            stdin_once: c.stdin_once.unwrap_or(false),
             labels: DockerLaunch::labels(
                 &kubelet.server_label,
                 &self.key.0,
@@ -1735,6 +1766,7 @@ impl PodWorker {
                 &self.uid,
                 &c.name,
             ),
+            security: Default::default(),
         }
     }
 
@@ -1794,10 +1826,14 @@ impl PodWorker {
             FuturesUnordered::new();
         for (index, launch) in launches.iter().enumerate() {
             let termination = termination_path(&pod_dir, &launch.name);
-            if std::fs::write(&termination, b"").is_ok()
-                && let Some(uid) = launch.user
-            {
-                let _ = std::os::unix::fs::chown(&termination, Some(uid), Some(uid));
+            if std::fs::write(&termination, b"").is_ok() {
+                if let Some(uid) = launch.user {
+                    let _ = std::os::unix::fs::chown(&termination, Some(uid), Some(uid));
+                } else if let Some((uid, gid)) = launch.docker.as_ref().and_then(|d| d.security.ids)
+                {
+                    // The container's user writes it.
+                    let _ = std::os::unix::fs::chown(&termination, Some(uid), gid);
+                }
             }
             let started_at = now();
             if let Some(error) = &launch.start_error {
@@ -2039,19 +2075,45 @@ impl PodWorker {
                 .as_ref()
                 .ok_or_else(|| "no Docker image for this container".to_owned())?;
             let processes = self.shared.kubelet.processes.clone();
-            let (id, exit) = docker
+            // A container with stdin can be attached to: through the
+            // engine's attach, registered as the process executor's pipes.
+            let attached = launch.stdin.then(|| {
+                let io = Arc::new(ContainerIo::new(true, launch.stdin_once, None));
+                let key = (self.uid.clone(), launch.name.clone());
+                lock(&self.shared.kubelet.streams).insert(key.clone(), io.clone());
+                (io, key)
+            });
+            let started = docker
                 .start(
                     docker_launch,
                     &launch.env,
                     log_path(pod_dir, &launch.name),
                     killed,
                     move || lock(&processes).closing,
+                    attached.as_ref().map(|(io, _)| io.clone()),
                 )
-                .await?;
+                .await;
+            let registry = self.shared.kubelet.streams.clone();
+            let unregister = move || {
+                if let Some((io, key)) = &attached {
+                    streams::unregister(&registry, key, io);
+                }
+            };
+            let (id, exit) = match started {
+                Ok(started) => started,
+                Err(err) => {
+                    unregister();
+                    return Err(err);
+                }
+            };
             return Ok(Running {
                 group: None,
                 container_id: Some(format!("docker://{id}")),
-                exit,
+                exit: Box::pin(async move {
+                    let exit = exit.await;
+                    unregister();
+                    exit
+                }),
             });
         }
         self.start_here(launch, pod_dir, killed)
@@ -2168,12 +2230,12 @@ impl PodWorker {
                 let io = Arc::new(ContainerIo::new(
                     launch.stdin,
                     launch.stdin_once,
-                    ExecContext {
+                    Some(ExecContext {
                         program: program.clone(),
                         env: launch.env.clone(),
                         cwd: pod_dir.join("work"),
                         user: launch.user,
-                    },
+                    }),
                 ));
                 let io_key = (self.uid.clone(), launch.name.clone());
                 let registry = self.shared.kubelet.streams.clone();

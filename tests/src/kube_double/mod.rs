@@ -47,12 +47,14 @@
 //!   `GET`, subprotocol `v5.channel.k8s.io` or `v4.channel.k8s.io` (the
 //!   first the client offers), one channel byte per binary message (0
 //!   stdin, 1 stdout, 2 stderr, 3 the final `Status` with the exit code,
-//!   255 close), with the process executor only. Attach reaches the main
+//!   255 close). Attach (process and Docker executors; with Docker, the
+//!   engine's attach of the container underneath) reaches the main
 //!   process of a container with `stdin: true` (its stdin, and its stdout
 //!   and stderr from the moment of attaching, which also go to the log;
 //!   `stdinOnce` honoured); exec starts `<exe> <command…>` (the command
 //!   naming `hype-run` first) in the container's process group,
-//!   environment and working directory. See `streams.rs`.
+//!   environment and working directory (process executor only). See
+//!   `streams.rs`.
 //! - **Faults** ([`Faults`]): refused creates (429/500), an unschedulable
 //!   cluster (with or without a cluster autoscaler that adds a node, its
 //!   events served read-only), OOM kills, evictions, node preemptions, dropped watches, slow starts, an expired
@@ -111,14 +113,20 @@
 //!
 //! - Other kinds and verbs: no PUT, PATCH, server-side apply, subresources
 //!   other than `pods/log`, `pods/attach` and `pods/exec` (WebSocket only:
-//!   no SPDY, no TTYs; not with the Docker or in-process executors; attach
+//!   no SPDY, no TTYs; not with the in-process executor, exec not with Docker; attach
 //!   only to containers with `stdin: true`, and it reports the main
 //!   process's exit status, which a real kubelet does not), no namespaces as objects (every namespace
-//!   exists; creating one is answered, deleting one deletes the pods,
-//!   claims, secrets and Leases in it), no RBAC, authentication, admission webhooks, quotas, limit
+//!   exists; creating one is answered and keeps its labels, deleting one
+//!   deletes the pods, claims, secrets and Leases in it), no RBAC,
+//!   authentication, admission webhooks, quotas, limit
 //!   ranges or API discovery beyond `/version`, `/api`, `/api/v1`, `/apis`
 //!   (a test answers a create as RBAC or admission would with
-//!   [`Faults::refuse_next_create`]).
+//!   [`Faults::refuse_next_create`]). Of admission control, only Pod
+//!   Security is modelled: a namespace labelled
+//!   `pod-security.kubernetes.io/enforce: baseline` or `restricted`
+//!   ([`KubeTestServer::label_namespace`], or labels given when it is
+//!   created) refuses pods that break that level with 403, as the API
+//!   server words it (`pod_security.rs`, from the Pod Security Standards).
 //! - Lists ignore `limit` and `continue` (everything in one page) and
 //!   `resourceVersion` (always the latest state). Of a log's parameters,
 //!   `follow=true` (the bytes as they are written, until the container
@@ -130,8 +138,9 @@
 //!   the QoS class) but not enforced (except by the Docker executor's
 //!   containers); no memory limit kills with processes — use
 //!   [`Faults::oom_kill_next`]. No probes, init containers, sidecars,
-//!   ephemeral containers, image pull secrets or security contexts (pods
-//!   run as root in the mount-namespace mode, see [`ReadOnlyMounts`]).
+//!   ephemeral containers, image pull secrets or security contexts for
+//!   processes (they run as root in the mount-namespace mode, see
+//!   [`ReadOnlyMounts`]; the Docker executor applies them).
 //! - `restartPolicy` `Always` and `OnFailure` are accepted but containers are
 //!   never restarted (as with `Never`).
 //! - A deleted pod's processes get SIGKILL at once, whatever the grace
@@ -152,8 +161,10 @@
 //!   [`KubeletOptions::env`], the pod's own).
 //! - Docker containers: no pod sandbox (each container has its own network
 //!   namespace on the engine's default bridge, the pod IP stays
-//!   `127.0.0.1`), no graceful stop (no SIGTERM first), no security
-//!   context, user or capabilities from the pod, no image pulls, no
+//!   `127.0.0.1`), no graceful stop (no SIGTERM first), no seccomp
+//!   profile or `runAsNonRoot` check from the pod (its user, groups,
+//!   `fsGroup`, read-only root, capabilities, `privileged` and
+//!   `allowPrivilegeEscalation` apply: `docker_security.rs`), no image pulls, no
 //!   ephemeral-storage limits, and `pod_processes` does not see container
 //!   processes. A finished container is removed at once (a kubelet keeps
 //!   it until garbage collection), so `previous` logs do not exist either.
@@ -183,9 +194,11 @@
 
 mod api;
 mod docker;
+mod docker_security;
 mod faults;
 mod gc;
 mod kubelet;
+mod pod_security;
 mod store;
 mod streams;
 mod validate;
@@ -426,6 +439,30 @@ pub(crate) struct Shared {
     bookmark_interval: Duration,
     /// The events written (only the cluster autoscaler's, for now).
     events: Mutex<Vec<k8s_openapi::api::core::v1::Event>>,
+    /// Each namespace's labels (Pod Security admission reads them).
+    namespace_labels: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+}
+
+impl Shared {
+    /// The labels of `namespace` (none for one never labelled).
+    pub(crate) fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
+        self.namespace_labels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(namespace)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Sets label `key` of `namespace` to `value`.
+    pub(crate) fn label_namespace(&self, namespace: &str, key: &str, value: &str) {
+        self.namespace_labels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(namespace.to_owned())
+            .or_default()
+            .insert(key.to_owned(), value.to_owned());
+    }
 }
 
 /// The Kubernetes API test double with its kubelet simulator, serving on
@@ -469,6 +506,14 @@ impl KubeTestServer {
         std::fs::create_dir(&staging).expect("create the staging directory");
         std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o777))
             .expect("chmod the staging directory");
+        // Pods running as another user than the submitter's write blobs
+        // and outcomes there too.
+        for sub in ["blobs", "blobs/sha256", "outcomes"] {
+            let dir = staging.join(sub);
+            std::fs::create_dir_all(&dir).expect("create a staging subdirectory");
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+                .expect("chmod a staging subdirectory");
+        }
 
         let versions = if options.opaque_resource_versions {
             store::Versions::Opaque
@@ -487,6 +532,7 @@ impl KubeTestServer {
             containers_removed: AtomicBool::new(false),
             bookmark_interval: options.bookmark_interval,
             events: Mutex::new(Vec::new()),
+            namespace_labels: Mutex::new(BTreeMap::new()),
         });
 
         let listener =
@@ -627,6 +673,14 @@ impl KubeTestServer {
     /// Every secret, in every namespace.
     pub fn secrets(&self) -> Vec<Secret> {
         self.shared.store.all()
+    }
+
+    /// Labels namespace `namespace` as `kubectl label namespace` would:
+    /// `pod-security.kubernetes.io/enforce=restricted` (or `baseline`)
+    /// makes Pod Security admission refuse pods that do not meet that
+    /// level (see `pod_security.rs`).
+    pub fn label_namespace(&self, namespace: &str, key: &str, value: &str) {
+        self.shared.label_namespace(namespace, key, value);
     }
 
     /// Creates a secret in `default` with `data`, as `kubectl create secret

@@ -115,7 +115,19 @@ impl DockerCluster {
             let dir = staging_dir.join(sub);
             let created = {
                 let dir = dir.clone();
-                cleanup::blocking(move || std::fs::create_dir_all(dir)).await
+                // Containers run as another user (65532 by default) and
+                // write their outcomes and large results there (a blob is
+                // checked against its SHA-256 when read).
+                cleanup::blocking(move || {
+                    use std::os::unix::fs::PermissionsExt as _;
+                    std::fs::create_dir_all(&dir)?;
+                    let mode = std::fs::metadata(&dir)?.permissions().mode();
+                    if mode & 0o777 != 0o777 {
+                        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
+                    }
+                    Ok(())
+                })
+                .await
             };
             created.map_err(|err| Error::Config {
                 message: format!("cannot create staging directory {}: {err}", dir.display()),

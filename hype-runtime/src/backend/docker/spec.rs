@@ -15,6 +15,14 @@
 //! | termination message | bind mount of a per-call host directory at [`TERMINATION_DIR`] |
 //! | the shipped executable (when the submitter ships one) | read-only bind mount at [`SHIPPED_EXECUTABLE`], which is the `Entrypoint`; `Cmd = [<call>]` |
 //! | the image's name | `HYPE_IMAGE`, for errors the executable reports |
+//! | user ([`RunEnvironment::with_run_as_user`]) | `User: "uid:uid"`; default `65532:65532`, or `0:0` when a volume is mounted read-write and no user is set (see below) |
+//! | — | `SecurityOpt: ["no-new-privileges"]`, `CapDrop: ["ALL"]` |
+//! | read-only root ([`RunEnvironment::with_read_only_root`], default on) | `ReadonlyRootfs`, and a tmpfs at `/tmp` (where the launcher's cache is) |
+//!
+//! Docker creates named volumes owned by root, mode 0755, and has no
+//! `fsGroup` to give them to the call's group: a call that mounts a
+//! volume read-write runs as root (still without capabilities and
+//! privilege escalation) unless the environment names its user.
 //!
 //! Labels: `app.kubernetes.io/managed-by=hype`, `hype.dev/session`,
 //! `hype.dev/function` (the last path segment, label-safe),
@@ -34,7 +42,7 @@ use crate::backend::labels::{
     LABEL_SIZE, LABEL_STORAGE_CLASS, label_value,
 };
 use crate::environment::quantity;
-use crate::environment::{RunEnvironment, VolumeLifetime, VolumeRequest};
+use crate::environment::{DEFAULT_RUN_AS_USER, RunEnvironment, VolumeLifetime, VolumeRequest};
 use crate::error::Error;
 use crate::owner::Owner;
 
@@ -43,6 +51,13 @@ pub const TERMINATION_DIR: &str = "/run/hype";
 /// Where a shipped executable is mounted in the container, and run as its
 /// entrypoint: argv\[0\]'s basename is `hype-run`, so the program dispatches.
 pub const SHIPPED_EXECUTABLE: &str = "/run/hype-bin/hype-run";
+
+/// The writable directory of a read-only root filesystem.
+pub const TMP_DIR: &str = "/tmp";
+
+/// The tmpfs at [`TMP_DIR`]: like a host's `/tmp` (sticky, world-writable),
+/// and executables may run from it (the launcher's cache is there).
+const TMPFS_OPTIONS: &str = "rw,exec,nosuid,nodev,mode=1777";
 
 /// The termination message's file name in that directory.
 pub const TERMINATION_FILE: &str = "termination-log";
@@ -269,7 +284,9 @@ pub fn build(request: &ContainerRequest<'_>) -> Result<ContainerPlan, Error> {
             key != "HYPE_EXECUTION_ID"
                 && key != "HYPE_TERMINATION_MESSAGE_PATH"
                 && key != "HYPE_IMAGE"
+                && !job.env.iter().any(|(own, _)| own == key)
         })
+        .chain(job.env.iter())
         .map(|(key, value)| format!("{key}={value}"))
         .collect();
     environment.push(format!("HYPE_EXECUTION_ID={}", job.execution_id));
@@ -290,8 +307,16 @@ pub fn build(request: &ContainerRequest<'_>) -> Result<ContainerPlan, Error> {
     };
     cmd.push(job.call.clone());
 
+    let writes_a_volume = env.mounts().iter().any(|m| !m.is_read_only());
+    let uid = env.run_as_user().unwrap_or(if writes_a_volume {
+        0
+    } else {
+        DEFAULT_RUN_AS_USER
+    });
+    let read_only_root = env.read_only_root().unwrap_or(true);
     let body = ContainerCreateBody {
         image: Some(image.clone()),
+        user: Some(format!("{uid}:{uid}")),
         entrypoint,
         cmd: Some(cmd),
         env: Some(environment),
@@ -307,6 +332,11 @@ pub fn build(request: &ContainerRequest<'_>) -> Result<ContainerPlan, Error> {
             memory,
             memory_swap: memory,
             auto_remove: Some(false),
+            security_opt: Some(vec!["no-new-privileges".to_owned()]),
+            cap_drop: Some(vec!["ALL".to_owned()]),
+            readonly_rootfs: Some(read_only_root),
+            tmpfs: read_only_root
+                .then(|| HashMap::from([(TMP_DIR.to_owned(), TMPFS_OPTIONS.to_owned())])),
             ..Default::default()
         }),
         ..Default::default()
@@ -497,6 +527,42 @@ mod tests {
         let host = plan.body.host_config.as_ref().unwrap();
         assert_eq!(host.nano_cpus, Some(2_000_000_000));
         assert_eq!(host.memory, Some(1 << 30));
+    }
+
+    #[test]
+    fn calls_run_as_65532_without_privileges_on_a_read_only_root() {
+        let job = job();
+        let env = RunEnvironment::new("env:1");
+        let plan = build(&request(&job, &env, Path::new("/nonexistent"), &[])).unwrap();
+        assert_eq!(plan.body.user.as_deref(), Some("65532:65532"));
+        let host = plan.body.host_config.as_ref().unwrap();
+        assert_eq!(
+            host.security_opt.as_deref(),
+            Some(&["no-new-privileges".to_owned()][..])
+        );
+        assert_eq!(host.cap_drop.as_deref(), Some(&["ALL".to_owned()][..]));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.tmpfs.as_ref().unwrap()[TMP_DIR], TMPFS_OPTIONS);
+
+        let relaxed = env.with_run_as_user(1000).with_read_only_root(false);
+        let plan = build(&request(&job, &relaxed, Path::new("/nonexistent"), &[])).unwrap();
+        assert_eq!(plan.body.user.as_deref(), Some("1000:1000"));
+        let host = plan.body.host_config.as_ref().unwrap();
+        assert_eq!(host.readonly_rootfs, Some(false));
+        assert_eq!(host.tmpfs, None);
+        assert_eq!(host.cap_drop.as_deref(), Some(&["ALL".to_owned()][..]));
+
+        // Named volumes are root's: a writer runs as root unless told.
+        let volume = VolumeRequest::new("standard", "1Gi");
+        let writer = RunEnvironment::new("env:1").with_mount(volume.mount_read_write("/d"));
+        let plan = build(&request(&job, &writer, Path::new("/nonexistent"), &[])).unwrap();
+        assert_eq!(plan.body.user.as_deref(), Some("0:0"));
+        let reader = RunEnvironment::new("env:1").with_mount(volume.mount_read_only("/d"));
+        let plan = build(&request(&job, &reader, Path::new("/nonexistent"), &[])).unwrap();
+        assert_eq!(plan.body.user.as_deref(), Some("65532:65532"));
+        let named = writer.with_run_as_user(65532);
+        let plan = build(&request(&job, &named, Path::new("/nonexistent"), &[])).unwrap();
+        assert_eq!(plan.body.user.as_deref(), Some("65532:65532"));
     }
 
     #[test]

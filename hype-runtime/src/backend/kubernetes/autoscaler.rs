@@ -1,8 +1,16 @@
 //! What the cluster autoscaler says about an unschedulable pod, read from
 //! the pod's events: `TriggeredScaleUp` (a node is being added for it: the
 //! call waits up to the scale-up timeout), `NotTriggerScaleUp` (no node
-//! will be added), or nothing (no autoscaler, or it has not looked yet).
-//! Either of the last two leaves the call to the pending timeout.
+//! will be added), or nothing (no autoscaler, or it has not looked yet:
+//! the call waits up to the pending timeout).
+//!
+//! A `NotTriggerScaleUp` fails the call at once, with the scheduler's
+//! and the autoscaler's messages, unless the autoscaler says a node group
+//! that would take the pod is only full (`max node group size reached`,
+//! `max cluster cpu limit reached`, `max cluster memory limit reached`,
+//! `max cluster cpu, memory limit reached`): room frees up there as other
+//! pods (other calls of a fan-out) end, so the call waits up to the
+//! pending timeout.
 //!
 //! The events are read only for a pod the scheduler has called
 //! unschedulable, with one `list` of the pod's namespace filtered by
@@ -38,8 +46,28 @@ pub(crate) enum Verdict {
     Silent,
     /// `TriggeredScaleUp`, with the autoscaler's message: a node is coming.
     ScalingUp(String),
-    /// `NotTriggerScaleUp`, with the autoscaler's message: none will.
+    /// `NotTriggerScaleUp`, with the autoscaler's message: none will,
+    /// and no node group that would take the pod is only full.
     NoScaleUp(String),
+    /// `NotTriggerScaleUp` because node groups (or the cluster's limits)
+    /// that would take the pod are full, with the autoscaler's message:
+    /// room may free up.
+    GroupsFull(String),
+}
+
+impl Verdict {
+    /// Whether the call should fail now rather than wait.
+    pub(crate) fn is_final(&self) -> bool {
+        matches!(self, Verdict::NoScaleUp(_))
+    }
+}
+
+/// Whether a `NotTriggerScaleUp` message says a node group that would
+/// take the pod is full, rather than that none would.
+fn only_full(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("max node group size reached")
+        || (message.contains("max cluster") && message.contains("limit reached"))
 }
 
 impl Verdict {
@@ -51,7 +79,7 @@ impl Verdict {
             Verdict::ScalingUp(message) => format!(
                 "; the cluster autoscaler started a scale-up ({message}) but no node took the pod within the scale-up timeout ({waited:?})"
             ),
-            Verdict::NoScaleUp(message) => {
+            Verdict::NoScaleUp(message) | Verdict::GroupsFull(message) => {
                 format!("; the cluster autoscaler will not add a node: {message}")
             }
         }
@@ -85,6 +113,7 @@ pub(crate) fn verdict(events: &[Event]) -> Verdict {
     let message = event.message.clone().unwrap_or_default();
     match event.reason.as_deref() {
         Some("TriggeredScaleUp") => Verdict::ScalingUp(message),
+        Some("NotTriggerScaleUp") if only_full(&message) => Verdict::GroupsFull(message),
         Some("NotTriggerScaleUp") => Verdict::NoScaleUp(message),
         _ => Verdict::Silent,
     }
@@ -158,6 +187,7 @@ mod tests {
             Verdict::ScalingUp("TriggeredScaleUp said".into())
         );
         let later_no = event("NotTriggerScaleUp", COMPONENT, "2026-01-01T00:00:20Z");
+        assert!(verdict(std::slice::from_ref(&later_no)).is_final());
         assert_eq!(
             verdict(&[up, later_no]),
             Verdict::NoScaleUp("NotTriggerScaleUp said".into())
@@ -169,6 +199,32 @@ mod tests {
             "2026-01-01T00:00:30Z",
         );
         assert_eq!(verdict(&[no.clone(), scheduler]), verdict(&[no]));
+    }
+
+    #[test]
+    fn full_node_groups_are_worth_waiting_for_and_nothing_else() {
+        let said = |message: &str| {
+            let mut e = event("NotTriggerScaleUp", COMPONENT, "2026-01-01T00:00:05Z");
+            e.message = Some(message.to_owned());
+            verdict(&[e])
+        };
+        for full in [
+            "pod didn't trigger scale-up: 1 max node group size reached",
+            "pod didn't trigger scale-up: 2 node(s) didn't match Pod's node affinity/selector, 1 max node group size reached",
+            "pod didn't trigger scale-up: max cluster cpu limit reached",
+            "pod didn't trigger scale-up: max cluster cpu, memory limit reached",
+        ] {
+            assert!(matches!(said(full), Verdict::GroupsFull(_)), "{full}");
+            assert!(!said(full).is_final(), "{full}");
+        }
+        for hopeless in [
+            "pod didn't trigger scale-up: 1 node(s) didn't match Pod's node affinity/selector",
+            "pod didn't trigger scale-up (it wouldn't fit if a new node is added): 1 Insufficient nvidia.com/gpu",
+        ] {
+            assert!(said(hopeless).is_final(), "{hopeless}");
+        }
+        assert!(!Verdict::Silent.is_final());
+        assert!(!Verdict::ScalingUp(String::new()).is_final());
     }
 
     #[test]

@@ -29,7 +29,8 @@
 //! The files, in the order a call meets them: [`cluster`] (the
 //! [`KubeCluster`] settings and connecting; [`gke`] finds a GKE cluster's
 //! endpoint and credentials first; [`lease`] the session's Lease),
-//! `volumes` (claims), `pod` (the pod of a call), `runner` (create,
+//! `volumes` (claims), `pod` (the pod of a call; `security` its
+//! security context), `runner` (create,
 //! wait, read, delete), `watch` (the shared watch that wakes each call,
 //! and its fault handling), `autoscaler` (whether a node is coming for
 //! an unschedulable pod), `status` (what a pod's status says, and the
@@ -49,6 +50,7 @@ pub(crate) mod pod;
 pub(crate) mod refusal;
 pub(crate) mod retry;
 pub(crate) mod runner;
+pub(crate) mod security;
 pub(crate) mod status;
 pub(crate) mod volumes;
 pub(crate) mod watch;

@@ -16,9 +16,11 @@
 //! - when the call ships an executable, the node selector
 //!   `kubernetes.io/arch` of its machine type (`amd64`, `arm64`), unless a
 //!   base pod selects an arch itself (node selector or node affinity);
-//! - a restrictive security context (no privilege escalation, all
-//!   capabilities dropped, `RuntimeDefault` seccomp) unless a base pod sets
-//!   its own;
+//! - a security context that passes the `restricted` Pod Security
+//!   Standard (`security`: non-root user 65532, no privilege escalation,
+//!   all capabilities dropped, `RuntimeDefault` seccomp, a read-only root
+//!   filesystem with an `emptyDir` at `/tmp`), each field unless a base pod
+//!   sets it;
 //! - the pod options: GPUs (limit `nvidia.com/gpu`, its toleration, the
 //!   model's node selector), Spot (node selector, toleration, grace period
 //!   capped at 25 s), node selectors, tolerations, priority class, service
@@ -31,18 +33,19 @@
 //! resource requests and limits are merged with the environment's, which win;
 //! so are its labels, annotations, node selector and tolerations (added to),
 //! service account, priority class and grace period (replaced when an
-//! option sets them).
+//! option sets them); its security context is kept field by field, hype's
+//! defaults filling only the fields it leaves unset (`security`).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, PersistentVolumeClaimVolumeSource, Pod, PodSpec,
-    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Toleration, Volume,
-    VolumeMount,
+    Container, EnvVar, PersistentVolumeClaimVolumeSource, Pod, PodSpec, ResourceRequirements,
+    SecretVolumeSource, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
+use super::security;
 use crate::backend::labels;
 use crate::environment::{
     GKE_ACCELERATOR, GKE_SPOT, NVIDIA_GPU, RunEnvironment, SPOT_GRACE_PERIOD_SECONDS,
@@ -186,21 +189,6 @@ pub fn build(request: &PodRequest<'_>) -> Result<Pod, Error> {
     }
     container.args = Some(vec![request.call.to_owned()]);
     container.termination_message_policy = Some("FallbackToLogsOnError".to_owned());
-    if container.security_context.is_none() {
-        container.security_context = Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".to_owned()]),
-                add: None,
-            }),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".to_owned(),
-                localhost_profile: None,
-            }),
-            ..SecurityContext::default()
-        });
-    }
-
     let mut vars: Vec<EnvVar> = container.env.take().unwrap_or_default();
     for (key, value) in env.env_vars() {
         vars.retain(|v| v.name != *key);
@@ -270,6 +258,7 @@ pub fn build(request: &PodRequest<'_>) -> Result<Pod, Error> {
     }
     container.volume_mounts = (!mounts.is_empty()).then_some(mounts);
     spec.volumes = (!volumes.is_empty()).then_some(volumes);
+    security::secure(spec, index, env);
     place(spec, env);
     identify(spec, env);
     if let Some(arch) = request.arch
@@ -388,6 +377,25 @@ fn selects_arch(spec: &PodSpec) -> bool {
             })
         });
     by_selector || by_affinity
+}
+
+/// Sets the execution's own variables (the caller's trace context) on
+/// the pod's `hype-run` container, over any of the same name.
+pub fn add_env(pod: &mut Pod, vars: &[(String, String)]) {
+    if vars.is_empty() {
+        return;
+    }
+    let containers = pod
+        .spec
+        .iter_mut()
+        .flat_map(|spec| spec.containers.iter_mut());
+    for container in containers.filter(|c| c.name == CONTAINER) {
+        let env = container.env.get_or_insert_with(Vec::new);
+        for (key, value) in vars {
+            env.retain(|v| v.name != *key);
+            env.push(plain_var(key, value));
+        }
+    }
 }
 
 fn plain_var(name: &str, value: &str) -> EnvVar {

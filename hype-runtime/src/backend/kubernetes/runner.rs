@@ -67,7 +67,7 @@ impl KubernetesRunner {
         let marker = format!("{}-{}", self.session, crate::ids::random_suffix(16));
         // Kept pods outlive the session: no owner whose deletion removes them.
         let owner = (!self.keep_pods).then(|| self.lease.owner_reference());
-        let pod = pod::build(&pod::PodRequest {
+        let mut pod = pod::build(&pod::PodRequest {
             name: &job.execution_id,
             function: job.function,
             session: &self.session,
@@ -77,6 +77,7 @@ impl KubernetesRunner {
             marker: &marker,
             owner: owner.as_ref(),
         })?;
+        pod::add_env(&mut pod, &job.env);
         for mount in env.mounts() {
             self.volumes.ensure(mount.volume()).await?;
         }
@@ -212,8 +213,20 @@ impl KubernetesRunner {
                     }
                     let bound = match scale_up {
                         Verdict::ScalingUp(_) => self.scale_up_timeout,
-                        Verdict::Silent | Verdict::NoScaleUp(_) => self.pending_timeout,
+                        Verdict::Silent | Verdict::NoScaleUp(_) | Verdict::GroupsFull(_) => {
+                            self.pending_timeout
+                        }
                     };
+                    if scale_up.is_final() {
+                        // No node is coming and none is full: waiting
+                        // cannot help.
+                        return Err(Error::Unschedulable {
+                            function,
+                            execution_id: name.to_owned(),
+                            message: format!("{message}{}", scale_up.explain(bound)),
+                            after: since.elapsed(),
+                        });
+                    }
                     if since.elapsed() >= bound {
                         return Err(Error::Unschedulable {
                             function,
@@ -293,8 +306,16 @@ impl KubernetesRunner {
                 phase = "unschedulable",
                 %autoscaler,
                 %scheduler,
+                "no node is coming for the pod: the cluster autoscaler will not add one; the call fails now"
+            ),
+            Verdict::GroupsFull(autoscaler) => tracing::info!(
+                function,
+                pod,
+                phase = "unschedulable",
+                %autoscaler,
+                %scheduler,
                 timeout = ?self.pending_timeout,
-                "no node is coming for the pod: the cluster autoscaler will not add one"
+                "the node groups that would take the pod are full: waiting for room as other pods end"
             ),
             Verdict::Silent => {}
         }

@@ -176,6 +176,7 @@ impl LocalRunner {
             .arg(crate::wire::HYPE_RUN)
             .arg(&job.call)
             .envs(env.env_vars().iter().map(|(k, v)| (k, v)))
+            .envs(job.env.iter().map(|(k, v)| (k, v)))
             .env(config::HYPE_EXECUTION_ID, &job.execution_id)
             .env(config::HYPE_TERMINATION_MESSAGE_PATH, &termination_path)
             .env(config::HYPE_MOUNTS, mounts)

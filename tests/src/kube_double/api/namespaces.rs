@@ -1,5 +1,6 @@
 //! Namespaces as far as a test run needs them: `POST /api/v1/namespaces`
-//! answers the namespace created (Active), and `DELETE
+//! answers the namespace created (Active) and keeps its labels (what Pod
+//! Security admission reads, see `pod_security`), and `DELETE
 //! /api/v1/namespaces/{name}` deletes every pod (at once, grace period 0),
 //! claim, secret and Lease in it and answers it Terminating, as the
 //! namespace controller would end it. Every namespace has the service
@@ -23,7 +24,7 @@ use super::super::store::{Filter, now};
 use super::{ApiError, ApiKind, json_response};
 
 /// `POST /api/v1/namespaces`.
-pub(super) async fn create(body: Bytes) -> Response {
+pub(super) async fn create(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let namespace: Namespace = match serde_json::from_slice(&body) {
         Ok(namespace) => namespace,
         Err(err) => {
@@ -38,6 +39,9 @@ pub(super) async fn create(body: Bytes) -> Response {
         )
         .into_response();
     };
+    for (key, value) in namespace.metadata.labels.clone().unwrap_or_default() {
+        shared.label_namespace(&name, &key, &value);
+    }
     json_response(201, &answer(namespace, &name, "Active"))
 }
 

@@ -1,17 +1,19 @@
 //! The `hype` command's arguments (clap) and what each subcommand does
-//! with them: `gc`, `ps`, `logs`. The work itself is in [`crate::kube`],
-//! [`crate::docker`] and [`crate::staging`].
+//! with them: `gc`, `ps`, `logs`, `timeline`. The work itself is in
+//! [`crate::kube`], [`crate::docker`], [`crate::staging`] and
+//! [`crate::timeline`].
 //!
 //! Exit codes: 0 done; 1 something failed (every failure is on stderr);
-//! 2 the command line is wrong.
+//! 2 the command line is wrong, or the file it names is no hype timeline.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::report::Report;
-use crate::{docker, duration, kube, staging};
+use crate::{docker, duration, kube, staging, timeline};
 
 /// The exit code of a wrong command line (clap's too).
 pub const USAGE: i32 = 2;
@@ -38,13 +40,14 @@ enum Command {
     /// --older-than. Persistent volumes and claims are never removed.
     #[command(after_help = GC_HELP)]
     Gc(GcArgs),
-    /// List hype's executions: execution ID, function, session, phase, age
-    /// and node.
+    /// List hype's executions: execution ID, function, session, phase,
+    /// time in that phase, age, node, and why it waits or how it ended.
     ///
     /// Kubernetes: the pods labelled app.kubernetes.io/managed-by=hype in
     /// the namespace. Docker: the containers with that label, running or
-    /// not. With --session, only that session's; none is an error.
-    #[command(after_help = DEFAULT_TARGET_HELP)]
+    /// not. With --session, only that session's; none is an error. With
+    /// --watch, again every --interval until Ctrl-C.
+    #[command(after_help = format!("{PS_HELP}\n\n{DEFAULT_TARGET_HELP}"))]
     Ps(PsArgs),
     /// Print an execution's log (its pod's `hype-run` container, or its
     /// container), or with --session and no EXECUTION_ID those of every
@@ -54,7 +57,27 @@ enum Command {
     /// hype keeps no copy (see below for what is left).
     #[command(after_help = format!("{DEFAULT_TARGET_HELP}\n\n{}", crate::LOGS_GONE))]
     Logs(LogsArgs),
+    /// Draw a fan-out's trace file (the timeline `map`/`try_map` write,
+    /// Chrome trace-event JSON) as an SVG Gantt chart: calls
+    /// on the y axis, time on the x axis, each phase coloured, failed calls
+    /// marked with a red cross.
+    ///
+    /// Needs no cluster and no browser; the SVG opens in any browser or
+    /// converts to PNG (`rsvg-convert -o timeline.png timeline.svg`). The
+    /// trace file itself also opens in Perfetto and chrome://tracing.
+    #[command(after_help = TIMELINE_HELP)]
+    Timeline(TimelineArgs),
 }
+
+const TIMELINE_HELP: &str = "\
+Up to 200 calls, each call is a row: its phases where they were; a retried
+call's earlier attempts are faded, a failed attempt's slices outlined in
+red. With more calls, each row is a group of consecutive calls (at most
+100 rows): a line from the group's earliest start to its latest end, and
+a bar from its median start made of each phase's mean time per call,
+stacked in phase order; a red cross when any call of the group failed.
+A file that is not a hype timeline (not JSON, no otherData.hype_timeline,
+a malformed slice, no calls) is refused with exit code 2.";
 
 const GC_HELP: &str = "\
 Pass at least one of --kube, --docker and --staging; they can be combined.
@@ -77,6 +100,18 @@ than --older-than: pick one longer than your calls.
 column of `hype ps`); one with nothing there is an error. Staging stores
 record no sessions (blobs are shared by content, outcomes are named by
 execution), so --session does not go with --staging.";
+
+const PS_HELP: &str = "\
+PHASE, from the pod's status: scheduling (not placed yet), waiting-for-node
+(the scheduler found no node: DETAIL has its message and, if the cluster
+autoscaler wrote an event about the pod, its latest, e.g. TriggeredScaleUp),
+image-pull (the image cannot be pulled: ErrImagePull, ImagePullBackOff…,
+with the message), container-start (placed; ContainerCreating, which
+includes pulling an image that has not failed), running, ended (Succeeded
+or Failed, with the exit code), terminating. IN-PHASE counts from the
+condition's lastTransitionTime, the container's startedAt or finishedAt.
+Containers (Docker): container-start, running, ended, paused, terminating;
+IN-PHASE only while created.";
 
 const DEFAULT_TARGET_HELP: &str = "\
 Without --kube, --gke or --docker: Kubernetes if a kubeconfig can be loaded
@@ -151,6 +186,24 @@ struct GcArgs {
 struct PsArgs {
     #[command(flatten)]
     targets: Targets,
+    /// Refresh the listing every --interval until Ctrl-C (on a terminal,
+    /// in place).
+    #[arg(short = 'w', long)]
+    watch: bool,
+    /// With --watch: the time between refreshes, 1s to 10m.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = ps::interval)]
+    interval: Duration,
+}
+
+#[derive(Debug, Args)]
+struct TimelineArgs {
+    /// The trace file (Chrome trace-event JSON written by hype).
+    #[arg(value_name = "TRACE.json")]
+    input: PathBuf,
+    /// Where to write the picture (default: TRACE with the extension
+    /// `.svg`).
+    #[arg(short = 'o', long, value_name = "PICTURE.svg")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -188,6 +241,9 @@ where
             return err.exit_code();
         }
     };
+    if let Command::Timeline(args) = &cli.command {
+        return draw(args);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -202,10 +258,30 @@ where
     runtime.block_on(async move {
         match cli.command {
             Command::Gc(args) => gc(args).await,
-            Command::Ps(args) => ps(args).await,
+            Command::Ps(args) => ps::ps(args).await,
             Command::Logs(args) => logs(args).await,
+            Command::Timeline(args) => draw(&args),
         }
     })
+}
+
+/// `hype timeline`: draws the trace file; one line on stdout naming the
+/// picture.
+fn draw(args: &TimelineArgs) -> i32 {
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| timeline::default_output(&args.input));
+    match timeline::run(&args.input, &output) {
+        Ok(calls) => {
+            println!("{}: {calls} calls", output.display());
+            0
+        }
+        Err(failure) => {
+            eprintln!("hype timeline: {failure}");
+            failure.exit_code()
+        }
+    }
 }
 
 /// The context a `--kube` value names: none for the current one.
@@ -297,65 +373,12 @@ async fn choose(targets: &Targets) -> Vec<Chosen> {
     chosen
 }
 
-/// The rows of `ps` on one target, of `session` only if given; with the
-/// place looked at ("namespace default", "the Docker engine").
-async fn rows_of(
-    target: Chosen,
-    namespace: Option<String>,
-    session: Option<&str>,
-) -> Result<(Vec<crate::table::Row>, String), String> {
-    match target {
-        Chosen::Kube(target) => {
-            let (client, namespace) = kube::connect(target, namespace).await?;
-            let rows = kube::ps::rows(&client, &namespace, session).await?;
-            Ok((rows, format!("namespace {namespace}")))
-        }
-        Chosen::Docker => {
-            let engine = docker::connect().await?;
-            let rows = docker::ps::rows(&engine, session).await?;
-            Ok((rows, "the Docker engine".to_owned()))
-        }
-    }
-}
-
 /// The error of a session with no execution in `places`.
 fn no_execution(session: &str, places: &[String]) -> String {
     format!(
         "no execution of session {session} in {} (`hype ps` lists the sessions; an ended call's pod or container is gone)",
         places.join(" or "),
     )
-}
-
-async fn ps(args: PsArgs) -> i32 {
-    let mut rows = Vec::new();
-    let mut places = Vec::new();
-    let mut failed = false;
-    let session = args.targets.session.as_deref();
-    for target in choose(&args.targets).await {
-        let found = match rows_of(target, args.targets.namespace.clone(), session).await {
-            Ok((found, place)) => {
-                places.push(place);
-                Ok(found)
-            }
-            Err(err) => Err(err),
-        };
-        match found {
-            Ok(found) => rows.extend(found),
-            Err(err) => {
-                eprintln!("hype ps: {err}");
-                failed = true;
-            }
-        }
-    }
-    print!("{}", crate::table::render(&rows));
-    if let Some(session) = session
-        && rows.is_empty()
-        && !failed
-    {
-        eprintln!("hype ps: {}", no_execution(session, &places));
-        return 1;
-    }
-    i32::from(failed)
 }
 
 async fn logs(args: LogsArgs) -> i32 {
@@ -444,81 +467,6 @@ async fn session_logs(targets: Vec<Chosen>, namespace: Option<String>, session: 
     i32::from(failed)
 }
 
+mod ps;
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Result<Cli, String> {
-        Cli::try_parse_from(std::iter::once("hype").chain(args.iter().copied()))
-            .map_err(|err| err.to_string())
-    }
-
-    #[test]
-    fn kube_takes_an_optional_context_after_an_equals_sign() {
-        let Command::Gc(gc) = parse(&["gc", "--kube"]).unwrap().command else {
-            panic!("gc");
-        };
-        assert_eq!(gc.targets.kube.as_deref(), Some(""));
-        assert_eq!(gc.grace, Duration::from_secs(600));
-        let Command::Gc(gc) = parse(&["gc", "--kube=prod", "--grace", "0s"])
-            .unwrap()
-            .command
-        else {
-            panic!("gc");
-        };
-        assert_eq!(
-            context_of(gc.targets.kube.as_deref().unwrap()).as_deref(),
-            Some("prod")
-        );
-        assert_eq!(gc.grace, Duration::ZERO);
-        let Command::Logs(logs) = parse(&["logs", "hype-f-1", "-f", "--docker"])
-            .unwrap()
-            .command
-        else {
-            panic!("logs");
-        };
-        assert!(logs.follow && logs.targets.docker);
-        assert_eq!(logs.execution_id.as_deref(), Some("hype-f-1"));
-        let Command::Logs(logs) = parse(&["logs", "--session", "s1"]).unwrap().command else {
-            panic!("logs");
-        };
-        assert_eq!(
-            (logs.execution_id, logs.targets.session.as_deref()),
-            (None, Some("s1"))
-        );
-    }
-
-    #[test]
-    fn gc_help_states_the_staleness_rule() {
-        use clap::CommandFactory as _;
-        let mut cli = Cli::command();
-        let gc = cli.find_subcommand_mut("gc").expect("gc");
-        let help = gc.render_long_help().to_string().replace('\n', " ");
-        for rule in [
-            "A holder on this host since its last boot is judged by whether it runs: stale as soon as it is gone, never while it runs.",
-            "Any other Lease is stale once its last renewal (else acquisition, else creation) + its leaseDurationSeconds + --grace is before the command started",
-            "with --grace 0s, a Lease is still live within its duration",
-            "--session does not go with --staging",
-        ] {
-            assert!(help.contains(rule), "{rule:?} not in:\n{help}");
-        }
-    }
-
-    #[test]
-    fn bad_flags_name_the_flag_and_the_forms() {
-        let err = parse(&["gc", "--docker", "--grace", "10"]).unwrap_err();
-        assert!(
-            err.contains("--grace") && err.contains("30s, 10m, 2h or 7d"),
-            "{err}"
-        );
-        let err = parse(&["gc", "--staging", "file:///s"]).unwrap_err();
-        assert!(err.contains("--older-than"), "{err}");
-        let err = parse(&["gc", "--older-than", "1d"]).unwrap_err();
-        assert!(err.contains("--staging"), "{err}");
-        let err = parse(&["gc", "--staging", "file:///s", "--older-than", "week"]).unwrap_err();
-        assert!(err.contains("--older-than") && err.contains("7d"), "{err}");
-        assert!(parse(&["logs"]).unwrap_err().contains("EXECUTION_ID"));
-        let err = parse(&["logs", "--session", "s1", "-f"]).unwrap_err();
-        assert!(err.contains("EXECUTION_ID"), "{err}");
-    }
-}
+mod tests;
