@@ -14,7 +14,8 @@
 //!
 //! Each fan-out with progress on prints a summary of where its time went
 //! when it ends; `HYPE_TIMELINE=timeline.json` also writes each one's
-//! timeline, which Perfetto opens.
+//! timeline (the first to `timeline.json`, the next to `timeline-2.json`,
+//! …), which Perfetto opens and `hype timeline` draws.
 
 use futures::StreamExt as _;
 use hype::{RunEnvironment, Submitter};

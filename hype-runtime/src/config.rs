@@ -14,7 +14,7 @@
 //! | `HYPE_IMAGE` | the default submitter; `hype-run` | the env image calls run in: `run_on_cluster` gives it to an environment that names none (`RunEnvironment::local()`); the Docker and Kubernetes runners set it in the execution, whose errors name it |
 //! | `HYPE_EXECUTABLE` | submitters | the executable to ship with calls, instead of this one (a cross-built binary) |
 //! | `HYPE_SHIP_EXECUTABLE` | submitters | `0` or `false`: ship no executable (the image has the binary baked in); default `1` |
-//! | `HYPE_TIMELINE` | fan-outs (`map`, `try_map`) | a file each fan-out writes its timeline to when it ends (Chrome trace-event JSON: Perfetto, `chrome://tracing`), unless `.timeline(path)` names another |
+//! | `HYPE_TIMELINE` | fan-outs (`map`, `try_map`) | a file each fan-out writes its timeline to when it ends (Chrome trace-event JSON: Perfetto, `chrome://tracing`), unless `.timeline(path)` names another; the process's later fan-outs write `NAME-2.json`, `NAME-3.json`, … beside it |
 //! | `HYPE_LOCAL_SECRETS` | local and Docker runners | the directory of local secrets (default `~/.config/hype/secrets`) |
 //! | `HYPE_LOCAL_VOLUMES` | local runner | the directory of local volumes (default `~/.local/share/hype/volumes`) |
 //! | `HYPE_CACHE_DIR` | `hype-run` | where a launcher keeps fetched executables (default `$TMPDIR/hype-cache`, so `/tmp/hype-cache` when `TMPDIR` is unset; created 0700, refused unless this user's own and private) |

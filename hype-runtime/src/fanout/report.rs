@@ -31,7 +31,16 @@ impl Report {
         timeline: Option<PathBuf>,
     ) -> Report {
         let timeline = timeline.or_else(|| match config::var(config::HYPE_TIMELINE) {
-            Ok(path) => path.filter(|p| !p.is_empty()).map(PathBuf::from),
+            Ok(path) => path.filter(|p| !p.is_empty()).map(|path| {
+                // The process's first fan-out writes the file named; later
+                // ones number theirs, so none overwrites another.
+                static FAN_OUTS: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(0);
+                numbered(
+                    PathBuf::from(path),
+                    FAN_OUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                )
+            }),
             Err(err) => {
                 tracing::warn!(%err, "no timeline is written");
                 None
@@ -88,5 +97,33 @@ impl Report {
     /// The summary, once the fan-out has ended.
     pub(super) fn summary(&self) -> Option<&Summary> {
         self.ended.then_some(&self.summary)
+    }
+}
+/// `path` for the first fan-out; `stem-N.ext` for the `n`th.
+fn numbered(path: PathBuf, n: usize) -> PathBuf {
+    if n <= 1 {
+        return path;
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{n}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{n}"),
+    };
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_fan_outs_number_their_timelines() {
+        let path = PathBuf::from("/t/timeline.json");
+        assert_eq!(numbered(path.clone(), 1), path);
+        assert_eq!(numbered(path, 3), PathBuf::from("/t/timeline-3.json"));
+        assert_eq!(numbered(PathBuf::from("t"), 2), PathBuf::from("t-2"));
     }
 }
