@@ -14,6 +14,7 @@
 //! | `HYPE_IMAGE` | the default submitter; `hype-run` | the env image calls run in: `run_on_cluster` gives it to an environment that names none (`RunEnvironment::local()`); the Docker and Kubernetes runners set it in the execution, whose errors name it |
 //! | `HYPE_EXECUTABLE` | submitters | the executable to ship with calls, instead of this one (a cross-built binary) |
 //! | `HYPE_SHIP_EXECUTABLE` | submitters | `0` or `false`: ship no executable (the image has the binary baked in); default `1` |
+//! | `HYPE_WORKERS` | the Kubernetes runner | `N` (1 or more): environments without `with_workers` run on up to N warm workers (`Workers::up_to(N)`); unset: one pod per call |
 //! | `HYPE_LOCAL_SECRETS` | local and Docker runners | the directory of local secrets (default `~/.config/hype/secrets`) |
 //! | `HYPE_LOCAL_VOLUMES` | local runner | the directory of local volumes (default `~/.local/share/hype/volumes`) |
 //! | `HYPE_CACHE_DIR` | `hype-run` | where a launcher keeps fetched executables (default `$TMPDIR/hype-cache`, so `/tmp/hype-cache` when `TMPDIR` is unset; created 0700, refused unless this user's own and private) |
@@ -85,6 +86,8 @@ pub const HYPE_MOUNTS: &str = "HYPE_MOUNTS";
 pub const HYPE_EXECUTABLE: &str = "HYPE_EXECUTABLE";
 /// `0`/`false` turns executable shipping off.
 pub const HYPE_SHIP_EXECUTABLE: &str = "HYPE_SHIP_EXECUTABLE";
+/// The default number of warm workers of an environment that sets none.
+pub const HYPE_WORKERS: &str = "HYPE_WORKERS";
 /// Where a launching `hype-run` caches fetched executables.
 pub const HYPE_CACHE_DIR: &str = "HYPE_CACHE_DIR";
 /// The env image calls run in: the default submitter's image for an
@@ -169,6 +172,23 @@ pub fn ship_executable() -> Result<bool, Error> {
         Some(other) => Err(Error::Config {
             message: format!("{HYPE_SHIP_EXECUTABLE}={other:?}: use 0 (off) or 1 (on)"),
         }),
+    }
+}
+
+/// `HYPE_WORKERS`: the warm workers of environments that set none
+/// (`Workers::up_to(N)`), `None` when unset or empty. Anything but a whole
+/// number from 1 is an error naming the variable.
+pub fn workers() -> Result<Option<usize>, Error> {
+    match var(HYPE_WORKERS)?.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(Error::Config {
+                message: format!(
+                    "{HYPE_WORKERS}={text:?}: give the most warm workers per environment, a whole number from 1 (unset: one pod per call)"
+                ),
+            }),
+        },
     }
 }
 

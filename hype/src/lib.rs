@@ -83,7 +83,7 @@ pub use hype_runtime::{
     ErrorKind, ErrorSource, FunctionDefaults, Gpu, IntoStaging, LocalCluster, LocalStaging,
     LogMode, Map, RemoteFn, Result, RunEnvironment, SPOT_DEFAULT_RETRIES, Secret, Staging,
     Submitter, SubmitterBuilder, TaintEffect, Toleration, TryMap, VolumeLifetime, VolumeMount,
-    VolumeRequest, Wire, dispatch_if_hype_run, mount_path,
+    VolumeRequest, Wire, Workers, dispatch_if_hype_run, mount_path,
 };
 
 /// Fan-out's parts: [`Map`], [`TryMap`] and the future an awaited

@@ -2,7 +2,8 @@
 //! volumes, resources, env vars, timeout, base pod), [`Secret`],
 //! [`VolumeRequest`] and [`VolumeMount`]; the pod-only options in
 //! scheduling ([`Gpu`], Spot, node selectors, [`Toleration`]s, priority
-//! class) and identity (service account, labels, annotations).
+//! class) and identity (service account, labels, annotations); warm
+//! [`Workers`].
 //!
 //! Environments are values: every builder returns a new one, and clones
 //! are cheap (one `Arc`), so one environment can be shared by many calls.
@@ -28,6 +29,7 @@ mod scheduling;
 mod secrets;
 mod validation;
 mod volumes;
+mod workers;
 
 pub use defaults::FunctionDefaults;
 #[cfg(feature = "kubernetes")]
@@ -35,6 +37,7 @@ pub(crate) use scheduling::{GKE_ACCELERATOR, GKE_SPOT, NVIDIA_GPU, SPOT_GRACE_PE
 pub use scheduling::{Gpu, TaintEffect, Toleration};
 pub use secrets::Secret;
 pub use volumes::{VolumeLifetime, VolumeMount, VolumeRequest};
+pub use workers::{DEFAULT_IDLE_FOR, MAX_IDLE_FOR, MIN_IDLE_FOR, Workers};
 
 /// The timeout of an environment that sets none: one hour. Every call has
 /// a bound; raise it with [`RunEnvironment::with_timeout`].
@@ -92,6 +95,7 @@ struct Settings {
     retry_on: Vec<ErrorKind>,
     retry_backoff: Option<Duration>,
     log_mode: Option<LogMode>,
+    workers: Option<Workers>,
 }
 
 /// The first wait before a retry when not set

@@ -36,7 +36,10 @@
 //! error it stands for), `logs` (the pod's output, followed),
 //! `deletion` (deleting without giving up, the sweep on close),
 //! `retry` (bounded retries of API requests), `refusal` (whether a
-//! refusal is RBAC's, admission control's or the request's own).
+//! refusal is RBAC's, admission control's or the request's own),
+//! `workers` (warm workers: pods that run many calls, over one
+//! `pods/attach` stream each, for environments with
+//! [`crate::RunEnvironment::with_workers`] or `HYPE_WORKERS`).
 
 pub(crate) mod autoscaler;
 pub mod cluster;
@@ -52,6 +55,7 @@ pub(crate) mod runner;
 pub(crate) mod status;
 pub(crate) mod volumes;
 pub(crate) mod watch;
+pub(crate) mod workers;
 
 pub use self::cluster::KubeCluster;
 #[cfg(feature = "gke")]

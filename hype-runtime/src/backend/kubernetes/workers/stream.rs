@@ -1,0 +1,536 @@
+//! The stream to one worker (`docs/protocol.md` §8): a task that creates
+//! the worker's pod, waits until it runs, attaches to its `hype-run`
+//! container (`pods/attach`, stdin and stdout), and then carries frames
+//! both ways: [`WorkerRequest`]s from the calls, [`WorkerEvent`]s to the
+//! call they belong to.
+//!
+//! - Every stream begins with `Attach`; the calls go out only after the
+//!   worker's `Ready` (which is checked: protocol version and executable
+//!   digest), and then again every call it has no `Started` for, and every
+//!   cancel not yet answered by `Ended`.
+//! - Replay: the worker sends again every event of the calls not yet
+//!   acknowledged; the stream counts each call's events and skips as many
+//!   as it already delivered, so each event reaches its call once.
+//!   `Ended` is answered with `Ack` (again when replayed).
+//! - `Ping` every [`ping_interval`] (at most 10 s).
+//! - A dropped stream is re-opened with backoff (100 ms doubling to 5 s);
+//!   when none could be opened for [`RECONNECT_BOUND`] (2 min) since the
+//!   last one broke, every call on the worker fails with a
+//!   [`Error::Cluster`] (kind `Lost`, so retries apply).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, AttachParams, AttachedProcess, PostParams};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::super::pod::CONTAINER;
+use super::super::retry;
+use super::super::watch::PodEvent;
+use crate::error::Error;
+use crate::retry::BackoffBuilder as _;
+use crate::wire::{
+    CallId, FrameDecoder, WORKER_PROTOCOL_VERSION, WorkerEvent, WorkerRequest, encode_frame,
+};
+
+/// How long a worker may be without a stream before its calls fail.
+pub(crate) const RECONNECT_BOUND: Duration = Duration::from_secs(120);
+/// The longest time between two `Ping`s.
+pub(crate) const MAX_PING_INTERVAL: Duration = Duration::from_secs(10);
+/// The bound of one attach request.
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `Ping` interval for a worker told `--idle-for idle`: a third of
+/// it, at most [`MAX_PING_INTERVAL`].
+pub(super) fn ping_interval(idle: Duration) -> Duration {
+    (idle / 3).clamp(Duration::from_millis(100), MAX_PING_INTERVAL)
+}
+
+/// What a call hears from its worker's stream.
+#[derive(Debug)]
+pub(super) enum CallEvent {
+    /// An event of the call, once.
+    Worker(WorkerEvent),
+    /// The call cannot finish on this worker.
+    Failed(Error),
+}
+
+/// A call the stream carries.
+struct Entry {
+    request: WorkerRequest,
+    started: bool,
+    /// Events delivered (the replay rule's count).
+    received: usize,
+    /// Gone once the call was cancelled.
+    events: Option<mpsc::UnboundedSender<CallEvent>>,
+}
+
+#[derive(Default)]
+struct Calls {
+    entries: HashMap<CallId, Entry>,
+    next: CallId,
+    /// Why the worker takes no more calls.
+    dead: Option<String>,
+}
+
+fn lock(calls: &Mutex<Calls>) -> std::sync::MutexGuard<'_, Calls> {
+    calls.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The handle of one worker's stream.
+#[derive(Debug, Clone)]
+pub(super) struct Conn {
+    calls: Arc<Mutex<Calls>>,
+    wake: mpsc::UnboundedSender<WorkerRequest>,
+    stop: CancellationToken,
+}
+
+impl std::fmt::Debug for Calls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Calls")
+            .field("calls", &self.entries.len())
+            .field("dead", &self.dead)
+            .finish()
+    }
+}
+
+/// What the stream task needs.
+pub(super) struct Start {
+    pub pods: Api<Pod>,
+    pub namespace: String,
+    pub name: String,
+    pub pod: Pod,
+    pub events: watch::Receiver<PodEvent>,
+    pub ping_every: Duration,
+    pub executable_sha256: Option<String>,
+    /// Cancelled when the submitter goes.
+    pub closed: CancellationToken,
+}
+
+impl Conn {
+    /// Starts the worker: its pod and its stream.
+    pub fn start(start: Start) -> Conn {
+        let (wake, wakes) = mpsc::unbounded_channel();
+        let conn = Conn {
+            calls: Arc::default(),
+            wake,
+            stop: start.closed.child_token(),
+        };
+        let driver = Driver {
+            calls: Arc::clone(&conn.calls),
+            wakes,
+            stop: conn.stop.clone(),
+            start,
+        };
+        tokio::spawn(driver.run());
+        conn
+    }
+
+    /// Sends a call; its events come on the receiver.
+    pub fn call(
+        &self,
+        execution_id: &str,
+        call: &str,
+    ) -> (CallId, mpsc::UnboundedReceiver<CallEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut calls = lock(&self.calls);
+        let id = calls.next;
+        calls.next += 1;
+        let request = WorkerRequest::call(id, execution_id, call);
+        if let Some(dead) = calls.dead.clone() {
+            let _ = tx.send(CallEvent::Failed(lost(&dead)));
+            return (id, rx);
+        }
+        calls.entries.insert(
+            id,
+            Entry {
+                request: request.clone(),
+                started: false,
+                received: 0,
+                events: Some(tx),
+            },
+        );
+        drop(calls);
+        let _ = self.wake.send(request);
+        (id, rx)
+    }
+
+    /// Cancels a call: the worker kills its process (its events are not
+    /// wanted any more; `Ended` is still acknowledged).
+    pub fn cancel(&self, id: CallId) {
+        if let Some(entry) = lock(&self.calls).entries.get_mut(&id) {
+            entry.events = None;
+        }
+        let _ = self.wake.send(WorkerRequest::Cancel { id });
+    }
+
+    /// Asks the worker to finish, then stops the stream.
+    pub fn shutdown(&self) {
+        let _ = self.wake.send(WorkerRequest::Shutdown);
+        self.stop.cancel();
+    }
+
+    /// Why the worker takes no calls, if it does not.
+    pub fn dead(&self) -> Option<String> {
+        lock(&self.calls).dead.clone()
+    }
+}
+
+/// The error of calls on a worker that cannot be reached.
+fn lost(why: &str) -> Error {
+    Error::Cluster {
+        operation: "run a call on a warm worker".to_owned(),
+        message: why.to_owned(),
+        source: None,
+    }
+}
+
+struct Driver {
+    calls: Arc<Mutex<Calls>>,
+    wakes: mpsc::UnboundedReceiver<WorkerRequest>,
+    stop: CancellationToken,
+    start: Start,
+}
+
+/// Where the pod is, for the stream.
+enum PodState {
+    Running,
+    Gone(String),
+}
+
+impl Driver {
+    async fn run(mut self) {
+        if let Err(err) = self.create().await {
+            self.fail_all(err);
+            return;
+        }
+        let mut broken_since = tokio::time::Instant::now();
+        let mut delays = backoff();
+        let mut last_trouble;
+        let stop = self.stop.clone();
+        loop {
+            let state = tokio::select! {
+                _ = stop.cancelled() => return,
+                state = self.wait_running() => state,
+            };
+            if let PodState::Gone(why) = state {
+                self.mark_dead(why);
+                return;
+            }
+            let params = AttachParams::default()
+                .container(CONTAINER)
+                .stdin(true)
+                .stdout(true)
+                .stderr(false);
+            let attempt = tokio::time::timeout(
+                ATTACH_TIMEOUT,
+                self.start.pods.attach(&self.start.name, &params),
+            );
+            let attached = tokio::select! {
+                _ = self.stop.cancelled() => return,
+                attached = attempt => attached,
+            };
+            match attached {
+                Ok(Ok(mut attached)) => {
+                    delays = backoff();
+                    let ended = self.session(&mut attached).await;
+                    attached.abort();
+                    match ended {
+                        Ok(()) => return,
+                        Err(trouble) => {
+                            tracing::debug!(worker = %self.start.name, %trouble, "the worker's stream broke; re-attaching");
+                            last_trouble = trouble;
+                            broken_since = tokio::time::Instant::now();
+                        }
+                    }
+                }
+                Ok(Err(err)) => last_trouble = format!("attach: {err}"),
+                Err(_) => last_trouble = format!("attach: no answer within {ATTACH_TIMEOUT:?}"),
+            }
+            if broken_since.elapsed() >= RECONNECT_BOUND {
+                let why = format!(
+                    "no stream to worker pod {} could be opened for {RECONNECT_BOUND:?} (the bound): {last_trouble}",
+                    self.start.name
+                );
+                self.fail_all(lost(&why));
+                return;
+            }
+            let delay = delays.next().unwrap_or(Duration::from_secs(5));
+            tokio::select! {
+                _ = self.stop.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    async fn create(&self) -> Result<(), Error> {
+        let request =
+            retry::Request::core("create", "pods", &self.start.namespace).named(&self.start.name);
+        let post = PostParams::default();
+        let pods = &self.start.pods;
+        retry::bounded(&request, || async {
+            match pods.create(&post, &self.start.pod).await {
+                // An earlier attempt's response was lost: the name is ours.
+                Err(err) if retry::is_conflict(&err) => pods.get(&self.start.name).await,
+                other => other,
+            }
+        })
+        .await?;
+        tracing::debug!(worker = %self.start.name, "worker pod created");
+        Ok(())
+    }
+
+    /// Waits until the pod runs (or is gone).
+    async fn wait_running(&mut self) -> PodState {
+        loop {
+            let state = match &*self.start.events.borrow_and_update() {
+                PodEvent::Unseen => None,
+                PodEvent::Deleted(_) => Some(PodState::Gone("its pod was deleted".to_owned())),
+                PodEvent::Seen(pod) => {
+                    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+                    if pod.metadata.deletion_timestamp.is_some() {
+                        Some(PodState::Gone("its pod is being deleted".to_owned()))
+                    } else {
+                        match phase {
+                            Some("Running") => Some(PodState::Running),
+                            Some(phase @ ("Succeeded" | "Failed")) => {
+                                Some(PodState::Gone(format!("its pod ended ({phase})")))
+                            }
+                            _ => None,
+                        }
+                    }
+                }
+            };
+            if let Some(state) = state {
+                return state;
+            }
+            if self.start.events.changed().await.is_err() {
+                return PodState::Gone("the watch of its pod stopped".to_owned());
+            }
+        }
+    }
+
+    /// One stream, until it breaks (`Err`) or the worker is stopped.
+    async fn session(&mut self, attached: &mut AttachedProcess) -> Result<(), String> {
+        let (Some(mut stdin), Some(mut stdout)) = (attached.stdin(), attached.stdout()) else {
+            return Err("the attached stream has no stdin or stdout".to_owned());
+        };
+        write(&mut stdin, &WorkerRequest::Attach).await?;
+        let mut seen: HashMap<CallId, usize> = HashMap::new();
+        let mut decoder = FrameDecoder::new();
+        let mut ready = false;
+        let mut ping = tokio::time::interval(self.start.ping_every);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            tokio::select! {
+                _ = self.stop.cancelled() => {
+                    // Shutdown was queued before the stop: send it if it is there.
+                    while let Ok(request) = self.wakes.try_recv() {
+                        if matches!(request, WorkerRequest::Shutdown) {
+                            let _ = write(&mut stdin, &request).await;
+                        }
+                    }
+                    return Ok(());
+                }
+                read = stdout.read(&mut buffer) => {
+                    let n = read.map_err(|err| format!("reading the stream: {err}"))?;
+                    if n == 0 {
+                        return Err("the stream ended".to_owned());
+                    }
+                    decoder.push(&buffer[..n]).map_err(|err| err.to_string())?;
+                    while let Some(event) = decoder
+                        .next_message::<WorkerEvent>()
+                        .map_err(|err| err.to_string())?
+                    {
+                        if let WorkerEvent::Ready { protocol, executable_sha256 } = &event {
+                            self.check_ready(*protocol, executable_sha256)?;
+                            ready = true;
+                            for request in self.pending() {
+                                write(&mut stdin, &request).await?;
+                            }
+                            continue;
+                        }
+                        if let Some(ack) = self.route(event, &mut seen) {
+                            write(&mut stdin, &ack).await?;
+                        }
+                    }
+                }
+                wake = self.wakes.recv() => match wake {
+                    None => return Ok(()),
+                    // Before Ready, calls wait: they are sent with the rest then.
+                    Some(request) if ready && self.still_wanted(&request) => {
+                        write(&mut stdin, &request).await?;
+                    }
+                    Some(_) => {}
+                },
+                _ = ping.tick() => write(&mut stdin, &WorkerRequest::Ping).await?,
+                changed = self.start.events.changed() => {
+                    if changed.is_err() {
+                        return Err("the watch of the pod stopped".to_owned());
+                    }
+                    let gone = match &*self.start.events.borrow() {
+                        PodEvent::Deleted(_) => true,
+                        PodEvent::Seen(pod) => pod.metadata.deletion_timestamp.is_some()
+                            || matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed")),
+                        PodEvent::Unseen => false,
+                    };
+                    if gone {
+                        self.mark_dead("its pod is gone".to_owned());
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_ready(&self, protocol: u32, sha256: &str) -> Result<(), String> {
+        let why = if protocol != WORKER_PROTOCOL_VERSION {
+            format!(
+                "worker pod {} speaks protocol {protocol}, this submitter {WORKER_PROTOCOL_VERSION}: use the same hype version in the image",
+                self.start.name
+            )
+        } else if let Some(expected) = &self.start.executable_sha256
+            && expected != sha256
+        {
+            format!(
+                "worker pod {} runs executable {sha256}, not {expected}",
+                self.start.name
+            )
+        } else {
+            return Ok(());
+        };
+        self.fail_all(Error::Config {
+            message: why.clone(),
+        });
+        self.stop.cancel();
+        Err(why)
+    }
+
+    /// What a new stream sends after `Ready`: the calls without `Started`,
+    /// and the cancels not yet answered.
+    fn pending(&self) -> Vec<WorkerRequest> {
+        let calls = lock(&self.calls);
+        let mut ids: Vec<&CallId> = calls.entries.keys().collect();
+        ids.sort();
+        ids.into_iter()
+            .filter_map(|id| {
+                let entry = &calls.entries[id];
+                match (&entry.events, entry.started) {
+                    (None, _) => Some(WorkerRequest::Cancel { id: *id }),
+                    (Some(_), false) => Some(entry.request.clone()),
+                    (Some(_), true) => None,
+                }
+            })
+            .collect()
+    }
+
+    /// Whether a queued request still applies (a call not started yet, a
+    /// cancel of a call not ended).
+    fn still_wanted(&self, request: &WorkerRequest) -> bool {
+        let calls = lock(&self.calls);
+        match request {
+            WorkerRequest::Call { id, .. } => calls.entries.get(id).is_some_and(|e| !e.started),
+            WorkerRequest::Cancel { id } => calls.entries.contains_key(id),
+            _ => true,
+        }
+    }
+
+    /// Hands an event to its call once (the replay rule); gives the `Ack`
+    /// an `Ended` calls for.
+    fn route(
+        &self,
+        event: WorkerEvent,
+        seen: &mut HashMap<CallId, usize>,
+    ) -> Option<WorkerRequest> {
+        let id = match &event {
+            WorkerEvent::Started { id, .. }
+            | WorkerEvent::Output { id, .. }
+            | WorkerEvent::Outcome { id, .. }
+            | WorkerEvent::Ended { id, .. } => *id,
+            WorkerEvent::Error { id: Some(id), .. } => *id,
+            WorkerEvent::Error { id: None, message } => {
+                tracing::warn!(worker = %self.start.name, %message, "the worker reports trouble");
+                return None;
+            }
+            _ => return None,
+        };
+        let ended = matches!(event, WorkerEvent::Ended { .. });
+        let count = seen.entry(id).or_default();
+        *count += 1;
+        let mut calls = lock(&self.calls);
+        let Some(entry) = calls.entries.get_mut(&id) else {
+            // Delivered and acknowledged before: acknowledge again.
+            return ended.then_some(WorkerRequest::Ack { id });
+        };
+        if *count <= entry.received {
+            return None;
+        }
+        entry.received += 1;
+        if matches!(event, WorkerEvent::Started { .. }) {
+            entry.started = true;
+        }
+        if let Some(events) = &entry.events {
+            let _ = events.send(CallEvent::Worker(event));
+        }
+        if ended {
+            calls.entries.remove(&id);
+            return Some(WorkerRequest::Ack { id });
+        }
+        None
+    }
+
+    fn mark_dead(&self, why: String) {
+        let mut calls = lock(&self.calls);
+        calls.dead.get_or_insert(why);
+    }
+
+    /// Fails every call on the worker, and every later one.
+    fn fail_all(&self, error: Error) {
+        let mut calls = lock(&self.calls);
+        calls.dead.get_or_insert_with(|| error.to_string());
+        for (_, entry) in calls.entries.drain() {
+            if let Some(events) = entry.events {
+                let _ = events.send(CallEvent::Failed(error.clone()));
+            }
+        }
+    }
+}
+
+fn backoff() -> impl Iterator<Item = Duration> {
+    crate::retry::backoff(Duration::from_millis(100), Duration::from_secs(5), None).build()
+}
+
+/// Writes one request as one frame.
+async fn write(
+    stdin: &mut (impl tokio::io::AsyncWrite + Unpin),
+    request: &WorkerRequest,
+) -> Result<(), String> {
+    let frame = encode_frame(request).map_err(|err| err.to_string())?;
+    stdin
+        .write_all(&frame)
+        .await
+        .map_err(|err| format!("writing the stream: {err}"))?;
+    stdin
+        .flush()
+        .await
+        .map_err(|err| format!("writing the stream: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pings_come_often_enough_for_the_worker() {
+        assert_eq!(
+            ping_interval(Duration::from_secs(3)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(ping_interval(Duration::from_secs(3600)), MAX_PING_INTERVAL);
+    }
+}
