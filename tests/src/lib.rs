@@ -499,6 +499,61 @@ pub mod containers {
     }
 }
 
+/// For the warm-worker tests: calls that would leave something behind in
+/// a process that ran another call before.
+pub mod isolation {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static GLOBAL: AtomicU64 = AtomicU64::new(0);
+    static LEAK: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+    /// Sets a global to `value` and gives what it held: 0 in a fresh
+    /// process.
+    #[hype::remote]
+    pub fn swap_global(value: u64) -> u64 {
+        GLOBAL.swap(value, Ordering::SeqCst)
+    }
+
+    /// Leaks `mib` MiB (touched, kept in a global) and gives the global's
+    /// former value, as `swap_global(7)` does.
+    #[hype::remote]
+    pub fn leak(mib: usize) -> u64 {
+        let block = vec![1u8; mib << 20];
+        LEAK.lock().unwrap_or_else(|e| e.into_inner()).push(block);
+        GLOBAL.swap(7, Ordering::SeqCst)
+    }
+
+    /// Prints `tag` on stdout and on stderr, then gives its execution ID.
+    #[hype::remote]
+    pub fn say(tag: String) -> String {
+        println!("{tag} says out");
+        eprintln!("{tag} says err");
+        std::env::var("HYPE_EXECUTION_ID").unwrap_or_default()
+    }
+
+    /// Appends `tag` to the file `path` (one line per run), sleeps
+    /// `millis` ms printing a line every 20 ms, and gives `tag`: a call run
+    /// twice leaves two lines.
+    #[hype::remote]
+    pub fn mark(path: String, tag: String, millis: u64) -> String {
+        use std::io::Write as _;
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+        {
+            let _ = writeln!(file, "{tag}");
+        }
+        let mut waited = 0;
+        while waited < millis {
+            println!("{tag} tick {waited}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            waited += 20;
+        }
+        tag
+    }
+}
+
 /// A function with an explicit ID.
 #[hype::remote(name = "hype-tests/renamed")]
 pub fn renamed() -> String {
