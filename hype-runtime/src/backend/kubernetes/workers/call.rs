@@ -97,7 +97,15 @@ pub(super) async fn run(
                 }
                 Some(CallEvent::Failed(err)) => {
                     guard.armed = false;
-                    return Err(Failure::Worker(err));
+                    // The pod's own word first: deleted, evicted, preempted.
+                    let pod_says = diagnose(
+                        &pod_events.borrow_and_update(),
+                        worker,
+                        job,
+                        pending_timeout,
+                        &mut unschedulable_since,
+                    );
+                    return Err(Failure::Worker(pod_says.err().unwrap_or(err)));
                 }
                 Some(CallEvent::Worker(event)) => match event {
                     WorkerEvent::Output { stream, line, .. } => {

@@ -204,6 +204,15 @@ enum PodState {
 
 impl Driver {
     async fn run(mut self) {
+        self.drive().await;
+        // Calls still waiting on a stream that is over cannot finish here.
+        self.fail_all(lost(&format!(
+            "the stream to worker pod {} stopped",
+            self.start.name
+        )));
+    }
+
+    async fn drive(&mut self) {
         if let Err(err) = self.create().await {
             self.fail_all(err);
             return;
