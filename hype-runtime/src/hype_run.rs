@@ -16,6 +16,8 @@
 //! | 72 | the outcome itself could not be written |
 //!
 //! Every failure also prints one line starting `hype-run:` on stderr.
+//! `hype-run --worker [OPTIONS]` is a warm worker's main process: it runs
+//! many calls, each as a fresh `hype-run <call>` child (`crate::worker`).
 //! `hype-run --list` prints the registered functions, one a line: the ID,
 //! a tab, the signature in hex and, for a function whose attribute sets
 //! defaults, a tab and their text form (`cpu=2 timeout=10m`, see
@@ -117,6 +119,12 @@ pub fn run(args: &[OsString]) -> i32 {
 
     let call_text = match parse_args(args) {
         Ok(Command::List) => return list(),
+        Ok(Command::Worker(rest)) => {
+            return match crate::worker::main(&rest) {
+                Ok(code) => code,
+                Err(err) => ctx.fail(&err),
+            };
+        }
         Ok(Command::Run(text)) => text,
         Err(err) => return ctx.fail(&err),
     };
@@ -175,12 +183,15 @@ pub fn execute_in_process(call: &str, execution_id: &str) -> InProcessRun {
 enum Command {
     List,
     Run(String),
+    /// `--worker` and the arguments after it.
+    Worker(Vec<OsString>),
 }
 
 fn parse_args(args: &[OsString]) -> Result<Command, Error> {
-    let usage = "usage: hype-run inline:<base64> | hype-run <staging URI> | hype-run --list";
+    let usage = "usage: hype-run inline:<base64> | hype-run <staging URI> | hype-run --list | hype-run --worker [OPTIONS]";
     match args {
         [one] if one == "--list" => Ok(Command::List),
+        [first, rest @ ..] if first == "--worker" => Ok(Command::Worker(rest.to_vec())),
         [one] => one
             .to_str()
             .map(|s| Command::Run(s.to_owned()))

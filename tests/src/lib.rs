@@ -499,28 +499,37 @@ pub mod containers {
     }
 }
 
-/// For the warm-worker tests: calls that would leave something behind in
-/// a process that ran another call before.
+/// For warm workers' isolation tests: what one call could leave behind for
+/// the next if they shared a process.
 pub mod isolation {
     use std::sync::atomic::{AtomicU64, Ordering};
 
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+    /// Adds one to a process-wide counter and gives its new value: 1 in a
+    /// fresh process.
+    #[hype::remote]
+    pub fn bump_counter() -> u64 {
+        COUNTER.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Allocates and touches `mib` MiB and never frees them; gives the
+    /// bytes leaked.
+    #[hype::remote]
+    pub fn leak(mib: usize) -> usize {
+        let block = vec![1u8; mib << 20];
+        let len = std::hint::black_box(&block).len();
+        std::mem::forget(block);
+        len
+    }
+
     static GLOBAL: AtomicU64 = AtomicU64::new(0);
-    static LEAK: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
 
     /// Sets a global to `value` and gives what it held: 0 in a fresh
     /// process.
     #[hype::remote]
     pub fn swap_global(value: u64) -> u64 {
         GLOBAL.swap(value, Ordering::SeqCst)
-    }
-
-    /// Leaks `mib` MiB (touched, kept in a global) and gives the global's
-    /// former value, as `swap_global(7)` does.
-    #[hype::remote]
-    pub fn leak(mib: usize) -> u64 {
-        let block = vec![1u8; mib << 20];
-        LEAK.lock().unwrap_or_else(|e| e.into_inner()).push(block);
-        GLOBAL.swap(7, Ordering::SeqCst)
     }
 
     /// Prints `tag` on stdout and on stderr, then gives its execution ID.

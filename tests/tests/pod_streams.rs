@@ -4,6 +4,8 @@
 //! (`hype-test-echo`). Every wait is bounded; each test ends with no pod
 //! process left.
 
+mod common;
+
 use std::time::Duration;
 
 use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
@@ -293,7 +295,7 @@ async fn worker_frames_cross_an_attach_stream_whole() {
 
     let requests: Vec<WorkerRequest> = (0..50u64)
         .map(|id| match id % 4 {
-            0 => WorkerRequest::call_inline(id, vec![id as u8; (id * 997 % 70_000) as usize]),
+            0 => WorkerRequest::call(id, "hype-x", "c".repeat((id * 997 % 70_000) as usize)),
             1 => WorkerRequest::Cancel { id },
             2 => WorkerRequest::Ack { id },
             _ => WorkerRequest::Shutdown,
@@ -588,4 +590,159 @@ async fn raw_request(
     tokio::time::timeout(WAIT, exchange)
         .await
         .expect("the request is answered")
+}
+
+/// A warm worker pod (`hype-run --worker`) spoken to over attach, as the
+/// submitter does, with pods as processes and as Docker containers (the
+/// engine's attach underneath): `Ready`, a call's events, a dropped stream
+/// re-attached with the call's events replayed, and `Shutdown` ending the
+/// pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_pod_is_driven_over_attach_in_both_pod_modes() {
+    for docker in [
+        None,
+        Some("a_worker_pod_is_driven_over_attach_in_both_pod_modes"),
+    ] {
+        let Some(options) = common::backend::worker_pods(docker).await else {
+            continue;
+        };
+        worker_pod_over_attach(KubeTestServer::start(options)).await;
+    }
+}
+
+async fn worker_pod_over_attach(server: KubeTestServer) {
+    use hype::RemoteFn;
+    use hype::wire::{
+        self, BuildInfo, CallEnvelope, FrameDecoder, Payload, Reference, WorkerEvent, WorkerRequest,
+    };
+    use hype_tests::math::AddArgs;
+
+    struct Stream {
+        attached: AttachedProcess,
+        stdin: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+        stdout: Box<dyn AsyncRead + Unpin + Send>,
+        decoder: FrameDecoder,
+    }
+    impl Stream {
+        async fn open(pods: &Api<Pod>, name: &str) -> Stream {
+            let params = AttachParams::default()
+                .stdin(true)
+                .stdout(true)
+                .stderr(false);
+            let mut attached = tokio::time::timeout(WAIT, pods.attach(name, &params))
+                .await
+                .expect("attach is bounded")
+                .unwrap();
+            Stream {
+                stdin: Box::new(attached.stdin().unwrap()),
+                stdout: Box::new(attached.stdout().unwrap()),
+                attached,
+                decoder: FrameDecoder::new(),
+            }
+        }
+        async fn send(&mut self, request: &WorkerRequest) {
+            self.stdin
+                .write_all(&wire::encode_frame(request).unwrap())
+                .await
+                .unwrap();
+            self.stdin.flush().await.unwrap();
+        }
+        async fn next(&mut self) -> WorkerEvent {
+            let mut buffer = vec![0u8; 16 * 1024];
+            loop {
+                if let Some(event) = self.decoder.next_message::<WorkerEvent>().unwrap() {
+                    return event;
+                }
+                let n = tokio::time::timeout(WAIT, self.stdout.read(&mut buffer))
+                    .await
+                    .expect("the worker answers in time")
+                    .unwrap();
+                assert!(n > 0, "the stream ended");
+                self.decoder.push(&buffer[..n]).unwrap();
+            }
+        }
+        async fn until_ended(&mut self) -> Vec<WorkerEvent> {
+            let mut events = Vec::new();
+            loop {
+                let event = self.next().await;
+                let done = matches!(event, WorkerEvent::Ended { .. });
+                events.push(event);
+                if done {
+                    return events;
+                }
+            }
+        }
+    }
+
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "hype-worker"},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "hype-run",
+            "image": hype_tests::IMAGE,
+            "args": ["--worker", "--idle-for", "60"],
+            "stdin": true,
+            "stdinOnce": false,
+        }]},
+    }))
+    .unwrap();
+    let name = running(&pods, pod).await;
+
+    let mut stream = Stream::open(&pods, &name).await;
+    stream.send(&WorkerRequest::Attach).await;
+    assert!(matches!(stream.next().await, WorkerEvent::Ready { .. }));
+    let args = AddArgs { a: 2, b: 3 };
+    let envelope = CallEnvelope::new(
+        AddArgs::ID,
+        AddArgs::SIGNATURE,
+        Payload::Inline(wire::Bytes::from(
+            wire::encode_value(AddArgs::ID, "arguments", &args).unwrap(),
+        )),
+    )
+    .with_build(BuildInfo::current());
+    let call = Reference::Inline(wire::encode_call(&envelope).unwrap()).to_string();
+    stream
+        .send(&WorkerRequest::call(1, "hype-add-w1", call))
+        .await;
+    let events = stream.until_ended().await;
+    assert!(
+        matches!(&events[0], WorkerEvent::Started { id: 1, execution_id } if execution_id == "hype-add-w1"),
+        "{events:?}"
+    );
+    let message = events
+        .iter()
+        .find_map(|e| match e {
+            WorkerEvent::Outcome { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .expect("an outcome");
+    let Reference::Inline(bytes) = Reference::parse(&message).unwrap() else {
+        panic!("an inline outcome: {message}")
+    };
+    let wire::Outcome::Returned(Payload::Inline(value)) =
+        wire::decode_outcome(&bytes).unwrap().outcome
+    else {
+        panic!("a returned value")
+    };
+    assert_eq!(
+        wire::decode_value::<i64>(AddArgs::ID, "result", &value).unwrap(),
+        5
+    );
+
+    // The stream drops; a new one gets Ready and the call's events again.
+    stream.attached.abort();
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut stream = Stream::open(&pods, &name).await;
+    stream.send(&WorkerRequest::Attach).await;
+    assert!(matches!(stream.next().await, WorkerEvent::Ready { .. }));
+    assert_eq!(stream.until_ended().await, events);
+
+    stream.send(&WorkerRequest::Ack { id: 1 }).await;
+    stream.send(&WorkerRequest::Shutdown).await;
+    let pod = wait_phase(&pods, &name, &["Succeeded", "Failed"]).await;
+    assert_eq!(phase(&pod), "Succeeded", "{:?}", pod.status);
+    finish(server).await;
 }

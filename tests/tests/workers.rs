@@ -197,7 +197,9 @@ async fn a_call_never_sees_what_the_previous_one_left_on_its_worker() {
     let env = c.env(Workers::up_to(1));
     assert_eq!(c.run(isolation::swap_global(5), &env).await.unwrap(), 0);
     assert_eq!(c.run(isolation::swap_global(6), &env).await.unwrap(), 0);
-    assert_eq!(c.run(isolation::leak(100), &env).await.unwrap(), 0);
+    assert_eq!(c.run(isolation::leak(100), &env).await.unwrap(), 100 << 20);
+    assert_eq!(c.run(isolation::bump_counter(), &env).await.unwrap(), 1);
+    assert_eq!(c.run(isolation::bump_counter(), &env).await.unwrap(), 1);
     assert_eq!(c.run(isolation::swap_global(8), &env).await.unwrap(), 0);
     let panic = c.run(failures::explode("boom".into()), &env).await;
     assert!(

@@ -17,23 +17,31 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::Docker;
+use bollard::container::LogOutput;
 use bollard::errors::Error as EngineError;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountTypeEnum};
 use bollard::query_parameters::{
-    CreateContainerOptions, InspectContainerOptions, KillContainerOptions, ListContainersOptions,
-    LogsOptions, RemoveContainerOptions, StartContainerOptions, WaitContainerOptions,
+    AttachContainerOptions, CreateContainerOptions, InspectContainerOptions, KillContainerOptions,
+    ListContainersOptions, LogsOptions, RemoveContainerOptions, StartContainerOptions,
+    WaitContainerOptions,
 };
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
+use super::streams::{ContainerIo, STDERR, STDOUT};
+
 /// The bound of every engine call but the wait for an exit.
 pub const ENGINE_CALL_BOUND: Duration = Duration::from_secs(30);
 /// How long a killed container may take to be reported stopped.
 pub const KILL_WAIT: Duration = Duration::from_secs(20);
+/// How long the output of an attached container may take to arrive after
+/// it exited.
+const ATTACH_DRAIN: Duration = Duration::from_secs(5);
 /// Label: the test double that created the container (its directory name).
 pub const LABEL_SERVER: &str = "dev.hype.kube-double.server";
 /// Label: the PID of the test process whose test double created it.
@@ -103,6 +111,7 @@ impl DockerExecutor {
         log: PathBuf,
         killed: watch::Receiver<bool>,
         closing: impl Fn() -> bool,
+        attached: Option<Arc<ContainerIo>>,
     ) -> Result<(String, BoxFuture<'static, Exit>), String> {
         let body = launch.body(env);
         let options = CreateContainerOptions {
@@ -117,6 +126,17 @@ impl DockerExecutor {
             remove(&self.docker, &id).await;
             return Err("the node is shutting down".to_owned());
         }
+        // Attached before it starts, so that no output is missed.
+        let copier = match attached {
+            Some(io) => match self.attach(&id, io).await {
+                Ok(copier) => Some(copier),
+                Err(message) => {
+                    remove(&self.docker, &id).await;
+                    return Err(message);
+                }
+            },
+            None => None,
+        };
         if let Err(failure) = bounded(
             self.docker
                 .start_container(&id, None::<StartContainerOptions>),
@@ -132,6 +152,12 @@ impl DockerExecutor {
         let container = id.clone();
         let exit = async move {
             let code = wait_for_exit(&docker, &streams, &container, killed).await;
+            if let Some((io, copied)) = copier {
+                // The attach's output to its end, then its clients get the
+                // exit code.
+                let _ = tokio::time::timeout(ATTACH_DRAIN, copied).await;
+                io.ended(code);
+            }
             let oom_killed = match bounded(
                 docker.inspect_container(&container, None::<InspectContainerOptions>),
             )
@@ -151,6 +177,45 @@ impl DockerExecutor {
             Exit { code, oom_killed }
         };
         Ok((id, Box::pin(exit)))
+    }
+
+    /// Attaches to container `id` (stdin, stdout, stderr, streaming): its
+    /// stdin becomes `io`'s, and a task copies its output to `io`'s
+    /// clients until the attach ends (the task's handle).
+    async fn attach(
+        &self,
+        id: &str,
+        io: Arc<ContainerIo>,
+    ) -> Result<(Arc<ContainerIo>, tokio::task::JoinHandle<()>), String> {
+        let options = AttachContainerOptions {
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            stream: true,
+            logs: false,
+            ..Default::default()
+        };
+        let attached = bounded(
+            self.docker
+                .clone()
+                .with_timeout(STREAM_TIMEOUT)
+                .attach_container(id, Some(options)),
+        )
+        .await
+        .map_err(|failure| format!("failed to attach to the container: {}", failure.message))?;
+        io.set_stdin(attached.input);
+        let mut output = attached.output;
+        let clients = io.clone();
+        let copied = tokio::spawn(async move {
+            while let Some(Ok(chunk)) = output.next().await {
+                match chunk {
+                    LogOutput::StdOut { message } => clients.output(STDOUT, &message),
+                    LogOutput::StdErr { message } => clients.output(STDERR, &message),
+                    _ => {}
+                }
+            }
+        });
+        Ok((io, copied))
     }
 
     /// The names of the containers the test double `server` created that
@@ -214,6 +279,10 @@ pub(crate) struct DockerLaunch {
     pub(crate) nano_cpus: Option<i64>,
     /// `resources.requests.cpu` as CPU shares (1024 per CPU, at least 2).
     pub(crate) cpu_shares: Option<i64>,
+    /// `stdin: true`: the container's stdin is open, for attach.
+    pub(crate) stdin: bool,
+    /// `stdinOnce: true`: closed when the first attached client closes it.
+    pub(crate) stdin_once: bool,
     pub(crate) labels: HashMap<String, String>,
 }
 
@@ -262,11 +331,12 @@ impl DockerLaunch {
             working_dir: self.working_dir.clone(),
             hostname: Some(self.hostname.clone()),
             labels: Some(self.labels.clone()),
-            attach_stdin: Some(false),
-            attach_stdout: Some(false),
-            attach_stderr: Some(false),
+            attach_stdin: Some(self.stdin),
+            attach_stdout: Some(self.stdin),
+            attach_stderr: Some(self.stdin),
             tty: Some(false),
-            open_stdin: Some(false),
+            open_stdin: Some(self.stdin),
+            stdin_once: Some(self.stdin && self.stdin_once),
             host_config: Some(HostConfig {
                 mounts: Some(mounts),
                 memory: self.memory,

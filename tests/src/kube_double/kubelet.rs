@@ -154,8 +154,14 @@ impl Kubelet {
 
     /// Whether containers are processes whose streams attach and exec
     /// reach (the process executor).
-    pub(crate) fn serves_streams(&self) -> bool {
-        matches!(self.executor, Executor::Process)
+    /// Whether containers' streams can be served: attach with the process
+    /// and Docker executors, exec (`exec`) with the process executor only.
+    pub(crate) fn serves_streams(&self, exec: bool) -> bool {
+        match self.executor {
+            Executor::Process => true,
+            Executor::Docker(_) => !exec,
+            _ => false,
+        }
     }
 
     /// The streams of a running container of the pod with `pod_uid`.
@@ -1731,6 +1737,8 @@ impl PodWorker {
             memory: amount(&resources.limits, "memory").map(|b| b.ceil()),
             nano_cpus: amount(&resources.limits, "cpu").map(|c| c.times_rounded(1_000_000_000)),
             cpu_shares: amount(&resources.requests, "cpu").map(|c| c.times_rounded(1024).max(2)),
+            stdin: c.stdin.unwrap_or(false),
+            stdin_once: c.stdin_once.unwrap_or(false),
             labels: DockerLaunch::labels(
                 &kubelet.server_label,
                 &self.key.0,
@@ -2042,19 +2050,45 @@ impl PodWorker {
                 .as_ref()
                 .ok_or_else(|| "no Docker image for this container".to_owned())?;
             let processes = self.shared.kubelet.processes.clone();
-            let (id, exit) = docker
+            // A container with stdin can be attached to: through the
+            // engine's attach, registered as the process executor's pipes.
+            let attached = launch.stdin.then(|| {
+                let io = Arc::new(ContainerIo::new(true, launch.stdin_once, None));
+                let key = (self.uid.clone(), launch.name.clone());
+                lock(&self.shared.kubelet.streams).insert(key.clone(), io.clone());
+                (io, key)
+            });
+            let started = docker
                 .start(
                     docker_launch,
                     &launch.env,
                     log_path(pod_dir, &launch.name),
                     killed,
                     move || lock(&processes).closing,
+                    attached.as_ref().map(|(io, _)| io.clone()),
                 )
-                .await?;
+                .await;
+            let registry = self.shared.kubelet.streams.clone();
+            let unregister = move || {
+                if let Some((io, key)) = &attached {
+                    streams::unregister(&registry, key, io);
+                }
+            };
+            let (id, exit) = match started {
+                Ok(started) => started,
+                Err(err) => {
+                    unregister();
+                    return Err(err);
+                }
+            };
             return Ok(Running {
                 group: None,
                 container_id: Some(format!("docker://{id}")),
-                exit,
+                exit: Box::pin(async move {
+                    let exit = exit.await;
+                    unregister();
+                    exit
+                }),
             });
         }
         self.start_here(launch, pod_dir, killed)
@@ -2171,12 +2205,12 @@ impl PodWorker {
                 let io = Arc::new(ContainerIo::new(
                     launch.stdin,
                     launch.stdin_once,
-                    ExecContext {
+                    Some(ExecContext {
                         program: program.clone(),
                         env: launch.env.clone(),
                         cwd: pod_dir.join("work"),
                         user: launch.user,
-                    },
+                    }),
                 ));
                 let io_key = (self.uid.clone(), launch.name.clone());
                 let registry = self.shared.kubelet.streams.clone();

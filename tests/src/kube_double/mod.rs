@@ -47,12 +47,14 @@
 //!   `GET`, subprotocol `v5.channel.k8s.io` or `v4.channel.k8s.io` (the
 //!   first the client offers), one channel byte per binary message (0
 //!   stdin, 1 stdout, 2 stderr, 3 the final `Status` with the exit code,
-//!   255 close), with the process executor only. Attach reaches the main
+//!   255 close). Attach (process and Docker executors; with Docker, the
+//!   engine's attach of the container underneath) reaches the main
 //!   process of a container with `stdin: true` (its stdin, and its stdout
 //!   and stderr from the moment of attaching, which also go to the log;
 //!   `stdinOnce` honoured); exec starts `<exe> <command…>` (the command
 //!   naming `hype-run` first) in the container's process group,
-//!   environment and working directory. See `streams.rs`.
+//!   environment and working directory (process executor only). See
+//!   `streams.rs`.
 //! - **Faults** ([`Faults`]): refused creates (429/500), an unschedulable
 //!   cluster (with or without a cluster autoscaler that adds a node, its
 //!   events served read-only), OOM kills, evictions, node preemptions, dropped watches, slow starts, an expired
@@ -111,7 +113,7 @@
 //!
 //! - Other kinds and verbs: no PUT, PATCH, server-side apply, subresources
 //!   other than `pods/log`, `pods/attach` and `pods/exec` (WebSocket only:
-//!   no SPDY, no TTYs; not with the Docker or in-process executors; attach
+//!   no SPDY, no TTYs; not with the in-process executor, exec not with Docker; attach
 //!   only to containers with `stdin: true`, and it reports the main
 //!   process's exit status, which a real kubelet does not), no namespaces as objects (every namespace
 //!   exists; creating one is answered, deleting one deletes the pods,

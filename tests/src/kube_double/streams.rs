@@ -28,8 +28,9 @@
 //! the container). The stream ends with its exit status. A client that
 //! goes away kills it.
 //!
-//! Both need the process executor: with Docker or in-process containers,
-//! they are refused (400). `POST` (the old SPDY streams) is refused too.
+//! Attach works with the process and the Docker executors (with Docker,
+//! through the engine's attach of the container, made before it starts);
+//! exec needs the process executor. Otherwise they are refused (400). `POST` (the old SPDY streams) is refused too.
 //! A [`Faults::forbid_streams`](super::Faults::forbid_streams) fault
 //! answers 403 as RBAC does;
 //! [`Faults::break_next_attach_after`](super::Faults::break_next_attach_after)
@@ -58,8 +59,8 @@ use super::store::Kind;
 const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
 
 const STDIN: u8 = 0;
-const STDOUT: u8 = 1;
-const STDERR: u8 = 2;
+pub(crate) const STDOUT: u8 = 1;
+pub(crate) const STDERR: u8 = 2;
 const STATUS: u8 = 3;
 const CLOSE: u8 = 255;
 
@@ -96,21 +97,30 @@ pub(crate) struct ExecContext {
     pub(crate) user: Option<u32>,
 }
 
-/// A running container process's streams, for attach and exec (process
-/// executor only).
+/// Where an attached client's stdin bytes go: the main process's stdin
+/// pipe, or the Docker engine's attach of the container.
+type StdinSink = std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
+
+/// A running container's streams, for attach (process and Docker
+/// executors) and exec (process executor).
 pub(crate) struct ContainerIo {
     /// The container has `stdin: true`: its stdio are pipes.
     attachable: bool,
     stdin_once: bool,
-    stdin: tokio::sync::Mutex<Option<tokio::process::ChildStdin>>,
+    stdin: tokio::sync::Mutex<Option<StdinSink>>,
     subscribers: Mutex<Subscribers>,
-    exec: ExecContext,
+    /// How to exec in it: `None` for a Docker container (exec is refused).
+    exec: Option<ExecContext>,
     /// The main process's group, once it started.
     group: Mutex<Option<i32>>,
 }
 
 impl ContainerIo {
-    pub(crate) fn new(attachable: bool, stdin_once: bool, exec: ExecContext) -> ContainerIo {
+    pub(crate) fn new(
+        attachable: bool,
+        stdin_once: bool,
+        exec: Option<ExecContext>,
+    ) -> ContainerIo {
         ContainerIo {
             attachable,
             stdin_once,
@@ -126,11 +136,23 @@ impl ContainerIo {
     pub(crate) fn started(&self, group: i32, stdin: Option<std::process::ChildStdin>) {
         *lock(&self.group) = Some(group);
         if let Some(stdin) = stdin.and_then(|s| tokio::process::ChildStdin::from_std(s).ok()) {
-            // Nobody else holds the lock before the container is Running.
-            if let Ok(mut slot) = self.stdin.try_lock() {
-                *slot = Some(stdin);
-            }
+            self.set_stdin(Box::pin(stdin));
         }
+    }
+
+    /// A Docker container's stdin: the engine's attach, made before the
+    /// container started.
+    pub(crate) fn set_stdin(&self, stdin: StdinSink) {
+        // Nobody else holds the lock before the container is Running.
+        if let Ok(mut slot) = self.stdin.try_lock() {
+            *slot = Some(stdin);
+        }
+    }
+
+    /// Output of the main process, from a copier (a pipe's, or the Docker
+    /// engine's attach): to every attached client.
+    pub(crate) fn output(&self, channel: u8, bytes: &[u8]) {
+        self.publish(channel, bytes);
     }
 
     /// Output from now on; `None` once the process ended.
@@ -445,7 +467,7 @@ fn prepare(
             "tty=true: the Kubernetes test double has no terminals",
         ));
     }
-    if !shared.kubelet.serves_streams() {
+    if !shared.kubelet.serves_streams(verb == Verb::Exec) {
         return Err(ApiError::bad_request(format!(
             "{}: the Kubernetes test double serves it only with the process executor",
             verb.resource()
@@ -584,7 +606,7 @@ async fn attach_session(
                 FromClient::Stdin(bytes) if stdin_open => {
                     let mut stdin = io.stdin.lock().await;
                     if let Some(pipe) = stdin.as_mut()
-                        && pipe.write_all(&bytes).await.is_err()
+                        && (pipe.write_all(&bytes).await.is_err() || pipe.flush().await.is_err())
                     {
                         *stdin = None;
                     }
@@ -624,7 +646,15 @@ async fn attach_session(
 async fn exec_session(socket: WebSocket, io: Arc<ContainerIo>, query: StreamQuery, v5: bool) {
     let (mut send, mut receive) = socket.split();
     let group = *lock(&io.group);
-    let mut child = match spawn_exec(&io.exec, group, &query) {
+    let Some(exec) = &io.exec else {
+        let _ = send
+            .send(Message::Binary(
+                failure_message("exec needs the process executor").into(),
+            ))
+            .await;
+        return;
+    };
+    let mut child = match spawn_exec(exec, group, &query) {
         Ok(child) => child,
         Err(err) => {
             let message =

@@ -12,7 +12,7 @@
 //!   acknowledged; the stream counts each call's events and skips as many
 //!   as it already delivered, so each event reaches its call once.
 //!   `Ended` is answered with `Ack` (again when replayed).
-//! - `Ping` every [`ping_interval`] (at most 10 s).
+//! - `Ping` every quarter of the worker's idle time, at most every 10 s.
 //! - A dropped stream is re-opened with backoff (100 ms doubling to 5 s);
 //!   when none could be opened for [`RECONNECT_BOUND`] (2 min) since the
 //!   last one broke, every call on the worker fails with a
@@ -44,10 +44,11 @@ pub(crate) const MAX_PING_INTERVAL: Duration = Duration::from_secs(10);
 /// The bound of one attach request.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The `Ping` interval for a worker told `--idle-for idle`: a third of
-/// it, at most [`MAX_PING_INTERVAL`].
+/// The `Ping` interval for a worker told `--idle-for idle`: a quarter of
+/// it, at most [`MAX_PING_INTERVAL`] (the worker takes its stream as gone
+/// after `idle` without a request).
 pub(super) fn ping_interval(idle: Duration) -> Duration {
-    (idle / 3).clamp(Duration::from_millis(100), MAX_PING_INTERVAL)
+    (idle / 4).clamp(Duration::from_millis(100), MAX_PING_INTERVAL)
 }
 
 /// What a call hears from its worker's stream.
