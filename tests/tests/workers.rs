@@ -13,7 +13,7 @@ mod common;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use hype::{Error, ErrorKind, RunEnvironment, Submitter, Workers};
+use hype::{Error, ErrorKind, LogMode, RunEnvironment, Submitter, Workers};
 use hype_tests::IMAGE;
 use hype_tests::backends::KubeCluster;
 use hype_tests::kube_double::KubeTestServer;
@@ -226,7 +226,8 @@ async fn a_stream_cut_mid_call_loses_and_repeats_nothing() {
     let c = Cluster::new().await;
     let dir = tempfile::tempdir().unwrap();
     let ran = dir.path().join("ran");
-    let env = c.env(Workers::up_to(2));
+    // Lines shown as they come (a fan-out holds them for failures only).
+    let env = c.env(Workers::up_to(2)).with_log_mode(LogMode::Stream);
     // The first streams break a few messages in, while calls print.
     for _ in 0..4 {
         c.server.faults().break_next_attach_after(3);

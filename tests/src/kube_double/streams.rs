@@ -598,7 +598,9 @@ async fn attach_session(
     let mut sent = 0usize;
     loop {
         if break_after.is_some_and(|n| sent >= n) {
-            // Cut: the connection just goes, as a client that went away.
+            // Cut: the connection ends without a status, as when a proxy
+            // or the API server drops it.
+            let _ = send.close().await;
             break;
         }
         tokio::select! {

@@ -66,7 +66,9 @@ pub(crate) struct Context {
 #[derive(Debug)]
 pub(crate) struct WorkerPools {
     context: Arc<Context>,
-    pools: Mutex<HashMap<String, Arc<Pool>>>,
+    /// By key and settings: environments that differ only in their
+    /// [`Workers`] get pools of their own.
+    pools: Mutex<HashMap<(String, Workers), Arc<Pool>>>,
     /// `HYPE_WORKERS`: the workers of environments that set none.
     default: Option<usize>,
 }
@@ -110,7 +112,7 @@ impl WorkerPools {
             let mut pools = lock(&self.pools);
             Arc::clone(
                 pools
-                    .entry(key)
+                    .entry((key, workers))
                     .or_insert_with(|| Pool::new(Arc::clone(&self.context), workers)),
             )
         };

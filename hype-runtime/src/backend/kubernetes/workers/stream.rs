@@ -11,7 +11,11 @@
 //! - Replay: the worker sends again every event of the calls not yet
 //!   acknowledged; the stream counts each call's events and skips as many
 //!   as it already delivered, so each event reaches its call once.
-//!   `Ended` is answered with `Ack` (again when replayed).
+//!   `Ended` is answered with `Ack` (again when replayed). Events that
+//!   arrive before the stream's `Ready` are dropped: they were written
+//!   before the worker read `Attach` (the container's output reaches every
+//!   stream attached at the time), and the replay that follows `Ready`
+//!   holds them.
 //! - `Ping` every quarter of the worker's idle time, at most every 10 s.
 //! - A dropped stream is re-opened with backoff (100 ms doubling to 5 s);
 //!   when none could be opened for [`RECONNECT_BOUND`] (2 min) since the
@@ -363,6 +367,11 @@ impl Driver {
                             for request in self.pending() {
                                 write(&mut stdin, &request).await?;
                             }
+                            continue;
+                        }
+                        if !ready {
+                            // Live output from before the worker read
+                            // `Attach`: its replay, after `Ready`, holds it.
                             continue;
                         }
                         if let Some(ack) = self.route(event, &mut seen) {
