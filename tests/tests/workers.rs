@@ -343,3 +343,56 @@ async fn idle_workers_go_and_warm_ones_stay() {
     assert_eq!(c.workers().len(), 2, "{:?}", c.workers());
     c.finish().await;
 }
+
+/// Shipping: workers of an image that holds only the launcher fetch the
+/// executable once each, before their first call. Each worker pod gets a
+/// cache of its own (a relative `HYPE_CACHE_DIR`, under the pod's working
+/// directory); once both have run a call, the staged executable is
+/// removed from the store, and 40 more calls still run: no call fetches
+/// it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_workers_fetch_the_executable_once_each() {
+    let launcher = std::path::PathBuf::from(env!("CARGO_BIN_EXE_hype-launcher"));
+    let server = KubeTestServer::start(
+        hype_tests::kube_double::KubeletOptions::new().image(hype_tests::LAUNCHER_IMAGE, launcher),
+    );
+    let connecting = Submitter::builder(KubeCluster::from_client(server.client()))
+        .staging(format!("file://{}", server.staging_dir().display()))
+        .executable(common::worker())
+        .build();
+    let submitter = tokio::time::timeout(Duration::from_secs(30), connecting)
+        .await
+        .expect("bounded")
+        .expect("submitter");
+    let c = Cluster { server, submitter };
+    let env = RunEnvironment::new(hype_tests::LAUNCHER_IMAGE)
+        .with_env("HYPE_CACHE_DIR", "hype-cache")
+        .with_workers(Workers::up_to(2).keep_warm(2));
+    let meet = tempfile::tempdir().unwrap();
+    let dir = meet.path().display().to_string();
+    let both = (0..2).map(|_| c.run(process::rendezvous(dir.clone(), 2), &env));
+    for met in futures::future::join_all(both).await {
+        assert_eq!(
+            met.unwrap(),
+            Ok(2),
+            "the two calls ran at once, one per worker"
+        );
+    }
+    let blobs = c.server.staging_dir().join("blobs").join("sha256");
+    let mut removed = 0;
+    for entry in std::fs::read_dir(&blobs).unwrap().flatten() {
+        std::fs::remove_file(entry.path()).unwrap();
+        removed += 1;
+    }
+    assert!(removed >= 1, "the executable was staged");
+    let calls = (0..40).map(|i| c.run(math::add(i, 2), &env));
+    for (i, sum) in futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(sum.expect("runs without fetching"), i as i64 + 2);
+    }
+    assert_eq!(c.pods_created(), 2, "two workers ran the 42 calls");
+    c.finish().await;
+}
