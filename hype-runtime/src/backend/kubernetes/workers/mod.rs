@@ -23,11 +23,13 @@
 //!   session's labels and the Lease's ownerReference, so the close sweep,
 //!   the garbage collector and `hype gc` remove what is left.
 //!
-//! Files: `pod` (the worker pod and the key), `stream` (the attach stream:
-//! reconnect, replay, dedupe), `call` (one call on a worker).
+//! Files: `pod` (the worker pod and the key), `stream` (a worker's
+//! stream: its pod created, attached, re-attached), `session` (one
+//! attached stream: replay, dedupe, acks), `call` (one call on a worker).
 
 mod call;
 pub(crate) mod pod;
+mod session;
 pub(crate) mod stream;
 
 use std::collections::HashMap;

@@ -27,8 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, AttachParams, AttachedProcess, PostParams};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use kube::api::{Api, AttachParams, PostParams};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -37,9 +36,7 @@ use super::super::retry;
 use super::super::watch::PodEvent;
 use crate::error::Error;
 use crate::retry::BackoffBuilder as _;
-use crate::wire::{
-    CallId, FrameDecoder, WORKER_PROTOCOL_VERSION, WorkerEvent, WorkerRequest, encode_frame,
-};
+use crate::wire::{CallId, WorkerEvent, WorkerRequest};
 
 /// How long a worker may be without a stream before its calls fail.
 pub(crate) const RECONNECT_BOUND: Duration = Duration::from_secs(120);
@@ -65,24 +62,24 @@ pub(super) enum CallEvent {
 }
 
 /// A call the stream carries.
-struct Entry {
-    request: WorkerRequest,
-    started: bool,
+pub(super) struct Entry {
+    pub(super) request: WorkerRequest,
+    pub(super) started: bool,
     /// Events delivered (the replay rule's count).
-    received: usize,
+    pub(super) received: usize,
     /// Gone once the call was cancelled.
-    events: Option<mpsc::UnboundedSender<CallEvent>>,
+    pub(super) events: Option<mpsc::UnboundedSender<CallEvent>>,
 }
 
 #[derive(Default)]
-struct Calls {
-    entries: HashMap<CallId, Entry>,
-    next: CallId,
+pub(super) struct Calls {
+    pub(super) entries: HashMap<CallId, Entry>,
+    pub(super) next: CallId,
     /// Why the worker takes no more calls.
-    dead: Option<String>,
+    pub(super) dead: Option<String>,
 }
 
-fn lock(calls: &Mutex<Calls>) -> std::sync::MutexGuard<'_, Calls> {
+pub(super) fn lock(calls: &Mutex<Calls>) -> std::sync::MutexGuard<'_, Calls> {
     calls.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -194,11 +191,11 @@ fn lost(why: &str) -> Error {
     }
 }
 
-struct Driver {
-    calls: Arc<Mutex<Calls>>,
-    wakes: mpsc::UnboundedReceiver<WorkerRequest>,
-    stop: CancellationToken,
-    start: Start,
+pub(super) struct Driver {
+    pub(super) calls: Arc<Mutex<Calls>>,
+    pub(super) wakes: mpsc::UnboundedReceiver<WorkerRequest>,
+    pub(super) stop: CancellationToken,
+    pub(super) start: Start,
 }
 
 /// Where the pod is, for the stream.
@@ -328,188 +325,13 @@ impl Driver {
         }
     }
 
-    /// One stream, until it breaks (`Err`) or the worker is stopped.
-    async fn session(&mut self, attached: &mut AttachedProcess) -> Result<(), String> {
-        let (Some(mut stdin), Some(mut stdout)) = (attached.stdin(), attached.stdout()) else {
-            return Err("the attached stream has no stdin or stdout".to_owned());
-        };
-        write(&mut stdin, &WorkerRequest::Attach).await?;
-        let mut seen: HashMap<CallId, usize> = HashMap::new();
-        let mut decoder = FrameDecoder::new();
-        let mut ready = false;
-        let mut ping = tokio::time::interval(self.start.ping_every);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut buffer = vec![0u8; 64 * 1024];
-        loop {
-            tokio::select! {
-                _ = self.stop.cancelled() => {
-                    // Shutdown was queued before the stop: send it if it is there.
-                    while let Ok(request) = self.wakes.try_recv() {
-                        if matches!(request, WorkerRequest::Shutdown) {
-                            let _ = write(&mut stdin, &request).await;
-                        }
-                    }
-                    return Ok(());
-                }
-                read = stdout.read(&mut buffer) => {
-                    let n = read.map_err(|err| format!("reading the stream: {err}"))?;
-                    if n == 0 {
-                        return Err("the stream ended".to_owned());
-                    }
-                    decoder.push(&buffer[..n]).map_err(|err| err.to_string())?;
-                    while let Some(event) = decoder
-                        .next_message::<WorkerEvent>()
-                        .map_err(|err| err.to_string())?
-                    {
-                        if let WorkerEvent::Ready { protocol, executable_sha256 } = &event {
-                            self.check_ready(*protocol, executable_sha256)?;
-                            ready = true;
-                            for request in self.pending() {
-                                write(&mut stdin, &request).await?;
-                            }
-                            continue;
-                        }
-                        if !ready {
-                            // Live output from before the worker read
-                            // `Attach`: its replay, after `Ready`, holds it.
-                            continue;
-                        }
-                        if let Some(ack) = self.route(event, &mut seen) {
-                            write(&mut stdin, &ack).await?;
-                        }
-                    }
-                }
-                wake = self.wakes.recv() => match wake {
-                    None => return Ok(()),
-                    // Before Ready, calls wait: they are sent with the rest then.
-                    Some(request) if ready && self.still_wanted(&request) => {
-                        write(&mut stdin, &request).await?;
-                    }
-                    Some(_) => {}
-                },
-                _ = ping.tick() => write(&mut stdin, &WorkerRequest::Ping).await?,
-                changed = self.start.events.changed() => {
-                    if changed.is_err() {
-                        return Err("the watch of the pod stopped".to_owned());
-                    }
-                    let gone = match &*self.start.events.borrow() {
-                        PodEvent::Deleted(_) => true,
-                        PodEvent::Seen(pod) => pod.metadata.deletion_timestamp.is_some()
-                            || matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed")),
-                        PodEvent::Unseen => false,
-                    };
-                    if gone {
-                        self.mark_dead("its pod is gone".to_owned());
-                        return Ok(());
-                    }
-                }
-            }
-        }
-    }
-
-    fn check_ready(&self, protocol: u32, sha256: &str) -> Result<(), String> {
-        let why = if protocol != WORKER_PROTOCOL_VERSION {
-            format!(
-                "worker pod {} speaks protocol {protocol}, this submitter {WORKER_PROTOCOL_VERSION}: use the same hype version in the image",
-                self.start.name
-            )
-        } else if let Some(expected) = &self.start.executable_sha256
-            && expected != sha256
-        {
-            format!(
-                "worker pod {} runs executable {sha256}, not {expected}",
-                self.start.name
-            )
-        } else {
-            return Ok(());
-        };
-        self.fail_all(Error::Config {
-            message: why.clone(),
-        });
-        self.stop.cancel();
-        Err(why)
-    }
-
-    /// What a new stream sends after `Ready`: the calls without `Started`,
-    /// and the cancels not yet answered.
-    fn pending(&self) -> Vec<WorkerRequest> {
-        let calls = lock(&self.calls);
-        let mut ids: Vec<&CallId> = calls.entries.keys().collect();
-        ids.sort();
-        ids.into_iter()
-            .filter_map(|id| {
-                let entry = &calls.entries[id];
-                match (&entry.events, entry.started) {
-                    (None, _) => Some(WorkerRequest::Cancel { id: *id }),
-                    (Some(_), false) => Some(entry.request.clone()),
-                    (Some(_), true) => None,
-                }
-            })
-            .collect()
-    }
-
-    /// Whether a queued request still applies (a call not started yet, a
-    /// cancel of a call not ended).
-    fn still_wanted(&self, request: &WorkerRequest) -> bool {
-        let calls = lock(&self.calls);
-        match request {
-            WorkerRequest::Call { id, .. } => calls.entries.get(id).is_some_and(|e| !e.started),
-            WorkerRequest::Cancel { id } => calls.entries.contains_key(id),
-            _ => true,
-        }
-    }
-
-    /// Hands an event to its call once (the replay rule); gives the `Ack`
-    /// an `Ended` calls for.
-    fn route(
-        &self,
-        event: WorkerEvent,
-        seen: &mut HashMap<CallId, usize>,
-    ) -> Option<WorkerRequest> {
-        let id = match &event {
-            WorkerEvent::Started { id, .. }
-            | WorkerEvent::Output { id, .. }
-            | WorkerEvent::Outcome { id, .. }
-            | WorkerEvent::Ended { id, .. } => *id,
-            WorkerEvent::Error { id: Some(id), .. } => *id,
-            WorkerEvent::Error { id: None, message } => {
-                tracing::warn!(worker = %self.start.name, %message, "the worker reports trouble");
-                return None;
-            }
-            _ => return None,
-        };
-        let ended = matches!(event, WorkerEvent::Ended { .. });
-        let count = seen.entry(id).or_default();
-        *count += 1;
-        let mut calls = lock(&self.calls);
-        let Some(entry) = calls.entries.get_mut(&id) else {
-            // Delivered and acknowledged before: acknowledge again.
-            return ended.then_some(WorkerRequest::Ack { id });
-        };
-        if *count <= entry.received {
-            return None;
-        }
-        entry.received += 1;
-        if matches!(event, WorkerEvent::Started { .. }) {
-            entry.started = true;
-        }
-        if let Some(events) = &entry.events {
-            let _ = events.send(CallEvent::Worker(event));
-        }
-        if ended {
-            calls.entries.remove(&id);
-            return Some(WorkerRequest::Ack { id });
-        }
-        None
-    }
-
-    fn mark_dead(&self, why: String) {
+    pub(super) fn mark_dead(&self, why: String) {
         let mut calls = lock(&self.calls);
         calls.dead.get_or_insert(why);
     }
 
     /// Fails every call on the worker, and every later one.
-    fn fail_all(&self, error: Error) {
+    pub(super) fn fail_all(&self, error: Error) {
         let mut calls = lock(&self.calls);
         calls.dead.get_or_insert_with(|| error.to_string());
         for (_, entry) in calls.entries.drain() {
@@ -522,22 +344,6 @@ impl Driver {
 
 fn backoff() -> impl Iterator<Item = Duration> {
     crate::retry::backoff(Duration::from_millis(100), Duration::from_secs(5), None).build()
-}
-
-/// Writes one request as one frame.
-async fn write(
-    stdin: &mut (impl tokio::io::AsyncWrite + Unpin),
-    request: &WorkerRequest,
-) -> Result<(), String> {
-    let frame = encode_frame(request).map_err(|err| err.to_string())?;
-    stdin
-        .write_all(&frame)
-        .await
-        .map_err(|err| format!("writing the stream: {err}"))?;
-    stdin
-        .flush()
-        .await
-        .map_err(|err| format!("writing the stream: {err}"))
 }
 
 #[cfg(test)]
