@@ -353,7 +353,7 @@ mod tests {
     #[test]
     fn pings_come_often_enough_for_the_worker() {
         assert_eq!(
-            ping_interval(Duration::from_secs(3)),
+            ping_interval(Duration::from_secs(4)),
             Duration::from_secs(1)
         );
         assert_eq!(ping_interval(Duration::from_secs(3600)), MAX_PING_INTERVAL);
