@@ -540,8 +540,15 @@ impl KubeTestServer {
             .set_nonblocking(true)
             .expect("a non-blocking listener");
         let address = listener.local_addr().expect("the listener's address");
-        let listener = tokio::net::TcpListener::from_std(listener)
-            .expect("KubeTestServer::start must run inside a tokio runtime");
+        // TCP_NODELAY on every connection, as Go's net package (so a real
+        // API server) sets it: a stream's small messages go out at once.
+        let listener = axum::serve::ListenerExt::tap_io(
+            tokio::net::TcpListener::from_std(listener)
+                .expect("KubeTestServer::start must run inside a tokio runtime"),
+            |stream: &mut tokio::net::TcpStream| {
+                let _ = stream.set_nodelay(true);
+            },
+        );
         let (stop_serving, mut stopped) = watch::channel(false);
         let router = api::router(shared.clone());
         let server = tokio::spawn(async move {

@@ -2,7 +2,8 @@
 //! the calls after `Ready`, then frames both ways until the stream breaks;
 //! the replay rule (each call's events counted, as many replayed ones
 //! dropped as were delivered; events before `Ready` dropped, as the replay
-//! holds them) and the `Ack` of every `Ended`.
+//! holds them) and the `Ack` of every `Ended`, sent with the next request
+//! (a `Call`, a `Ping` at the latest).
 
 use std::collections::HashMap;
 
@@ -22,7 +23,11 @@ impl Driver {
         let (Some(mut stdin), Some(mut stdout)) = (attached.stdin(), attached.stdout()) else {
             return Err("the attached stream has no stdin or stdout".to_owned());
         };
-        write(&mut stdin, &WorkerRequest::Attach).await?;
+        write(&mut stdin, &mut Vec::new(), &WorkerRequest::Attach).await?;
+        // Acks wait for the next request and go out in its write: written
+        // alone, a small Ack right before the next Call holds that Call back
+        // (Nagle's algorithm against a delayed ACK: 40 ms a call).
+        let mut acks: Vec<WorkerRequest> = Vec::new();
         let mut seen: HashMap<CallId, usize> = HashMap::new();
         let mut decoder = FrameDecoder::new();
         let mut ready = false;
@@ -35,7 +40,7 @@ impl Driver {
                     // Shutdown was queued before the stop: send it if it is there.
                     while let Ok(request) = self.wakes.try_recv() {
                         if matches!(request, WorkerRequest::Shutdown) {
-                            let _ = write(&mut stdin, &request).await;
+                            let _ = write(&mut stdin, &mut acks, &request).await;
                         }
                     }
                     return Ok(());
@@ -54,7 +59,7 @@ impl Driver {
                             self.check_ready(*protocol, executable_sha256)?;
                             ready = true;
                             for request in self.pending() {
-                                write(&mut stdin, &request).await?;
+                                write(&mut stdin, &mut acks, &request).await?;
                             }
                             continue;
                         }
@@ -64,7 +69,7 @@ impl Driver {
                             continue;
                         }
                         if let Some(ack) = self.route(event, &mut seen) {
-                            write(&mut stdin, &ack).await?;
+                            acks.push(ack);
                         }
                     }
                 }
@@ -72,11 +77,11 @@ impl Driver {
                     None => return Ok(()),
                     // Before Ready, calls wait: they are sent with the rest then.
                     Some(request) if ready && self.still_wanted(&request) => {
-                        write(&mut stdin, &request).await?;
+                        write(&mut stdin, &mut acks, &request).await?;
                     }
                     Some(_) => {}
                 },
-                _ = ping.tick() => write(&mut stdin, &WorkerRequest::Ping).await?,
+                _ = ping.tick() => write(&mut stdin, &mut acks, &WorkerRequest::Ping).await?,
                 changed = self.start.events.changed() => {
                     if changed.is_err() {
                         return Err("the watch of the pod stopped".to_owned());
@@ -193,14 +198,18 @@ impl Driver {
     }
 }
 
-/// Writes one request as one frame.
+/// Writes the waiting acks (taken) and one request, as frames in one write.
 async fn write(
     stdin: &mut (impl tokio::io::AsyncWrite + Unpin),
+    acks: &mut Vec<WorkerRequest>,
     request: &WorkerRequest,
 ) -> Result<(), String> {
-    let frame = encode_frame(request).map_err(|err| err.to_string())?;
+    let mut bytes = Vec::new();
+    for message in acks.drain(..).chain(std::iter::once(request.clone())) {
+        bytes.extend(encode_frame(&message).map_err(|err| err.to_string())?);
+    }
     stdin
-        .write_all(&frame)
+        .write_all(&bytes)
         .await
         .map_err(|err| format!("writing the stream: {err}"))?;
     stdin
