@@ -15,6 +15,7 @@
 //! | `HYPE_EXECUTABLE` | submitters | the executable to ship with calls, instead of this one (a cross-built binary) |
 //! | `HYPE_SHIP_EXECUTABLE` | submitters | `0` or `false`: ship no executable (the image has the binary baked in); default `1` |
 //! | `HYPE_TIMELINE` | fan-outs (`map`, `try_map`) | a file each fan-out writes its timeline to when it ends (Chrome trace-event JSON: Perfetto, `chrome://tracing`), unless `.timeline(path)` names another; the process's later fan-outs write `NAME-2.json`, `NAME-3.json`, … beside it |
+//! | `HYPE_WORKERS` | the Kubernetes runner | `N` (1 or more): environments without `with_workers` run on up to N warm workers (`Workers::up_to(N)`); unset: one pod per call |
 //! | `HYPE_LOCAL_SECRETS` | local and Docker runners | the directory of local secrets (default `~/.config/hype/secrets`) |
 //! | `HYPE_LOCAL_VOLUMES` | local runner | the directory of local volumes (default `~/.local/share/hype/volumes`) |
 //! | `HYPE_CACHE_DIR` | `hype-run` | where a launcher keeps fetched executables (default `$TMPDIR/hype-cache`, so `/tmp/hype-cache` when `TMPDIR` is unset; created 0700, refused unless this user's own and private) |
@@ -87,6 +88,8 @@ pub const HYPE_MOUNTS: &str = "HYPE_MOUNTS";
 pub const HYPE_EXECUTABLE: &str = "HYPE_EXECUTABLE";
 /// `0`/`false` turns executable shipping off.
 pub const HYPE_SHIP_EXECUTABLE: &str = "HYPE_SHIP_EXECUTABLE";
+/// The default number of warm workers of an environment that sets none.
+pub const HYPE_WORKERS: &str = "HYPE_WORKERS";
 /// Where a launching `hype-run` caches fetched executables.
 pub const HYPE_CACHE_DIR: &str = "HYPE_CACHE_DIR";
 /// The env image calls run in: the default submitter's image for an
@@ -176,6 +179,23 @@ pub fn ship_executable() -> Result<bool, Error> {
         Some(other) => Err(Error::Config {
             message: format!("{HYPE_SHIP_EXECUTABLE}={other:?}: use 0 (off) or 1 (on)"),
         }),
+    }
+}
+
+/// `HYPE_WORKERS`: the warm workers of environments that set none
+/// (`Workers::up_to(N)`), `None` when unset or empty. Anything but a whole
+/// number from 1 is an error naming the variable.
+pub fn workers() -> Result<Option<usize>, Error> {
+    match var(HYPE_WORKERS)?.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(Error::Config {
+                message: format!(
+                    "{HYPE_WORKERS}={text:?}: give the most warm workers per environment, a whole number from 1 (unset: one pod per call)"
+                ),
+            }),
+        },
     }
 }
 

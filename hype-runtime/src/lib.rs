@@ -114,9 +114,10 @@ pub use backend::kubernetes::KubeCluster;
 pub use backend::{Cluster, LocalCluster};
 pub use bytes::Bytes;
 pub use environment::{
-    BasePod, DEFAULT_RETRY_BACKOFF, DEFAULT_RUN_AS_USER, DEFAULT_TIMEOUT, FunctionDefaults, Gpu,
-    MAX_RETRY_BACKOFF, RunEnvironment, SPOT_DEFAULT_RETRIES, Secret, TaintEffect, Toleration,
-    VolumeLifetime, VolumeMount, VolumeRequest,
+    BasePod, DEFAULT_IDLE_FOR, DEFAULT_RETRY_BACKOFF, DEFAULT_RUN_AS_USER, DEFAULT_TIMEOUT,
+    FunctionDefaults, Gpu, MAX_IDLE_FOR, MAX_RETRY_BACKOFF, MIN_IDLE_FOR, RunEnvironment,
+    SPOT_DEFAULT_RETRIES, Secret, TaintEffect, Toleration, VolumeLifetime, VolumeMount,
+    VolumeRequest, Workers,
 };
 pub use error::{Admission, Attempt, Error, ErrorKind, ErrorSource, Result};
 pub use fanout::{DEFAULT_CONCURRENCY, Map, TryMap};

@@ -354,14 +354,20 @@ impl Submitter {
         if self.inner.closed.is_cancelled() {
             return Err(cancelled("the submitter is closed"));
         }
-        job.executable = self
-            .inner
-            .shipped
-            .as_ref()
-            .map(|(executable, _)| JobExecutable {
+        job.executable = match &self.inner.shipped {
+            None => None,
+            Some((executable, delivery)) => Some(JobExecutable {
                 path: executable.path().to_owned(),
                 arch: executable.arch(),
-            });
+                // Staged once per store and digest: this is the cached blob.
+                blob: match delivery {
+                    Delivery::Staged => {
+                        Some(staged_executable(&self.inner.staging, executable).await?)
+                    }
+                    _ => None,
+                },
+            }),
+        };
         // Tracked while it lives, so that `close` can wait for the
         // execution's cleanup (which runs when the runner's future drops).
         let running = self

@@ -84,7 +84,7 @@ pub use hype_runtime::{
     Interval, IntoStaging, LocalCluster, LocalStaging, LogMode, Map, Phase, Phases, RemoteFn,
     Result, RunEnvironment, SPOT_DEFAULT_RETRIES, Secret, Staging, Submitter, SubmitterBuilder,
     Summary, TaintEffect, Toleration, TryMap, VolumeLifetime, VolumeMount, VolumeRequest, Wire,
-    dispatch_if_hype_run, mount_path,
+    Workers, dispatch_if_hype_run, mount_path,
 };
 
 /// Fan-out's parts: [`Map`], [`TryMap`] and the future an awaited

@@ -523,6 +523,45 @@ pub mod isolation {
         std::mem::forget(block);
         len
     }
+
+    static GLOBAL: AtomicU64 = AtomicU64::new(0);
+
+    /// Sets a global to `value` and gives what it held: 0 in a fresh
+    /// process.
+    #[hype::remote]
+    pub fn swap_global(value: u64) -> u64 {
+        GLOBAL.swap(value, Ordering::SeqCst)
+    }
+
+    /// Prints `tag` on stdout and on stderr, then gives its execution ID.
+    #[hype::remote]
+    pub fn say(tag: String) -> String {
+        println!("{tag} says out");
+        eprintln!("{tag} says err");
+        std::env::var("HYPE_EXECUTION_ID").unwrap_or_default()
+    }
+
+    /// Appends `tag` to the file `path` (one line per run), sleeps
+    /// `millis` ms printing a line every 20 ms, and gives `tag`: a call run
+    /// twice leaves two lines.
+    #[hype::remote]
+    pub fn mark(path: String, tag: String, millis: u64) -> String {
+        use std::io::Write as _;
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+        {
+            let _ = writeln!(file, "{tag}");
+        }
+        let mut waited = 0;
+        while waited < millis {
+            println!("{tag} tick {waited}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            waited += 20;
+        }
+        tag
+    }
 }
 
 /// A function with an explicit ID.

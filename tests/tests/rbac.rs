@@ -1,7 +1,8 @@
 //! `docs/rbac.yaml` is the truth: a session that uses every Kubernetes
 //! feature of a submitter (calls, an unschedulable pod's events, a failed
 //! call's log tail, a transient and
-//! a persistent volume, a lost create response, close) sends only requests
+//! a persistent volume, a lost create response, a warm worker and its
+//! attach stream, close) sends only requests
 //! the `hype-submitter` Role allows, and the Role grants nothing that
 //! session does not use; and the file, which names no namespace, applies
 //! in any namespace (`kubectl apply -n batch -f docs/rbac.yaml`) and grants
@@ -57,6 +58,10 @@ async fn a_session_needs_exactly_the_submitter_role() {
         .expect("within 60 s")
         .expect("the call runs")
         .expect("writes");
+    // A warm worker: its pod, and its pods/attach stream.
+    let warm = env.clone().with_workers(hype::Workers::up_to(1));
+    let sum = tokio::time::timeout(bound, submitter.run(math::add(3, 4), &warm)).await;
+    assert_eq!(sum.expect("within 60 s").unwrap(), 7);
     submitter.close().await.expect("close");
 
     let used: BTreeSet<_> = server
@@ -71,10 +76,13 @@ async fn a_session_needs_exactly_the_submitter_role() {
         "requests docs/rbac.yaml does not allow: {missing:?}"
     );
     // Renewal (patch every 20 s) is too slow to wait for here, and the
-    // Lease is read only after its own create response was lost.
+    // Lease is read only after its own create response was lost. The
+    // attach stream is a GET here; newer API servers authorize the same
+    // request as `create`.
     let unused: Vec<_> = role
         .difference(&used)
         .filter(|(_, resource, verb)| !(resource == "leases" && (verb == "patch" || verb == "get")))
+        .filter(|(_, resource, verb)| !(resource == "pods/attach" && verb == "create"))
         .collect();
     assert!(
         unused.is_empty(),

@@ -160,6 +160,10 @@ pub struct JobExecutable {
     pub path: std::path::PathBuf,
     /// Its machine type.
     pub arch: Arch,
+    /// The staged blob of the file (its URI, length and SHA-256), when it
+    /// travels staged ([`Delivery::Staged`]): warm workers fetch it once
+    /// and are keyed by its digest.
+    pub blob: Option<crate::wire::BlobRef>,
 }
 
 /// How a runner's executions get the program's executable

@@ -3,7 +3,8 @@
 //! [`VolumeRequest`] and [`VolumeMount`]; the pod-only options in
 //! scheduling ([`Gpu`], Spot, node selectors, [`Toleration`]s, priority
 //! class) and identity (service account, labels, annotations); the
-//! user a call runs as and its read-only root filesystem (security).
+//! user a call runs as and its read-only root filesystem (security); warm
+//! [`Workers`].
 //!
 //! Environments are values: every builder returns a new one, and clones
 //! are cheap (one `Arc`), so one environment can be shared by many calls.
@@ -30,6 +31,7 @@ mod secrets;
 mod security;
 mod validation;
 mod volumes;
+mod workers;
 
 pub use defaults::FunctionDefaults;
 #[cfg(feature = "kubernetes")]
@@ -38,6 +40,7 @@ pub use scheduling::{Gpu, TaintEffect, Toleration};
 pub use secrets::Secret;
 pub use security::DEFAULT_RUN_AS_USER;
 pub use volumes::{VolumeLifetime, VolumeMount, VolumeRequest};
+pub use workers::{DEFAULT_IDLE_FOR, MAX_IDLE_FOR, MIN_IDLE_FOR, Workers};
 
 /// The timeout of an environment that sets none: one hour. Every call has
 /// a bound; raise it with [`RunEnvironment::with_timeout`].
@@ -97,6 +100,7 @@ struct Settings {
     log_mode: Option<LogMode>,
     run_as_user: Option<u32>,
     read_only_root: Option<bool>,
+    workers: Option<Workers>,
 }
 
 /// The first wait before a retry when not set

@@ -15,7 +15,8 @@ impl RunEnvironment {
     /// that are quantities (`750m`, `2Gi`), not negative and no request
     /// above its limit, a non-zero timeout, and the pod options as
     /// Kubernetes checks them (GPU counts from 1 to 16, label keys and
-    /// values, no label or annotation of hype's own, DNS names). Reports
+    /// values, no label or annotation of hype's own, DNS names), and the
+    /// [`Workers`](super::Workers) settings. Reports
     /// every problem at once.
     pub fn validate(&self) -> Result<(), Error> {
         let mut problems = Vec::new();
@@ -83,6 +84,9 @@ impl RunEnvironment {
             problems.push("timeout is zero".to_owned());
         }
         self.check_pod_options(&mut problems);
+        if let Some(workers) = &self.inner.workers {
+            workers.problems(&mut problems);
+        }
         if problems.is_empty() {
             Ok(())
         } else {

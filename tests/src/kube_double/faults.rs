@@ -3,7 +3,8 @@
 //! an unschedulable cluster, OOM kills, evictions, node preemptions, dropped watches, slow
 //! starts, an expired watch history (answered in the stream or on the
 //! request), lost create responses, forbidden and silent watches, failing
-//! `pods/log` requests, forbidden `pods/attach` and `pods/exec`, and no `deletecollection`. (An API server that cannot be reached at all is
+//! `pods/log` requests, forbidden `pods/attach` and `pods/exec`, broken
+//! attach streams, and no `deletecollection`. (An API server that cannot be reached at all is
 //! [`FaultProxy`](crate::fault_proxy::FaultProxy)'s.)
 //!
 //! A [`Faults`] handle is cheap to clone and safe to use from any thread;
@@ -35,6 +36,7 @@ struct State {
     failing_logs: Option<u16>,
     refused_delete_collections: Option<u16>,
     refused_streams: usize,
+    stream_breaks: VecDeque<usize>,
 }
 
 /// What the cluster autoscaler does for an unschedulable pod (see
@@ -147,6 +149,18 @@ impl Faults {
     }
 
     /// Takes one refusal of an attach or exec, if any.
+    /// The next `pods/attach` stream breaks (its connection dropped, no
+    /// status, no close) once it has sent `messages` output messages to its
+    /// client, as a load balancer or an API server restart cuts a stream.
+    /// Each call breaks one more stream.
+    pub fn break_next_attach_after(&self, messages: usize) {
+        self.lock().stream_breaks.push_back(messages);
+    }
+
+    pub(crate) fn take_stream_break(&self) -> Option<usize> {
+        self.lock().stream_breaks.pop_front()
+    }
+
     pub(crate) fn take_stream_refusal(&self) -> bool {
         let mut state = self.lock();
         if state.refused_streams > 0 {

@@ -97,6 +97,8 @@ pub(crate) struct Kubelet {
     tasks: Mutex<Vec<AbortHandle>>,
     /// Running containers' streams, for attach and exec.
     streams: streams::Registry,
+    /// How long each pod takes to start.
+    pod_delays: Duration,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -118,6 +120,7 @@ impl Kubelet {
             executor: options.executor.clone(),
             env: options.env.clone(),
             node_name: options.node_name.clone(),
+            pod_delays: options.pod_delays.total(),
             // A container's read-only bind mounts refuse writes (EROFS).
             read_only: if docker {
                 ReadOnlyMounts::MountNamespace
@@ -1150,7 +1153,7 @@ impl PodWorker {
             }
         };
 
-        let delay = self.shared.faults.start_delay();
+        let delay = self.shared.faults.start_delay() + self.shared.kubelet.pod_delays;
         if !delay.is_zero() {
             let until = Instant::now() + delay;
             loop {

@@ -355,6 +355,42 @@ pub struct KubeletOptions {
     /// Default: on when the environment variable
     /// [`OPAQUE_VERSIONS_VAR`] is `1`, so a whole test run can use them.
     pub opaque_resource_versions: bool,
+    /// How long each pod takes to start ([`PodDelays`]); default instant.
+    pub pod_delays: PodDelays,
+}
+
+/// The "realistic pods" setting: how long a pod takes between its create
+/// and its containers' start, as a real cluster's scheduler, image pull
+/// and container runtime take (for benchmarks; the tests keep instant
+/// pods). The three are waited one after the other while the pod is
+/// Pending (ContainerCreating).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PodDelays {
+    /// Placing the pod on a node.
+    pub scheduling: Duration,
+    /// Pulling its image.
+    pub image_pull: Duration,
+    /// Creating and starting its containers.
+    pub container_start: Duration,
+}
+
+impl PodDelays {
+    /// `total` split as a warm node spends it: a fifth scheduling, half
+    /// pulling (a cached layer check), the rest starting the container.
+    pub fn realistic(total: Duration) -> PodDelays {
+        let scheduling = total / 5;
+        let image_pull = total / 2;
+        PodDelays {
+            scheduling,
+            image_pull,
+            container_start: total.saturating_sub(scheduling + image_pull),
+        }
+    }
+
+    /// The whole delay.
+    pub fn total(&self) -> Duration {
+        self.scheduling + self.image_pull + self.container_start
+    }
 }
 
 /// The environment variable that turns on
@@ -374,6 +410,7 @@ impl Default for KubeletOptions {
             read_only_mounts: None,
             garbage_collector: true,
             opaque_resource_versions: std::env::var(OPAQUE_VERSIONS_VAR).is_ok_and(|v| v == "1"),
+            pod_delays: PodDelays::default(),
         }
     }
 }
@@ -414,6 +451,12 @@ impl KubeletOptions {
     /// in the order of the changes) or rising decimal numbers.
     pub fn opaque_resource_versions(mut self, on: bool) -> Self {
         self.opaque_resource_versions = on;
+        self
+    }
+
+    /// Every pod takes `delays` to start ("realistic pods").
+    pub fn pod_delays(mut self, delays: PodDelays) -> Self {
+        self.pod_delays = delays;
         self
     }
 
@@ -541,8 +584,15 @@ impl KubeTestServer {
             .set_nonblocking(true)
             .expect("a non-blocking listener");
         let address = listener.local_addr().expect("the listener's address");
-        let listener = tokio::net::TcpListener::from_std(listener)
-            .expect("KubeTestServer::start must run inside a tokio runtime");
+        // TCP_NODELAY on every connection, as Go's net package (so a real
+        // API server) sets it: a stream's small messages go out at once.
+        let listener = axum::serve::ListenerExt::tap_io(
+            tokio::net::TcpListener::from_std(listener)
+                .expect("KubeTestServer::start must run inside a tokio runtime"),
+            |stream: &mut tokio::net::TcpStream| {
+                let _ = stream.set_nodelay(true);
+            },
+        );
         let (stop_serving, mut stopped) = watch::channel(false);
         let router = api::router(shared.clone());
         let server = tokio::spawn(async move {

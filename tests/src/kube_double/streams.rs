@@ -32,7 +32,9 @@
 //! through the engine's attach of the container, made before it starts);
 //! exec needs the process executor. Otherwise they are refused (400). `POST` (the old SPDY streams) is refused too.
 //! A [`Faults::forbid_streams`](super::Faults::forbid_streams) fault
-//! answers 403 as RBAC does.
+//! answers 403 as RBAC does;
+//! [`Faults::break_next_attach_after`](super::Faults::break_next_attach_after)
+//! cuts an attach stream.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -392,11 +394,15 @@ async fn serve(
         Err(err) => return err.into_response(),
     };
     let v5 = protocol == PROTOCOLS[0];
+    let break_after = match verb {
+        Verb::Attach => shared.faults.take_stream_break(),
+        Verb::Exec => None,
+    };
     upgrade
         .protocols([protocol])
         .on_upgrade(move |socket| async move {
             match verb {
-                Verb::Attach => attach_session(socket, io, query, v5).await,
+                Verb::Attach => attach_session(socket, io, query, v5, break_after).await,
                 Verb::Exec => exec_session(socket, io, query, v5).await,
             }
         })
@@ -567,7 +573,15 @@ async fn announce(
     Ok(())
 }
 
-async fn attach_session(socket: WebSocket, io: Arc<ContainerIo>, query: StreamQuery, v5: bool) {
+/// An attach stream; with `break_after`, dropped (no status, no close)
+/// once that many output messages were sent.
+async fn attach_session(
+    socket: WebSocket,
+    io: Arc<ContainerIo>,
+    query: StreamQuery,
+    v5: bool,
+    break_after: Option<usize>,
+) {
     let (mut send, mut receive) = socket.split();
     let Some(mut output) = io.subscribe() else {
         let _ = send
@@ -581,7 +595,14 @@ async fn attach_session(socket: WebSocket, io: Arc<ContainerIo>, query: StreamQu
         return;
     }
     let mut stdin_open = query.stdin;
+    let mut sent = 0usize;
     loop {
+        if break_after.is_some_and(|n| sent >= n) {
+            // Cut: the connection ends without a status, as when a proxy
+            // or the API server drops it.
+            let _ = send.close().await;
+            break;
+        }
         tokio::select! {
             message = receive.next() => match from_client(message, v5) {
                 FromClient::Stdin(bytes) if stdin_open => {
@@ -607,6 +628,7 @@ async fn attach_session(socket: WebSocket, io: Arc<ContainerIo>, query: StreamQu
                     if wanted && send.send(with_channel(channel, &bytes)).await.is_err() {
                         break;
                     }
+                    sent += usize::from(wanted);
                 }
                 Some(Output::Exit(code)) => {
                     let _ = send.send(Message::Binary(status_message(code, &[]).into())).await;

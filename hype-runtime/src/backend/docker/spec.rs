@@ -479,6 +479,7 @@ mod tests {
         job.executable = Some(crate::backend::JobExecutable {
             path: PathBuf::from("/home/me/target/release/app"),
             arch: crate::backend::Arch::X86_64,
+            blob: None,
         });
         let prefix = vec!["ignored".to_owned()];
         let plan = build(&request(&job, &env, Path::new("/nonexistent"), &prefix)).unwrap();

@@ -207,6 +207,7 @@ impl Cluster for KubeCluster {
 
     fn connect(self, connection: Connection) -> BoxFuture<'static, Result<Arc<dyn Runner>, Error>> {
         Box::pin(async move {
+            let default_workers = crate::config::workers()?;
             let (client, namespace) = self.client().await?;
             let session = connection.session();
             let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
@@ -231,8 +232,23 @@ impl Cluster for KubeCluster {
                 }
             };
             tracing::debug!(%namespace, %session, "connected to Kubernetes");
+            let deleter = Deleter::new(pods.clone(), &namespace);
+            let workers = super::workers::WorkerPools::new(
+                super::workers::Context {
+                    pods: pods.clone(),
+                    namespace: namespace.clone(),
+                    session: session.to_owned(),
+                    deleter: deleter.clone(),
+                    watch: watcher.handle(),
+                    owner: (!self.keep_pods).then(|| lease.owner_reference()),
+                    pending_timeout: self.pending_timeout,
+                    closed: tokio_util::sync::CancellationToken::new(),
+                },
+                default_workers,
+            );
             Ok(Arc::new(KubernetesRunner {
-                deleter: Deleter::new(pods.clone(), &namespace),
+                workers,
+                deleter,
                 log_trouble: super::logs::LogTrouble::new(session),
                 autoscaler: AutoscalerEvents::new(events, &namespace),
                 volumes: volumes::Volumes::new(

@@ -37,7 +37,10 @@
 //! error it stands for), `logs` (the pod's output, followed),
 //! `deletion` (deleting without giving up, the sweep on close),
 //! `retry` (bounded retries of API requests), `refusal` (whether a
-//! refusal is RBAC's, admission control's or the request's own).
+//! refusal is RBAC's, admission control's or the request's own),
+//! `workers` (warm workers: pods that run many calls, over one
+//! `pods/attach` stream each, for environments with
+//! [`crate::RunEnvironment::with_workers`] or `HYPE_WORKERS`).
 
 pub(crate) mod autoscaler;
 pub mod cluster;
@@ -54,6 +57,7 @@ pub(crate) mod security;
 pub(crate) mod status;
 pub(crate) mod volumes;
 pub(crate) mod watch;
+pub(crate) mod workers;
 
 pub use self::cluster::KubeCluster;
 #[cfg(feature = "gke")]

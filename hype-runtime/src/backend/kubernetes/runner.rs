@@ -1,4 +1,5 @@
-//! The Kubernetes runner: one pod per call. It makes sure of the call's
+//! The Kubernetes runner: one pod per call, or the environment's warm
+//! workers ([`workers`](super::workers)) when it has them. It makes sure of the call's
 //! claims, builds and creates the pod (bounded retries; a 409 on a retried
 //! create adopts the pod when it carries this call's marker), waits on the
 //! shared watch until the container ends or its status is diagnosed, reads
@@ -54,6 +55,8 @@ pub(crate) struct KubernetesRunner {
     pub(super) deleter: Deleter,
     /// Pods' logs that cannot be read, said once per session.
     pub(super) log_trouble: Arc<LogTrouble>,
+    /// The warm workers of environments that have them.
+    pub(super) workers: super::workers::WorkerPools,
 }
 
 impl Drop for KubernetesRunner {
@@ -64,6 +67,15 @@ impl Drop for KubernetesRunner {
 
 impl KubernetesRunner {
     async fn run_job(&self, job: Job, env: &RunEnvironment) -> Result<String, Error> {
+        if let Some(workers) = self.workers.settings(env) {
+            for mount in env.mounts() {
+                self.volumes.ensure(mount.volume()).await?;
+            }
+            if let Some(refused) = self.watcher.failure().borrow().clone() {
+                return Err(refused);
+            }
+            return self.workers.run(job, env, workers).await;
+        }
         let marker = format!("{}-{}", self.session, crate::ids::random_suffix(16));
         // Kept pods outlive the session: no owner whose deletion removes them.
         let owner = (!self.keep_pods).then(|| self.lease.owner_reference());
@@ -440,6 +452,8 @@ impl Runner for KubernetesRunner {
 
     fn close(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
+            // Workers first: told to shut down, their pods deleted.
+            self.workers.close().await;
             // Calls in flight were dropped by the submitter: let their
             // pods' deletions finish, then sweep what is left by label.
             self.deleter.finish(DELETIONS_WAIT).await;

@@ -223,6 +223,41 @@ impl PodWatcher {
     pub fn failure(&self) -> watch::Receiver<Option<Error>> {
         self.failure.clone()
     }
+
+    /// A handle that registers and unregisters pods from background tasks
+    /// (warm workers, which outlive the call that started them).
+    pub fn handle(&self) -> WatchHandle {
+        WatchHandle {
+            waiters: self.waiters.clone(),
+        }
+    }
+}
+
+/// Registers pods with a [`PodWatcher`] from anywhere ([`PodWatcher::handle`]).
+#[derive(Clone)]
+pub(crate) struct WatchHandle {
+    waiters: Waiters,
+}
+
+impl std::fmt::Debug for WatchHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WatchHandle")
+    }
+}
+
+impl WatchHandle {
+    /// Starts following pod `name`; call before creating it.
+    pub fn register(&self, name: &str) -> watch::Receiver<PodEvent> {
+        let (sender, receiver) = watch::channel(PodEvent::Unseen);
+        let waiter = Waiter { sender, changed: 0 };
+        lock(&self.waiters).waiters.insert(name.to_owned(), waiter);
+        receiver
+    }
+
+    /// Stops following pod `name`.
+    pub fn unregister(&self, name: &str) {
+        lock(&self.waiters).waiters.remove(name);
+    }
 }
 
 /// Hands `event`, the latest on the watch, to its pod's waiter.
