@@ -8,6 +8,7 @@ mod common;
 
 use std::time::Duration;
 
+use hype::wire::{FrameDecoder, WorkerEvent, WorkerRequest};
 use hype_tests::kube_double::{KubeTestServer, KubeletOptions};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
@@ -610,69 +611,68 @@ async fn a_worker_pod_is_driven_over_attach_in_both_pod_modes() {
     }
 }
 
+/// An attached stream to a worker pod, as the submitter holds one.
+struct Stream {
+    attached: AttachedProcess,
+    stdin: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+    stdout: Box<dyn AsyncRead + Unpin + Send>,
+    decoder: FrameDecoder,
+}
+impl Stream {
+    async fn open(pods: &Api<Pod>, name: &str) -> Stream {
+        let params = AttachParams::default()
+            .stdin(true)
+            .stdout(true)
+            .stderr(false);
+        let mut attached = tokio::time::timeout(WAIT, pods.attach(name, &params))
+            .await
+            .expect("attach is bounded")
+            .unwrap();
+        Stream {
+            stdin: Box::new(attached.stdin().unwrap()),
+            stdout: Box::new(attached.stdout().unwrap()),
+            attached,
+            decoder: FrameDecoder::new(),
+        }
+    }
+    async fn send(&mut self, request: &WorkerRequest) {
+        self.stdin
+            .write_all(&hype::wire::encode_frame(request).unwrap())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+    async fn next(&mut self) -> WorkerEvent {
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            if let Some(event) = self.decoder.next_message::<WorkerEvent>().unwrap() {
+                return event;
+            }
+            let n = tokio::time::timeout(WAIT, self.stdout.read(&mut buffer))
+                .await
+                .expect("the worker answers in time")
+                .unwrap();
+            assert!(n > 0, "the stream ended");
+            self.decoder.push(&buffer[..n]).unwrap();
+        }
+    }
+    async fn until_ended(&mut self) -> Vec<WorkerEvent> {
+        let mut events = Vec::new();
+        loop {
+            let event = self.next().await;
+            let done = matches!(event, WorkerEvent::Ended { .. });
+            events.push(event);
+            if done {
+                return events;
+            }
+        }
+    }
+}
+
 async fn worker_pod_over_attach(server: KubeTestServer) {
     use hype::RemoteFn;
-    use hype::wire::{
-        self, BuildInfo, CallEnvelope, FrameDecoder, Payload, Reference, WorkerEvent, WorkerRequest,
-    };
+    use hype::wire::{self, BuildInfo, CallEnvelope, Payload, Reference};
     use hype_tests::math::AddArgs;
-
-    struct Stream {
-        attached: AttachedProcess,
-        stdin: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
-        stdout: Box<dyn AsyncRead + Unpin + Send>,
-        decoder: FrameDecoder,
-    }
-    impl Stream {
-        async fn open(pods: &Api<Pod>, name: &str) -> Stream {
-            let params = AttachParams::default()
-                .stdin(true)
-                .stdout(true)
-                .stderr(false);
-            let mut attached = tokio::time::timeout(WAIT, pods.attach(name, &params))
-                .await
-                .expect("attach is bounded")
-                .unwrap();
-            Stream {
-                stdin: Box::new(attached.stdin().unwrap()),
-                stdout: Box::new(attached.stdout().unwrap()),
-                attached,
-                decoder: FrameDecoder::new(),
-            }
-        }
-        async fn send(&mut self, request: &WorkerRequest) {
-            self.stdin
-                .write_all(&wire::encode_frame(request).unwrap())
-                .await
-                .unwrap();
-            self.stdin.flush().await.unwrap();
-        }
-        async fn next(&mut self) -> WorkerEvent {
-            let mut buffer = vec![0u8; 16 * 1024];
-            loop {
-                if let Some(event) = self.decoder.next_message::<WorkerEvent>().unwrap() {
-                    return event;
-                }
-                let n = tokio::time::timeout(WAIT, self.stdout.read(&mut buffer))
-                    .await
-                    .expect("the worker answers in time")
-                    .unwrap();
-                assert!(n > 0, "the stream ended");
-                self.decoder.push(&buffer[..n]).unwrap();
-            }
-        }
-        async fn until_ended(&mut self) -> Vec<WorkerEvent> {
-            let mut events = Vec::new();
-            loop {
-                let event = self.next().await;
-                let done = matches!(event, WorkerEvent::Ended { .. });
-                events.push(event);
-                if done {
-                    return events;
-                }
-            }
-        }
-    }
 
     let pods: Api<Pod> = Api::default_namespaced(server.client());
     let pod: Pod = serde_json::from_value(json!({
@@ -744,5 +744,122 @@ async fn worker_pod_over_attach(server: KubeTestServer) {
     stream.send(&WorkerRequest::Shutdown).await;
     let pod = wait_phase(&pods, &name, &["Succeeded", "Failed"]).await;
     assert_eq!(phase(&pod), "Succeeded", "{:?}", pod.status);
+    finish(server).await;
+}
+
+/// `hype-run`'s argument for a call of `A`, inline, staging nowhere.
+fn call_text<A: hype::RemoteFn + serde::Serialize>(args: A) -> String {
+    use hype::wire::{self, BuildInfo, CallEnvelope, Payload, Reference};
+    let envelope = CallEnvelope::new(
+        A::ID,
+        A::SIGNATURE,
+        Payload::Inline(wire::Bytes::from(
+            wire::encode_value(A::ID, "arguments", &args).unwrap(),
+        )),
+    )
+    .with_build(BuildInfo::current());
+    Reference::Inline(wire::encode_call(&envelope).unwrap()).to_string()
+}
+
+/// One call OOM-killed on a worker fails alone: its `Ended` says
+/// `out_of_memory` (the container's cgroup counted the kill), and the
+/// worker runs the next call. Docker mode: a process pod has no memory
+/// limit to exceed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oom_killed_call_fails_alone_and_the_worker_goes_on() {
+    use hype::wire::ExitStatus;
+    use hype_tests::{containers::AllocateArgs, math::AddArgs};
+
+    let test = "an_oom_killed_call_fails_alone_and_the_worker_goes_on";
+    let Some(options) = common::backend::worker_pods(Some(test)).await else {
+        return;
+    };
+    let server = KubeTestServer::start(options);
+    let pods: Api<Pod> = Api::default_namespaced(server.client());
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "hype-worker-oom"},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "hype-run",
+            "image": hype_tests::IMAGE,
+            "args": ["--worker", "--idle-for", "60"],
+            "stdin": true,
+            "stdinOnce": false,
+            "resources": {"limits": {"memory": "128Mi"}},
+        }]},
+    }))
+    .unwrap();
+    let name = running(&pods, pod).await;
+    let mut stream = Stream::open(&pods, &name).await;
+    stream.send(&WorkerRequest::Attach).await;
+    assert!(matches!(stream.next().await, WorkerEvent::Ready { .. }));
+
+    stream
+        .send(&WorkerRequest::call(
+            1,
+            "hype-oom-1",
+            call_text(AllocateArgs { mib: 512 }),
+        ))
+        .await;
+    let events = stream.until_ended().await;
+    match events.last() {
+        Some(WorkerEvent::Ended {
+            id: 1,
+            status,
+            out_of_memory,
+        }) => {
+            assert!(
+                matches!(status, ExitStatus::Signal(9) | ExitStatus::Code(137)),
+                "{events:?}"
+            );
+            assert!(out_of_memory, "the kill is told as an OOM kill: {events:?}");
+        }
+        other => panic!("Ended expected: {other:?} in {events:?}"),
+    }
+
+    stream
+        .send(&WorkerRequest::call(
+            2,
+            "hype-oom-2",
+            call_text(AddArgs { a: 1, b: 2 }),
+        ))
+        .await;
+    let events = stream.until_ended().await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, WorkerEvent::Outcome { id: 2, .. })),
+        "the worker runs the next call: {events:?}"
+    );
+    assert!(
+        matches!(
+            events.last(),
+            Some(WorkerEvent::Ended {
+                status: ExitStatus::Code(0),
+                out_of_memory: false,
+                ..
+            })
+        ),
+        "{events:?}"
+    );
+    stream.send(&WorkerRequest::Ack { id: 1 }).await;
+    stream.send(&WorkerRequest::Ack { id: 2 }).await;
+    stream.send(&WorkerRequest::Shutdown).await;
+    let pod = wait_phase(&pods, &name, &["Succeeded", "Failed"]).await;
+    // The worker exits on its own after `Shutdown` (its log says so). How
+    // the pod ends is the engine's word: Docker on cgroup v1 reports a
+    // container in which anything was OOM-killed as OOMKilled, code 137,
+    // though its main process exited 0 (seen here).
+    let log = pods
+        .logs(&name, &Default::default())
+        .await
+        .unwrap_or_default();
+    assert!(log.contains("worker exits: shut down"), "{log}");
+    assert!(
+        ["Succeeded", "Failed"].contains(&phase(&pod).as_str()),
+        "{:?}",
+        pod.status
+    );
     finish(server).await;
 }
