@@ -6,7 +6,8 @@
 //! (`waiting-for-node`, the scheduler's message and the autoscaler's
 //! `TriggeredScaleUp`). Every request it sends is one the `hype-operator`
 //! Role of docs/rbac.yaml allows. `hype ps --watch` lists again and ends
-//! with exit code 0 on Ctrl-C (SIGINT).
+//! with exit code 0 on Ctrl-C (SIGINT). A running warm worker's phase is
+//! the state its submitter wrote on it (`worker: busy 2, 37 calls`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,14 +25,25 @@ const BOUND: Duration = Duration::from_secs(30);
 
 /// Creates a hype pod of session `s1` running `image`.
 async fn pod(client: &kube::Client, name: &str, image: &str) {
+    create(client, hype_pod(name, image)).await;
+}
+
+async fn create(client: &kube::Client, pod: Pod) {
     let api: Api<Pod> = Api::default_namespaced(client.clone());
+    api.create(&PostParams::default(), &pod)
+        .await
+        .expect("create a pod");
+}
+
+/// A hype pod of session `s1` running `image`.
+fn hype_pod(name: &str, image: &str) -> Pod {
     let labels = [
         ("app.kubernetes.io/managed-by", "hype"),
         ("hype.dev/session", "s1"),
         ("hype.dev/function", "f"),
         ("hype.dev/execution-id", name),
     ];
-    let pod = Pod {
+    Pod {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
             labels: Some(
@@ -52,10 +64,7 @@ async fn pod(client: &kube::Client, name: &str, image: &str) {
             ..Default::default()
         }),
         ..Default::default()
-    };
-    api.create(&PostParams::default(), &pod)
-        .await
-        .expect("create a pod");
+    }
 }
 
 /// Waits until pod `name` satisfies `done`.
@@ -308,4 +317,64 @@ async fn watch_intervals_are_bounded() {
             "{interval}: {stderr}"
         );
     }
+}
+
+/// A running warm worker pod (label `hype.dev/role: worker`) shows the
+/// state its submitter annotated it with in the PHASE column; one not
+/// annotated yet shows `worker`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ps_shows_a_workers_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let sleeper = dir.path().join("sleeper");
+    std::fs::write(&sleeper, "#!/bin/sh\nexec sleep 120\n").unwrap();
+    std::fs::set_permissions(
+        &sleeper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let server = KubeTestServer::start(KubeletOptions::new().image("sleeper:1", &sleeper));
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig(server.url())).unwrap();
+    let client = server.client();
+    for (name, annotations) in [
+        (
+            "hype-worker-busy",
+            vec![
+                ("hype.dev/worker-state", "busy"),
+                ("hype.dev/worker-busy", "2"),
+                ("hype.dev/worker-calls", "37"),
+            ],
+        ),
+        ("hype-worker-new", vec![]),
+    ] {
+        let mut pod = hype_pod(name, "sleeper:1");
+        let meta = &mut pod.metadata;
+        meta.labels
+            .get_or_insert_default()
+            .insert("hype.dev/role".to_owned(), "worker".to_owned());
+        meta.annotations = Some(
+            annotations
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        create(&client, pod).await;
+        until(&server, name, "running", |p| phase(p) == Some("Running")).await;
+    }
+    let (code, listing, stderr) = hype(&["ps", "--kube"], &kubeconfig).await;
+    assert_eq!(code, 0, "{stderr}");
+    let line = |execution: &str| {
+        listing
+            .lines()
+            .find(|l| l.starts_with(&format!("{execution} ")))
+            .unwrap_or_else(|| panic!("no row of {execution}:\n{listing}"))
+            .to_owned()
+    };
+    assert!(
+        line("hype-worker-busy").contains(" worker: busy 2, 37 calls "),
+        "{listing}"
+    );
+    let (cells, _) = row(&listing, "hype-worker-new");
+    assert_eq!(cells[3], "worker", "{listing}");
+    server.shutdown().await;
 }

@@ -3,7 +3,10 @@
 //! (the test double) its pods run on and its Lease, transient claim and
 //! pods stay until `hype gc --kube` collects them; on Docker its containers
 //! and transient volume stay until `hype gc --docker` removes them. After
-//! `hype gc`, nothing of the killed session is left. (The local runner's
+//! `hype gc`, nothing of the killed session is left. The same holds for a
+//! submitter killed while its calls run on warm workers (issue 19): its
+//! busy worker pods, their calls' processes, its Lease and claim are gone
+//! after `hype gc --kube --grace 0s`. (The local runner's
 //! kill test is in `interrupt.rs`: its children die with it.)
 //!
 //! These tests run the `hype` binary of `hype-cli`, which `cargo test
@@ -95,8 +98,58 @@ async fn hype(args: &[&str], vars: &[(&str, String)]) -> (i32, String) {
     (output.status.code().unwrap_or(-1), stdout)
 }
 
+/// The processes of calls running on worker pods: children of a pod's
+/// processes in a process group of their own (a worker starts each call
+/// so), which `pod_processes` does not count.
+fn call_processes(server: &KubeTestServer) -> Vec<u32> {
+    let pods = server.pod_processes();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| !pods.contains(pid))
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let mut fields = stat
+                .rsplit_once(')')
+                .map(|(_, r)| r)
+                .unwrap_or("")
+                .split_whitespace();
+            let (state, parent) = (fields.next(), fields.next());
+            state != Some("Z")
+                && parent
+                    .and_then(|p| p.parse().ok())
+                    .is_some_and(|p| pods.contains(&p))
+        })
+        .collect()
+}
+
+/// Whether process `pid` still runs (a zombie does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submitter_killed_on_kubernetes_leaves_nothing_after_hype_gc() {
+    killed_on_kubernetes(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitter_killed_with_busy_workers_leaves_nothing_after_hype_gc() {
+    killed_on_kubernetes(true).await;
+}
+
+/// Kills the submitter mid-call, on one pod per call or (`workers`) on two
+/// busy warm workers, and checks `hype gc` leaves nothing of its session.
+async fn killed_on_kubernetes(workers: bool) {
     let server = KubeTestServer::start(common::backend::worker_processes());
     let dir = tempfile::tempdir().expect("a temporary directory");
     let kubeconfig = dir.path().join("kubeconfig");
@@ -109,7 +162,11 @@ async fn a_submitter_killed_on_kubernetes_leaves_nothing_after_hype_gc() {
         ),
         ("HYPE_IMAGE", IMAGE.to_owned()),
     ];
-    let mut submitter = start_submitter("kube", &vars).await;
+    let mode = [(
+        "HYPE_TEST_WORKERS",
+        if workers { "1" } else { "0" }.to_owned(),
+    )];
+    let mut submitter = start_submitter("kube", &[&vars[..], &mode[..]].concat()).await;
     let running = || {
         server
             .pods()
@@ -122,6 +179,29 @@ async fn a_submitter_killed_on_kubernetes_leaves_nothing_after_hype_gc() {
         "the two calls' pods never ran: {:?}",
         server.pods()
     );
+    let roles: Vec<Option<String>> = server
+        .pods()
+        .iter()
+        .map(|p| p.metadata.labels.as_ref()?.get("hype.dev/role").cloned())
+        .collect();
+    let calls = if workers {
+        assert_eq!(
+            roles,
+            [Some("worker".to_owned()), Some("worker".to_owned())]
+        );
+        // Both workers busy: each runs its call's process.
+        assert!(
+            hype_tests::wait_until(Duration::from_secs(30), || call_processes(&server).len()
+                == 2)
+            .await,
+            "the workers never ran the two calls: {:?}",
+            call_processes(&server)
+        );
+        call_processes(&server)
+    } else {
+        assert_eq!(roles, [None, None]);
+        Vec::new()
+    };
     let session = server.leases()[0]
         .metadata
         .labels
@@ -212,6 +292,10 @@ async fn a_submitter_killed_on_kubernetes_leaves_nothing_after_hype_gc() {
         .await,
         "pod processes left: {:?}",
         server.pod_processes()
+    );
+    assert!(
+        hype_tests::wait_until(Duration::from_secs(10), || !calls.iter().any(|p| alive(*p))).await,
+        "call processes of the workers left: {calls:?}"
     );
     server.shutdown().await;
 }

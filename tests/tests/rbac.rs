@@ -1,8 +1,8 @@
 //! `docs/rbac.yaml` is the truth: a session that uses every Kubernetes
 //! feature of a submitter (calls, an unschedulable pod's events, a failed
 //! call's log tail, a transient and
-//! a persistent volume, a lost create response, a warm worker and its
-//! attach stream, close) sends only requests
+//! a persistent volume, a lost create response, a warm worker, its
+//! attach stream and its state written on its pod, close) sends only requests
 //! the `hype-submitter` Role allows, and the Role grants nothing that
 //! session does not use; and the file, which names no namespace, applies
 //! in any namespace (`kubectl apply -n batch -f docs/rbac.yaml`) and grants
@@ -62,6 +62,17 @@ async fn a_session_needs_exactly_the_submitter_role() {
     let warm = env.clone().with_workers(hype::Workers::up_to(1));
     let sum = tokio::time::timeout(bound, submitter.run(math::add(3, 4), &warm)).await;
     assert_eq!(sum.expect("within 60 s").unwrap(), 7);
+    // The worker's state, written on its pod for `hype ps` (a pods patch).
+    let patched = || {
+        server
+            .request_log()
+            .iter()
+            .any(|(method, uri)| method == "PATCH" && uri.contains("/pods/hype-worker-"))
+    };
+    assert!(
+        hype_tests::wait_until(bound, patched).await,
+        "the worker's state was never written on its pod"
+    );
     submitter.close().await.expect("close");
 
     let used: BTreeSet<_> = server

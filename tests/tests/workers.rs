@@ -3,7 +3,8 @@
 //! each, every call a fresh process; at most `up_to` workers; a stream cut
 //! mid-call loses and repeats nothing; a worker pod deleted mid-call is a
 //! loss (`ErrorKind::Lost`) that retries recover on another worker; idle
-//! workers go, warm ones stay; `close` leaves nothing.
+//! workers go, warm ones stay; `close` leaves nothing; a worker's state is
+//! written on its pod for `hype ps`.
 //!
 //! (The double's Docker mode does not serve attach: these run in process
 //! mode only.)
@@ -309,6 +310,31 @@ async fn a_worker_deleted_mid_call_is_a_loss_that_a_retry_recovers() {
         .unwrap();
     assert_eq!(result.expect("the retry succeeds"), 1500);
     assert!(c.pods_created() >= 3, "a new worker ran the retry");
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_workers_pod_says_so() {
+    let c = Cluster::new().await;
+    let env = c.env(Workers::up_to(2));
+    let submitter = c.submitter.clone();
+    let call = tokio::spawn(async move { submitter.run(containers::sleep(60_000), &env).await });
+    let worker = c.running_worker().await;
+    let annotations = || {
+        let pod = c.server.pod(&worker);
+        let annotations = pod.and_then(|p| p.metadata.annotations).unwrap_or_default();
+        ["state", "busy", "calls"]
+            .map(|key| annotations.get(&format!("hype.dev/worker-{key}")).cloned())
+    };
+    // The state is written when it changed, at most every 10 s: the first
+    // one seen may still be `starting`.
+    let busy = [Some("busy"), Some("1"), Some("0")].map(|v| v.map(str::to_owned));
+    assert!(
+        hype_tests::wait_until(Duration::from_secs(60), || annotations() == busy).await,
+        "the worker's pod never said busy 1: {:?}",
+        annotations()
+    );
+    call.abort();
     c.finish().await;
 }
 

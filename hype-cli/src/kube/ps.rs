@@ -1,10 +1,16 @@
 //! `hype ps --kube`: hype's pods in a namespace, as table rows, each with
 //! its phase ([`super::phase`]) and, for a pod waiting for a node, the
-//! cluster autoscaler's latest word about it (its events).
+//! cluster autoscaler's latest word about it (its events). A running warm
+//! worker's phase is its state as its submitter wrote it on the pod
+//! (`worker: busy 2, 37 calls`, `worker: idle, 40 calls`).
 
 use hype_runtime::__tools::CONTAINER;
-use hype_runtime::__tools::labels::{LABEL_EXECUTION_ID, LABEL_FUNCTION, LABEL_SESSION};
+use hype_runtime::__tools::labels::{
+    ANNOTATION_WORKER_BUSY, ANNOTATION_WORKER_CALLS, ANNOTATION_WORKER_STATE, LABEL_EXECUTION_ID,
+    LABEL_FUNCTION, LABEL_ROLE, LABEL_SESSION, ROLE_WORKER,
+};
 use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 
@@ -94,6 +100,36 @@ fn since(then: Option<Timestamp>, now: Timestamp) -> Option<std::time::Duration>
     })
 }
 
+/// The phase of a warm worker's pod while it runs: `worker`, then its
+/// state (`starting`, `idle`, `busy N`) and the calls it ran, from the
+/// annotations its submitter writes (at most every 10 s: they may lag).
+/// `None` for a call's pod.
+fn worker_phase(meta: &ObjectMeta) -> Option<String> {
+    let role = meta.labels.as_ref()?.get(LABEL_ROLE)?;
+    if role != ROLE_WORKER {
+        return None;
+    }
+    let annotation = |key: &str| {
+        meta.annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .map(|v| v.chars().filter(|c| !c.is_control()).collect::<String>())
+    };
+    let mut phase = "worker".to_owned();
+    if let Some(state) = annotation(ANNOTATION_WORKER_STATE) {
+        phase = format!("{phase}: {state}");
+        if state == "busy"
+            && let Some(busy) = annotation(ANNOTATION_WORKER_BUSY)
+        {
+            phase = format!("{phase} {busy}");
+        }
+        if let Some(calls) = annotation(ANNOTATION_WORKER_CALLS) {
+            phase = format!("{phase}, {calls} calls");
+        }
+    }
+    Some(phase)
+}
+
 /// A pod's row: its phase and how long it has been in it, its age as of
 /// `now`, its node (`-` before it is placed).
 fn row(pod: &Pod, now: Timestamp) -> Row {
@@ -110,7 +146,10 @@ fn row(pod: &Pod, now: Timestamp) -> Row {
         execution: label(LABEL_EXECUTION_ID).unwrap_or_else(|| name.clone()),
         function: label(LABEL_FUNCTION).unwrap_or_else(|| "-".to_owned()),
         session: label(LABEL_SESSION).unwrap_or_else(|| "-".to_owned()),
-        phase: phase.name.to_owned(),
+        phase: match worker_phase(meta) {
+            Some(worker) if phase.name == "running" => worker,
+            _ => phase.name.to_owned(),
+        },
         in_phase: since(phase.since, now),
         age: since(meta.creation_timestamp.as_ref().map(|t| t.0), now),
         node: pod

@@ -4,6 +4,17 @@
 //! and containers alike. Public (hidden) for the `hype` command, which
 //! finds and removes what dead sessions left.
 
+/// Label of warm worker pods: their role ([`ROLE_WORKER`]).
+pub const LABEL_ROLE: &str = "hype.dev/role";
+/// [`LABEL_ROLE`] on warm worker pods.
+pub const ROLE_WORKER: &str = "worker";
+/// Annotation of warm worker pods, written by their submitter: the
+/// worker's state, `starting`, `idle` or `busy`.
+pub const ANNOTATION_WORKER_STATE: &str = "hype.dev/worker-state";
+/// Annotation of warm worker pods: the calls running on the worker.
+pub const ANNOTATION_WORKER_BUSY: &str = "hype.dev/worker-busy";
+/// Annotation of warm worker pods: the calls the worker has run.
+pub const ANNOTATION_WORKER_CALLS: &str = "hype.dev/worker-calls";
 /// Label: who manages the object (`hype`).
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// Label: the submitter session that created the object.

@@ -22,11 +22,14 @@
 //!
 //! One call mounts a transient volume read-write, so a killed submitter
 //! leaves a claim (or a Docker volume) as well as pods (or containers).
+//! With `HYPE_TEST_WORKERS=1` (mode `kube`), both calls run in the
+//! environment with the volume on warm workers (`Workers::up_to(2)`): two
+//! busy worker pods.
 //! It prints `ready <pid>` once connected and the calls are started.
 
 use std::time::Duration;
 
-use hype::{RunEnvironment, Submitter, VolumeRequest};
+use hype::{RunEnvironment, Submitter, VolumeRequest, Workers};
 use hype_tests::backends::{DockerCluster, KubeCluster};
 
 #[hype::main]
@@ -76,6 +79,12 @@ async fn main() {
     let env = RunEnvironment::new(image).with_timeout(Duration::from_secs(300));
     let scratch = VolumeRequest::new("standard", "1Gi");
     let with_volume = env.clone().with_mount(scratch.mount_read_write("/scratch"));
+    let (env, with_volume) = if std::env::var("HYPE_TEST_WORKERS").as_deref() == Ok("1") {
+        let on_workers = with_volume.with_workers(Workers::up_to(2));
+        (on_workers.clone(), on_workers)
+    } else {
+        (env, with_volume)
+    };
     let calls = [(submitter.clone(), with_volume), (submitter.clone(), env)].map(|(s, env)| {
         tokio::spawn(async move { s.run(hype_tests::containers::sleep(120_000), &env).await })
     });

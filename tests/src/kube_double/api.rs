@@ -1,6 +1,7 @@
 //! The HTTP routes: the core/v1 subset `kube::Client` uses for pods,
 //! persistent volume claims and secrets, and coordination.k8s.io/v1
 //! leases (with merge patches and replaces, as their holders renew them),
+//! merge patches of pods (a submitter writes its warm workers' states),
 //! `pods/attach` and `pods/exec` as WebSocket streams (`streams.rs`),
 //! answering with the JSON and Status objects the apiserver sends.
 
@@ -70,7 +71,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}",
-            get(get_one::<Pod>).delete(delete::<Pod>),
+            get(get_one::<Pod>)
+                .delete(delete::<Pod>)
+                .patch(patch::<Pod>),
         )
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(logs))
         .route("/api/v1/namespaces/{ns}/events", get(list_events))

@@ -111,7 +111,9 @@
 //!
 //! # What it does not model
 //!
-//! - Other kinds and verbs: no PUT, PATCH, server-side apply, subresources
+//! - Other kinds and verbs: no PUT, no PATCH but of Leases and pods (a
+//!   merge patch of a pod may change what a real apiserver keeps
+//!   immutable), no server-side apply, no subresources
 //!   other than `pods/log`, `pods/attach` and `pods/exec` (WebSocket only:
 //!   no SPDY, no TTYs; not with the in-process executor, exec not with Docker; attach
 //!   only to containers with `stdin: true`, and it reports the main

@@ -23,12 +23,18 @@
 //!   session's labels and the Lease's ownerReference, so the close sweep,
 //!   the garbage collector and `hype gc` remove what is left.
 //!
-//! Files: `pod` (the worker pod and the key), `stream` (a worker's
+//! - The pool writes each worker's state (starting, idle, busy N, calls
+//!   run) on its pod's annotations for `hype ps`, when it changed and at
+//!   most once every 10 s per worker ([`report`]).
+//!
+//! Files: `pod` (the worker pod and the key), `report` (the state on the
+//! pod), `stream` (a worker's
 //! stream: its pod created, attached, re-attached), `session` (one
 //! attached stream: replay, dedupe, acks), `call` (one call on a worker).
 
 mod call;
 pub(crate) mod pod;
+mod report;
 mod session;
 pub(crate) mod stream;
 
@@ -148,6 +154,11 @@ struct Worker {
 }
 
 impl Worker {
+    /// Whether its pod has been seen (it exists).
+    fn seen(&self) -> bool {
+        matches!(&*self.events.borrow(), PodEvent::Seen(_))
+    }
+
     fn ready(&self) -> bool {
         matches!(&*self.events.borrow(), PodEvent::Seen(pod)
             if pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
@@ -160,6 +171,22 @@ struct Slot {
     worker: Arc<Worker>,
     busy: usize,
     idle_since: tokio::time::Instant,
+    /// Calls it has run.
+    calls: u64,
+    /// Its state as last written on its pod.
+    reported: report::Reported,
+}
+
+impl Slot {
+    fn new(worker: Arc<Worker>, busy: usize) -> Slot {
+        Slot {
+            worker,
+            busy,
+            idle_since: tokio::time::Instant::now(),
+            calls: 0,
+            reported: report::Reported::default(),
+        }
+    }
 }
 
 /// The workers of one key.
@@ -193,6 +220,7 @@ impl Drop for Busy {
                 .find(|s| Arc::ptr_eq(&s.worker, &self.worker))
             {
                 slot.busy = slot.busy.saturating_sub(1);
+                slot.calls += 1;
                 slot.idle_since = tokio::time::Instant::now();
             }
         }
@@ -238,11 +266,7 @@ impl Pool {
                     state.warmed = true;
                     for _ in 0..self.settings.warm() {
                         let worker = self.start_worker(job, env)?;
-                        state.slots.push(Slot {
-                            worker,
-                            busy: 0,
-                            idle_since: tokio::time::Instant::now(),
-                        });
+                        state.slots.push(Slot::new(worker, 0));
                     }
                 }
                 let room = self.settings.calls_at_once();
@@ -260,11 +284,7 @@ impl Pool {
                 }
                 if state.slots.len() < self.settings.max() {
                     let worker = self.start_worker(job, env)?;
-                    state.slots.push(Slot {
-                        worker: Arc::clone(&worker),
-                        busy: 1,
-                        idle_since: tokio::time::Instant::now(),
-                    });
+                    state.slots.push(Slot::new(Arc::clone(&worker), 1));
                     return Ok(Busy {
                         pool: Arc::clone(self),
                         worker,
@@ -340,12 +360,13 @@ impl Pool {
 }
 
 /// Shuts down the workers of `pool` idle for its `idle_for`, while more
-/// than its warm ones exist; ends with the pool or the runner.
+/// than its warm ones exist, and writes the workers' states that are due
+/// on their pods; ends with the pool or the runner.
 async fn reap(pool: Weak<Pool>, closed: CancellationToken) {
     loop {
         let Some(strong) = pool.upgrade() else { return };
         let idle_for = strong.settings.idle_time();
-        let every = (idle_for / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let every = (idle_for / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
         let expired: Vec<Arc<Worker>> = {
             let mut state = lock(&strong.slots);
             let mut expired = Vec::new();
@@ -365,6 +386,24 @@ async fn reap(pool: Weak<Pool>, closed: CancellationToken) {
         for worker in expired {
             tracing::debug!(worker = %worker.name, ?idle_for, "shutting down an idle worker");
             strong.remove(&worker).await;
+        }
+        let due: Vec<(String, report::State)> = {
+            let mut state = lock(&strong.slots);
+            let now = tokio::time::Instant::now();
+            state
+                .slots
+                .iter_mut()
+                .filter(|s| s.worker.seen())
+                .filter_map(|s| {
+                    let current = report::State::of(s.worker.ready(), s.busy, s.calls);
+                    s.reported
+                        .take_due(&current, now)
+                        .then(|| (s.worker.name.clone(), current))
+                })
+                .collect()
+        };
+        for (name, state) in due {
+            report::write(&strong.context.pods, &name, &state).await;
         }
         drop(strong);
         tokio::select! {

@@ -16,10 +16,9 @@ use crate::backend::Job;
 use crate::environment::RunEnvironment;
 use crate::error::Error;
 
-/// The label that tells a worker pod from a call's pod.
-pub const LABEL_ROLE: &str = "hype.dev/role";
-/// Its value on worker pods.
-pub const ROLE_WORKER: &str = "worker";
+/// The label that tells a worker pod from a call's pod, and its value on
+/// worker pods.
+pub use crate::backend::labels::{LABEL_ROLE, ROLE_WORKER};
 /// The function label (and ID annotation) of worker pods.
 const WORKER_FUNCTION: &str = "hype::worker";
 /// How much longer than the submitter's idle time a worker waits on its
