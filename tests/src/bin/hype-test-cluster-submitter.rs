@@ -22,7 +22,7 @@
 //!
 //! One call mounts a transient volume read-write, so a killed submitter
 //! leaves a claim (or a Docker volume) as well as pods (or containers).
-//! With `HYPE_TEST_WORKERS=1` (mode `kube`), both calls run in the
+//! With `TEST_WORKERS=1` (mode `kube`), both calls run in the
 //! environment with the volume on warm workers (`Workers::up_to(2)`): two
 //! busy worker pods.
 //! It prints `ready <pid>` once connected and the calls are started.
@@ -79,7 +79,7 @@ async fn main() {
     let env = RunEnvironment::new(image).with_timeout(Duration::from_secs(300));
     let scratch = VolumeRequest::new("standard", "1Gi");
     let with_volume = env.clone().with_mount(scratch.mount_read_write("/scratch"));
-    let (env, with_volume) = if std::env::var("HYPE_TEST_WORKERS").as_deref() == Ok("1") {
+    let (env, with_volume) = if std::env::var("TEST_WORKERS").as_deref() == Ok("1") {
         let on_workers = with_volume.with_workers(Workers::up_to(2));
         (on_workers.clone(), on_workers)
     } else {
