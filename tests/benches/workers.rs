@@ -11,12 +11,19 @@
 //!    and the API requests per call once the workers exist (target <= 0.1,
 //!    plus the streams' own traffic).
 //!
+//! 3. **Memory**: the client's peak heap per call in flight, 64 calls of
+//!    200 ms at once, on warm workers (`up_to(16)`, 4 calls per worker)
+//!    against one pod per call (instant pods). Target: warm <= cold.
+//!
 //! `cargo bench -p hype-tests --bench workers` (`HYPE_BENCH_QUICK=1`: fewer
 //! samples).
 
 mod measure;
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
@@ -24,10 +31,49 @@ use hype::{LocalCluster, RunEnvironment, Submitter, Workers};
 use hype_tests::IMAGE;
 use hype_tests::backends::KubeCluster;
 use hype_tests::kube_double::{KubeTestServer, KubeletOptions, PodDelays};
-use hype_tests::{fanout, math};
+use hype_tests::{containers, fanout, math};
 use measure::{interleave, quick, ratio, rounds_text, verdict};
 
 const BOUND: Duration = Duration::from_secs(600);
+
+thread_local! {
+    /// Whether this thread's allocations count (the client's thread, in
+    /// the memory measurement).
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Bytes allocated on counted threads and not freed, and the peak since
+/// the last reset.
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+struct Counting;
+
+// SAFETY: every call is passed on to `System` unchanged; only counters
+// are updated around it.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller upholds `alloc`'s contract, passed on as is.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() && COUNTED.try_with(Cell::get).unwrap_or(false) {
+            let live =
+                LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed) + layout.size() as isize;
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTED.try_with(Cell::get).unwrap_or(false) {
+            LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        }
+        // SAFETY: as for `alloc`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -35,6 +81,8 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(bench());
+    drop(runtime);
+    memory();
 }
 
 fn worker() -> PathBuf {
@@ -171,5 +219,83 @@ async fn what_warm_saves() {
     verdict(
         saved >= 5.0 && per_call <= 0.1,
         "workers take >= 5x less wall time, <= 0.1 API requests per warm call",
+    );
+}
+
+/// The client's peak heap during `n` calls of 200 ms all in flight at
+/// once, less what it held before: the client runs on this thread alone
+/// (a current-thread runtime, its allocations counted), the double on its
+/// own runtime.
+fn peak_heap_of(server: &KubeTestServer, env: &RunEnvironment, n: u64) -> isize {
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("the client's runtime");
+    COUNTED.with(|c| c.set(true));
+    let peak = client.block_on(async {
+        let submitter = kube_submitter(server).await;
+        // One call first: the session, the watch and (warm) the workers
+        // exist before the measured fan-out.
+        submitter
+            .run(containers::sleep(1), env)
+            .await
+            .expect("the first call");
+        let before = LIVE.load(Ordering::Relaxed);
+        PEAK.store(before, Ordering::Relaxed);
+        let calls: Vec<_> = (0..n).map(|_| containers::sleep(200)).collect();
+        let results: Vec<_> = tokio::time::timeout(
+            BOUND,
+            submitter
+                .map(calls, env)
+                .concurrency(n as usize)
+                .progress(false)
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .expect("the fan-out ends within its bound");
+        let peak = PEAK.load(Ordering::Relaxed) - before;
+        for (i, result) in results {
+            result.unwrap_or_else(|err| panic!("call {i} failed: {err}"));
+        }
+        submitter.close().await.expect("close");
+        peak
+    });
+    COUNTED.with(|c| c.set(false));
+    peak
+}
+
+fn memory() {
+    let n = 64;
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("the server's runtime");
+    let server = server_runtime
+        .block_on(async { KubeTestServer::start(KubeletOptions::new().image(IMAGE, worker())) });
+    let cold_env = RunEnvironment::new(IMAGE);
+    let warm_env = RunEnvironment::new(IMAGE).with_workers(
+        Workers::up_to(16)
+            .calls_per_worker(4)
+            .idle_for(Duration::from_secs(600)),
+    );
+    let cold = peak_heap_of(&server, &cold_env, n);
+    let warm = peak_heap_of(&server, &warm_env, n);
+    server_runtime.block_on(server.shutdown());
+    let per_call = |peak: isize| peak as f64 / n as f64 / 1024.0;
+    println!("Memory: the client's peak heap, {n} calls of 200 ms in flight at once");
+    println!(
+        "  one pod per call: {:.1} KiB per call in flight",
+        per_call(cold)
+    );
+    println!(
+        "  warm workers (up_to(16), 4 calls each): {:.1} KiB per call in flight",
+        per_call(warm)
+    );
+    let r = warm as f64 / cold.max(1) as f64;
+    println!("  ratio warm / cold: {r:.2}x (target <= 1x)");
+    verdict(
+        r <= 1.0,
+        "a warm call in flight holds no more heap than a cold one",
     );
 }

@@ -162,10 +162,7 @@ async fn killed_on_kubernetes(workers: bool) {
         ),
         ("HYPE_IMAGE", IMAGE.to_owned()),
     ];
-    let mode = [(
-        "TEST_WORKERS",
-        if workers { "1" } else { "0" }.to_owned(),
-    )];
+    let mode = [("TEST_WORKERS", if workers { "1" } else { "0" }.to_owned())];
     let mut submitter = start_submitter("kube", &[&vars[..], &mode[..]].concat()).await;
     let running = || {
         server
