@@ -30,7 +30,17 @@ struct Cluster {
 
 impl Cluster {
     async fn new() -> Cluster {
-        let server = KubeTestServer::start(common::backend::worker_processes());
+        Cluster::with_pods(common::backend::worker_processes()).await
+    }
+
+    /// Pods as processes (`docker` `None`) or as Docker containers (the
+    /// test's name, for the loud message when no engine answers: `None`).
+    async fn in_mode(docker: Option<&str>) -> Option<Cluster> {
+        Some(Cluster::with_pods(common::backend::worker_pods(docker).await?).await)
+    }
+
+    async fn with_pods(options: hype_tests::kube_double::KubeletOptions) -> Cluster {
+        let server = KubeTestServer::start(options);
         let cluster = KubeCluster::from_client(server.client());
         let submitter = common::backend::kube_submitter(&server, cluster).await;
         Cluster { server, submitter }
@@ -134,9 +144,20 @@ impl Cluster {
     }
 }
 
+/// Pods as processes, then as Docker containers (skipped loudly without
+/// an engine unless `HYPE_REQUIRE_DOCKER=1`).
+const MODES: [Option<&str>; 2] = [None, Some("warm workers in Docker pods")];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_calls_run_on_at_most_four_workers_in_order() {
-    let c = Cluster::new().await;
+    for mode in MODES {
+        if let Some(c) = Cluster::in_mode(mode).await {
+            two_hundred_calls(c).await;
+        }
+    }
+}
+
+async fn two_hundred_calls(c: Cluster) {
     let env = c.env(Workers::up_to(4));
     let calls: Vec<_> = (0..200).map(|i| math::add(i, 1000)).collect();
     let results: Vec<(usize, Result<i64, Error>)> = tokio::time::timeout(
@@ -194,7 +215,14 @@ async fn output_lines_come_back_once_with_the_calls_execution_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_never_sees_what_the_previous_one_left_on_its_worker() {
-    let c = Cluster::new().await;
+    for mode in MODES {
+        if let Some(c) = Cluster::in_mode(mode).await {
+            isolation_on_one_worker(c).await;
+        }
+    }
+}
+
+async fn isolation_on_one_worker(c: Cluster) {
     let env = c.env(Workers::up_to(1));
     assert_eq!(c.run(isolation::swap_global(5), &env).await.unwrap(), 0);
     assert_eq!(c.run(isolation::swap_global(6), &env).await.unwrap(), 0);
