@@ -89,6 +89,7 @@ pub const HYPE_EXECUTABLE: &str = "HYPE_EXECUTABLE";
 /// `0`/`false` turns executable shipping off.
 pub const HYPE_SHIP_EXECUTABLE: &str = "HYPE_SHIP_EXECUTABLE";
 /// The default number of warm workers of an environment that sets none.
+#[cfg_attr(not(feature = "kubernetes"), allow(dead_code))]
 pub const HYPE_WORKERS: &str = "HYPE_WORKERS";
 /// Where a launching `hype-run` caches fetched executables.
 pub const HYPE_CACHE_DIR: &str = "HYPE_CACHE_DIR";
@@ -185,6 +186,7 @@ pub fn ship_executable() -> Result<bool, Error> {
 /// `HYPE_WORKERS`: the warm workers of environments that set none
 /// (`Workers::up_to(N)`), `None` when unset or empty. Anything but a whole
 /// number from 1 is an error naming the variable.
+#[cfg_attr(not(feature = "kubernetes"), allow(dead_code))]
 pub fn workers() -> Result<Option<usize>, Error> {
     match var(HYPE_WORKERS)?.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
