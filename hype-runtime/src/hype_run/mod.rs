@@ -228,12 +228,7 @@ impl Context {
             return Err(Error::UnknownFunction {
                 function: envelope.function.clone(),
                 execution_id: self.execution_id.clone(),
-                known: registry
-                    .ids()
-                    .into_iter()
-                    .take(20)
-                    .map(str::to_owned)
-                    .collect(),
+                known: closest(registry.ids(), &envelope.function, 20),
             });
         };
         if registration.signature() != envelope.signature {
@@ -433,6 +428,21 @@ impl Context {
 }
 
 /// A duration in whole microseconds, saturating.
+/// Up to `n` of `ids`, those sharing the longest prefix with `wanted`
+/// first (its module's functions before others), then by name: what an
+/// unknown function's error lists.
+fn closest(ids: Vec<&str>, wanted: &str, n: usize) -> Vec<String> {
+    let shared = |id: &str| {
+        id.bytes()
+            .zip(wanted.bytes())
+            .take_while(|(a, b)| a == b)
+            .count()
+    };
+    let mut ids = ids;
+    ids.sort_by(|a, b| shared(b).cmp(&shared(a)).then(a.cmp(b)));
+    ids.into_iter().take(n).map(str::to_owned).collect()
+}
+
 fn micros(duration: std::time::Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
@@ -464,4 +474,19 @@ fn check_under(location: Option<&str>, what: &str, uri: &str) -> Result<(), Erro
 
 fn one_line(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_functions_error_lists_its_modules_functions_first() {
+        let ids = vec!["a::z", "m::add", "b::c", "m::mul", "m::sub::x"];
+        assert_eq!(
+            closest(ids.clone(), "m::subtract", 3),
+            ["m::sub::x", "m::add", "m::mul"]
+        );
+        assert_eq!(closest(ids, "q", 2), ["a::z", "b::c"]);
+    }
 }
